@@ -1,0 +1,7 @@
+"""``python -m aiotcp``."""
+
+import sys
+
+from aiotcp.cli import main
+
+sys.exit(main())

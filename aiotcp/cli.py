@@ -1,0 +1,74 @@
+"""``python -m aiotcp`` / ``aiotcp``: the demo and the guard's housekeeping."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _guard_status(args: argparse.Namespace) -> int:
+    from aiotcp.io import iptables_guard
+
+    chains = iptables_guard.status()
+    top = iptables_guard.top_rules()
+    if not chains and not top:
+        print("no aiotcp firewall rules in this network namespace")
+        return 0
+    for line in top:
+        print(line)
+    for st in chains:
+        state = "running" if st.alive else "DEAD (remove with: python -m aiotcp guard cleanup)"
+        print(f"{st.chain}  pid {st.pid}  {state}")
+        for rule in st.rules:
+            print(f"    {rule}")
+    return 0
+
+
+def _guard_cleanup(args: argparse.Namespace) -> int:
+    from aiotcp.io import iptables_guard
+
+    removed = iptables_guard.cleanup(everything=args.all)
+    if removed:
+        print("removed: " + " ".join(removed))
+    else:
+        print("nothing to remove")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from aiotcp.demo.handshake import run_demo
+
+    return run_demo(guard_kind=args.guard)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aiotcp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="two-host demo in network namespaces (needs root)")
+    demo.add_argument("--guard", choices=["iptables", "socket"], default="iptables")
+    demo.set_defaults(func=_demo)
+
+    guard = sub.add_parser("guard", help="the RST guard's firewall rules")
+    gsub = guard.add_subparsers(dest="guard_command", required=True)
+    gsub.add_parser("status", help="list aiotcp's rules in this namespace").set_defaults(
+        func=_guard_status
+    )
+    cleanup = gsub.add_parser("cleanup", help="remove rules left by dead processes")
+    cleanup.add_argument("--all", action="store_true", help="also remove rules of live processes")
+    cleanup.set_defaults(func=_guard_cleanup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except PermissionError as exc:
+        print(f"aiotcp: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

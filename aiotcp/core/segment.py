@@ -1,0 +1,330 @@
+"""TCP segment codec: header, options and validation (RFC 9293 §3.1, RFC 7323, RFC 2018).
+
+``decode`` never raises on wire input: every malformed segment comes back as a
+``DropReason`` so the caller can count it (DESIGN.md: bad input is dropped and
+counted).  ``encode`` builds a header with options and the checksum in one buffer.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Final
+
+from aiotcp.core import checksum
+
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
+
+_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"), (CWR, "W"))
+
+OPT_EOL: Final = 0
+OPT_NOP: Final = 1
+OPT_MSS: Final = 2
+OPT_WSCALE: Final = 3
+OPT_SACK_PERMITTED: Final = 4
+OPT_SACK: Final = 5
+OPT_TIMESTAMPS: Final = 8
+
+MAX_WSCALE: Final = 14  # RFC 7323 §2.3: larger shifts are treated as 14
+HEADER = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, offset, flags, window, csum, urp
+_MSS = struct.Struct("!BBH")
+_TS = struct.Struct("!BBII")
+_SACK_EDGE = struct.Struct("!II")
+
+
+class DropReason(enum.StrEnum):
+    """Why a received packet was not handed to a connection (counted per stack)."""
+
+    TRUNCATED_IP = "truncated_ip"
+    BAD_IP_VERSION = "bad_ip_version"
+    BAD_IP_HEADER_LENGTH = "bad_ip_header_length"
+    BAD_IP_TOTAL_LENGTH = "bad_ip_total_length"
+    IP_FRAGMENT = "ip_fragment"
+    NOT_TCP = "not_tcp"
+    TRUNCATED_TCP = "truncated_tcp"
+    BAD_DATA_OFFSET = "bad_data_offset"
+    BAD_OPTION_LENGTH = "bad_option_length"
+    BAD_CHECKSUM = "bad_checksum"
+    BAD_ADDRESS = "bad_address"
+    BAD_PORT = "bad_port"
+    BAD_FLAGS = "bad_flags"
+
+
+def flags_str(flags: int) -> str:
+    """tcpdump's flag notation: ``S``, ``S.``, ``F.``, ``R``, ``P.`` ..."""
+    s = "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit)
+    if flags & ACK:
+        s += "."
+    return s or "none"
+
+
+def parse_flags(text: str) -> int:
+    """Inverse of the letters used in tests and scenario scripts (``"SA"``, ``"FA"``)."""
+    table = {
+        "S": SYN,
+        "F": FIN,
+        "R": RST,
+        "P": PSH,
+        "A": ACK,
+        ".": ACK,
+        "U": URG,
+        "E": ECE,
+        "W": CWR,
+    }
+    value = 0
+    for ch in text:
+        if ch not in table:
+            raise ValueError(f"unknown TCP flag letter {ch!r} in {text!r}")
+        value |= table[ch]
+    return value
+
+
+class Segment:
+    """One TCP segment, decoded or to be encoded.
+
+    Option fields are ``None`` when the option is absent.  ``payload`` may be a
+    memoryview into a receive buffer: the receiving side copies what it keeps.
+    """
+
+    __slots__ = (
+        "ack",
+        "dst_port",
+        "flags",
+        "mss",
+        "payload",
+        "sack_blocks",
+        "sack_permitted",
+        "seq",
+        "src_port",
+        "ts_ecr",
+        "ts_val",
+        "unknown_options",
+        "urgent",
+        "window",
+        "wscale",
+    )
+
+    def __init__(
+        self,
+        src_port: int = 0,
+        dst_port: int = 0,
+        seq: int = 0,
+        ack: int = 0,
+        flags: int = 0,
+        window: int = 0,
+        urgent: int = 0,
+        payload: bytes | bytearray | memoryview = b"",
+        *,
+        mss: int | None = None,
+        wscale: int | None = None,
+        sack_permitted: bool = False,
+        sack_blocks: tuple[tuple[int, int], ...] = (),
+        ts_val: int | None = None,
+        ts_ecr: int | None = None,
+        unknown_options: int = 0,
+    ) -> None:
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.urgent = urgent
+        self.payload = payload
+        self.mss = mss
+        self.wscale = wscale
+        self.sack_permitted = sack_permitted
+        self.sack_blocks = sack_blocks
+        self.ts_val = ts_val
+        self.ts_ecr = ts_ecr
+        self.unknown_options = unknown_options
+
+    @property
+    def seq_len(self) -> int:
+        """Sequence space consumed: payload plus one each for SYN and FIN."""
+        return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
+
+    def options_length(self) -> int:
+        return len(encode_options(self))
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{self.src_port}>{self.dst_port}",
+            f"[{flags_str(self.flags)}]",
+            f"seq={self.seq}",
+        ]
+        if self.flags & ACK:
+            parts.append(f"ack={self.ack}")
+        parts.append(f"win={self.window}")
+        if self.payload:
+            parts.append(f"len={len(self.payload)}")
+        opts = describe_options(self)
+        if opts:
+            parts.append(f"opts=[{opts}]")
+        return f"Segment({' '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Segment):
+            return NotImplemented
+        return all(
+            (bytes(getattr(self, f)) if f == "payload" else getattr(self, f))
+            == (bytes(getattr(other, f)) if f == "payload" else getattr(other, f))
+            for f in self.__slots__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def describe_options(seg: Segment) -> str:
+    """Options in tcpdump's words, for logs and the demo."""
+    out = []
+    if seg.mss is not None:
+        out.append(f"mss {seg.mss}")
+    if seg.sack_permitted:
+        out.append("sackOK")
+    if seg.ts_val is not None:
+        out.append(f"TS val {seg.ts_val} ecr {seg.ts_ecr or 0}")
+    if seg.wscale is not None:
+        out.append(f"wscale {seg.wscale}")
+    if seg.sack_blocks:
+        out.append("sack " + " ".join(f"{{{a}:{b}}}" for a, b in seg.sack_blocks))
+    return ",".join(out)
+
+
+def encode_options(seg: Segment) -> bytes:
+    """Options laid out the way Linux does (MSS, SACK-permitted+TS, NOP+wscale).
+
+    Every block is padded to 32 bits with NOPs so the header length is exact.
+    """
+    out = bytearray()
+    if seg.mss is not None:
+        out += _MSS.pack(OPT_MSS, 4, seg.mss)
+    if seg.ts_val is not None:
+        if seg.sack_permitted:
+            out += bytes((OPT_SACK_PERMITTED, 2))
+        else:
+            out += bytes((OPT_NOP, OPT_NOP))
+        out += _TS.pack(OPT_TIMESTAMPS, 10, seg.ts_val, seg.ts_ecr or 0)
+    elif seg.sack_permitted:
+        out += bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2))
+    if seg.wscale is not None:
+        out += bytes((OPT_NOP, OPT_WSCALE, 3, seg.wscale))
+    if seg.sack_blocks:
+        blocks = seg.sack_blocks[: (40 - len(out) - 2) // 8]
+        out += bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks)))
+        for left, right in blocks:
+            out += _SACK_EDGE.pack(left, right)
+    return bytes(out)
+
+
+def encode(seg: Segment, src: bytes, dst: bytes) -> bytes:
+    """Serialise ``seg`` with a correct checksum for the IPv4 addresses ``src``/``dst``."""
+    opts = encode_options(seg)
+    if len(opts) > 40:
+        raise ValueError(f"TCP options too long ({len(opts)} bytes > 40)")
+    offset = (20 + len(opts)) // 4
+    buf = bytearray(20 + len(opts) + len(seg.payload))
+    HEADER.pack_into(
+        buf,
+        0,
+        seg.src_port,
+        seg.dst_port,
+        seg.seq,
+        seg.ack,
+        offset << 4,
+        seg.flags,
+        seg.window,
+        0,
+        seg.urgent,
+    )
+    buf[20 : 20 + len(opts)] = opts
+    buf[20 + len(opts) :] = seg.payload
+    csum = checksum.tcp_checksum(src, dst, buf)
+    buf[16] = csum >> 8
+    buf[17] = csum & 0xFF
+    return bytes(buf)
+
+
+def _parse_options(seg: Segment, opts: memoryview) -> DropReason | None:
+    """Parse the option bytes into ``seg``; unknown kinds are skipped by length.
+
+    RFC 9293 MUST-6/7: unknown options must be ignored, and an illegal length
+    must not crash the receiver — we drop such a segment (as Linux does when the
+    length runs past the header).
+    """
+    i = 0
+    n = len(opts)
+    while i < n:
+        kind = opts[i]
+        if kind == OPT_EOL:
+            break
+        if kind == OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= n:
+            return DropReason.BAD_OPTION_LENGTH
+        length = opts[i + 1]
+        if length < 2 or i + length > n:
+            return DropReason.BAD_OPTION_LENGTH
+        if kind == OPT_MSS:
+            if length != 4:
+                return DropReason.BAD_OPTION_LENGTH
+            seg.mss = (opts[i + 2] << 8) | opts[i + 3]
+        elif kind == OPT_WSCALE:
+            if length != 3:
+                return DropReason.BAD_OPTION_LENGTH
+            seg.wscale = min(opts[i + 2], MAX_WSCALE)
+        elif kind == OPT_SACK_PERMITTED:
+            if length != 2:
+                return DropReason.BAD_OPTION_LENGTH
+            seg.sack_permitted = True
+        elif kind == OPT_TIMESTAMPS:
+            if length != 10:
+                return DropReason.BAD_OPTION_LENGTH
+            seg.ts_val, seg.ts_ecr = struct.unpack_from("!II", opts, i + 2)
+        elif kind == OPT_SACK:
+            if (length - 2) % 8 or length == 2:
+                return DropReason.BAD_OPTION_LENGTH
+            seg.sack_blocks = tuple(
+                _SACK_EDGE.unpack_from(opts, j) for j in range(i + 2, i + length, 8)
+            )
+        else:
+            seg.unknown_options += 1
+        i += length
+    return None
+
+
+def decode(
+    data: bytes | bytearray | memoryview,
+    src: bytes,
+    dst: bytes,
+    *,
+    verify_checksum: bool = True,
+) -> Segment | DropReason:
+    """Decode a TCP segment (header onwards) that arrived from ``src`` to ``dst``.
+
+    Returns the ``Segment`` or the reason it must be dropped; never raises.
+    The payload is a memoryview into ``data`` (no copy).
+    """
+    view = data if isinstance(data, memoryview) else memoryview(data)
+    if len(view) < 20:
+        return DropReason.TRUNCATED_TCP
+    sport, dport, seq, ack, off, flags, window, _csum, urgent = HEADER.unpack_from(view)
+    hlen = (off >> 4) * 4
+    if hlen < 20 or hlen > len(view):
+        return DropReason.BAD_DATA_OFFSET
+    if verify_checksum and checksum.verify(src, dst, view) == checksum.CSUM_BAD:
+        return DropReason.BAD_CHECKSUM
+    seg = Segment(sport, dport, seq, ack, flags, window, urgent, view[hlen:])
+    if hlen > 20:
+        reason = _parse_options(seg, view[20:hlen])
+        if reason is not None:
+            return reason
+    return seg

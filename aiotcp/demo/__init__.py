@@ -1,0 +1,1 @@
+"""Demos: what aiotcp shows about TCP, runnable from ``python -m aiotcp demo``."""

@@ -1,0 +1,135 @@
+"""Classic BPF programs for the raw socket and the socket-filter guard.
+
+A raw IPPROTO_TCP socket receives *every* TCP packet of the network namespace
+(PERF-NOTES.md), so the kernel must filter before Python sees anything.  The
+filter admits packets whose TCP destination port lies in one of the stack's port
+ranges.  Each range compiles to three instructions whose jumps are all local, so
+the program never needs a jump longer than classic BPF's 8-bit offsets.  When
+there are more ranges than fit in ``BPF_MAXINSNS``, the closest ranges are merged:
+the filter may then admit a little more than needed (the demultiplexer ignores
+ports it does not own), never less.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+import struct
+from collections.abc import Iterable, Sequence
+
+SO_ATTACH_FILTER = 26
+SO_DETACH_FILTER = 27
+BPF_MAXINSNS = 4096
+
+# opcodes (linux/filter.h)
+BPF_LD_H_ABS = 0x28  # A = u16 at [k]
+BPF_LD_B_ABS = 0x30
+BPF_LDX_B_MSH = 0xB1  # X = 4 * ([k] & 0xf)   (IP header length)
+BPF_LD_H_IND = 0x48  # A = u16 at [X + k]
+BPF_JMP_JEQ_K = 0x15
+BPF_JMP_JGT_K = 0x25
+BPF_JMP_JGE_K = 0x35
+BPF_JMP_JSET_K = 0x45
+BPF_RET_K = 0x06
+
+ACCEPT = 0x40000  # bytes to keep: more than any IPv4 packet
+DROP = 0
+
+Insn = tuple[int, int, int, int]  # code, jt, jf, k
+_INSN = struct.Struct("HBBI")
+_PREAMBLE_LEN = 5
+_MAX_RANGES = (BPF_MAXINSNS - _PREAMBLE_LEN - 1) // 3
+
+
+def merge_ranges(
+    ranges: Iterable[tuple[int, int]], limit: int = _MAX_RANGES
+) -> list[tuple[int, int]]:
+    """Sort, coalesce overlapping/adjacent ranges, then merge the closest until ≤ ``limit``."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if not 0 <= lo <= hi <= 0xFFFF:
+            raise ValueError(f"bad port range {lo}-{hi}")
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    while len(out) > limit:
+        gaps = [out[i + 1][0] - out[i][1] for i in range(len(out) - 1)]
+        i = gaps.index(min(gaps))
+        out[i : i + 2] = [(out[i][0], out[i + 1][1])]
+    return out
+
+
+def tcp_dst_port_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+    """Program for a raw IPv4 socket (data starts at the IP header).
+
+    Non-first fragments are dropped: they carry no TCP header to look at.
+    """
+    prog: list[Insn] = [
+        (BPF_LD_H_ABS, 0, 0, 6),  # flags + fragment offset
+        (BPF_JMP_JSET_K, 0, 1, 0x1FFF),  # a fragment offset: drop
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LDX_B_MSH, 0, 0, 0),  # X = IP header length
+        (BPF_LD_H_IND, 0, 0, 2),  # A = TCP destination port
+    ]
+    assert len(prog) == _PREAMBLE_LEN
+    for lo, hi in merge_ranges(ranges):
+        prog += [
+            (BPF_JMP_JGE_K, 0, 2, lo),  # port < lo: next range
+            (BPF_JMP_JGT_K, 1, 0, hi),  # port > hi: next range
+            (BPF_RET_K, 0, 0, ACCEPT),
+        ]
+    prog.append((BPF_RET_K, 0, 0, DROP))
+    return prog
+
+
+def drop_all() -> list[Insn]:
+    """The socket-filter guard's program: a single ``ret #0``."""
+    return [(BPF_RET_K, 0, 0, DROP)]
+
+
+def attach(sock: socket.socket, prog: Sequence[Insn]) -> None:
+    """Attach (or atomically replace) a classic BPF program on ``sock``."""
+    if len(prog) > BPF_MAXINSNS:
+        raise ValueError(f"BPF program of {len(prog)} instructions exceeds {BPF_MAXINSNS}")
+    code = b"".join(_INSN.pack(*insn) for insn in prog)
+    buf = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def run(prog: Sequence[Insn], packet: bytes) -> int:
+    """Interpret a program the way the kernel would (tests check the compiler with it).
+
+    Out-of-bounds loads end the program with 0, as in the kernel.
+    """
+    a = x = 0
+    pc = 0
+    while True:
+        code, jt, jf, k = prog[pc]
+        pc += 1
+        if code == BPF_RET_K:
+            return k
+        if code in (BPF_LD_H_ABS, BPF_LD_H_IND):
+            off = k + (x if code == BPF_LD_H_IND else 0)
+            if off + 2 > len(packet):
+                return 0
+            a = (packet[off] << 8) | packet[off + 1]
+        elif code == BPF_LD_B_ABS:
+            if k >= len(packet):
+                return 0
+            a = packet[k]
+        elif code == BPF_LDX_B_MSH:
+            if k >= len(packet):
+                return 0
+            x = 4 * (packet[k] & 0x0F)
+        elif code == BPF_JMP_JEQ_K:
+            pc += jt if a == k else jf
+        elif code == BPF_JMP_JGT_K:
+            pc += jt if a > k else jf
+        elif code == BPF_JMP_JGE_K:
+            pc += jt if a >= k else jf
+        elif code == BPF_JMP_JSET_K:
+            pc += jt if a & k else jf
+        else:
+            raise ValueError(f"opcode {code:#x} not supported by this interpreter")

@@ -1,0 +1,156 @@
+"""The raw IPv4 TCP socket: filtered, non-blocking, batch receive, checksummed send.
+
+Receive path (PERF-NOTES.md): the kernel-side BPF filter drops packets for ports
+we do not own before Python wakes up; ``recv_batch`` then drains the socket until
+EAGAIN into one preallocated arena, so a burst costs one Python call per packet
+and no buffer allocation.  The packets of a batch are memoryviews into that arena
+and stay valid only until the next ``recv_batch`` — consumers copy what they keep
+(the receive buffer does).
+
+Send path: the kernel builds the IP header (no ``IP_HDRINCL``), and an
+``IP_PKTINFO`` control message pins the source address so it always matches the
+address the TCP checksum was computed over.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import socket
+import struct
+from collections.abc import Iterable
+
+from aiotcp.core.segment import DropReason, Segment, encode
+from aiotcp.io import bpf
+from aiotcp.io.packet import Packet, parse_ipv4_tcp
+from aiotcp.io.privileges import MissingPrivilegeError, is_permission_error
+
+MAX_IP_PACKET = 65535
+IP_PKTINFO = 8  # linux/in.h; the socket module lacks it before Python 3.12
+
+
+class RawSocket:
+    """One raw socket per stack; every connection's segments go through it."""
+
+    def __init__(
+        self,
+        *,
+        port_ranges: Iterable[tuple[int, int]] = (),
+        arena_size: int = 1 << 20,
+        rcvbuf: int = 4 << 20,
+        sndbuf: int = 4 << 20,
+        verify_checksum: bool = True,
+    ) -> None:
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+        except PermissionError as exc:
+            raise MissingPrivilegeError("cannot open a raw socket") from exc
+        except OSError as exc:
+            if is_permission_error(exc):
+                raise MissingPrivilegeError("cannot open a raw socket") from exc
+            raise
+        self._sock = sock
+        try:
+            # Admit nothing until the caller says which ports are ours.
+            bpf.attach(sock, bpf.tcp_dst_port_filter(port_ranges))
+            self._drain_unfiltered()
+            sock.setblocking(False)
+            for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except BaseException:
+            sock.close()
+            raise
+        self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
+        self._view = memoryview(self._arena)
+        self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
+        self.verify_checksum = verify_checksum
+        self.counters: collections.Counter[str] = collections.Counter()
+
+    def _drain_unfiltered(self) -> None:
+        """Discard what arrived between ``socket()`` and the filter taking effect."""
+        self._sock.setblocking(False)
+        try:
+            while True:
+                self._sock.recv(MAX_IP_PACKET)
+        except BlockingIOError:
+            pass
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def socket(self) -> socket.socket:
+        return self._sock
+
+    def set_port_ranges(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """Replace the BPF filter: only TCP to these destination ports wakes us up."""
+        bpf.attach(self._sock, bpf.tcp_dst_port_filter(ranges))
+
+    def recv_batch(self, max_packets: int = 256) -> list[Packet]:
+        """Drain until EAGAIN (or the arena or ``max_packets`` is full).
+
+        Returns the valid packets; malformed ones are counted in ``counters`` by
+        reason and left out.
+        """
+        packets: list[Packet] = []
+        view = self._view
+        recv_into = self._sock.recv_into
+        counters = self.counters
+        verify = self.verify_checksum
+        offset = 0
+        limit = len(self._arena) - MAX_IP_PACKET
+        received = 0
+        while received < max_packets and offset <= limit:
+            try:
+                n = recv_into(view[offset:])
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            received += 1
+            counters["rx_packets"] += 1
+            counters["rx_bytes"] += n
+            parsed = parse_ipv4_tcp(view[offset : offset + n], verify_checksum=verify)
+            if isinstance(parsed, DropReason):
+                counters["drop_" + parsed.value] += 1
+                continue
+            packets.append(parsed)
+            offset += n
+        return packets
+
+    def send_segment(self, segment: Segment, src: bytes, dst: bytes) -> None:
+        """Encode and send; ``src`` and ``dst`` are 4-byte IPv4 addresses."""
+        self.send(encode(segment, src, dst), src, dst)
+
+    def send(self, data: bytes | bytearray | memoryview, src: bytes, dst: bytes) -> None:
+        """Send an already-encoded TCP segment.
+
+        A full socket buffer (EAGAIN/ENOBUFS) drops the segment as a congested
+        link would; TCP's retransmission recovers it.  Counted as ``tx_dropped``.
+        """
+        cmsg = self._pktinfo.get(src)
+        if cmsg is None:
+            cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("I4s4s", 0, src, bytes(4)))]
+            self._pktinfo[src] = cmsg
+        try:
+            self._sock.sendmsg([data], cmsg, 0, (socket.inet_ntoa(dst), 0))
+        except (BlockingIOError, InterruptedError):
+            self.counters["tx_dropped"] += 1
+            return
+        except OSError as exc:
+            if exc.errno == 105:  # ENOBUFS
+                self.counters["tx_dropped"] += 1
+                return
+            raise
+        self.counters["tx_packets"] += 1
+        self.counters["tx_bytes"] += len(data)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> RawSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,59 @@
+"""Route lookup: which local address and which MTU the kernel would use for a peer.
+
+A connected UDP socket makes the kernel run its routing decision without sending
+anything: ``getsockname()`` is then the source address it picked and ``IP_MTU``
+the path MTU it knows.  That is one syscall pair instead of a netlink dump, and it
+follows policy routing, per-namespace tables and cached PMTU exactly as the kernel
+does for its own TCP.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+IP_MTU = 14  # linux/in.h; not exported by the socket module
+IPV4_HEADER = 20
+TCP_HEADER = 20
+DEFAULT_MTU = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The kernel's answer for one destination."""
+
+    destination: str
+    source: str
+    """Local address the kernel would put in packets to ``destination``."""
+    mtu: int
+    """Path MTU; the MSS we advertise and use is derived from it."""
+
+    @property
+    def mss(self) -> int:
+        """MSS for this path without options (RFC 9293 §3.7.1, RFC 6691)."""
+        return self.mtu - IPV4_HEADER - TCP_HEADER
+
+
+def lookup(destination: str) -> Route:
+    """Ask the kernel how it would reach ``destination``.
+
+    Raises ``OSError`` (ENETUNREACH, EHOSTUNREACH) when there is no route, the
+    same error a kernel ``connect()`` would give.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((destination, 9))  # UDP connect sends nothing
+        source = s.getsockname()[0]
+        try:
+            mtu = s.getsockopt(socket.IPPROTO_IP, IP_MTU)
+        except OSError:
+            mtu = DEFAULT_MTU
+    return Route(destination, source, mtu)
+
+
+def resolve(host: str) -> str:
+    """Dotted-quad IPv4 address for ``host`` (names go through the resolver once)."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return socket.gethostbyname(host)
+    return socket.inet_ntoa(socket.inet_aton(host))
