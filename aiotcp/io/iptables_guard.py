@@ -85,8 +85,12 @@ def _ensure(*rule: str) -> None:
 
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
-    os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
-    with open(LOCK_PATH, "a") as f:
+    try:
+        os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
+        f = open(LOCK_PATH, "a")  # noqa: SIM115 - closed by the with below
+    except PermissionError as exc:
+        raise MissingPrivilegeError("cannot change iptables rules") from exc
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

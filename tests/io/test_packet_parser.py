@@ -20,8 +20,17 @@ def ip_packet(tcp: bytes, *, src: bytes = A, dst: bytes = B, **overrides: int) -
     fields = {"vihl": 0x45, "total": 20 + len(tcp), "frag": 0x4000, "proto": 6}
     fields.update(overrides)
     hdr = struct.pack(
-        "!BBHHHBBH4s4s", fields["vihl"], 0, fields["total"], 1, fields["frag"], 64,
-        fields["proto"], 0, src, dst,
+        "!BBHHHBBH4s4s",
+        fields["vihl"],
+        0,
+        fields["total"],
+        1,
+        fields["frag"],
+        64,
+        fields["proto"],
+        0,
+        src,
+        dst,
     )
     return bytearray(hdr + tcp)
 
@@ -176,13 +185,25 @@ def test_scapy_built_packet_parses_like_scapy_reads_it() -> None:
     seg = parsed.segment
     assert (seg.seq, seg.flags, seg.window) == (0xFFFFFFF0, SYN, 29200)
     assert (seg.mss, seg.sack_permitted, seg.ts_val, seg.ts_ecr, seg.wscale) == (
-        1400, True, 123, 0, 7,
+        1400,
+        True,
+        123,
+        0,
+        7,
     )
 
 
 def test_scapy_validates_our_checksum_and_options() -> None:
     seg = Segment(
-        1234, 80, 7, 9, ACK, 100, payload=b"x" * 33, ts_val=5, ts_ecr=6,
+        1234,
+        80,
+        7,
+        9,
+        ACK,
+        100,
+        payload=b"x" * 33,
+        ts_val=5,
+        ts_ecr=6,
         sack_blocks=((100, 200), (300, 400)),
     )
     parsed = IP(bytes(ip_packet(encode(seg, A, B))))
