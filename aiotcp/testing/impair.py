@@ -1,0 +1,300 @@
+"""Link impairment (loss, delay, jitter → reordering, duplication) without netem.
+
+This kernel has no netem qdisc, so packets are diverted to user space instead: an
+iptables ``NFQUEUE`` rule in one host's namespace hands every packet of that host's
+veth to a helper process (``python -m aiotcp.testing.impair``) that decides, with a
+seeded RNG, to drop it, hold it for ``delay ± jitter`` (deferred verdict, so packets
+overtake each other → reordering) and/or send an extra copy. All randomness comes
+from ``--seed``: the same traffic sees the same decisions.
+
+Where the rules live, and why:
+
+* ``direction="in"``: ``mangle INPUT -i <veth>``; ``"out"``: ``mangle POSTROUTING
+  -o <veth>``; ``"both"``: both rules, one queue. The mangle table runs before
+  ``filter``, so a packet we accept still meets every filter rule (e.g. aiotcp's RST
+  guard): an NFQUEUE accept skips only the rest of the table that queued it.
+* Impair the *kernel peer's* namespace when testing aiotcp: an AF_PACKET socket sees
+  inbound packets before netfilter, and AF_PACKET sends bypass it, so rules in the
+  aiotcp host could miss its traffic. Loss decided in the helper is invisible to the
+  sender (asynchronous verdict), like loss on a wire.
+* Duplicates are re-sent through a raw socket with ``SO_MARK``; the rules skip that
+  mark, so copies are not impaired again. Inbound copies travel via ``lo`` (so a
+  capture on the veth shows inbound duplicates only on the sending side); outbound
+  copies leave through the veth and appear in captures on both sides.
+
+:func:`iptables_drop` is the helper-free alternative: deterministic (``--mode nth``)
+or random (``--mode random``) loss straight from the ``statistic`` match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from aiotcp.testing.netns import Host, read_line
+
+if TYPE_CHECKING:
+    from netfilterqueue import Packet
+
+Direction = Literal["in", "out", "both"]
+MARK_BASE = 0xA17C0000
+"""Marks ``MARK_BASE | queue`` label our duplicate copies (skipped by our rules)."""
+
+_queues = itertools.count(1 + os.getpid() % 30000)
+
+
+@dataclass
+class ImpairStats:
+    """What the helper did, reported when it exits."""
+
+    seen: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    delayed: int = 0
+
+
+@dataclass
+class Impairment:
+    """A running impairment; ``stats`` is filled in when the context exits."""
+
+    host: Host
+    queue: int
+    rules: list[list[str]]
+    pid: int
+    stats: ImpairStats = field(default_factory=ImpairStats)
+
+
+def _hooks(host: Host, direction: Direction) -> list[list[str]]:
+    hooks = []
+    if direction in ("in", "both"):
+        hooks.append(["INPUT", "-i", host.ifname])
+    if direction in ("out", "both"):
+        hooks.append(["POSTROUTING", "-o", host.ifname])
+    if not hooks:
+        raise ValueError(f"direction must be in/out/both, not {direction!r}")
+    return hooks
+
+
+@contextlib.contextmanager
+def _rules(host: Host, rules: list[list[str]]) -> Iterator[None]:
+    """Insert iptables rules (mangle table) in ``host``; delete them on exit."""
+    added: list[list[str]] = []
+    try:
+        for rule in rules:
+            host.run(["iptables", "-w", "-t", "mangle", "-I", *rule])
+            added.append(rule)
+        yield
+    finally:
+        for rule in reversed(added):
+            host.run(["iptables", "-w", "-t", "mangle", "-D", *rule], check=False)
+
+
+@contextlib.contextmanager
+def impair(
+    host: Host,
+    loss: float = 0.0,
+    delay: float = 0.0,
+    jitter: float = 0.0,
+    dup: float = 0.0,
+    seed: int = 0,
+    direction: Direction = "in",
+    proto: str | None = None,
+) -> Iterator[Impairment]:
+    """Impair traffic on ``host``'s veth for the duration of the block.
+
+    ``loss``/``dup`` are probabilities per packet, ``delay``/``jitter`` seconds (each
+    packet waits a uniform ``delay ± jitter``, never below 0). ``proto`` (e.g.
+    ``"tcp"``) limits the rule to one protocol. The helper is bound to its queue
+    before the rule exists, and the rule is gone before the helper stops (which then
+    releases every held packet at once), so no packet meets a queue with no reader.
+    """
+    for name, p in (("loss", loss), ("dup", dup)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must be a probability, got {p}")
+    if delay < 0 or jitter < 0:
+        raise ValueError("delay and jitter must be >= 0")
+    queue = next(_queues) % 0xFFFF
+    mark = MARK_BASE | queue
+    match = ["-p", proto] if proto else []
+    target = ["-m", "mark", "!", "--mark", hex(mark), "-j", "NFQUEUE", "--queue-num", str(queue)]
+    rules = [[*hook, *match, *target] for hook in _hooks(host, direction)]
+    args = [f"--queue={queue}", f"--mark={mark}", f"--loss={loss}", f"--delay={delay}"]
+    args += [f"--jitter={jitter}", f"--dup={dup}", f"--seed={seed}"]
+    proc = host.python(["-m", "aiotcp.testing.impair", *args], stdout=subprocess.PIPE, text=True)
+    result = Impairment(host=host, queue=queue, rules=rules, pid=proc.pid)
+    try:
+        try:
+            ready = read_line(proc.stdout, 15.0).strip() == "ready"
+        except EOFError:
+            ready = False
+        if not ready:
+            raise RuntimeError("impairment helper did not start (its stderr says why)")
+        with _rules(host, rules):
+            yield result
+    finally:
+        out, _ = host.stop(proc, timeout=5.0)
+        for line in out.splitlines():
+            if line.startswith("{"):
+                result.stats = ImpairStats(**json.loads(line))
+
+
+@contextlib.contextmanager
+def iptables_drop(
+    host: Host,
+    *,
+    probability: float | None = None,
+    every: int | None = None,
+    packet: int = 0,
+    direction: Direction = "in",
+    proto: str | None = None,
+) -> Iterator[None]:
+    """Drop packets with the ``statistic`` match, no helper process needed.
+
+    Give ``every=N`` (drop packet ``packet``, 0-based, of each N: deterministic) or
+    ``probability=p`` (kernel RNG, not seeded). Prefer ``direction="in"`` on the
+    receiver: a DROP on the sending host's output path makes the sender's
+    ``send``/``sendto`` fail with EPERM, which real loss never does.
+    """
+    if (probability is None) == (every is None):
+        raise ValueError("give exactly one of probability= or every=")
+    if every is not None:
+        stat = ["--mode", "nth", "--every", str(every), "--packet", str(packet)]
+    else:
+        stat = ["--mode", "random", "--probability", str(probability)]
+    match = ["-p", proto] if proto else []
+    rules = [
+        [*hook, *match, "-m", "statistic", *stat, "-j", "DROP"] for hook in _hooks(host, direction)
+    ]
+    with _rules(host, rules):
+        yield
+
+
+# ----------------------------------------------------------------- helper process
+
+
+class _Helper:
+    """Runs inside the namespace: reads the queue, decides, issues verdicts."""
+
+    def __init__(self, opts: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> None:
+        from netfilterqueue import NetfilterQueue
+
+        self.opts = opts
+        self.loop = loop
+        self.rng = random.Random(opts.seed)
+        self.stats = ImpairStats()
+        self.held: dict[int, tuple[asyncio.TimerHandle, Packet]] = {}
+        self.ids = itertools.count()
+        self.closing = False
+        self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, struct.pack("I", opts.mark))
+        self.nfq = NetfilterQueue()
+        self.nfq.bind(opts.queue, self.on_packet, max_len=65535, sock_len=64 * 1024 * 1024)
+
+    def on_packet(self, pkt: Packet) -> None:
+        """Decide one packet's fate. All three random numbers are drawn for every
+        packet, so the decisions for packet *n* do not depend on which impairments
+        are enabled."""
+        if self.closing:  # shutting down: let everything still queued through
+            pkt.accept()
+            return
+        opts, rng = self.opts, self.rng
+        r_loss, r_dup, r_delay = rng.random(), rng.random(), rng.uniform(-1.0, 1.0)
+        self.stats.seen += 1
+        try:
+            if r_loss < opts.loss:
+                self.stats.dropped += 1
+                pkt.drop()
+                return
+            copy = r_dup < opts.dup
+            wait = max(0.0, opts.delay + opts.jitter * r_delay)
+            if wait <= 0.0:
+                self.release(pkt, copy, None)
+                return
+            pkt.retain()
+            self.stats.delayed += 1
+            key = next(self.ids)
+            handle = self.loop.call_later(wait, self.release, pkt, copy, key)
+            self.held[key] = (handle, pkt)
+        except Exception as exc:  # never let an exception escape into the C callback
+            print(f"impair: {exc!r}", file=sys.stderr, flush=True)
+            with contextlib.suppress(Exception):
+                pkt.accept()
+
+    def release(self, pkt: Packet, copy: bool, key: int | None) -> None:
+        if key is not None:
+            self.held.pop(key, None)
+        payload = pkt.get_payload() if copy else b""
+        pkt.accept()
+        if copy:
+            self.stats.duplicated += 1
+            dst = socket.inet_ntoa(payload[16:20])
+            try:
+                self.raw.sendto(payload, (dst, 0))
+            except OSError as exc:
+                print(f"impair: duplicate not sent: {exc!r}", file=sys.stderr, flush=True)
+
+    def flush(self) -> None:
+        """Release everything still held (shutdown): no packet is lost by stopping."""
+        for handle, pkt in list(self.held.values()):
+            handle.cancel()
+            self.release(pkt, False, None)
+        self.held.clear()
+
+    def close(self) -> None:
+        self.nfq.unbind()
+        self.raw.close()
+
+
+async def _serve(opts: argparse.Namespace) -> ImpairStats:
+    loop = asyncio.get_running_loop()
+    helper = _Helper(opts, loop)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    fd = helper.nfq.get_fd()
+    loop.add_reader(fd, helper.nfq.run, False)
+    print("ready", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_reader(fd)
+        helper.closing = True
+        helper.nfq.run(False)  # drain packets queued but not yet read
+        helper.flush()
+        helper.close()
+    return helper.stats
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the helper; prints ``ready``, then a JSON stats line on exit."""
+    parser = argparse.ArgumentParser(prog="python -m aiotcp.testing.impair")
+    parser.add_argument("--queue", type=int, required=True)
+    parser.add_argument("--mark", type=int, default=None)
+    parser.add_argument("--loss", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--jitter", type=float, default=0.0)
+    parser.add_argument("--dup", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    opts = parser.parse_args(argv)
+    if opts.mark is None:
+        opts.mark = MARK_BASE | opts.queue
+    stats = asyncio.run(_serve(opts))
+    print(json.dumps(stats.__dict__), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
