@@ -22,7 +22,17 @@ URG: Final = 0x20
 ECE: Final = 0x40
 CWR: Final = 0x80
 
-_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"), (CWR, "W"))
+# tcpdump's order and letters (print-tcp.c), ACK printed as ".".
+_FLAG_LETTERS = (
+    (FIN, "F"),
+    (SYN, "S"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "."),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "W"),
+)
 
 OPT_EOL: Final = 0
 OPT_NOP: Final = 1
@@ -58,11 +68,8 @@ class DropReason(enum.StrEnum):
 
 
 def flags_str(flags: int) -> str:
-    """tcpdump's flag notation: ``S``, ``S.``, ``F.``, ``R``, ``P.`` ..."""
-    s = "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit)
-    if flags & ACK:
-        s += "."
-    return s or "none"
+    """Flags as tcpdump prints them: ``S``, ``S.``, ``.``, ``P.``, ``F.``, ``R``."""
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
 
 
 def parse_flags(text: str) -> int:

@@ -1,0 +1,181 @@
+"""Send and receive buffers (RFC 9293 §3.3.2, §3.8.6; RFC 2018 SACK blocks).
+
+Both buffers count in *stream offsets* (unbounded Python ints) rather than sequence
+numbers: the connection converts with ``seq_sub`` once per segment, and nothing in
+here ever has to think about wrap-around.  ``bytearray`` deletion from the front is
+amortised O(1) in CPython, so the acked/read prefix is simply deleted.
+"""
+
+from __future__ import annotations
+
+from aiotcp.core.seq import seq_add
+
+Bytes = bytes | bytearray | memoryview
+
+
+class SendBuffer:
+    """Bytes written by the application and not yet acknowledged by the peer.
+
+    Offset 0 is the oldest unacknowledged byte (SND.UNA, once the SYN is acked).
+    """
+
+    __slots__ = ("_buf", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._buf = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def space(self) -> int:
+        return max(self.capacity - len(self._buf), 0)
+
+    def write(self, data: Bytes) -> int:
+        """Queue as much of ``data`` as fits; return how many bytes were taken."""
+        n = min(len(data), self.space)
+        if n:
+            self._buf += data[:n]
+        return n
+
+    def peek(self, offset: int, n: int) -> bytes:
+        """Copy of ``n`` bytes at ``offset`` (a copy: the buffer keeps changing)."""
+        return bytes(self._buf[offset : offset + n])
+
+    def consume(self, n: int) -> None:
+        """Drop ``n`` acknowledged bytes from the front."""
+        if n > 0:
+            del self._buf[:n]
+
+
+class _Range:
+    """One out-of-order run of bytes ``[start, end)`` in stream offsets."""
+
+    __slots__ = ("data", "end", "stamp", "start")
+
+    def __init__(self, start: int, data: bytearray, stamp: int) -> None:
+        self.start = start
+        self.end = start + len(data)
+        self.data = data
+        self.stamp = stamp
+
+
+class ReceiveBuffer:
+    """In-order bytes for the application plus a bounded out-of-order queue.
+
+    ``nxt`` is the stream offset of RCV.NXT.  Out-of-order ranges are kept sorted,
+    merged and non-adjacent; each carries the insertion ``stamp`` of the segment
+    that last touched it, because RFC 2018 §4 wants the block holding the most
+    recently received segment reported first.
+    """
+
+    __slots__ = ("_ooo", "_ready", "_stamp", "capacity", "max_ranges", "nxt", "ooo_dropped")
+
+    def __init__(self, capacity: int, max_ranges: int = 64) -> None:
+        self.capacity = capacity
+        self.max_ranges = max_ranges
+        self.nxt = 0
+        self.ooo_dropped = 0
+        self._ready = bytearray()
+        self._ooo: list[_Range] = []
+        self._stamp = 0
+
+    @property
+    def readable(self) -> int:
+        return len(self._ready)
+
+    @property
+    def free(self) -> int:
+        """Room for in-order data: what RCV.WND may at most advertise."""
+        return max(self.capacity - len(self._ready), 0)
+
+    @property
+    def has_out_of_order(self) -> bool:
+        return bool(self._ooo)
+
+    @property
+    def out_of_order_bytes(self) -> int:
+        return sum(r.end - r.start for r in self._ooo)
+
+    @property
+    def out_of_order_end(self) -> int:
+        """Stream offset just past the highest out-of-order byte (``nxt`` if none)."""
+        return self._ooo[-1].end if self._ooo else self.nxt
+
+    def insert(self, rel: int, data: Bytes, limit: int) -> int:
+        """Store ``data`` that starts ``rel`` bytes after RCV.NXT.
+
+        Bytes before RCV.NXT (duplicates) and at or beyond ``limit`` (outside the
+        window, RFC 9293 §3.10.7.4 trimming) are cut off.  Returns how far RCV.NXT
+        advanced, 0 for an out-of-order or duplicate segment.
+        """
+        if rel < 0:
+            data = data[-rel:]
+            rel = 0
+        if rel + len(data) > limit:
+            data = data[: max(limit - rel, 0)]
+        if not data:
+            return 0
+        self._stamp += 1
+        if rel == 0:
+            before = self.nxt
+            self._ready += data
+            self.nxt += len(data)
+            self._pull_in_order()
+            return self.nxt - before
+        self._insert_out_of_order(self.nxt + rel, data)
+        return 0
+
+    def _pull_in_order(self) -> None:
+        ooo = self._ooo
+        while ooo and ooo[0].start <= self.nxt:
+            r = ooo.pop(0)
+            if r.end > self.nxt:
+                self._ready += r.data[self.nxt - r.start :]
+                self.nxt = r.end
+
+    def _insert_out_of_order(self, start: int, data: Bytes) -> None:
+        end = start + len(data)
+        ooo = self._ooo
+        i = 0
+        while i < len(ooo) and ooo[i].end < start:
+            i += 1
+        j = i
+        while j < len(ooo) and ooo[j].start <= end:
+            j += 1
+        if i == j:
+            if len(ooo) >= self.max_ranges:
+                # Bounded memory: refuse a new range rather than grow without limit;
+                # the sender retransmits it after the hole is filled.
+                self.ooo_dropped += 1
+                return
+            ooo.insert(i, _Range(start, bytearray(data), self._stamp))
+            return
+        new_start = min(start, ooo[i].start)
+        new_end = max(end, ooo[j - 1].end)
+        merged = bytearray(new_end - new_start)
+        for r in ooo[i:j]:
+            merged[r.start - new_start : r.end - new_start] = r.data
+        merged[start - new_start : end - new_start] = data
+        ooo[i:j] = [_Range(new_start, merged, self._stamp)]
+
+    def read(self, max_bytes: int = -1) -> bytes:
+        n = len(self._ready) if max_bytes < 0 else min(max_bytes, len(self._ready))
+        out = bytes(self._ready[:n])
+        del self._ready[:n]
+        return out
+
+    def sack_blocks(self, rcv_nxt: int, max_blocks: int) -> tuple[tuple[int, int], ...]:
+        """RFC 2018 §4 SACK blocks as sequence numbers, most recently updated first."""
+        if not self._ooo or max_blocks <= 0:
+            return ()
+        ranges = sorted(self._ooo, key=lambda r: r.stamp, reverse=True)[:max_blocks]
+        return tuple(
+            (seq_add(rcv_nxt, r.start - self.nxt), seq_add(rcv_nxt, r.end - self.nxt))
+            for r in ranges
+        )
+
+    def clear(self) -> None:
+        self._ready.clear()
+        self._ooo.clear()

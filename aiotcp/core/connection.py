@@ -1,0 +1,1318 @@
+"""The TCP state machine: one ``Connection`` class, all 11 RFC 9293 states.
+
+Everything that affects the state machine lives in this file (h11's rule).  Input
+is processed in RFC 9293 §3.10.7 order — sequence check, RST, SYN, ACK, text, FIN —
+with RFC 5961 challenge ACKs, RFC 7323 PAWS and RFC 1337 folded in at the step
+where those RFCs put them.  Output is pulled with ``segments_to_send(now)``; time
+only ever arrives as an argument (aioquic's ``QuicConnection`` shape).
+
+Sequence variables use RFC 9293 names.  One addition: ``snd_max`` is the highest
+sequence number ever sent.  After an RTO ``snd_nxt`` is rewound to ``snd_una``
+(go-back-N, as smoltcp does), so ``snd_max`` is what "SND.NXT" means in the RFC's
+acceptability tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiotcp.core import congestion
+from aiotcp.core.buffers import Bytes, ReceiveBuffer, SendBuffer
+from aiotcp.core.events import (
+    CloseReason,
+    Connected,
+    ConnectionClosed,
+    ConnectionReset,
+    DataReceived,
+    EofReceived,
+    Event,
+    SendSpaceAvailable,
+    StateChanged,
+)
+from aiotcp.core.isn import initial_sequence_number, timestamp_offset
+from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
+from aiotcp.core.rto import RttEstimator
+from aiotcp.core.segment import ACK, FIN, MAX_WSCALE, PSH, RST, SYN, Segment
+from aiotcp.core.seq import MASK, in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from aiotcp.core.timers import TimerName, Timers
+
+if TYPE_CHECKING:
+    from aiotcp.core.listener import Listener
+
+Address = tuple[bytes, int]
+
+#: RFC 7323 §2.2: window field value in SYN segments is never scaled.
+MAX_UNSCALED_WINDOW = 0xFFFF
+#: Sequence space "in flight" for a SYN or FIN.
+_TS_OPTION_SPACE = 12
+
+
+class State(enum.Enum):
+    """RFC 9293 §3.3.2 connection states (values as ``ss``/``netstat`` print them)."""
+
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSING = "CLOSING"
+    TIME_WAIT = "TIME-WAIT"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    LAST_ACK = "LAST-ACK"
+
+
+_SYNCHRONIZED = frozenset(
+    {
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSE_WAIT,
+        State.CLOSING,
+        State.LAST_ACK,
+        State.TIME_WAIT,
+    }
+)
+#: States in which received segment text is delivered (RFC 9293 §3.10.7.4 step 7).
+_RECEIVES_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+#: States in which the application may still queue data.
+_CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
+#: States in which our FIN is queued or sent.
+_FIN_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
+#: RFC 9293 §3.10.5 ABORT: states in which an abort sends a RST.
+_ABORT_SENDS_RST = frozenset(
+    {
+        State.SYN_RECEIVED,
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.FIN_WAIT_2,
+        State.CLOSE_WAIT,
+    }
+)
+_KEEPALIVE_STATES = frozenset(
+    {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2}
+)
+
+
+def reset_for(seg: Segment) -> Segment | None:
+    """The RST that answers ``seg`` when no connection exists (RFC 9293 §3.10.7.1).
+
+    An incoming RST is never answered (MUST-? "a RST is never sent in response to a
+    RST"); otherwise the RST takes its sequence number from the offending ACK field,
+    or acknowledges the segment when it carried no ACK.
+    """
+    if seg.flags & RST:
+        return None
+    if seg.flags & ACK:
+        return Segment(seg.dst_port, seg.src_port, seg.ack, 0, RST)
+    return Segment(seg.dst_port, seg.src_port, 0, seq_add(seg.seq, seg.seq_len), RST | ACK)
+
+
+def _wscale_for(buffer: int) -> int:
+    """Smallest shift that lets ``buffer`` fit the 16-bit window (RFC 7323 §2.3)."""
+    shift = 0
+    while shift < MAX_WSCALE and (buffer >> shift) > MAX_UNSCALED_WINDOW:
+        shift += 1
+    return shift
+
+
+@dataclass(slots=True)
+class Counters:
+    """Per-connection statistics (``info()``; ``nstat``-like names)."""
+
+    segments_in: int = 0
+    segments_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    retransmits: int = 0
+    rto_expirations: int = 0
+    fast_retransmits: int = 0
+    dup_acks: int = 0
+    challenge_acks: int = 0
+    ooo_segments: int = 0
+    ooo_dropped: int = 0
+    unacceptable_segments: int = 0
+    paws_rejected: int = 0
+    zero_window_probes: int = 0
+    keepalive_probes: int = 0
+    rst_in: int = 0
+    rst_out: int = 0
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """Snapshot for ``aiotcp.connections()`` and ``get_extra_info('aiotcp')``."""
+
+    state: str
+    local: Address
+    remote: Address
+    iss: int
+    irs: int
+    snd_una: int
+    snd_nxt: int
+    snd_wnd: int
+    rcv_nxt: int
+    rcv_wnd: int
+    mss: int
+    srtt: float | None
+    rttvar: float | None
+    rto: float
+    cwnd: int
+    ssthresh: int
+    congestion: str
+    send_queue: int
+    recv_queue: int
+    ooo_bytes: int
+    timers: dict[str, float]
+    options: dict[str, Any]
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Connection:
+    """One TCP endpoint (RFC 9293 Transmission Control Block plus its behaviour)."""
+
+    def __init__(
+        self,
+        local: Address,
+        remote: Address,
+        options: TcpOptions | None = None,
+        isn_secret: bytes = b"",
+        now: float = 0.0,
+        *,
+        iss: int | None = None,
+    ) -> None:
+        self.local = local
+        self.remote = remote
+        self.options = opts = options if options is not None else TcpOptions()
+        self._secret = isn_secret
+        self._iss_override = iss
+        self.created = now
+        self.state = State.CLOSED
+        self.close_reason: CloseReason | None = None
+        self.counters = Counters()
+        self.timers = Timers()
+        self._events: deque[Event] = deque()
+        self._parent: Listener | None = None
+        self.passive = False
+
+        # RFC 9293 §3.3.1 send sequence variables.
+        self.iss = 0
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.snd_max = 0
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        # Receive sequence variables; ``rcv_adv`` is the right edge we advertised.
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0
+        self._last_ack_sent = 0
+
+        # Negotiated options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
+        self.peer_mss = DEFAULT_PEER_MSS
+        self.mss = min(DEFAULT_PEER_MSS, opts.advertised_mss())
+        self.snd_wscale = 0
+        self.rcv_wscale = _wscale_for(opts.recv_buffer) if opts.window_scaling else 0
+        self._wscale_ok = False
+        self.sack_ok = False
+        self.ts_ok = False
+        self.ts_recent = 0
+        self._ts_offset = timestamp_offset(isn_secret, local, remote) if isn_secret else 0
+        self._rcv_mss = min(opts.advertised_mss(), DEFAULT_PEER_MSS)
+        self._syn_window = 0
+
+        self.send_buffer = SendBuffer(opts.send_buffer)
+        self.recv_buffer = ReceiveBuffer(opts.recv_buffer, opts.ooo_max_segments)
+        self._snd_buf_seq = 0  # sequence number of send_buffer offset 0
+        self._fin_queued = False  # application asked for FIN (shutdown_write / close)
+        self._rcv_fin_seq: int | None = None  # peer FIN seen beyond a hole
+        self._fin_received = False
+        self._read_closed = False  # close(): the application reads no more
+        self._orphaned = False
+        self._send_space_wanted = False
+
+        # Transmission control.
+        self._ack_now = False
+        self._rcv_unacked = 0
+        self._retransmit_head = False
+        self._force_push = False
+        self._probe_pending = False
+        self._rst_out: list[Segment] = []
+        self._retries = 0
+        self._handshake_retransmitted = False
+        self._rtt_seq: int | None = None
+        self._rtt_time = 0.0
+        self._dupacks = 0
+        self._recover: int | None = None
+        self._in_recovery = False
+        self._persist_probes = 0
+        self._keepalive_probes = 0
+        self._last_heard = now
+        self._last_progress = now
+        self._challenge_window = -1.0
+        self._challenge_count = 0
+
+        self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
+        self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window)
+
+    # ------------------------------------------------------------------ user calls
+
+    def connect(self, now: float) -> None:
+        """Active OPEN (RFC 9293 §3.10.1): choose the ISN, send SYN, enter SYN-SENT."""
+        if self.state is not State.CLOSED:
+            raise ConnectionError(f"connect() in state {self.state.name}")
+        self._init_send_sequence(now)
+        self._last_heard = now
+        self._set_state(State.SYN_SENT)
+
+    def listen(self, now: float) -> None:
+        """Passive OPEN (RFC 9293 §3.10.1): wait in LISTEN for a SYN."""
+        if self.state is not State.CLOSED:
+            raise ConnectionError(f"listen() in state {self.state.name}")
+        self.passive = True
+        self._set_state(State.LISTEN)
+
+    def send(self, data: Bytes) -> int:
+        """SEND (RFC 9293 §3.10.2): queue bytes; return how many fit in the send buffer.
+
+        Queuing before the handshake completes is allowed (RFC 9293 §3.10.2,
+        SYN-SENT / SYN-RECEIVED: "queue the data for transmission after entering
+        ESTABLISHED").
+        """
+        if self.state not in _CAN_SEND or self._fin_queued:
+            if self.close_reason is not None and self.close_reason is not CloseReason.NORMAL:
+                raise self.close_reason.exception() or BrokenPipeError()
+            raise BrokenPipeError(f"cannot send in state {self.state.name} (connection closing)")
+        n = self.send_buffer.write(data)
+        if n < len(data):
+            self._send_space_wanted = True
+        return n
+
+    def read(self, max_bytes: int = -1) -> bytes:
+        """RECEIVE (RFC 9293 §3.10.3): take in-order bytes; may queue a window update."""
+        data = self.recv_buffer.read(max_bytes)
+        if data and self.state in _RECEIVES_TEXT and self._window_update_due():
+            # RFC 9293 §3.8.6.2.2: tell the peer once the window grew enough.
+            self._ack_now = True
+        return data
+
+    def shutdown_write(self, now: float) -> None:
+        """Half-close: FIN after the queued data (RFC 9293 §3.10.4 CLOSE, "half-close")."""
+        st = self.state
+        if self._fin_queued or st in (State.CLOSED, State.LISTEN):
+            return
+        self._fin_queued = True
+        if st is State.ESTABLISHED:
+            self._set_state(State.FIN_WAIT_1)
+        elif st is State.CLOSE_WAIT:
+            self._set_state(State.LAST_ACK)
+        # SYN-SENT / SYN-RECEIVED: the FIN goes out after ESTABLISHED (RFC 9293 §3.10.4).
+
+    def close(self, now: float) -> None:
+        """CLOSE like close(2): no more reads, FIN after queued data.
+
+        Unread received data turns the close into a RST, as Linux does (RFC 2525
+        §2.17; RFC 9293 §3.10.4 leaves this to the implementation), so the peer
+        learns that data was lost.  An orphaned FIN-WAIT-2 is bounded by
+        ``fin_wait_2_timeout``.
+        """
+        st = self.state
+        if st is State.CLOSED:
+            return
+        if st in (State.LISTEN, State.SYN_SENT):
+            self._enter_closed(CloseReason.NORMAL)
+            return
+        self._read_closed = True
+        self._orphaned = True
+        if self.recv_buffer.readable:
+            self.abort(now)
+            return
+        self.shutdown_write(now)
+        if self.state is State.FIN_WAIT_2:
+            self.timers.set(TimerName.FIN_WAIT_2, now + self.options.fin_wait_2_timeout)
+
+    def abort(self, now: float) -> None:
+        """ABORT (RFC 9293 §3.10.5): RST in synchronized states, then CLOSED."""
+        if self.state is State.CLOSED:
+            return
+        if self.state in _ABORT_SENDS_RST:
+            self._queue_rst(self._snd_seq_for_ack())
+        self._enter_closed(CloseReason.ABORTED)
+
+    @property
+    def readable_bytes(self) -> int:
+        return self.recv_buffer.readable
+
+    @property
+    def send_space(self) -> int:
+        if self.state not in _CAN_SEND or self._fin_queued:
+            return 0
+        return self.send_buffer.space
+
+    @property
+    def eof_received(self) -> bool:
+        return self._fin_received
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    # ------------------------------------------------------------------ input
+
+    def receive(self, seg: Segment, now: float) -> None:
+        """SEGMENT ARRIVES (RFC 9293 §3.10.7), in the RFC's order of checks."""
+        self.counters.segments_in += 1
+        if seg.flags & RST:
+            self.counters.rst_in += 1
+        st = self.state
+        if st is State.CLOSED:
+            self._reply_reset(seg)
+        elif st is State.LISTEN:
+            self._receive_listen(seg, now)
+        elif st is State.SYN_SENT:
+            self._receive_syn_sent(seg, now)
+        else:
+            self._receive_synchronized(seg, now)
+
+    def _receive_listen(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.2."""
+        flags = seg.flags
+        if flags & RST:
+            return  # an incoming RST is ignored
+        if flags & ACK:
+            self._reply_reset(seg)  # no ACK can be acceptable: nothing was sent
+            return
+        if not flags & SYN:
+            return
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        self._negotiate(seg)
+        self._init_send_sequence(now)
+        # RFC 9293: SND.WND is set from the SYN; RFC 7323 §2.2: never scaled in a SYN.
+        self.snd_wnd = seg.window
+        self.max_snd_wnd = seg.window
+        self.snd_wl1 = seg.seq
+        self.snd_wl2 = self.iss
+        self._last_heard = now
+        # Data in the SYN is not kept (no TFO): it is not acknowledged, so it is resent.
+        self._set_state(State.SYN_RECEIVED)
+
+    def _receive_syn_sent(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.3."""
+        flags = seg.flags
+        # First: an ACK must cover our SYN and nothing we did not send.
+        if flags & ACK and not (seq_gt(seg.ack, self.iss) and seq_le(seg.ack, self.snd_max)):
+            if not flags & RST:
+                self._queue_rst(seg.ack)
+            return
+        if flags & RST:
+            # Second: a RST is acceptable only with an acceptable ACK (RFC 5961 §3.2
+            # does not apply before synchronisation).
+            if flags & ACK:
+                self._enter_closed(CloseReason.REFUSED)
+            return
+        if not flags & SYN:
+            return  # fifth: neither SYN nor RST
+        # Fourth: SYN.
+        self.irs = seg.seq
+        self.rcv_nxt = seq_add(seg.seq, 1)
+        # The window in our SYN was unscaled; it now starts at RCV.NXT.
+        self.rcv_adv = seq_add(self.rcv_nxt, self._syn_window)
+        self._last_ack_sent = self.rcv_nxt
+        self._negotiate(seg)
+        self._last_heard = now
+        if flags & ACK:
+            self._ack_our_syn(seg, now)
+            self.snd_wnd = seg.window  # RFC 7323 §2.2: SYN windows are unscaled
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = seg.ack
+            self._ack_now = True
+            self._establish(now)
+            if seg.payload or flags & FIN:
+                self._process_text_and_fin(seg, seq_add(seg.seq, 1), now)
+        else:
+            # Simultaneous open (RFC 9293 §3.5 figure 8): answer SYN,ACK from SYN-RECEIVED.
+            self.snd_nxt = self.iss
+            self.snd_wnd = seg.window
+            self.max_snd_wnd = seg.window
+            self.snd_wl1 = seg.seq
+            self._set_state(State.SYN_RECEIVED)
+
+    def _receive_synchronized(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.4: SYN-RECEIVED and every synchronized state."""
+        st = self.state
+        flags = seg.flags
+        seq = seg.seq
+        if st is State.SYN_RECEIVED and flags & SYN and seq == self.irs:
+            if not flags & ACK and self.passive:
+                # A retransmitted SYN: our SYN-ACK was lost; resend it (as Linux does).
+                self.snd_nxt = self.iss
+                return
+            if flags & ACK and seq_gt(seg.ack, self.iss) and seq_le(seg.ack, self.snd_max):
+                # Simultaneous open: the peer's SYN,ACK acknowledges our SYN; its SYN
+                # was already counted, so treat it as the handshake's final ACK.
+                seg = Segment(
+                    seg.src_port, seg.dst_port, seq_add(seq, 1), seg.ack, flags & ~SYN,
+                    seg.window, 0, seg.payload, ts_val=seg.ts_val, ts_ecr=seg.ts_ecr,
+                )  # fmt: skip
+                flags = seg.flags
+                seq = seg.seq
+
+        payload_len = len(seg.payload)
+        seg_len = payload_len + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        rcv_wnd = self.rcv_wnd
+
+        # First: sequence number (RFC 9293 §3.10.7.4, the four acceptability cases).
+        if seg_len == 0:
+            acceptable = (
+                seq == self.rcv_nxt if rcv_wnd == 0 else in_window(seq, self.rcv_nxt, rcv_wnd)
+            )
+        elif rcv_wnd == 0:
+            acceptable = False
+        else:
+            acceptable = in_window(seq, self.rcv_nxt, rcv_wnd) or in_window(
+                seq_add(seq, seg_len - 1), self.rcv_nxt, rcv_wnd
+            )
+        zero_window_probe = not acceptable and rcv_wnd == 0 and seq == self.rcv_nxt
+        # RFC 7323 §5.3 R1 (PAWS): an old timestamp marks an old duplicate.
+        if (acceptable or zero_window_probe) and (
+            self.ts_ok
+            and seg.ts_val is not None
+            and not flags & RST
+            and seq_lt(seg.ts_val, self.ts_recent)
+            and not self._disordered_ack(seg, seg_len)
+        ):
+            self.counters.paws_rejected += 1
+            acceptable = zero_window_probe = False
+        if not (acceptable or zero_window_probe):
+            self.counters.unacceptable_segments += 1
+            if not flags & RST:
+                self._ack_now = True  # "send an acknowledgment" and drop
+                if st is State.TIME_WAIT and flags & FIN:
+                    self._restart_time_wait(now)
+            return
+        if zero_window_probe:
+            # RFC 9293 §3.10.7.4: "special allowance should be made to accept valid
+            # ACKs, URGs, and RSTs" with a zero window: keep the controls, drop text.
+            seg = Segment(
+                seg.src_port, seg.dst_port, seq, seg.ack, flags & ~(FIN | SYN), seg.window,
+                ts_val=seg.ts_val, ts_ecr=seg.ts_ecr,
+            )  # fmt: skip
+            flags = seg.flags
+            if seg_len:
+                self._ack_now = True
+            payload_len = 0
+
+        self._last_heard = now
+        self._keepalive_probes = 0
+        # RFC 7323 §4.3: TS.Recent tracks the segment at the left window edge.
+        if (
+            self.ts_ok
+            and seg.ts_val is not None
+            and seq_le(seq, self._last_ack_sent)
+            and seq_ge(seg.ts_val, self.ts_recent)
+        ):
+            self.ts_recent = seg.ts_val
+
+        # Second: RST (RFC 9293 §3.10.7.4 with RFC 5961 §3.2 and RFC 1337).
+        if flags & RST:
+            self._receive_rst(seq, now)
+            return
+
+        # Fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2).
+        if flags & SYN:
+            self._challenge_ack(now)
+            return
+
+        # Fifth: ACK.
+        if not flags & ACK:
+            return
+        if st is State.SYN_RECEIVED:
+            if not (seq_gt(seg.ack, self.snd_una) and seq_le(seg.ack, self.snd_max)):
+                self._queue_rst(seg.ack)  # <SEQ=SEG.ACK><CTL=RST>
+                return
+            if self._parent is not None and not self._parent._can_establish():
+                # Accept queue full: drop the ACK (SYN-ACK will be resent) or RST,
+                # as Linux's tcp_abort_on_overflow.
+                if self.options.abort_on_overflow:
+                    self._queue_rst(seg.ack)
+                    self._enter_closed(CloseReason.RESET, notify_reset=False)
+                return
+            self._ack_our_syn(seg, now)
+            self._update_window(seg)
+            self._establish(now)
+            st = self.state
+        elif not self._process_ack(seg, now):
+            return
+        st = self.state
+        if st is State.FIN_WAIT_1 and self._fin_acked():
+            self._set_state(State.FIN_WAIT_2)
+            if self._orphaned:
+                self.timers.set(TimerName.FIN_WAIT_2, now + self.options.fin_wait_2_timeout)
+        elif st is State.CLOSING:
+            if self._fin_acked():
+                self._enter_time_wait(now)
+            return
+        elif st is State.LAST_ACK:
+            if self._fin_acked():
+                self._enter_closed(CloseReason.NORMAL)
+            return
+        elif st is State.TIME_WAIT:
+            # Only a retransmitted FIN can arrive: ACK it and restart 2MSL.
+            if flags & FIN:
+                self._ack_now = True
+                self._restart_time_wait(now)
+            return
+
+        # Sixth (URG) is not supported (RFC 6093 discourages it); urgent data is
+        # delivered in line.  Seventh and eighth: text and FIN.
+        if payload_len or flags & FIN:
+            self._process_text_and_fin(seg, seq, now)
+
+    def _disordered_ack(self, seg: Segment, seg_len: int) -> bool:
+        """A pure ACK reordered behind a newer one is not an old duplicate.
+
+        PAWS (RFC 7323 §5.3) would drop it; Linux's ``tcp_disordered_ack`` lets a
+        zero-length segment at RCV.NXT through when its timestamp is at most one RTO
+        old, which keeps ACK clocking intact under reordering.
+        """
+        if seg_len or seg.seq != self.rcv_nxt or seg.ts_val is None:
+            return False
+        return seq_sub(self.ts_recent, seg.ts_val) <= int(self.rtt.rto * 1000)
+
+    def _receive_rst(self, seq: int, now: float) -> None:
+        """RST processing (RFC 9293 §3.10.7.4 second check, RFC 5961 §3.2, RFC 1337)."""
+        st = self.state
+        if st is State.TIME_WAIT and self.options.rfc1337:
+            return  # RFC 1337: TIME-WAIT assassination hazard
+        if seq != self.rcv_nxt:
+            # In window but not exact: a blind reset attempt gets a challenge ACK.
+            self._challenge_ack(now)
+            return
+        if st is State.SYN_RECEIVED:
+            # Passive open returns to LISTEN: the listener forgets the half-open
+            # connection; active (simultaneous) open is refused.
+            self._enter_closed(CloseReason.RESET if self.passive else CloseReason.REFUSED)
+        elif st is State.TIME_WAIT:
+            self._enter_closed(CloseReason.NORMAL)
+        else:
+            self._enter_closed(CloseReason.RESET)
+
+    def _process_ack(self, seg: Segment, now: float) -> bool:
+        """ACK field processing in synchronized states; False means "drop the segment"."""
+        ack = seg.ack
+        una = self.snd_una
+        if seq_gt(ack, self.snd_max) or seq_lt(ack, seq_sub_window(una, self.max_snd_wnd)):
+            # RFC 5961 §5.2: ACK of unsent data, or far too old: challenge ACK, drop.
+            self._challenge_ack(now)
+            return False
+        self._persist_probes = 0
+        if seq_gt(ack, una):
+            self._on_new_ack(seg, now)
+        elif ack == una:
+            self._maybe_dup_ack(seg, now)
+        # RFC 9293 §3.10.7.4: update the send window only from newer segments.
+        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
+            self._update_window(seg)
+        return True
+
+    def _update_window(self, seg: Segment) -> None:
+        wnd = seg.window << self.snd_wscale
+        self.snd_wnd = wnd
+        if wnd > self.max_snd_wnd:
+            self.max_snd_wnd = wnd
+        self.snd_wl1 = seg.seq
+        self.snd_wl2 = seg.ack
+        if wnd:
+            self.timers.cancel(TimerName.PERSIST)
+
+    def _on_new_ack(self, seg: Segment, now: float) -> None:
+        """SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged (RFC 9293, RFC 6298 §5)."""
+        ack = seg.ack
+        acked = seq_sub(ack, self.snd_una)
+        flight = seq_sub(self.snd_max, self.snd_una)
+        data_acked = min(max(seq_sub(ack, self._snd_buf_seq), 0), len(self.send_buffer))
+        if data_acked:
+            self.send_buffer.consume(data_acked)
+            self._snd_buf_seq = seq_add(self._snd_buf_seq, data_acked)
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        self._sample_rtt(seg, now)
+        self._retries = 0
+        self.rtt.reset_backoff()
+        self._last_progress = now
+        # Congestion control (RFC 5681 §3, RFC 6582 §3.2).
+        if self._in_recovery:
+            if self._recover is not None and seq_ge(ack, self._recover):
+                self._in_recovery = False
+                self.cc.on_exit_recovery(seq_sub(self.snd_max, ack))
+            else:
+                self.cc.on_partial_ack(acked)
+                self._retransmit_head = True
+        else:
+            self.cc.on_ack(acked, flight, now)
+        self._dupacks = 0
+        # RFC 6298 §5.2 / §5.3.
+        if self.snd_una == self.snd_max:
+            self.timers.cancel(TimerName.RETRANSMIT)
+            self.timers.cancel(TimerName.USER_TIMEOUT)
+        else:
+            self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
+            self._arm_user_timeout()
+        if self._send_space_wanted and data_acked and self.send_space > 0:
+            self._send_space_wanted = False
+            self._events.append(SendSpaceAvailable(self.send_space))
+
+    def _maybe_dup_ack(self, seg: Segment, now: float) -> None:
+        """RFC 5681 §2 duplicate ACK definition and §3.2 fast retransmit; RFC 6582."""
+        if (
+            seg.payload
+            or seg.flags & (SYN | FIN)
+            or self.snd_max == self.snd_una
+            or (seg.window << self.snd_wscale) != self.snd_wnd
+        ):
+            return
+        self._dupacks += 1
+        self.counters.dup_acks += 1
+        if self._in_recovery:
+            self.cc.on_dup_ack_in_recovery()
+        elif self._dupacks == 3 and (self._recover is None or seq_gt(seg.ack, self._recover)):
+            # RFC 6582 §3.2 step 2: enter fast recovery once per window of data.
+            self._recover = self.snd_max
+            self._in_recovery = True
+            self.cc.on_enter_recovery(seq_sub(self.snd_max, self.snd_una), now)
+            self._retransmit_head = True
+            self.counters.fast_retransmits += 1
+            self._rtt_seq = None  # Karn: the timed segment may be the one resent
+
+    def _sample_rtt(self, seg: Segment, now: float) -> None:
+        """RTT samples: timestamp echo (RFC 7323 §4.1) or one timed segment (Karn)."""
+        if self.ts_ok and seg.ts_ecr:
+            rtt_ms = (self._ts_now(now) - seg.ts_ecr) & MASK
+            if rtt_ms < 0x7FFFFFFF:
+                self.rtt.sample(rtt_ms / 1000)
+            self._rtt_seq = None
+            return
+        if self._rtt_seq is not None and seq_ge(seg.ack, self._rtt_seq):
+            self.rtt.sample(now - self._rtt_time)
+            self._rtt_seq = None
+
+    def _ack_our_syn(self, seg: Segment, now: float) -> None:
+        """The handshake ACK covers our SYN (SYN-SENT or SYN-RECEIVED)."""
+        self._sample_rtt(seg, now)
+        self.snd_una = seg.ack
+        if seq_lt(self.snd_nxt, seg.ack):
+            self.snd_nxt = seg.ack
+        self._retries = 0
+        self.rtt.reset_backoff()
+        if self._handshake_retransmitted:
+            self.rtt.fallback()  # RFC 6298 §5.7
+        self.timers.cancel(TimerName.RETRANSMIT)
+        self._last_progress = now
+
+    def _process_text_and_fin(self, seg: Segment, data_seq: int, now: float) -> None:
+        """Steps seven and eight: segment text and FIN (RFC 9293 §3.10.7.4)."""
+        st = self.state
+        payload = seg.payload
+        if payload and st in _RECEIVES_TEXT:
+            if self._read_closed:
+                # Data for a closed socket: the application will never read it.
+                self._queue_rst(self._snd_seq_for_ack())
+                self._enter_closed(CloseReason.ABORTED)
+                return
+            self._receive_text(data_seq, payload, seg.flags, now)
+        if not seg.flags & FIN:
+            return
+        fin_seq = seq_add(data_seq, len(payload))
+        if st in _RECEIVES_TEXT or st is State.SYN_RECEIVED:
+            if fin_seq == self.rcv_nxt:
+                self._process_fin(now)
+            elif seq_gt(fin_seq, self.rcv_nxt) and in_window(
+                fin_seq, self.rcv_nxt, self.rcv_wnd + 1
+            ):
+                self._rcv_fin_seq = fin_seq  # FIN beyond a hole: keep it for later
+                self._ack_now = True
+        else:
+            # CLOSE-WAIT, CLOSING, LAST-ACK: a retransmitted FIN; acknowledge it.
+            self._ack_now = True
+
+    def _receive_text(self, seq: int, payload: Bytes, flags: int, now: float) -> None:
+        rel = seq_sub(seq, self.rcv_nxt)
+        buf = self.recv_buffer
+        had_holes = buf.has_out_of_order
+        dropped_before = buf.ooo_dropped
+        advanced = buf.insert(rel, payload, self.rcv_wnd)
+        if buf.ooo_dropped != dropped_before:
+            self.counters.ooo_dropped += 1
+        n = len(payload)
+        self.counters.bytes_in += n
+        if n > self._rcv_mss:
+            self._rcv_mss = n
+        if advanced:
+            self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
+            self._events.append(DataReceived(advanced))
+            self._rcv_unacked += advanced
+            if (
+                had_holes
+                or not self.options.delayed_ack
+                or self._rcv_unacked >= 2 * self._rcv_mss
+                or rel < 0
+            ):
+                # RFC 5681 §4.2: every second full-sized segment, and at once when
+                # a segment fills a hole.
+                self._ack_now = True
+            else:
+                self.timers.set_if_idle(
+                    TimerName.DELAYED_ACK, now + self.options.delayed_ack_timeout
+                )
+            if self._rcv_fin_seq is not None and self._rcv_fin_seq == self.rcv_nxt:
+                self._rcv_fin_seq = None
+                self._process_fin(now)
+        else:
+            # Out of order or duplicate: immediate (duplicate) ACK, RFC 5681 §4.2.
+            if rel > 0:
+                self.counters.ooo_segments += 1
+            self._ack_now = True
+
+    def _process_fin(self, now: float) -> None:
+        """Eighth step: an in-order FIN (RFC 9293 §3.10.7.4)."""
+        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self._fin_received = True
+        self._ack_now = True
+        self._events.append(EofReceived())
+        st = self.state
+        if st in (State.SYN_RECEIVED, State.ESTABLISHED):
+            self._set_state(State.CLOSE_WAIT)
+        elif st is State.FIN_WAIT_1:
+            if self._fin_acked():
+                self._enter_time_wait(now)
+            else:
+                self._set_state(State.CLOSING)
+        elif st is State.FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    # ------------------------------------------------------------------ timers
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer due at ``now`` (a timer firing early is harmless)."""
+        for name in self.timers.expired(now):
+            if self.state is State.CLOSED:
+                return
+            if self.timers.get(name) is None:
+                continue  # cancelled by an earlier handler in this loop
+            self.timers.cancel(name)
+            if name is TimerName.RETRANSMIT:
+                self._on_retransmit_timeout(now)
+            elif name is TimerName.DELAYED_ACK:
+                self._ack_now = True
+            elif name is TimerName.PERSIST:
+                self._on_persist_timeout(now)
+            elif name is TimerName.KEEPALIVE:
+                self._on_keepalive_timeout(now)
+            elif name is TimerName.TIME_WAIT:
+                self._enter_closed(CloseReason.NORMAL)
+            elif name is TimerName.FIN_WAIT_2:
+                if self.state is State.FIN_WAIT_2:
+                    self._enter_closed(CloseReason.TIMEOUT)
+            elif name is TimerName.USER_TIMEOUT and (
+                self.snd_una != self.snd_max or TimerName.PERSIST in self.timers
+            ):
+                self._enter_closed(CloseReason.TIMEOUT)
+
+    def _on_retransmit_timeout(self, now: float) -> None:
+        """RFC 6298 §5.4-5.6 (and SYN / SYN-ACK retries, RFC 9293 §3.8.1)."""
+        st = self.state
+        if self.snd_una == self.snd_max and st not in (State.SYN_SENT, State.SYN_RECEIVED):
+            return
+        if st is State.SYN_SENT:
+            limit = self.options.syn_retries
+        elif st is State.SYN_RECEIVED:
+            limit = self.options.synack_retries if self.passive else self.options.syn_retries
+        else:
+            limit = self.options.retries
+        if self._retries >= limit:
+            # RFC 9293 §3.8.3 R2: give up; the user sees a timeout.
+            self._enter_closed(CloseReason.TIMEOUT)
+            return
+        self._retries += 1
+        self.counters.rto_expirations += 1
+        self.rtt.on_timeout()
+        self._rtt_seq = None  # Karn
+        if st in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._handshake_retransmitted = True
+            self.snd_nxt = self.iss
+        else:
+            self.cc.on_timeout(seq_sub(self.snd_max, self.snd_una), now)
+            # RFC 6582 §3.2 step 4: no fast retransmit for what was sent before now.
+            self._recover = self.snd_max
+            self._in_recovery = False
+            self._dupacks = 0
+            self.snd_nxt = self.snd_una
+            self._retransmit_head = False
+        self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
+
+    def _on_persist_timeout(self, now: float) -> None:
+        """RFC 9293 §3.8.6.1 zero-window probing (MUST-36), exponential backoff.
+
+        The probe is Linux's: a zero-length segment one below SND.UNA, which any
+        receiver must answer with an ACK carrying its current window; when the
+        window is open but too small for SWS avoidance this instead forces the
+        pending data out (RFC 9293 §3.8.6.2.1 override timeout).
+        """
+        if not self._send_pending():
+            return
+        if self.snd_wnd > 0:
+            self._force_push = True
+            return
+        self._persist_probes += 1
+        if self._persist_probes > self.options.retries:
+            self._enter_closed(CloseReason.TIMEOUT)
+            return
+        self._probe_pending = True
+        self.counters.zero_window_probes += 1
+        self._arm_persist(now)
+
+    def _on_keepalive_timeout(self, now: float) -> None:
+        """RFC 9293 §3.8.4 keepalive with Linux's idle / interval / count semantics."""
+        opts = self.options
+        if not opts.keepalive or self.state not in _KEEPALIVE_STATES:
+            return
+        if self.snd_una != self.snd_max or self._send_pending():
+            # Data in flight: retransmission (or persist) decides liveness.
+            self.timers.set(TimerName.KEEPALIVE, now + opts.keepalive_idle)
+            return
+        idle = now - self._last_heard
+        if self._keepalive_probes == 0 and idle < opts.keepalive_idle:
+            self.timers.set(TimerName.KEEPALIVE, self._last_heard + opts.keepalive_idle)
+            return
+        if self._keepalive_probes >= opts.keepalive_count:
+            self._enter_closed(CloseReason.TIMEOUT)
+            return
+        self._keepalive_probes += 1
+        self.counters.keepalive_probes += 1
+        self._probe_pending = True
+        self.timers.set(TimerName.KEEPALIVE, now + opts.keepalive_interval)
+
+    # ------------------------------------------------------------------ output
+
+    def segments_to_send(self, now: float) -> list[Segment]:
+        """Everything that should go out now, as one run (DESIGN.md: GSO-friendly)."""
+        out: list[Segment] = []
+        if self._rst_out:
+            out.extend(self._rst_out)
+            self.counters.rst_out += len(self._rst_out)
+            self._rst_out.clear()
+        st = self.state
+        if st is State.CLOSED or st is State.LISTEN:
+            self.counters.segments_out += len(out)
+            return out
+        if st is State.SYN_SENT or st is State.SYN_RECEIVED:
+            if self.snd_nxt == self.iss:
+                out.append(self._syn_segment(now, with_ack=st is State.SYN_RECEIVED))
+            elif self._ack_now and st is State.SYN_RECEIVED:
+                out.append(self._make_segment(self._snd_seq_for_ack(), ACK, b"", now))
+            self._ack_now = False
+            self.counters.segments_out += len(out)
+            return out
+        if st is not State.TIME_WAIT:
+            if self._retransmit_head:
+                self._retransmit_head = False
+                head = self._build_data_segment(self.snd_una, self.mss, now, retransmit=True)
+                if head is not None:
+                    out.append(head)
+            self._transmit_data(out, now)
+            if self._probe_pending:
+                self._probe_pending = False
+                out.append(self._make_segment(seq_sub_window(self.snd_una, 1), ACK, b"", now))
+        if self._ack_now:
+            out.append(self._make_segment(self._snd_seq_for_ack(), ACK, b"", now))
+        self.counters.segments_out += len(out)
+        return out
+
+    def _transmit_data(self, out: list[Segment], now: float) -> None:
+        """New data and FIN within min(SND.WND, cwnd), with Nagle and SWS avoidance."""
+        opts = self.options
+        buf_len = len(self.send_buffer)
+        mss = self.mss
+        force = self._force_push
+        self._force_push = False
+        while True:
+            off = seq_sub(self.snd_nxt, self._snd_buf_seq)
+            avail = buf_len - off
+            fin_seq = seq_add(self._snd_buf_seq, buf_len)
+            fin_pending = (
+                self._fin_queued and self.state in _FIN_STATES and seq_le(self.snd_nxt, fin_seq)
+            )
+            if avail <= 0 and not fin_pending:
+                break
+            window = min(self.snd_wnd, self.cc.cwnd)
+            usable = seq_sub(seq_add(self.snd_una, window), self.snd_nxt)
+            n = min(mss, avail, max(usable, 0))
+            retransmission = seq_lt(self.snd_nxt, self.snd_max)
+            if avail > 0 and n < mss and not retransmission and not force:
+                if n < avail:
+                    # RFC 9293 §3.8.6.2.1 sender SWS avoidance: a window-limited
+                    # segment must be at least half the largest window seen.
+                    if n == 0 or n < self.max_snd_wnd // 2:
+                        break
+                elif not opts.nodelay and not fin_pending and seq_gt(self.snd_nxt, self.snd_una):
+                    # Nagle (RFC 9293 §3.7.4): one small segment in flight at a time.
+                    break
+            if n == 0 and retransmission and self.snd_nxt == self.snd_una:
+                # After an RTO the head goes out even into a shrunk window: it then
+                # doubles as a window probe (Linux ``tcp_retransmit_timer``).
+                n = min(mss, avail, seq_sub(self.snd_max, self.snd_nxt))
+            if avail > 0 and n == 0:
+                break
+            fin = fin_pending and n == avail
+            if n == 0 and not fin:
+                break
+            seg = self._build_data_segment(self.snd_nxt, n, now, fin=fin)
+            if seg is None:
+                break
+            out.append(seg)
+            force = False
+        if self._send_pending() and self.snd_una == self.snd_max:
+            # Nothing in flight will bring an ACK: probe the window (RFC 9293 §3.8.6.1).
+            self._arm_persist(now, only_if_idle=True)
+
+    def _build_data_segment(
+        self, seq: int, max_len: int, now: float, *, fin: bool | None = None,
+        retransmit: bool = False,
+    ) -> Segment | None:  # fmt: skip
+        """A data (and/or FIN) segment starting at ``seq``; advances SND.NXT/SND.MAX."""
+        buf_len = len(self.send_buffer)
+        off = seq_sub(seq, self._snd_buf_seq)
+        if off < 0:
+            return None
+        n = max(min(max_len, buf_len - off), 0)
+        if retransmit:
+            n = min(n, max(seq_sub(self.snd_max, seq), 0))
+            fin_seq = seq_add(self._snd_buf_seq, buf_len)
+            fin = self._fin_queued and off + n == buf_len and seq_gt(self.snd_max, fin_seq)
+        elif fin is None:
+            fin = False
+        if n == 0 and not fin:
+            return None
+        payload = self.send_buffer.peek(off, n) if n else b""
+        flags = ACK
+        if fin:
+            flags |= FIN
+        if n and off + n == buf_len:
+            flags |= PSH
+        seg = self._make_segment(seq, flags, payload, now)
+        end = seq_add(seq, n + (1 if fin else 0))
+        if retransmit or seq_lt(seq, self.snd_max):
+            self.counters.retransmits += 1
+            if self._rtt_seq is not None and seq_lt(seq, self._rtt_seq):
+                self._rtt_seq = None  # Karn: never time a retransmitted segment
+        elif self._rtt_seq is None and not self.ts_ok:
+            self._rtt_seq = end
+            self._rtt_time = now
+        if not retransmit:
+            self.snd_nxt = end
+        if seq_gt(end, self.snd_max):
+            if self.snd_una == self.snd_max:
+                self._last_progress = now
+            self.snd_max = end
+        self.counters.bytes_out += n
+        # RFC 6298 §5.1: start the timer if it is not running.
+        self.timers.set_if_idle(TimerName.RETRANSMIT, now + self.rtt.rto)
+        self.timers.cancel(TimerName.PERSIST)
+        self._arm_user_timeout()
+        return seg
+
+    def _syn_segment(self, now: float, *, with_ack: bool) -> Segment:
+        """SYN or SYN,ACK with our options (RFC 9293 §3.7.1, RFC 7323, RFC 2018)."""
+        opts = self.options
+        seg = Segment(
+            self.local[1], self.remote[1], self.iss, self.rcv_nxt if with_ack else 0,
+            SYN | ACK if with_ack else SYN,
+            min(self.recv_buffer.free, MAX_UNSCALED_WINDOW),
+        )  # fmt: skip
+        seg.mss = opts.advertised_mss()
+        self._syn_window = seg.window
+        if with_ack:
+            # A SYN,ACK carries only the options the peer offered (RFC 7323 §1.3).
+            if self._wscale_ok:
+                seg.wscale = self.rcv_wscale
+            seg.sack_permitted = self.sack_ok
+            if self.ts_ok:
+                seg.ts_val = self._ts_now(now)
+                seg.ts_ecr = self.ts_recent
+            self._on_ack_sent()
+            self.rcv_adv = seq_add(self.rcv_nxt, seg.window)
+        else:
+            if opts.window_scaling:
+                seg.wscale = self.rcv_wscale
+            seg.sack_permitted = opts.sack
+            if opts.timestamps:
+                seg.ts_val = self._ts_now(now)
+                seg.ts_ecr = 0
+        self.snd_nxt = seq_add(self.iss, 1)
+        if seq_gt(self.snd_nxt, self.snd_max):
+            self.snd_max = self.snd_nxt
+        if not self._handshake_retransmitted and self._retries == 0:
+            self._rtt_seq = self.snd_nxt
+            self._rtt_time = now
+        self.timers.set_if_idle(TimerName.RETRANSMIT, now + self.rtt.rto)
+        return seg
+
+    def _make_segment(self, seq: int, flags: int, payload: Bytes, now: float) -> Segment:
+        seg = Segment(
+            self.local[1], self.remote[1], seq, self.rcv_nxt, flags, self._window_field(), 0,
+            payload,
+        )  # fmt: skip
+        if self.ts_ok:
+            seg.ts_val = self._ts_now(now)
+            seg.ts_ecr = self.ts_recent
+        if self.sack_ok and self.recv_buffer.has_out_of_order:
+            seg.sack_blocks = self.recv_buffer.sack_blocks(self.rcv_nxt, 3 if self.ts_ok else 4)
+        if flags & ACK:
+            self._on_ack_sent()
+        return seg
+
+    def _on_ack_sent(self) -> None:
+        self._ack_now = False
+        self._rcv_unacked = 0
+        self._last_ack_sent = self.rcv_nxt
+        self.timers.cancel(TimerName.DELAYED_ACK)
+
+    def _snd_seq_for_ack(self) -> int:
+        """Sequence number for a pure ACK or RST: SND.NXT, clipped to the peer's window
+        (Linux's ``tcp_acceptable_seq``) so it is acceptable to the receiver."""
+        edge = seq_add(self.snd_una, self.snd_wnd)
+        return self.snd_max if seq_le(self.snd_max, edge) else edge
+
+    def _window_field(self) -> int:
+        """Window to advertise, with receiver SWS avoidance (RFC 9293 §3.8.6.2.2).
+
+        The right edge moves only in steps of min(RCV.BUFF/2, MSS) and never moves
+        left (RFC 9293 §3.8.6: shrinking the window is strongly discouraged); the
+        scaled value is rounded up so scaling cannot shrink it either.
+        """
+        edge = self.rcv_adv
+        if seq_lt(edge, self.rcv_nxt):
+            edge = self.rcv_nxt
+        avail_edge = seq_add(self.rcv_nxt, self.recv_buffer.free)
+        if seq_sub(avail_edge, edge) >= self._sws_threshold():
+            edge = avail_edge
+        wnd = seq_sub(edge, self.rcv_nxt)
+        shift = self.rcv_wscale
+        fieldv = min((wnd + (1 << shift) - 1) >> shift, MAX_UNSCALED_WINDOW)
+        adv = seq_add(self.rcv_nxt, fieldv << shift)
+        if seq_gt(adv, self.rcv_adv):
+            self.rcv_adv = adv
+        return fieldv
+
+    def _sws_threshold(self) -> int:
+        return max(min(self.recv_buffer.capacity // 2, self._rcv_mss), 1)
+
+    def _window_update_due(self) -> bool:
+        """After a read: has the window grown enough to be worth an update?"""
+        avail_edge = seq_add(self.rcv_nxt, self.recv_buffer.free)
+        return seq_sub(avail_edge, self.rcv_adv) >= max(
+            self._sws_threshold(), self.rcv_wnd if self.rcv_wnd else 0
+        )
+
+    @property
+    def rcv_wnd(self) -> int:
+        """RCV.WND: what we last advertised, measured from RCV.NXT."""
+        return max(seq_sub(self.rcv_adv, self.rcv_nxt), 0)
+
+    def _send_pending(self) -> bool:
+        """Data or FIN queued beyond SND.NXT."""
+        off = seq_sub(self.snd_nxt, self._snd_buf_seq)
+        if len(self.send_buffer) - off > 0:
+            return True
+        return (
+            self._fin_queued
+            and self.state in _FIN_STATES
+            and seq_le(self.snd_nxt, seq_add(self._snd_buf_seq, len(self.send_buffer)))
+        )
+
+    def _arm_persist(self, now: float, *, only_if_idle: bool = False) -> None:
+        if only_if_idle and TimerName.PERSIST in self.timers:
+            return
+        base = self.rtt.rto
+        delay = min(base * (1 << min(self._persist_probes, 20)), self.options.rto_max)
+        self.timers.set(TimerName.PERSIST, now + delay)
+        if self.options.user_timeout > 0:
+            self.timers.set_if_idle(
+                TimerName.USER_TIMEOUT, self._last_progress + self.options.user_timeout
+            )
+
+    def _arm_user_timeout(self) -> None:
+        ut = self.options.user_timeout
+        if ut > 0 and self.snd_una != self.snd_max:
+            self.timers.set(TimerName.USER_TIMEOUT, self._last_progress + ut)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _init_send_sequence(self, now: float) -> None:
+        if self._iss_override is not None:
+            self.iss = self._iss_override & MASK
+        else:
+            self.iss = initial_sequence_number(self._secret, self.local, self.remote, now)
+        self.snd_una = self.snd_nxt = self.snd_max = self.iss
+        self._snd_buf_seq = seq_add(self.iss, 1)
+
+    def _negotiate(self, seg: Segment) -> None:
+        """Options from the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §1.3, RFC 2018 §2)."""
+        opts = self.options
+        self.peer_mss = seg.mss if seg.mss else DEFAULT_PEER_MSS
+        if opts.window_scaling and seg.wscale is not None:
+            self._wscale_ok = True
+            self.snd_wscale = min(seg.wscale, MAX_WSCALE)
+        else:
+            self._wscale_ok = False
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        self.sack_ok = opts.sack and seg.sack_permitted
+        self.ts_ok = opts.timestamps and seg.ts_val is not None
+        if self.ts_ok and seg.ts_val is not None:
+            self.ts_recent = seg.ts_val
+        self.mss = max(
+            min(self.peer_mss, opts.advertised_mss()) - (_TS_OPTION_SPACE if self.ts_ok else 0),
+            64,
+        )
+        self.cc.set_mss(self.mss)
+
+    def _establish(self, now: float) -> None:
+        self._set_state(State.ESTABLISHED)
+        self._events.append(Connected())
+        if self._parent is not None:
+            self._parent._child_established(self)
+        if self.options.keepalive:
+            self.timers.set(TimerName.KEEPALIVE, now + self.options.keepalive_idle)
+        if self._fin_queued:
+            self._set_state(State.FIN_WAIT_1)
+
+    def _fin_acked(self) -> bool:
+        fin_seq = seq_add(self._snd_buf_seq, len(self.send_buffer))
+        return self._fin_queued and seq_gt(self.snd_una, fin_seq)
+
+    def _enter_time_wait(self, now: float) -> None:
+        self.timers.cancel_all()
+        self._set_state(State.TIME_WAIT)
+        self._restart_time_wait(now)
+
+    def _restart_time_wait(self, now: float) -> None:
+        self.timers.set(TimerName.TIME_WAIT, now + 2 * self.options.msl)
+
+    def _enter_closed(self, reason: CloseReason, *, notify_reset: bool = True) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.close_reason = reason
+        self.timers.cancel_all()
+        self._set_state(State.CLOSED)
+        if reason in (CloseReason.RESET, CloseReason.REFUSED):
+            self.recv_buffer.clear()
+            if notify_reset:
+                self._events.append(ConnectionReset())
+        self._events.append(ConnectionClosed(reason))
+        if self._parent is not None:
+            self._parent._child_closed(self)
+
+    def _set_state(self, new: State) -> None:
+        old = self.state
+        if old is not new:
+            self.state = new
+            self._events.append(StateChanged(old, new))
+
+    def _queue_rst(self, seq: int) -> None:
+        self._rst_out.append(Segment(self.local[1], self.remote[1], seq, 0, RST))
+
+    def _reply_reset(self, seg: Segment) -> None:
+        rst = reset_for(seg)
+        if rst is not None:
+            self._rst_out.append(rst)
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §7: an ACK for suspicious input, rate-limited per second."""
+        if now - self._challenge_window >= 1.0:
+            self._challenge_window = now
+            self._challenge_count = 0
+        if self._challenge_count >= self.options.challenge_ack_limit:
+            return
+        self._challenge_count += 1
+        self.counters.challenge_acks += 1
+        self._ack_now = True
+
+    def _ts_now(self, now: float) -> int:
+        """RFC 7323 §5.4: a 1 ms timestamp clock with a per-connection random offset."""
+        return (int(now * 1000) + self._ts_offset) & MASK
+
+    # ------------------------------------------------------------------ RFC 6191
+
+    def accepts_new_syn(self, seg: Segment) -> bool:
+        """May a SYN for this 4-tuple reopen it from TIME-WAIT? (RFC 9293 §3.6.1, RFC 6191)
+
+        Only a SYN that is clearly newer — a larger timestamp when both sides use
+        them, else a sequence number above RCV.NXT — may; otherwise the 4-tuple stays
+        reserved for 2*MSL.  The stack then discards this connection and hands the SYN
+        to the listener.
+        """
+        if self.state is not State.TIME_WAIT or not seg.flags & SYN or seg.flags & (ACK | RST):
+            return False
+        if self.ts_ok and seg.ts_val is not None:
+            return seq_gt(seg.ts_val, self.ts_recent)
+        return seq_gt(seg.seq, self.rcv_nxt)
+
+    # ------------------------------------------------------------------ observability
+
+    def info(self, now: float) -> ConnectionInfo:
+        return ConnectionInfo(
+            state=self.state.value,
+            local=self.local,
+            remote=self.remote,
+            iss=self.iss,
+            irs=self.irs,
+            snd_una=self.snd_una,
+            snd_nxt=self.snd_nxt,
+            snd_wnd=self.snd_wnd,
+            rcv_nxt=self.rcv_nxt,
+            rcv_wnd=self.rcv_wnd,
+            mss=self.mss,
+            srtt=self.rtt.srtt,
+            rttvar=self.rtt.rttvar,
+            rto=self.rtt.rto,
+            cwnd=self.cc.cwnd,
+            ssthresh=self.cc.ssthresh,
+            congestion=self.cc.name,
+            send_queue=len(self.send_buffer),
+            recv_queue=self.recv_buffer.readable,
+            ooo_bytes=self.recv_buffer.out_of_order_bytes,
+            timers=self.timers.remaining(now),
+            options={
+                "wscale": (self.snd_wscale, self.rcv_wscale) if self._wscale_ok else None,
+                "sack": self.sack_ok,
+                "timestamps": self.ts_ok,
+                "peer_mss": self.peer_mss,
+            },
+            counters=asdict(self.counters),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self.state.name} snd_una={self.snd_una} snd_nxt={self.snd_nxt} "
+            f"rcv_nxt={self.rcv_nxt}>"
+        )
+
+
+def seq_sub_window(seq: int, n: int) -> int:
+    """``seq - n`` on the ring (left edge for RFC 5961 §5.2's MAX.SND.WND test)."""
+    return (seq - n) & MASK

@@ -1,0 +1,97 @@
+"""Events a ``Connection`` reports to the layer above (aioquic's ``events.py`` style).
+
+The asyncio layer drains them with ``Connection.next_event()`` after every call into
+the core.  They are plain frozen dataclasses: one per state change the application
+can observe, nothing per segment.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiotcp.core.connection import State
+
+
+class CloseReason(enum.StrEnum):
+    """Why a connection reached CLOSED; maps onto the kernel's errors."""
+
+    NORMAL = "normal"
+    """Orderly close completed (FIN exchanged, TIME_WAIT or LAST_ACK done)."""
+    REFUSED = "refused"
+    """RST in answer to our SYN (``ECONNREFUSED``)."""
+    RESET = "reset"
+    """The peer reset an open connection (``ECONNRESET``)."""
+    TIMEOUT = "timeout"
+    """Retransmissions, SYN retries, keepalive or user timeout gave up (``ETIMEDOUT``)."""
+    ABORTED = "aborted"
+    """The local application aborted the connection (``abort()``)."""
+
+    def exception(self) -> OSError | None:
+        """The ``OSError`` a socket API user would see, or ``None`` for a clean close."""
+        if self is CloseReason.REFUSED:
+            return ConnectionRefusedError("connection refused by peer (RST to SYN)")
+        if self is CloseReason.RESET:
+            return ConnectionResetError("connection reset by peer")
+        if self is CloseReason.TIMEOUT:
+            return TimeoutError("TCP connection timed out")
+        if self is CloseReason.ABORTED:
+            return ConnectionAbortedError("connection aborted locally")
+        return None
+
+
+class Event:
+    """Base class of all connection events."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(Event):
+    """The three-way handshake completed: the connection is ESTABLISHED."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived(Event):
+    """New in-order bytes are readable with ``Connection.read()``."""
+
+    nbytes: int
+    """How many bytes this event added (``readable_bytes`` has the running total)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EofReceived(Event):
+    """The peer's FIN arrived in order: no more data will be received."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendSpaceAvailable(Event):
+    """The send buffer had filled up and now has room again (``send_space`` > 0)."""
+
+    space: int
+    """Free send buffer bytes when the event was raised."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionReset(Event):
+    """The peer sent an acceptable RST (RFC 9293 §3.10.7.4); ``ConnectionClosed`` follows."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """The connection reached CLOSED; it will produce nothing more."""
+
+    reason: CloseReason
+    """Why; ``reason.exception()`` gives the matching ``OSError``."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    """A state transition, for logs and the state table (DEBUG level)."""
+
+    old: State
+    """State before the transition."""
+    new: State
+    """State after the transition."""

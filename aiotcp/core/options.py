@@ -1,0 +1,92 @@
+"""Every TCP tunable in one place, with the Linux defaults a user would expect.
+
+The asyncio layer turns ``**tcp_options`` keyword arguments into a ``TcpOptions``
+(``TcpOptions(**kwargs)`` raises ``TypeError`` for a misspelt name, which is what we
+want).  Values are read by the core on every use, never cached, so a test can tweak
+an option on a live connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+#: RFC 9293 §3.7.1 (MUST-15): assume this send MSS when the peer sends no MSS option.
+DEFAULT_PEER_MSS = 536
+
+
+@dataclass(slots=True)
+class TcpOptions:
+    """Per-connection tunables.  Times are seconds, sizes bytes."""
+
+    mss: int = 1460
+    """MSS we advertise (RFC 9293 §3.7.1); 1460 = 1500-byte Ethernet MTU minus 40."""
+    mtu: int | None = None
+    """Route MTU; when set, the advertised MSS is ``min(mss, mtu - 40)``."""
+    nodelay: bool = False
+    """Disable Nagle's algorithm (RFC 9293 §3.7.4), like ``TCP_NODELAY``."""
+    send_buffer: int = 262144
+    """Send buffer capacity: bytes queued but not yet acknowledged (``SO_SNDBUF``)."""
+    recv_buffer: int = 131072
+    """Receive buffer capacity: the largest window we offer (``SO_RCVBUF``)."""
+    window_scaling: bool = True
+    """Offer RFC 7323 window scaling (``tcp_window_scaling``)."""
+    sack: bool = True
+    """Offer RFC 2018 selective acknowledgements (``tcp_sack``)."""
+    timestamps: bool = True
+    """Offer RFC 7323 timestamps: RTT measurement and PAWS (``tcp_timestamps``)."""
+    keepalive: bool = False
+    """Send keepalive probes on an idle connection (``SO_KEEPALIVE``, RFC 9293 §3.8.4)."""
+    keepalive_idle: float = 7200.0
+    """Idle time before the first probe (``tcp_keepalive_time``)."""
+    keepalive_interval: float = 75.0
+    """Time between unanswered probes (``tcp_keepalive_intvl``)."""
+    keepalive_count: int = 9
+    """Unanswered probes before the connection is dropped (``tcp_keepalive_probes``)."""
+    msl: float = 30.0
+    """Maximum segment lifetime; TIME_WAIT lasts 2*MSL = 60 s like Linux."""
+    fin_wait_2_timeout: float = 60.0
+    """How long an orphaned FIN_WAIT_2 waits for the peer's FIN (``tcp_fin_timeout``)."""
+    syn_retries: int = 6
+    """SYN retransmissions before ``connect`` times out (``tcp_syn_retries``)."""
+    synack_retries: int = 5
+    """SYN-ACK retransmissions before a half-open connection is dropped."""
+    retries: int = 15
+    """Data retransmissions before the connection is dropped (``tcp_retries2``)."""
+    user_timeout: float = 0.0
+    """RFC 5482 / RFC 9293 §3.8.3 user timeout (``TCP_USER_TIMEOUT``); 0 disables it."""
+    delayed_ack: bool = True
+    """Delay ACKs (RFC 5681 §4.2; RFC 9293 §3.8.6.3)."""
+    delayed_ack_timeout: float = 0.040
+    """Longest an ACK is delayed (Linux ``TCP_DELACK_MAX``-like 40 ms)."""
+    rto_initial: float = 1.0
+    """Initial RTO (RFC 6298 §2.1)."""
+    rto_min: float = 0.2
+    """Lower bound of the RTO (Linux ``TCP_RTO_MIN``; RFC 6298 says 1 s)."""
+    rto_max: float = 120.0
+    """Upper bound of the RTO (Linux ``TCP_RTO_MAX``; RFC 6298 allows >= 60 s)."""
+    congestion: str = "newreno"
+    """Congestion control algorithm name (see ``aiotcp.core.congestion``)."""
+    initial_window: int = 10
+    """Initial congestion window in segments (RFC 6928, Linux default)."""
+    rfc1337: bool = True
+    """Ignore RST in TIME_WAIT (RFC 1337 TIME-WAIT assassination fix)."""
+    backlog: int = 128
+    """Bound for both the SYN queue and the accept queue of a listener."""
+    abort_on_overflow: bool = False
+    """RST instead of dropping when the accept queue is full (``tcp_abort_on_overflow``)."""
+    syn_cookies: bool = True
+    """Answer with SYN cookies when the SYN queue is full (``tcp_syncookies = 1``)."""
+    ooo_max_segments: int = 64
+    """Bound on out-of-order ranges held for reassembly; more are dropped."""
+    challenge_ack_limit: int = 1000
+    """RFC 5961 §7 challenge ACKs allowed per second (``tcp_challenge_ack_limit``)."""
+
+    def advertised_mss(self) -> int:
+        """MSS option value: the configured MSS clipped to the route MTU (RFC 9293 §3.7.1)."""
+        if self.mtu is not None:
+            return max(min(self.mss, self.mtu - 40), 88)
+        return self.mss
+
+    def replace(self, **changes: object) -> TcpOptions:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

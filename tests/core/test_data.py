@@ -1,0 +1,280 @@
+"""Data transfer, acceptability and ACK processing (RFC 9293 §3.4, §3.8, §3.10.7.4)."""
+
+from __future__ import annotations
+
+from aiotcp.core.connection import State
+from aiotcp.core.events import DataReceived, SendSpaceAvailable
+from aiotcp.testing.corekit import PEER_WINDOW, L, R, established, opts
+
+# -- sending -----------------------------------------------------------------------
+
+
+def test_send_emits_one_segment_with_psh() -> None:
+    t = established()
+    assert t.send(b"hello") == 5
+    t.expect("PA", seq=L(1), ack=R(1), payload=b"hello")
+    t.expect_nothing()
+
+
+def test_data_crosses_the_sequence_wrap() -> None:
+    t = established()
+    t.send(bytes(range(20)))
+    t.expect("PA", seq=L(1), payload=bytes(range(20)))
+    assert L(21) < L(1)  # the ack value really wrapped past 2**32
+    t.recv("A", ack=L(21))
+    assert t.conn.snd_una == L(21)
+    assert len(t.conn.send_buffer) == 0
+
+
+def test_large_send_is_split_at_mss() -> None:
+    t = established(opts(nodelay=True), mss=500)
+    t.send(b"a" * 1200)
+    t.expect("A", seq=L(1), payload=b"a" * 500)
+    t.expect("A", seq=L(501), payload=b"a" * 500)
+    t.expect("PA", seq=L(1001), payload=b"a" * 200)
+
+
+def test_send_respects_peer_window() -> None:
+    t = established(mss=1460, window=1000)
+    t.send(b"x" * 3000)
+    t.expect("A", payload=b"x" * 1000)
+    t.expect_nothing()
+    t.recv("A", ack=L(1001), window=1000)
+    t.expect("A", seq=L(1001), payload=b"x" * 1000)
+
+
+def test_send_respects_congestion_window() -> None:
+    t = established(opts(initial_window=2), mss=100, window=60000)
+    t.send(b"y" * 1000)
+    assert len(t.output()) == 2  # IW = 2 segments (RFC 5681 §3.1)
+
+
+def test_zero_window_sends_no_data() -> None:
+    t = established(window=0)
+    t.send(b"data")
+    t.expect_nothing()
+
+
+def test_window_opening_releases_data() -> None:
+    t = established(window=0)
+    t.send(b"data")
+    t.expect_nothing()
+    t.recv("A", ack=L(1), window=100)
+    t.expect("PA", payload=b"data")
+
+
+def test_send_buffer_is_bounded_and_reports_space_again() -> None:
+    t = established(opts(send_buffer=100))
+    assert t.send(b"z" * 150) == 100
+    assert t.conn.send_space == 0
+    t.expect("PA", payload=b"z" * 100)
+    t.recv("A", ack=L(101))
+    assert SendSpaceAvailable in t.event_types()
+    assert t.conn.send_space == 100
+
+
+def test_ack_frees_send_buffer_and_advances_snd_una() -> None:
+    t = established()
+    t.send(b"0123456789")
+    t.expect("PA")
+    t.recv("A", ack=L(5))
+    assert t.conn.snd_una == L(5) and len(t.conn.send_buffer) == 6
+
+
+def test_window_update_accepted_only_from_newer_segments() -> None:
+    """RFC 9293 §3.10.7.4: SND.WL1/SND.WL2 guard against old window updates."""
+    t = established()
+    t.recv("A", ack=L(1), window=5000)
+    assert t.conn.snd_wnd == 5000
+    # An older segment (lower seq) must not change the window.
+    t.recv("A", seq=R(0), ack=L(1), window=10, advance_peer=False)
+    assert t.conn.snd_wnd == 5000
+
+
+# -- receiving ---------------------------------------------------------------------
+
+
+def test_in_order_data_is_delivered_and_acked() -> None:
+    t = established()
+    t.recv("PA", payload=b"hello")
+    assert t.conn.readable_bytes == 5
+    assert DataReceived(5) in t.events
+    t.expect("A", ack=R(6))
+    assert t.read() == b"hello"
+
+
+def test_read_returns_at_most_max_bytes() -> None:
+    t = established()
+    t.recv("PA", payload=b"abcdef")
+    assert t.read(2) == b"ab"
+    assert t.read() == b"cdef"
+    assert t.read() == b""
+
+
+def test_received_data_crosses_the_wrap() -> None:
+    t = established()
+    t.recv("PA", payload=bytes(30))
+    t.expect("A", ack=R(31))
+    assert R(31) < R(1)
+
+
+def test_out_of_order_segment_gets_immediate_duplicate_ack() -> None:
+    t = established()
+    t.recv("PA", seq=R(11), payload=b"B" * 10, advance_peer=False)
+    t.expect("A", ack=R(1))
+    assert t.conn.readable_bytes == 0
+    assert t.conn.counters.ooo_segments == 1
+
+
+def test_hole_filled_delivers_everything_in_order() -> None:
+    t = established()
+    t.recv("PA", seq=R(11), payload=b"B" * 10, advance_peer=False)
+    t.expect("A", ack=R(1))
+    t.recv("PA", seq=R(1), payload=b"A" * 10, advance_peer=False)
+    t.expect("A", ack=R(21))
+    assert t.read() == b"A" * 10 + b"B" * 10
+
+
+def test_three_way_reordering_reassembles() -> None:
+    t = established()
+    for start, chunk in ((21, b"C"), (11, b"B"), (1, b"A")):
+        t.recv("A", seq=R(start), payload=chunk * 10, advance_peer=False)
+    assert t.read() == b"A" * 10 + b"B" * 10 + b"C" * 10
+    assert t.conn.rcv_nxt == R(31)
+
+
+def test_duplicate_segment_is_acked_but_not_delivered_twice() -> None:
+    t = established()
+    t.recv("PA", payload=b"once")
+    t.expect("A", ack=R(5))
+    t.recv("PA", seq=R(1), payload=b"once", advance_peer=False)
+    t.expect("A", ack=R(5))
+    assert t.read() == b"once"
+
+
+def test_overlapping_segment_delivers_only_new_bytes() -> None:
+    t = established()
+    t.recv("PA", payload=b"abcd")
+    t.recv("PA", seq=R(3), payload=b"cdef", advance_peer=False)
+    assert t.read() == b"abcdef"
+
+
+def test_segment_beyond_window_is_unacceptable() -> None:
+    t = established(opts(recv_buffer=1000))
+    t.expect_nothing()
+    t.recv("PA", seq=R(5000), payload=b"far", advance_peer=False)
+    t.expect("A", ack=R(1))
+    assert t.conn.counters.unacceptable_segments == 1
+    assert t.conn.readable_bytes == 0
+
+
+def test_segment_straddling_right_edge_is_trimmed() -> None:
+    t = established(opts(recv_buffer=1000))
+    t.recv("PA", payload=b"q" * 1200)
+    assert t.conn.readable_bytes == 1000
+    t.expect("A", ack=R(1001), window=0)
+
+
+def test_segment_before_rcv_nxt_is_unacceptable_and_acked() -> None:
+    t = established()
+    t.recv("PA", payload=b"12345")
+    t.expect("A")
+    t.recv("PA", seq=R(-10), payload=b"old", advance_peer=False)
+    t.expect("A", ack=R(6))
+
+
+def test_zero_window_still_processes_acks() -> None:
+    """RFC 9293 §3.10.7.4: with RCV.WND = 0, valid ACKs are still accepted."""
+    t = established(opts(recv_buffer=10))
+    t.recv("PA", payload=b"0123456789")
+    t.expect("A", window=0)
+    t.send(b"out")
+    t.expect("PA", payload=b"out")
+    t.recv("PA", ack=L(4), payload=b"more")  # data dropped, ACK processed
+    assert t.conn.snd_una == L(4)
+    t.expect("A", ack=R(11), window=0)
+    assert t.conn.readable_bytes == 10
+
+
+def test_reading_reopens_a_zero_window_with_an_update() -> None:
+    t = established(opts(recv_buffer=2000), mss=1000)
+    t.recv("PA", payload=b"x" * 2000)
+    t.expect("A", ack=R(2001), window=0)
+    t.read()
+    t.expect("A", ack=R(2001), window=2000)
+
+
+def test_small_read_does_not_send_window_update() -> None:
+    """RFC 9293 §3.8.6.2.2 receiver SWS avoidance."""
+    t = established(opts(recv_buffer=4000), mss=1000)
+    t.recv("PA", payload=b"x" * 4000)
+    t.expect("A", window=0)
+    t.read(10)
+    t.expect_nothing()
+
+
+# -- ACK field checks --------------------------------------------------------------
+
+
+def test_ack_of_unsent_data_gets_challenge_ack_and_is_dropped() -> None:
+    """RFC 5961 §5.2 / RFC 9293: SEG.ACK > SND.NXT."""
+    t = established()
+    t.recv("PA", ack=L(100), payload=b"data")
+    t.expect("A", seq=L(1), ack=R(1))
+    assert t.conn.readable_bytes == 0
+    assert t.conn.counters.challenge_acks == 1
+
+
+def test_old_duplicate_ack_is_ignored_but_data_accepted() -> None:
+    t = established()
+    t.send(b"abc")
+    t.expect("PA")
+    t.recv("A", ack=L(4))
+    t.recv("PA", ack=L(2), payload=b"ok")
+    assert t.read() == b"ok"
+    assert t.conn.snd_una == L(4)
+
+
+def test_ack_far_below_snd_una_gets_challenge_ack() -> None:
+    """RFC 5961 §5.2: SEG.ACK < SND.UNA - MAX.SND.WND."""
+    t = established(window=1000)
+    t.recv("A", ack=L(-5000), payload=b"x")
+    t.expect("A", ack=R(1))
+    assert t.conn.counters.challenge_acks == 1
+
+
+def test_snd_wnd_uses_peer_window_scale() -> None:
+    t = established(opts(window_scaling=True), wscale=4)
+    t.recv("A", ack=L(1), window=1000)
+    assert t.conn.snd_wnd == 16000
+
+
+def test_our_window_is_scaled_in_the_header() -> None:
+    t = established(opts(window_scaling=True, recv_buffer=1 << 20), wscale=0)
+    t.recv("PA", payload=b"a")
+    seg = t.expect("A")
+    assert seg.window == ((1 << 20) - 1 + 31) >> 5 or seg.window == (1 << 20) >> 5
+
+
+def test_advertised_window_never_shrinks_with_scaling() -> None:
+    t = established(opts(window_scaling=True, recv_buffer=1 << 20), wscale=0)
+    right_edges = []
+    for _ in range(5):
+        t.recv("PA", payload=b"z" * 1000)
+        seg = t.expect("A")
+        right_edges.append(seg.ack + (seg.window << t.conn.rcv_wscale))
+    assert right_edges == sorted(right_edges)
+
+
+def test_peer_window_default_matches_constant() -> None:
+    t = established()
+    assert t.conn.snd_wnd == PEER_WINDOW
+
+
+def test_data_in_close_wait_state_is_ignored() -> None:
+    t = established()
+    t.recv("FA")
+    t.expect("A")
+    t.recv("PA", payload=b"late")
+    assert t.state is State.CLOSE_WAIT
+    assert t.conn.readable_bytes == 0

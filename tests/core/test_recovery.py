@@ -1,0 +1,214 @@
+"""Fast retransmit and NewReno (RFC 5681 §3.2, RFC 6582); SACK generation (RFC 2018)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiotcp.core.congestion import NewReno, create
+from aiotcp.testing.corekit import L, R, established, opts
+
+MSS = 100
+
+
+def _flight(segments: int = 8):  # type: ignore[no-untyped-def]
+    t = established(opts(nodelay=True, initial_window=10), mss=MSS)
+    t.send(b"d" * (segments * MSS))
+    out = t.output()
+    assert len(out) == segments
+    return t
+
+
+def _dupacks(t, n: int, ack: int) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(n):
+        t.recv("A", ack=ack)
+
+
+def test_two_duplicate_acks_do_not_retransmit() -> None:
+    t = _flight()
+    t.recv("A", ack=L(101))
+    _dupacks(t, 2, L(101))
+    t.expect_nothing()
+
+
+def test_third_duplicate_ack_triggers_fast_retransmit() -> None:
+    t = _flight()
+    t.recv("A", ack=L(101))
+    _dupacks(t, 3, L(101))
+    t.expect("A", seq=L(101), payload=b"d" * MSS)
+    assert t.conn.counters.fast_retransmits == 1
+
+
+def test_fast_retransmit_halves_ssthresh_and_inflates_cwnd() -> None:
+    """RFC 5681 §3.2 steps 2-3: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = ssthresh+3."""
+    t = _flight()
+    t.recv("A", ack=L(101))
+    flight = 700
+    _dupacks(t, 3, L(101))
+    assert t.conn.cc.ssthresh == flight // 2
+    assert t.conn.cc.cwnd == flight // 2 + 3 * MSS
+
+
+def test_additional_dup_acks_inflate_cwnd() -> None:
+    t = _flight()
+    _dupacks(t, 3, L(1))
+    cwnd = t.conn.cc.cwnd
+    _dupacks(t, 2, L(1))
+    assert t.conn.cc.cwnd == cwnd + 2 * MSS
+
+
+def test_partial_ack_retransmits_next_hole() -> None:
+    """RFC 6582 §3.2 step 5."""
+    t = _flight()
+    _dupacks(t, 3, L(1))
+    t.expect("A", seq=L(1))
+    t.output()
+    t.recv("A", ack=L(301))  # partial: below the recovery point
+    t.expect("A", seq=L(301), payload=b"d" * MSS)
+
+
+def test_full_ack_exits_recovery_with_cwnd_at_most_ssthresh() -> None:
+    t = _flight()
+    _dupacks(t, 3, L(1))
+    t.output()
+    t.recv("A", ack=L(801))
+    assert not t.conn._in_recovery
+    assert t.conn.cc.cwnd <= t.conn.cc.ssthresh
+
+
+def test_no_second_fast_retransmit_for_same_window() -> None:
+    """RFC 6582 §3.2 step 2: duplicate ACKs below ``recover`` after an RTO."""
+    t = _flight()
+    t.advance(t.conn.rtt.rto)
+    t.output()
+    _dupacks(t, 3, L(1))
+    assert t.conn.counters.fast_retransmits == 0
+
+
+def test_dup_ack_definition_excludes_window_updates_and_data() -> None:
+    """RFC 5681 §2: same ACK, no data, same window, data outstanding."""
+    t = _flight()
+    t.recv("A", ack=L(1), window=1234)
+    t.recv("A", ack=L(1), payload=b"x")
+    t.recv("A", ack=L(1), payload=b"y")
+    assert t.conn.counters.dup_acks == 0
+
+
+def test_no_dup_acks_without_outstanding_data() -> None:
+    t = established()
+    _dupacks(t, 5, L(1))
+    assert t.conn.counters.dup_acks == 0
+
+
+# -- congestion window growth ------------------------------------------------------
+
+
+def test_slow_start_grows_cwnd_per_ack() -> None:
+    cc = NewReno(1000, 10)
+    cc.on_ack(1000, 10000, 0.0)
+    assert cc.cwnd == 11000
+
+
+def test_slow_start_abc_limits_growth_to_two_smss() -> None:
+    """RFC 3465 byte counting with L = 2 SMSS (RFC 5681 §3.1 allows it)."""
+    cc = NewReno(1000, 10)
+    cc.on_ack(5000, 10000, 0.0)
+    assert cc.cwnd == 12000
+
+
+def test_congestion_avoidance_adds_one_smss_per_window() -> None:
+    cc = NewReno(1000, 10)
+    cc.ssthresh = 5000
+    cc.cwnd = 10000
+    for _ in range(9):
+        cc.on_ack(1000, 10000, 0.0)
+    assert cc.cwnd == 10000
+    cc.on_ack(1000, 10000, 0.0)
+    assert cc.cwnd == 11000
+
+
+def test_timeout_sets_loss_window() -> None:
+    cc = NewReno(1000, 10)
+    cc.on_timeout(20000, 0.0)
+    assert (cc.cwnd, cc.ssthresh) == (1000, 10000)
+
+
+def test_ssthresh_floor_two_smss() -> None:
+    cc = NewReno(1000, 10)
+    cc.on_timeout(1000, 0.0)
+    assert cc.ssthresh == 2000
+
+
+def test_unknown_congestion_algorithm_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown congestion"):
+        create("bbr9", 1000)
+
+
+def test_initial_window_rescaled_to_negotiated_mss() -> None:
+    t = established(opts(initial_window=10), mss=500)
+    assert t.conn.cc.cwnd == 5000
+
+
+# -- SACK generation (RFC 2018 §4) ------------------------------------------------
+
+
+def test_out_of_order_ack_carries_sack_block() -> None:
+    t = established(sack_permitted=True)
+    t.recv("A", seq=R(101), payload=b"x" * 50, advance_peer=False)
+    t.expect("A", ack=R(1), sack_blocks=((R(101), R(151)),))
+
+
+def test_most_recent_sack_block_first() -> None:
+    t = established(sack_permitted=True)
+    t.recv("A", seq=R(101), payload=b"x" * 50, advance_peer=False)
+    t.output()
+    t.recv("A", seq=R(301), payload=b"y" * 50, advance_peer=False)
+    seg = t.expect("A")
+    assert seg.sack_blocks == ((R(301), R(351)), (R(101), R(151)))
+
+
+def test_sack_blocks_merge_adjacent_ranges() -> None:
+    t = established(sack_permitted=True)
+    t.recv("A", seq=R(101), payload=b"x" * 50, advance_peer=False)
+    t.recv("A", seq=R(151), payload=b"x" * 50, advance_peer=False)
+    out = t.output()
+    assert out[-1].sack_blocks == ((R(101), R(201)),)
+
+
+def test_no_sack_blocks_once_holes_are_filled() -> None:
+    t = established(sack_permitted=True)
+    t.recv("A", seq=R(11), payload=b"x" * 10, advance_peer=False)
+    t.output()
+    t.recv("A", seq=R(1), payload=b"y" * 10, advance_peer=False)
+    t.expect("A", ack=R(21), sack_blocks=())
+
+
+def test_no_sack_blocks_when_not_negotiated() -> None:
+    t = established()
+    t.recv("A", seq=R(101), payload=b"x" * 50, advance_peer=False)
+    t.expect("A", sack_blocks=())
+
+
+def test_at_most_three_sack_blocks_with_timestamps() -> None:
+    t = established(opts(timestamps=True), sack_permitted=True, ts_val=1, ts_ecr=1)
+    for i in range(5):
+        t.recv("A", seq=R(101 + 100 * i), payload=b"z" * 10, advance_peer=False, ts_val=2)
+    out = t.output()
+    assert len(out[-1].sack_blocks) == 3
+
+
+# -- bounded out-of-order queue ---------------------------------------------------
+
+
+def test_out_of_order_queue_is_bounded() -> None:
+    t = established(opts(ooo_max_segments=2))
+    for i in range(4):
+        t.recv("A", seq=R(101 + 100 * i), payload=b"q" * 10, advance_peer=False)
+    assert t.conn.recv_buffer.out_of_order_bytes == 20
+    assert t.conn.counters.ooo_dropped == 2
+
+
+def test_bounded_queue_still_merges_into_existing_ranges() -> None:
+    t = established(opts(ooo_max_segments=1))
+    t.recv("A", seq=R(101), payload=b"q" * 10, advance_peer=False)
+    t.recv("A", seq=R(111), payload=b"q" * 10, advance_peer=False)
+    assert t.conn.recv_buffer.out_of_order_bytes == 20
