@@ -1,3 +1,32 @@
-"""aiotcp: a TCP stack in Python, in user space, on asyncio."""
+"""aiotcp: a TCP stack in Python, in user space, on asyncio.
+
+The public names mirror asyncio's (DESIGN.md is the contract)::
+
+    reader, writer = await aiotcp.open_connection("198.18.0.2", 80)
+    server = await aiotcp.start_server(handle, port=8080)
+"""
+
+from aiotcp.core.options import TcpOptions
+from aiotcp.stack import Stack, get_stack
+from aiotcp.streams import (
+    Server,
+    connections,
+    create_connection,
+    create_server,
+    open_connection,
+    start_server,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Server",
+    "Stack",
+    "TcpOptions",
+    "connections",
+    "create_connection",
+    "create_server",
+    "get_stack",
+    "open_connection",
+    "start_server",
+]

@@ -36,9 +36,9 @@ def _guard_cleanup(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from aiotcp.demo.handshake import run_demo
+    from aiotcp.demo import run
 
-    return run_demo(guard_kind=args.guard)
+    return run(args.part, guard_kind=args.guard)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="two-host demo in network namespaces (needs root)")
+    demo.add_argument("part", nargs="?", choices=["all", "handshake", "streams"], default="all")
     demo.add_argument("--guard", choices=["iptables", "socket"], default="iptables")
     demo.set_defaults(func=_demo)
 

@@ -1,1 +1,39 @@
-"""Demos: what aiotcp shows about TCP, runnable from ``python -m aiotcp demo``."""
+"""Demos: what aiotcp shows about TCP, runnable as ``python -m aiotcp demo``.
+
+Both parts run between two network namespaces built for the demo (198.18.0.1 and
+198.18.0.2) and removed afterwards, with everything they started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from aiotcp.io.guard import GuardKind
+
+Part = Literal["all", "handshake", "streams"]
+
+
+def run(
+    part: Part = "all", *, guard_kind: GuardKind = "iptables", say: Callable[[str], None] = print
+) -> int:
+    """Build the two hosts, run the chosen parts, tear down. Returns an exit code."""
+    from aiotcp.demo.handshake import run_handshake_demo
+    from aiotcp.demo.streams import run_streams_demo
+    from aiotcp.io.privileges import HINT, has_effective_root
+    from aiotcp.testing.netns import two_hosts
+
+    if not has_effective_root():
+        say(f"The demo creates network namespaces, which needs root. {HINT}")
+        return 2
+    code = 0
+    with two_hosts("demo") as (a, b):
+        if part in ("all", "handshake"):
+            say("=== Part 1: one connection, segment by segment (aiotcp's raw socket layer) ===")
+            code |= run_handshake_demo(a, b, say, guard_kind=guard_kind)
+        if part in ("all", "streams"):
+            if part == "all":
+                say("")
+            say("=== Part 2: HTTP over aiotcp's streams API, state by state ===")
+            code |= run_streams_demo(a, b, say)
+    return code

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
 from aiotcp.core.seq import seq_add
-from aiotcp.io.guard import Guard
+from aiotcp.io.guard import GuardKind
 from aiotcp.io.rawsock import RawSocket
+from aiotcp.testing.netns import Host
 from aiotcp.testing.scripted import ScriptedEndpoint
 
 WINDOW = 64240
@@ -94,39 +95,35 @@ def scripted_echo_exchange(
     return result
 
 
-def run_demo(say: Callable[[str], None] = print, *, guard_kind: str = "iptables") -> int:
-    """Build the two hosts, run the exchange, tear everything down. Returns an exit code."""
+def run_handshake_demo(
+    a: Host, b: Host, say: Callable[[str], None] = print, *, guard_kind: GuardKind = "iptables"
+) -> int:
+    """The exchange between two prepared hosts. Returns an exit code."""
     from aiotcp.io.guard import make_guard
-    from aiotcp.io.privileges import HINT, has_effective_root
-    from aiotcp.testing.netns import kernel_echo_server, two_hosts
+    from aiotcp.testing.netns import kernel_echo_server
 
-    if not has_effective_root():
-        say(f"The demo creates network namespaces, which needs root. {HINT}")
-        return 2
     payload = b"hello from aiotcp\n"
     port = 7
-    with two_hosts("demo") as (a, b), kernel_echo_server(b, port):
+    with kernel_echo_server(b, port):
         say(
             f"Host A {a.address} (aiotcp, raw socket)  <-- veth -->  "
             f"Host B {b.address} (Linux kernel echo server, port {port})"
         )
-        with a.entered():
-            guard: Guard = make_guard(guard_kind)  # type: ignore[arg-type]
-            with guard, RawSocket() as raw:
-                local_port = guard.claim()
-                raw.set_port_ranges(guard.port_ranges())
-                say(
-                    f"aiotcp owns port {local_port}; "
-                    f"the {guard.kind} guard keeps the kernel from resetting it"
+        with a.entered(), make_guard(guard_kind) as guard, RawSocket() as raw:
+            local_port = guard.claim()
+            raw.set_port_ranges(guard.port_ranges())
+            say(
+                f"aiotcp owns port {local_port}; "
+                f"the {guard.kind} guard keeps the kernel from resetting it"
+            )
+            say("")
+            try:
+                result = scripted_echo_exchange(
+                    raw, (a.address, local_port), (b.address, port), payload, say=say
                 )
-                say("")
-                try:
-                    result = scripted_echo_exchange(
-                        raw, (a.address, local_port), (b.address, port), payload, say=say
-                    )
-                except ExchangeError as exc:
-                    say(f"FAILED: {exc}")
-                    return 1
+            except ExchangeError as exc:
+                say(f"FAILED: {exc}")
+                return 1
     say("")
     ok = result.echoed == payload
     say(f"Echo verified: {ok} ({result.echoed!r}); connection closed cleanly: {result.closed}")

@@ -25,25 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from aiotcp.core.segment import flags_str
 from aiotcp.testing.netns import Host, read_line
-
-# tcpdump's own order and letters (print-tcp.c), ACK printed as ".".
-_FLAG_LETTERS = (
-    (0x01, "F"),
-    (0x02, "S"),
-    (0x04, "R"),
-    (0x08, "P"),
-    (0x10, "."),
-    (0x20, "U"),
-    (0x40, "E"),
-    (0x80, "W"),
-)
-
-
-def flags_str(flags: int) -> str:
-    """TCP flag bits as tcpdump prints them: ``S``, ``S.``, ``.``, ``P.``, ``F.``, ``R``."""
-    text = "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit)
-    return text or "none"
 
 
 @dataclass(frozen=True)

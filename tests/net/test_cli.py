@@ -35,9 +35,12 @@ def test_demo_runs_and_verifies_its_echo() -> None:
 
     require_root()
     out = subprocess.run(
-        [sys.executable, "-m", "aiotcp", "demo"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "aiotcp", "demo"], capture_output=True, text=True, timeout=90
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Flags [S], seq" in out.stdout and "Flags [S.]" in out.stdout
     assert "Echo verified: True" in out.stdout
     assert "RST seen from the peer: False" in out.stdout
+    for transition in ("LISTEN -> SYN-RECEIVED", "SYN-SENT -> ESTABLISHED", "TIME-WAIT -> CLOSED"):
+        assert transition in out.stdout
+    assert "Both fetches verified: True" in out.stdout

@@ -1,0 +1,180 @@
+"""One coroutine per connection: inbox → core → events → wire, plus the one timer.
+
+aioquic's three steps on every input, as a task: feed the core what arrived
+(segments from the stack's demultiplexer, timer expiry, application calls), hand
+its events to the transport, transmit what it produced, and re-arm a single
+``loop.call_at`` from ``next_deadline()``.  Segments that arrive while the task is
+busy wait in the inbox and are processed as one batch, so a burst costs one task
+wake-up, and the ACKs it triggers coalesce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from aiotcp.core.connection import Connection, State
+from aiotcp.core.events import (
+    CloseReason,
+    Connected,
+    ConnectionClosed,
+    DataReceived,
+    EofReceived,
+    SendSpaceAvailable,
+    StateChanged,
+)
+from aiotcp.core.segment import Segment
+
+if TYPE_CHECKING:
+    from aiotcp.stack import Stack
+
+log = logging.getLogger("aiotcp")
+
+
+class EventSink(Protocol):
+    """What the driver tells the transport (kept small so tests can drive it)."""
+
+    def _on_data(self) -> None: ...
+    def _on_eof(self) -> None: ...
+    def _on_send_space(self) -> None: ...
+    def _on_closed(self, reason: CloseReason) -> None: ...
+
+
+class ConnectionDriver:
+    """Drives one ``Connection`` from the event loop; owned by the ``Stack``."""
+
+    def __init__(self, stack: Stack, conn: Connection) -> None:
+        self.stack = stack
+        self.conn = conn
+        self.key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        self.loop = stack.loop
+        self.inbox: list[Segment] = []
+        self.sink: EventSink | None = None
+        self.established: asyncio.Future[None] = self.loop.create_future()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._dirty = True
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._fired_at: float | None = None
+        self._last_now = 0.0
+        self.task = self.loop.create_task(self._run(), name=f"aiotcp {self.describe()}")
+
+    def describe(self) -> str:
+        from aiotcp.io.packet import format_ip
+
+        (lip, lport), (rip, rport) = self.conn.local, self.conn.remote
+        return f"{format_ip(lip)}:{lport} -> {format_ip(rip)}:{rport}"
+
+    # -- inputs ----------------------------------------------------------------
+    def deliver(self, seg: Segment) -> None:
+        """A segment for this 4-tuple (its payload already copied out of the arena)."""
+        self.inbox.append(seg)
+        self.poke()
+
+    def poke(self) -> None:
+        """Something changed (application call, timer): run a step soon."""
+        self._dirty = True
+        w = self._wakeup
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _on_timer(self) -> None:
+        # asyncio may fire a timer up to one clock resolution early: remember the
+        # deadline so the step treats it as reached (aioquic does the same).
+        self._fired_at = self._timer_at
+        self._timer = None
+        self._timer_at = None
+        self.poke()
+
+    # -- the task ----------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = self.loop
+        try:
+            while True:
+                if not self._dirty and not self.inbox:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                self.step()
+                if self.conn.state is State.CLOSED and not self.inbox:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("aiotcp: connection %s crashed; aborting it", self.describe())
+            self.conn.abort(loop.time())
+            self.step()
+        finally:
+            self._cancel_timer()
+            self.stack._forget(self)
+
+    def step(self) -> None:
+        """Process the inbox and due timers, dispatch events, transmit, re-arm."""
+        self._dirty = False
+        conn = self.conn
+        now = max(self.loop.time(), self._last_now)
+        if self._fired_at is not None:
+            now = max(now, self._fired_at)
+            self._fired_at = None
+        self._last_now = now  # the core never sees time go backwards
+        if self.inbox:
+            inbox, self.inbox = self.inbox, []
+            for seg in inbox:
+                conn.receive(seg, now)
+        deadline = conn.next_deadline()
+        if deadline is not None and deadline <= now:
+            conn.handle_timer(now)
+        self._dispatch_events()
+        self.flush(now)
+        self._rearm()
+
+    def flush(self, now: float) -> None:
+        segments = self.conn.segments_to_send(now)
+        if segments:
+            src, dst = self.conn.local[0], self.conn.remote[0]
+            send = self.stack.send_segment
+            for seg in segments:
+                send(seg, src, dst)
+
+    def _dispatch_events(self) -> None:
+        conn = self.conn
+        sink = self.sink
+        while (ev := conn.next_event()) is not None:
+            if isinstance(ev, StateChanged):
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s %s -> %s", self.describe(), ev.old.name, ev.new.name)
+                self.stack._state_changed(self, ev.old, ev.new)
+            elif isinstance(ev, Connected):
+                if not self.established.done():
+                    self.established.set_result(None)
+            elif isinstance(ev, DataReceived):
+                if sink is not None:
+                    sink._on_data()
+            elif isinstance(ev, EofReceived):
+                if sink is not None:
+                    sink._on_eof()
+            elif isinstance(ev, SendSpaceAvailable):
+                if sink is not None:
+                    sink._on_send_space()
+            elif isinstance(ev, ConnectionClosed):
+                if not self.established.done():
+                    exc = ev.reason.exception() or ConnectionResetError("connection closed")
+                    self.established.set_exception(exc)
+                if sink is not None:
+                    sink._on_closed(ev.reason)
+
+    def _rearm(self) -> None:
+        deadline = self.conn.next_deadline()
+        if deadline == self._timer_at:
+            return
+        self._cancel_timer()
+        if deadline is not None:
+            self._timer_at = deadline
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = None

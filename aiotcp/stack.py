@@ -1,0 +1,283 @@
+"""The Stack: one per event loop; owns the raw socket, the demux table, listeners, ports.
+
+Receive path: ``loop.add_reader`` on the raw socket → ``recv_batch`` drains until
+EAGAIN → each packet is demultiplexed by its 4-tuple to a connection's inbox, or
+to the listener of its port, or — when the port is ours but nothing matches —
+answered with a RST as RFC 9293 §3.10.7.1 says.  Segments to ports we do not own
+(another aiotcp process shares the namespace) are ignored: not our business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import secrets
+import socket
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiotcp.core.connection import Connection, State, reset_for
+from aiotcp.core.listener import Listener
+from aiotcp.core.options import TcpOptions
+from aiotcp.core.segment import Segment
+from aiotcp.driver import ConnectionDriver
+from aiotcp.io import route
+from aiotcp.io.guard import GuardKind, make_guard
+from aiotcp.io.packet import Packet
+from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
+from aiotcp.io.rawsock import RawSocket
+
+Key = tuple[bytes, int, bytes, int]  # local ip, local port, remote ip, remote port
+StateObserver = Callable[[ConnectionDriver, State, State], None]
+ANY = bytes(4)
+
+
+def key_of(conn: Connection) -> Key:
+    return (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+
+
+@dataclass
+class ListenerEntry:
+    """A listening port: the core listener and who to tell about new connections."""
+
+    listener: Listener
+    on_established: Callable[[ConnectionDriver], None]
+    addr: bytes
+
+
+class Stack:
+    """A user-space TCP/IPv4 stack bound to one asyncio event loop."""
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        guard: GuardKind = "iptables",
+        ephemeral_range: tuple[int, int] = DEFAULT_EPHEMERAL_RANGE,
+        verify_checksum: bool = True,
+        isn_secret: bytes | None = None,
+        **default_tcp_options: Any,
+    ) -> None:
+        self.loop = loop or asyncio.get_running_loop()
+        self.defaults = TcpOptions(**default_tcp_options)
+        self.isn_secret = isn_secret or secrets.token_bytes(32)
+        self.guard = make_guard(guard, ephemeral_range)
+        self.guard.install()
+        try:
+            self.raw = RawSocket(
+                port_ranges=self.guard.port_ranges(), verify_checksum=verify_checksum
+            )
+        except BaseException:
+            self.guard.close()
+            raise
+        self.connections: dict[Key, ConnectionDriver] = {}
+        self.listeners: dict[int, ListenerEntry] = {}
+        self.counters: collections.Counter[str] = self.raw.counters
+        self.closed = False
+        self.state_observers: list[StateObserver] = []
+        """Called on every state transition of every connection (demos, logs, tests)."""
+        self.loop.add_reader(self.raw.fileno(), self._on_readable)
+
+    # -- options ------------------------------------------------------------------
+    def options(self, mtu: int | None = None, **overrides: Any) -> TcpOptions:
+        """Per-connection options: the stack's defaults, then the call's ``**tcp_options``."""
+        opts = self.defaults.replace(**overrides) if overrides else self.defaults.replace()
+        if mtu is not None:
+            opts.mtu = mtu
+        return opts
+
+    # -- receive path ---------------------------------------------------------------
+    def _on_readable(self) -> None:
+        for pkt in self.raw.recv_batch():
+            self._dispatch(pkt)
+
+    def _dispatch(self, pkt: Packet) -> None:
+        seg = pkt.segment
+        if seg.payload:
+            seg.payload = bytes(seg.payload)  # the arena is reused by the next batch
+        driver = self.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
+        if driver is not None:
+            driver.deliver(seg)
+            return
+        entry = self.listeners.get(seg.dst_port)
+        if entry is not None and entry.addr in (ANY, pkt.dst):
+            now = self.loop.time()
+            conn = entry.listener.receive(seg, pkt.src, pkt.dst, now)
+            for out, src, dst in entry.listener.segments_to_send(now):
+                self.send_segment(out, src, dst)
+            if conn is not None:
+                driver = self._adopt(conn)
+                driver.established.add_done_callback(
+                    functools.partial(self._passive_done, driver=driver, entry=entry)
+                )
+            return
+        if self.guard.owns(seg.dst_port):
+            rst = reset_for(seg)
+            self.counters["rst_no_connection"] += 1
+            if rst is not None:
+                self.send_segment(rst, pkt.dst, pkt.src)
+        else:
+            self.counters["ignored_not_our_port"] += 1
+
+    def _passive_done(
+        self, fut: asyncio.Future[None], driver: ConnectionDriver, entry: ListenerEntry
+    ) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        accepted = entry.listener.accept()  # FIFO: may be an earlier one than ``driver``
+        if accepted is not None:
+            driver = self.connections.get(key_of(accepted), driver)
+        entry.on_established(driver)
+
+    # -- send path ------------------------------------------------------------------
+    def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
+        self.raw.send_segment(seg, src, dst)
+
+    # -- connections ------------------------------------------------------------------
+    def _adopt(self, conn: Connection) -> ConnectionDriver:
+        driver = ConnectionDriver(self, conn)
+        self.connections[driver.key] = driver
+        return driver
+
+    def _forget(self, driver: ConnectionDriver) -> None:
+        if self.connections.get(driver.key) is driver:
+            del self.connections[driver.key]
+        port = driver.conn.local[1]
+        if port not in self.listeners and not self._port_in_use(port):
+            self.guard.release(port)
+
+    def _port_in_use(self, port: int) -> bool:
+        return any(k[1] == port for k in self.connections)
+
+    def _state_changed(self, driver: ConnectionDriver, old: State, new: State) -> None:
+        for observer in self.state_observers:
+            observer(driver, old, new)
+
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        local_addr: tuple[str, int] | None = None,
+        **tcp_options: Any,
+    ) -> ConnectionDriver:
+        """Active open; returns the driver once ESTABLISHED (or raises like the kernel)."""
+        self._check_open()
+        dst_str = route.resolve(host)
+        r = route.lookup(dst_str)
+        src_str = local_addr[0] if local_addr and local_addr[0] else r.source
+        local_port = self.guard.claim(local_addr[1] if local_addr else 0)
+        self._refresh_filter()
+        src, dst = socket.inet_aton(src_str), socket.inet_aton(dst_str)
+        now = self.loop.time()
+        conn = Connection(
+            (src, local_port), (dst, port), self.options(r.mtu, **tcp_options), self.isn_secret, now
+        )
+        conn.connect(now)
+        driver = self._adopt(conn)
+        try:
+            await asyncio.shield(driver.established)
+        except asyncio.CancelledError:
+            conn.abort(self.loop.time())
+            driver.poke()
+            raise
+        return driver
+
+    def listen(
+        self,
+        port: int,
+        on_established: Callable[[ConnectionDriver], None],
+        *,
+        host: str | None = None,
+        backlog: int = 100,
+        **tcp_options: Any,
+    ) -> ListenerEntry:
+        self._check_open()
+        if port in self.listeners:
+            raise OSError(98, f"address already in use: aiotcp already listens on {port}")
+        addr = socket.inet_aton(route.resolve(host)) if host else ANY
+        port = self.guard.claim(port)
+        opts = self.options(None, backlog=backlog, **tcp_options)
+        entry = ListenerEntry(
+            Listener((addr, port), opts, self.isn_secret, self.loop.time()), on_established, addr
+        )
+        self.listeners[port] = entry
+        self._refresh_filter()
+        return entry
+
+    def unlisten(self, port: int) -> None:
+        entry = self.listeners.pop(port, None)
+        if entry is None:
+            return
+        for conn in entry.listener.close():
+            driver = self.connections.get(key_of(conn))
+            if driver is not None:
+                driver.poke()
+        if not self._port_in_use(port):
+            self.guard.release(port)
+        self._refresh_filter()
+
+    def _refresh_filter(self) -> None:
+        self.raw.set_port_ranges(self.guard.port_ranges())
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("this aiotcp Stack is closed")
+
+    # -- lifecycle ------------------------------------------------------------------
+    def close(self) -> None:
+        """Abort every connection (RST), stop listening, remove the guard. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        now = self.loop.time()
+        for port in list(self.listeners):
+            self.unlisten(port)
+        for driver in list(self.connections.values()):
+            driver.conn.abort(now)
+            driver.flush(now)
+            driver.task.cancel()
+        self.connections.clear()
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.raw.fileno())
+        self.raw.close()
+        self.guard.close()
+        _stacks.pop(self.loop, None)
+
+    async def __aenter__(self) -> Stack:
+        _stacks[self.loop] = self
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+_stacks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Stack] = weakref.WeakKeyDictionary()
+
+
+def get_stack(**kwargs: Any) -> Stack:
+    """The running loop's stack, created on first use (explicit ``Stack(...)`` also works)."""
+    loop = asyncio.get_running_loop()
+    stack = _stacks.get(loop)
+    if stack is None or stack.closed:
+        stack = Stack(loop=loop, **kwargs)
+        _stacks[loop] = stack
+        _close_with_loop(loop, stack)
+    return stack
+
+
+def _close_with_loop(loop: asyncio.AbstractEventLoop, stack: Stack) -> None:
+    """Close the stack when its loop closes (asyncio.run closes the loop at the end)."""
+    original_close = loop.close
+
+    def close() -> None:
+        stack.close()
+        original_close()
+
+    # uvloop's close cannot be replaced; the guard's exit hook still cleans up then.
+    with contextlib.suppress(AttributeError, TypeError):
+        loop.close = close  # type: ignore[method-assign]

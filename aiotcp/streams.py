@@ -1,0 +1,248 @@
+"""The public API: asyncio's streams and protocols over aiotcp (DESIGN.md contract).
+
+``open_connection`` / ``start_server`` return asyncio's own ``StreamReader`` /
+``StreamWriter`` and an ``asyncio.Server``-compatible ``Server``;
+``create_connection`` / ``create_server`` run any ``Protocol``.  ``**tcp_options``
+are ``aiotcp.core.options.TcpOptions`` fields (``nodelay=True``, ``keepalive=True``,
+``msl=1.0`` ...); a misspelt name raises ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiotcp.driver import ConnectionDriver
+from aiotcp.stack import Stack, _stacks, get_stack
+from aiotcp.transport import TcpTransport
+
+STREAM_LIMIT = 2**16  # asyncio.streams._DEFAULT_LIMIT
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+ClientConnectedCb = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
+
+
+def _stack(stack: Stack | None) -> Stack:
+    return stack if stack is not None else get_stack()
+
+
+def _attach(driver: ConnectionDriver, protocol: asyncio.BaseProtocol) -> TcpTransport:
+    """Create the transport, tell the protocol, then replay what arrived meanwhile."""
+    transport = TcpTransport(driver, protocol)
+    protocol.connection_made(transport)
+    conn = driver.conn
+    if conn.readable_bytes:
+        transport._on_data()
+    if conn.eof_received:
+        transport._on_eof()
+    if conn.close_reason is not None:
+        transport._on_closed(conn.close_reason)
+    return transport
+
+
+async def create_connection(
+    protocol_factory: ProtocolFactory,
+    host: str,
+    port: int,
+    *,
+    local_addr: tuple[str, int] | None = None,
+    stack: Stack | None = None,
+    **tcp_options: Any,
+) -> tuple[TcpTransport, asyncio.BaseProtocol]:
+    """Like ``loop.create_connection``, over aiotcp."""
+    driver = await _stack(stack).connect(host, port, local_addr=local_addr, **tcp_options)
+    protocol = protocol_factory()
+    return _attach(driver, protocol), protocol
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    *,
+    local_addr: tuple[str, int] | None = None,
+    limit: int = STREAM_LIMIT,
+    stack: Stack | None = None,
+    **tcp_options: Any,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Like ``asyncio.open_connection``, over aiotcp."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await create_connection(
+        lambda: protocol, host, port, local_addr=local_addr, stack=stack, **tcp_options
+    )
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer
+
+
+class Server(asyncio.AbstractServer):
+    """``asyncio.Server``'s interface for one listening aiotcp port."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        protocol_factory: ProtocolFactory,
+        host: str | None,
+        port: int,
+        backlog: int,
+        tcp_options: dict[str, Any],
+    ) -> None:
+        self._stack = stack
+        self._loop = stack.loop
+        self._factory = protocol_factory
+        self._host = host
+        self._requested_port = port
+        self._backlog = backlog
+        self._tcp_options = tcp_options
+        self._port: int | None = None
+        self._transports: weakref.WeakSet[TcpTransport] = weakref.WeakSet()
+        self._serving_forever: asyncio.Future[None] | None = None
+        self._closed = asyncio.Event()
+
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._port is not None
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """aiotcp has no kernel sockets; ``(host, port)`` pairs stand in for them."""
+        if self._port is None:
+            return ()
+        return ((self._host or "0.0.0.0", self._port),)
+
+    async def start_serving(self) -> None:
+        if self._port is not None:
+            return
+        self._closed.clear()
+        entry = self._stack.listen(
+            self._requested_port,
+            self._on_established,
+            host=self._host,
+            backlog=self._backlog,
+            **self._tcp_options,
+        )
+        self._port = entry.listener.local[1]
+
+    def _on_established(self, driver: ConnectionDriver) -> None:
+        protocol = self._factory()
+        transport = _attach(driver, protocol)
+        self._transports.add(transport)
+
+    def close(self) -> None:
+        """Stop listening; established connections are left alone, as in asyncio."""
+        if self._port is None:
+            return
+        self._stack.unlisten(self._port)
+        self._port = None
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.cancel()
+        self._closed.set()
+
+    def close_clients(self) -> None:
+        for t in list(self._transports):
+            t.close()
+
+    def abort_clients(self) -> None:
+        for t in list(self._transports):
+            t.abort()
+
+    async def wait_closed(self) -> None:
+        if self._port is None:
+            return
+        await self._closed.wait()
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        await self.start_serving()
+        self._serving_forever = self._loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever = None
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def __repr__(self) -> str:
+        return f"<aiotcp.Server {self._host or '0.0.0.0'}:{self._port}>"
+
+
+async def create_server(
+    protocol_factory: ProtocolFactory,
+    host: str | None = None,
+    port: int = 0,
+    *,
+    backlog: int = 100,
+    start_serving: bool = True,
+    stack: Stack | None = None,
+    **tcp_options: Any,
+) -> Server:
+    """Like ``loop.create_server``, over aiotcp."""
+    server = Server(_stack(stack), protocol_factory, host, port, backlog, tcp_options)
+    if start_serving:
+        await server.start_serving()
+    return server
+
+
+async def start_server(
+    client_connected_cb: ClientConnectedCb,
+    host: str | None = None,
+    port: int = 0,
+    *,
+    backlog: int = 100,
+    limit: int = STREAM_LIMIT,
+    stack: Stack | None = None,
+    **tcp_options: Any,
+) -> Server:
+    """Like ``asyncio.start_server``, over aiotcp."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.StreamReaderProtocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+    return await create_server(factory, host, port, backlog=backlog, stack=stack, **tcp_options)
+
+
+def connections(stack: Stack | None = None) -> list[dict[str, Any]]:
+    """Snapshot of the running loop's connections, like ``ss -tan``."""
+    st = stack if stack is not None else _stacks.get(asyncio.get_running_loop())
+    if st is None:
+        return []
+    now = st.loop.time()
+    rows: list[dict[str, Any]] = []
+    for entry in st.listeners.values():
+        info = entry.listener.info()
+        rows.append({"state": "LISTEN", **info})
+    for driver in st.connections.values():
+        rows.append(driver.conn.info(now).as_dict())
+    return rows
+
+
+__all__ = [
+    "Server",
+    "connections",
+    "create_connection",
+    "create_server",
+    "open_connection",
+    "start_server",
+]

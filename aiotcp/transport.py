@@ -1,0 +1,245 @@
+"""``asyncio.Transport`` over an aiotcp connection, with real flow control both ways.
+
+Semantics follow asyncio's socket transports, so stdlib ``StreamReader`` /
+``StreamWriter`` and any ``Protocol`` work unchanged:
+
+- ``write`` never blocks: bytes go into the core's send buffer (the "kernel
+  socket buffer" here) and whatever does not fit waits in ``_pending``.  Only
+  ``_pending`` counts as the write buffer, as with kernel sockets, and crossing the
+  high-water mark calls ``pause_writing`` — so ``drain()`` really waits.
+- ``pause_reading`` stops taking bytes out of the core; its receive buffer fills
+  and the advertised window closes, which is TCP's own back-pressure on the peer.
+- ``close`` sends FIN once everything queued is in the core; ``connection_lost``
+  follows then, while the connection finishes its close in the stack (like a
+  kernel orphan socket).  ``abort`` sends RST at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from aiotcp.core.connection import State
+from aiotcp.core.events import CloseReason
+from aiotcp.driver import ConnectionDriver
+
+log = logging.getLogger("aiotcp")
+
+DEFAULT_HIGH_WATER = 64 * 1024
+
+
+class TcpTransport(asyncio.Transport):
+    def __init__(self, driver: ConnectionDriver, protocol: asyncio.BaseProtocol) -> None:
+        super().__init__()
+        self._driver = driver
+        self._conn = driver.conn
+        self._loop = driver.loop
+        self._protocol = protocol
+        self._pending = bytearray()
+        self._high = DEFAULT_HIGH_WATER
+        self._low = DEFAULT_HIGH_WATER // 4
+        self._writing_paused = False
+        self._reading_paused = False
+        self._closing = False  # close() or abort() called
+        self._eof_requested = False  # write_eof() called
+        self._eof_pending = False  # peer FIN seen, not yet reported (reading paused)
+        self._eof_delivered = False
+        self._lost = False
+        (lip, lport), (rip, rport) = self._conn.local, self._conn.remote
+        self._extra: dict[str, Any] = {
+            "peername": (socket.inet_ntoa(rip), rport),
+            "sockname": (socket.inet_ntoa(lip), lport),
+            "socket": None,
+        }
+        driver.sink = self
+
+    # -- asyncio.BaseTransport ----------------------------------------------------
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "aiotcp":
+            return self._conn.info(self._loop.time())
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def close(self) -> None:
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self._reading_paused = True
+        self._finish_close_if_flushed()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    # -- reading ------------------------------------------------------------------
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._reading_paused:
+            return
+        self._reading_paused = False
+        self._loop.call_soon(self._deliver_readable)
+
+    def _deliver_readable(self) -> None:
+        """Hand in-order bytes to the protocol; reading opens the advertised window."""
+        conn = self._conn
+        proto = self._protocol
+        while not self._reading_paused and not self._lost and conn.readable_bytes:
+            data = conn.read()
+            proto.data_received(data)  # type: ignore[attr-defined]
+        self._driver.poke()  # a window update may be due
+        if self._eof_pending and not self._reading_paused and not conn.readable_bytes:
+            self._eof_pending = False
+            self._deliver_eof()
+
+    def _deliver_eof(self) -> None:
+        if self._eof_delivered or self._lost:
+            return
+        self._eof_delivered = True
+        keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+        if not keep_open:
+            self.close()
+
+    # -- writing ------------------------------------------------------------------
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__}")
+        if self._eof_requested:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._closing or self._lost:
+            log.debug("aiotcp: write() on a closing transport ignored")
+            return
+        if self._conn.state is State.CLOSED:
+            return  # connection_lost has been or is being called with the reason
+        if not self._pending:
+            n = self._conn.send(data)
+            if n < len(data):
+                self._pending += memoryview(data)[n:]
+        else:
+            self._pending += data
+        self._driver.poke()
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._eof_requested or self._closing:
+            return
+        self._eof_requested = True
+        self._finish_close_if_flushed()
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low, self._high)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._maybe_pause_protocol()
+
+    def abort(self) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        self._pending.clear()
+        self._conn.abort(self._loop.time())
+        self._driver.poke()
+        self._connection_lost(None)
+
+    # -- flow control ---------------------------------------------------------------
+    def _maybe_pause_protocol(self) -> None:
+        if not self._writing_paused and len(self._pending) > self._high:
+            self._writing_paused = True
+            try:
+                self._protocol.pause_writing()
+            except Exception:
+                log.exception("protocol.pause_writing() failed")
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._writing_paused and len(self._pending) <= self._low:
+            self._writing_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception:
+                log.exception("protocol.resume_writing() failed")
+
+    def _move_pending(self) -> None:
+        """Push queued bytes into the core's send buffer as space allows."""
+        if self._pending and self._conn.state is not State.CLOSED:
+            n = self._conn.send(self._pending)
+            if n:
+                del self._pending[:n]
+                self._driver.poke()
+        self._maybe_resume_protocol()
+
+    def _finish_close_if_flushed(self) -> None:
+        """FIN (or close) once every byte the application wrote is in the core."""
+        if self._pending or self._lost:
+            return
+        now = self._loop.time()
+        if self._closing:
+            self._conn.close(now)
+            self._driver.poke()
+            self._connection_lost(None)
+        elif self._eof_requested:
+            self._conn.shutdown_write(now)
+            self._driver.poke()
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        if self._writing_paused:
+            self._writing_paused = False
+        self._loop.call_soon(self._protocol.connection_lost, exc)
+
+    # -- events from the driver ---------------------------------------------------------
+    def _on_data(self) -> None:
+        if not self._reading_paused:
+            self._deliver_readable()
+
+    def _on_eof(self) -> None:
+        if self._reading_paused or self._conn.readable_bytes:
+            self._eof_pending = True
+            if not self._reading_paused:
+                self._deliver_readable()
+        else:
+            self._deliver_eof()
+
+    def _on_send_space(self) -> None:
+        self._move_pending()
+        self._finish_close_if_flushed()
+
+    def _on_closed(self, reason: CloseReason) -> None:
+        if self._lost:
+            return
+        if reason is CloseReason.NORMAL:
+            if not self._closing and not self._eof_delivered:
+                self._on_eof()
+            self._connection_lost(None)
+        else:
+            self._connection_lost(reason.exception())

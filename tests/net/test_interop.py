@@ -1,0 +1,277 @@
+"""aiotcp against the Linux kernel's TCP, both directions, on both event loops.
+
+Host A runs aiotcp (the test thread is moved into A's namespace, so the stack's
+raw socket, guard and reservations live there); host B runs plain kernel sockets
+in their own processes or threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import struct
+import threading
+
+import pytest
+
+import aiotcp
+from aiotcp.testing.loops import LoopKind, run
+from aiotcp.testing.netns import Host, kernel_echo_server, kernel_sink, kernel_source, pattern
+
+PORT = 7000
+SIZE = 8 * 1024 * 1024
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- aiotcp client
+
+
+def test_client_echo_roundtrip(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    a, b = hosts
+
+    async def main() -> None:
+        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        assert writer.get_extra_info("peername") == (b.address, PORT)
+        assert writer.get_extra_info("sockname")[0] == a.address
+        assert writer.get_extra_info("aiotcp").state == "ESTABLISHED"
+        for i in range(20):
+            line = f"line {i}\n".encode()
+            writer.write(line)
+            assert await reader.readline() == line
+        writer.close()
+        await writer.wait_closed()
+
+    with kernel_echo_server(b, PORT), a.entered():
+        run(main, loop_kind)
+
+
+def test_client_sends_bulk_to_kernel_byte_exact(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+    data = pattern(SIZE, seed=1)
+
+    async def main() -> None:
+        _, writer = await aiotcp.open_connection(b.address, PORT)
+        for i in range(0, len(data), 65536):
+            writer.write(data[i : i + 65536])
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    with kernel_sink(b, PORT) as sink, a.entered():
+        run(main, loop_kind)
+        assert sink.read_result() == (SIZE, sha(data))
+
+
+def test_client_receives_bulk_from_kernel_byte_exact(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+
+    async def main() -> bytes:
+        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        got = await reader.read()  # to EOF: the kernel source half-closes
+        writer.close()
+        await writer.wait_closed()
+        return got
+
+    with kernel_source(b, PORT, SIZE), a.entered():
+        got = run(main, loop_kind)
+    assert len(got) == SIZE and sha(got) == sha(pattern(SIZE))
+
+
+def test_client_half_close_then_keeps_reading(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """write_eof() sends FIN; the kernel echo server still answers, then closes."""
+    a, b = hosts
+
+    async def main() -> bytes:
+        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        writer.write(b"x" * 100000)
+        assert writer.can_write_eof()
+        writer.write_eof()
+        got = await reader.read()
+        assert reader.at_eof()
+        writer.close()
+        await writer.wait_closed()
+        return got
+
+    with kernel_echo_server(b, PORT), a.entered():
+        assert run(main, loop_kind) == b"x" * 100000
+
+
+def test_refused_port_raises_connection_refused(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+
+    async def main() -> None:
+        with pytest.raises(ConnectionRefusedError):
+            await aiotcp.open_connection(b.address, 9)
+
+    with a.entered():
+        run(main, loop_kind)
+
+
+def test_kernel_abort_gives_connection_reset(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    a, b = hosts
+    listener = b.listen(PORT)
+
+    def abort_first_client() -> None:
+        conn, _ = listener.accept()
+        conn.recv(100)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # RST
+
+    async def main() -> None:
+        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        writer.write(b"hi")
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        writer.close()
+
+    t = threading.Thread(target=abort_first_client, daemon=True)
+    t.start()
+    with listener, a.entered():
+        run(main, loop_kind)
+    t.join(5)
+
+
+def test_unreachable_peer_times_out_after_syn_retries(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, _ = hosts
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(TimeoutError):
+            await aiotcp.open_connection("198.18.0.77", PORT, syn_retries=2, rto_initial=0.2)
+        return loop.time() - t0
+
+    with a.entered():
+        elapsed = run(main, loop_kind)
+    assert 0.2 + 0.4 <= elapsed < 5  # 0.2 + 0.4 + 0.8 s with exponential backoff
+
+
+# ---------------------------------------------------------------- aiotcp server
+
+
+async def echo_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+def kernel_echo_client(host: Host, addr: str, payload: bytes) -> bytes:
+    def client() -> bytes:
+        with socket.create_connection((addr, PORT), timeout=20) as s:
+            out = bytearray()
+
+            def reader() -> None:
+                while chunk := s.recv(65536):
+                    out.extend(chunk)
+
+            t = threading.Thread(target=reader)
+            t.start()
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            t.join(20)
+            return bytes(out)
+
+    return host.call(client)
+
+
+def test_server_echoes_kernel_client_byte_exact(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+    payload = pattern(2 * 1024 * 1024, seed=7)
+
+    async def main() -> bytes:
+        server = await aiotcp.start_server(echo_handler, port=PORT)
+        async with server:
+            return await asyncio.to_thread(kernel_echo_client, b, a.address, payload)
+
+    with a.entered():
+        got = run(main, loop_kind)
+    assert sha(got) == sha(payload)
+
+
+def test_curl_fetches_from_aiotcp_http_server(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+    body = pattern(300000, seed=3)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> str:
+        async with await aiotcp.start_server(handler, port=8080):
+            proc = await asyncio.to_thread(
+                b.run,
+                ["curl", "-sS", "--max-time", "20", f"http://{a.address}:8080/"],
+                text=False,
+            )
+            return sha(proc.stdout)
+
+    with a.entered():
+        assert run(main, loop_kind) == sha(body)
+
+
+def test_many_concurrent_connections_then_table_empties(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+    n = 50
+
+    async def one(i: int) -> bytes:
+        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        msg = f"client {i}\n".encode() * 100
+        writer.write(msg)
+        got = await reader.readexactly(len(msg))
+        writer.close()
+        await writer.wait_closed()
+        return got
+
+    async def main() -> None:
+        results = await asyncio.gather(*(one(i) for i in range(n)))
+        assert all(r == f"client {i}\n".encode() * 100 for i, r in enumerate(results))
+        await asyncio.sleep(0.3)
+        states = [c["state"] for c in aiotcp.connections()]
+        assert len(states) == n and set(states) <= {"TIME-WAIT", "FIN-WAIT-2"}
+
+    with kernel_echo_server(b, PORT), a.entered():
+        run(main, loop_kind)
+
+
+def test_time_wait_expires_after_2msl(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    a, b = hosts
+
+    async def main() -> None:
+        reader, writer = await aiotcp.open_connection(b.address, PORT, msl=0.25)
+        writer.write(b"ping\n")
+        await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.2)
+        assert [c["state"] for c in aiotcp.connections()] == ["TIME-WAIT"]
+        await asyncio.sleep(0.6)
+        assert aiotcp.connections() == []
+
+    with kernel_echo_server(b, PORT), a.entered():
+        run(main, loop_kind)
