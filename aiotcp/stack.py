@@ -42,10 +42,15 @@ def key_of(conn: Connection) -> Key:
 
 @dataclass
 class ListenerEntry:
-    """A listening port: the core listener and who to tell about new connections."""
+    """A listening port: the core listener and who to tell when its accept queue grows.
+
+    Connections wait in the listener's accept queue until the owner calls
+    ``Stack.accept`` — like the kernel's, so a server that is not accepting
+    (``start_serving=False``) fills its backlog and further SYNs are dropped.
+    """
 
     listener: Listener
-    on_established: Callable[[ConnectionDriver], None]
+    on_ready: Callable[[], None]
     addr: bytes
 
 
@@ -111,9 +116,7 @@ class Stack:
                 self.send_segment(out, src, dst)
             if conn is not None:
                 driver = self._adopt(conn)
-                driver.established.add_done_callback(
-                    functools.partial(self._passive_done, driver=driver, entry=entry)
-                )
+                driver.established.add_done_callback(functools.partial(_established, entry))
             return
         if self.guard.owns(seg.dst_port):
             rst = reset_for(seg)
@@ -123,15 +126,14 @@ class Stack:
         else:
             self.counters["ignored_not_our_port"] += 1
 
-    def _passive_done(
-        self, fut: asyncio.Future[None], driver: ConnectionDriver, entry: ListenerEntry
-    ) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        accepted = entry.listener.accept()  # FIFO: may be an earlier one than ``driver``
-        if accepted is not None:
-            driver = self.connections.get(key_of(accepted), driver)
-        entry.on_established(driver)
+    def accept(self, port: int) -> ConnectionDriver | None:
+        """Take the oldest established connection from ``port``'s accept queue."""
+        entry = self.listeners.get(port)
+        while entry is not None and (conn := entry.listener.accept()) is not None:
+            driver = self.connections.get(key_of(conn))
+            if driver is not None and conn.state is not State.CLOSED:
+                return driver
+        return None
 
     # -- send path ------------------------------------------------------------------
     def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
@@ -190,7 +192,7 @@ class Stack:
     def listen(
         self,
         port: int,
-        on_established: Callable[[ConnectionDriver], None],
+        on_ready: Callable[[], None],
         *,
         host: str | None = None,
         backlog: int = 100,
@@ -203,7 +205,7 @@ class Stack:
         port = self.guard.claim(port)
         opts = self.options(None, backlog=backlog, **tcp_options)
         entry = ListenerEntry(
-            Listener((addr, port), opts, self.isn_secret, self.loop.time()), on_established, addr
+            Listener((addr, port), opts, self.isn_secret, self.loop.time()), on_ready, addr
         )
         self.listeners[port] = entry
         self._refresh_filter()
@@ -254,6 +256,11 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+def _established(entry: ListenerEntry, fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        entry.on_ready()
 
 
 _stacks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Stack] = weakref.WeakKeyDictionary()

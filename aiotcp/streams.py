@@ -97,6 +97,7 @@ class Server(asyncio.AbstractServer):
         self._backlog = backlog
         self._tcp_options = tcp_options
         self._port: int | None = None
+        self._serving = False
         self._transports: weakref.WeakSet[TcpTransport] = weakref.WeakSet()
         self._serving_forever: asyncio.Future[None] | None = None
         self._closed = asyncio.Event()
@@ -109,7 +110,7 @@ class Server(asyncio.AbstractServer):
         return self._loop
 
     def is_serving(self) -> bool:
-        return self._port is not None
+        return self._serving
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -118,23 +119,32 @@ class Server(asyncio.AbstractServer):
             return ()
         return ((self._host or "0.0.0.0", self._port),)
 
-    async def start_serving(self) -> None:
+    def _listen(self) -> None:
+        """Open the listening port; connections queue until ``start_serving``."""
         if self._port is not None:
             return
         self._closed.clear()
         entry = self._stack.listen(
             self._requested_port,
-            self._on_established,
+            self._accept_ready,
             host=self._host,
             backlog=self._backlog,
             **self._tcp_options,
         )
         self._port = entry.listener.local[1]
 
-    def _on_established(self, driver: ConnectionDriver) -> None:
-        protocol = self._factory()
-        transport = _attach(driver, protocol)
-        self._transports.add(transport)
+    async def start_serving(self) -> None:
+        self._listen()
+        self._serving = True
+        self._accept_ready()
+
+    def _accept_ready(self) -> None:
+        while self._serving and self._port is not None:
+            driver = self._stack.accept(self._port)
+            if driver is None:
+                return
+            transport = _attach(driver, self._factory())
+            self._transports.add(transport)
 
     def close(self) -> None:
         """Stop listening; established connections are left alone, as in asyncio."""
@@ -142,6 +152,7 @@ class Server(asyncio.AbstractServer):
             return
         self._stack.unlisten(self._port)
         self._port = None
+        self._serving = False
         if self._serving_forever is not None and not self._serving_forever.done():
             self._serving_forever.cancel()
         self._closed.set()
@@ -198,6 +209,7 @@ async def create_server(
 ) -> Server:
     """Like ``loop.create_server``, over aiotcp."""
     server = Server(_stack(stack), protocol_factory, host, port, backlog, tcp_options)
+    server._listen()
     if start_serving:
         await server.start_serving()
     return server
@@ -210,6 +222,7 @@ async def start_server(
     *,
     backlog: int = 100,
     limit: int = STREAM_LIMIT,
+    start_serving: bool = True,
     stack: Stack | None = None,
     **tcp_options: Any,
 ) -> Server:
@@ -220,7 +233,15 @@ async def start_server(
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-    return await create_server(factory, host, port, backlog=backlog, stack=stack, **tcp_options)
+    return await create_server(
+        factory,
+        host,
+        port,
+        backlog=backlog,
+        start_serving=start_serving,
+        stack=stack,
+        **tcp_options,
+    )
 
 
 def connections(stack: Stack | None = None) -> list[dict[str, Any]]:

@@ -31,11 +31,12 @@ from aiotcp.core.events import (
     Event,
     SendSpaceAvailable,
     StateChanged,
+    UrgentDataReceived,
 )
 from aiotcp.core.isn import initial_sequence_number, timestamp_offset
 from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
 from aiotcp.core.rto import RttEstimator
-from aiotcp.core.segment import ACK, FIN, MAX_WSCALE, PSH, RST, SYN, Segment
+from aiotcp.core.segment import ACK, FIN, MAX_WSCALE, PSH, RST, SYN, URG, Segment
 from aiotcp.core.seq import MASK, in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from aiotcp.core.timers import TimerName, Timers
 
@@ -215,6 +216,7 @@ class Connection:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0
+        self.rcv_up: int | None = None  # RCV.UP, the urgent pointer (RFC 9293 §3.8.5)
         self._last_ack_sent = 0
 
         # Negotiated options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
@@ -576,8 +578,11 @@ class Connection:
                 self._restart_time_wait(now)
             return
 
-        # Sixth (URG) is not supported (RFC 6093 discourages it); urgent data is
-        # delivered in line.  Seventh and eighth: text and FIN.
+        # Sixth: URG (RFC 9293 MUST-30..32).  Urgent data stays in line (RFC 6093
+        # §5: SO_OOBINLINE semantics); the application only learns where it ends.
+        if flags & URG and st in _RECEIVES_TEXT:
+            self._receive_urgent(seq, seg.urgent)
+        # Seventh and eighth: text and FIN.
         if payload_len or flags & FIN:
             self._process_text_and_fin(seg, seq, now)
 
@@ -722,6 +727,15 @@ class Connection:
             self.rtt.fallback()  # RFC 6298 §5.7
         self.timers.cancel(TimerName.RETRANSMIT)
         self._last_progress = now
+
+    def _receive_urgent(self, seq: int, pointer: int) -> None:
+        """RFC 9293 §3.10.7.4 sixth step: track RCV.UP, tell the user when it advances."""
+        up = seq_add(seq, pointer)
+        if self.rcv_up is None or seq_gt(up, self.rcv_up):
+            self.rcv_up = up
+            self._events.append(
+                UrgentDataReceived(self.recv_buffer.nxt + seq_sub(up, self.rcv_nxt))
+            )
 
     def _process_text_and_fin(self, seg: Segment, data_seq: int, now: float) -> None:
         """Steps seven and eight: segment text and FIN (RFC 9293 §3.10.7.4)."""
@@ -894,9 +908,9 @@ class Connection:
             # Data in flight: retransmission (or persist) decides liveness.
             self.timers.set(TimerName.KEEPALIVE, now + opts.keepalive_idle)
             return
-        idle = now - self._last_heard
-        if self._keepalive_probes == 0 and idle < opts.keepalive_idle:
-            self.timers.set(TimerName.KEEPALIVE, self._last_heard + opts.keepalive_idle)
+        deadline = self._last_heard + opts.keepalive_idle
+        if self._keepalive_probes == 0 and deadline > now:
+            self.timers.set(TimerName.KEEPALIVE, deadline)
             return
         if self._keepalive_probes >= opts.keepalive_count:
             self._enter_closed(CloseReason.TIMEOUT)

@@ -75,6 +75,18 @@ class SendSpaceAvailable(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class UrgentDataReceived(Event):
+    """The peer's urgent pointer advanced (RFC 9293 §3.8.5, MUST-32).
+
+    Urgent bytes are delivered in line with the rest of the stream (RFC 6093 §5
+    recommends exactly this); only the position is reported.
+    """
+
+    end_offset: int
+    """Stream offset (bytes since the connection began) just past the urgent data."""
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionReset(Event):
     """The peer sent an acceptable RST (RFC 9293 §3.10.7.4); ``ConnectionClosed`` follows."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from aiotcp.core.connection import Address, Connection, State, reset_for
 from aiotcp.core.isn import keyed_hash24
@@ -137,8 +138,14 @@ class Listener:
             # completes a SYN-cookie handshake.
             if not flags & SYN and self.options.syn_cookies:
                 conn = self._connection_from_cookie(seg, local, remote, now)
-                if conn is not None:
+                if isinstance(conn, Connection):
                     return conn
+                if conn == "overflow":
+                    # A valid cookie but no room to accept: Linux drops the ACK (the
+                    # client's retransmission may find room) unless abort_on_overflow.
+                    if self.options.abort_on_overflow:
+                        self._reply_reset(seg, dst_ip, src_ip)
+                    return None
             self._reply_reset(seg, dst_ip, src_ip)
             return None
         if not flags & SYN or flags & FIN:
@@ -228,16 +235,16 @@ class Listener:
 
     def _connection_from_cookie(
         self, seg: Segment, local: Address, remote: Address, now: float
-    ) -> Connection | None:
+    ) -> Connection | Literal["invalid", "overflow"]:
         iss = seq_sub(seg.ack, 1) & 0xFFFFFFFF
         irs = seq_sub(seg.seq, 1) & 0xFFFFFFFF
         mss = self.check_cookie(local, remote, irs, iss, now)
         if mss is None:
             self.counters.cookies_rejected += 1
-            return None
+            return "invalid"
         if not self._can_establish():
             self.counters.accept_queue_overflows += 1
-            return None
+            return "overflow"
         self.counters.cookies_accepted += 1
         conn = Connection(local, remote, self.options, self._secret, now, iss=iss)
         conn._parent = self
@@ -253,7 +260,7 @@ class Listener:
             self._syn_queue.pop(key, None)
             conn._parent = None
             conn.abort(now)
-            return None
+            return "invalid"
         return conn
 
     def info(self) -> dict[str, object]:

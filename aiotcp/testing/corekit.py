@@ -80,6 +80,7 @@ class Harness:
         ack: int | None = None,
         payload: bytes = b"",
         window: int = PEER_WINDOW,
+        urgent: int = 0,
         advance_peer: bool = True,
         **options: Any,
     ) -> None:
@@ -89,7 +90,7 @@ class Harness:
             seq = self.peer_nxt
         if ack is None:
             ack = self.conn.snd_nxt if f & ACK else 0
-        seg = Segment(REMOTE[1], LOCAL[1], seq, ack, f, window, 0, payload, **options)
+        seg = Segment(REMOTE[1], LOCAL[1], seq, ack, f, window, urgent, payload, **options)
         if advance_peer and seq == self.peer_nxt:
             self.peer_nxt = seq_add(seq, seg.seq_len)
         self.conn.receive(seg, self.now)

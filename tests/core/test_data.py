@@ -278,3 +278,24 @@ def test_data_in_close_wait_state_is_ignored() -> None:
     t.recv("PA", payload=b"late")
     assert t.state is State.CLOSE_WAIT
     assert t.conn.readable_bytes == 0
+
+
+# -- urgent data (RFC 9293 §3.8.5, RFC 6093) --------------------------------------
+
+
+def test_urgent_pointer_reported_and_data_kept_in_line() -> None:
+    from aiotcp.core.events import UrgentDataReceived
+
+    t = established()
+    t.recv("PAU", payload=b"abc!", urgent=4)
+    assert UrgentDataReceived(4) in t.events
+    assert t.read() == b"abc!"
+
+
+def test_urgent_pointer_reported_only_when_it_advances() -> None:
+    from aiotcp.core.events import UrgentDataReceived
+
+    t = established()
+    t.recv("PAU", payload=b"ab", urgent=10)
+    t.recv("PAU", payload=b"cd", urgent=8)  # same pointer (R(11)) again
+    assert t.event_types().count(UrgentDataReceived) == 1

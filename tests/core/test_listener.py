@@ -247,3 +247,22 @@ def test_listener_info_reports_queues() -> None:
     open_half(lst, 40000)
     info = lst.info()
     assert info["syn_queue"] == 1 and info["accept_queue"] == 0 and info["backlog"] == 4
+
+
+def test_valid_cookie_ack_with_full_accept_queue_is_dropped_not_reset() -> None:
+    """Linux drops the final ACK when it cannot accept (the client retransmits);
+    a RST would kill a connection the client already considers established."""
+    from aiotcp.core.listener import Listener
+    from aiotcp.core.options import TcpOptions
+    from aiotcp.core.segment import ACK, Segment
+
+    local, peer = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+    for abort, expect_rst in ((False, False), (True, True)):
+        lst = Listener((local, 80), TcpOptions(backlog=1, abort_on_overflow=abort), b"k" * 16)
+        lst._accept_queue.append(object())  # type: ignore[arg-type]  # the queue is full
+        cookie = lst.make_cookie((local, 80), (peer, 4000), 999, 1460, 0.0)
+        seg = Segment(4000, 80, 1000, (cookie + 1) & 0xFFFFFFFF, ACK, 500)
+        assert lst.receive(seg, peer, local, 0.0) is None
+        out = lst.segments_to_send(0.0)
+        assert bool(out) is expect_rst
+        assert lst.counters.accept_queue_overflows == 1

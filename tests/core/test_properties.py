@@ -1,0 +1,133 @@
+"""Property tests (hypothesis): arbitrary input never breaks the core's invariants."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aiotcp.core.buffers import ReceiveBuffer
+from aiotcp.core.connection import State
+from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
+from aiotcp.core.seq import seq_add, seq_sub
+from aiotcp.testing.corekit import (
+    LOCAL,
+    REMOTE,
+    STATE_FIXTURES,
+    L,
+    R,
+    established,
+    opts,
+)
+
+STREAM = bytes((i * 7 + 3) % 251 for i in range(1 << 16))
+FLAG_CHOICES = [ACK, ACK | PSH, ACK | FIN, RST, RST | ACK, SYN, SYN | ACK, FIN, 0, ACK | SYN | FIN]
+
+segment_spec = st.tuples(
+    st.sampled_from(FLAG_CHOICES),
+    st.integers(min_value=-3000, max_value=70000),  # seq offset from the peer's ISS+1
+    st.integers(min_value=0, max_value=1500),  # payload length
+    st.integers(min_value=-70000, max_value=3000),  # ack offset from our ISS+1
+    st.integers(min_value=0, max_value=0xFFFF),  # window
+    st.sampled_from([0.0, 0.0, 0.01, 0.3, 5.0]),  # time passing before it arrives
+)
+
+
+def _segment(spec: tuple[int, int, int, int, int, float]) -> Segment:
+    flags, seq_off, length, ack_off, window, _ = spec
+    # Bytes before ISS+1 are junk; from there on the stream is a fixed function of seq.
+    junk = b"\xee" * max(-seq_off, 0)
+    data = (junk + STREAM[max(seq_off, 0) : max(seq_off, 0) + length])[:length]
+    return Segment(REMOTE[1], LOCAL[1], R(1 + seq_off), L(1 + ack_off), flags, window, 0, data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    state=st.sampled_from(list(STATE_FIXTURES)),
+    specs=st.lists(segment_spec, max_size=25),
+    app_reads=st.booleans(),
+)
+def test_random_segments_never_raise_or_corrupt_the_stream(
+    state: State, specs: list[tuple[int, int, int, int, int, float]], app_reads: bool
+) -> None:
+    """Whatever arrives: no exception, one of the 11 states, bytes delivered exactly once
+    and in order (the peer's stream is a fixed function of the sequence number)."""
+    t = STATE_FIXTURES[state]()
+    base = t.conn.rcv_nxt
+    delivered = bytearray()
+    for spec in specs:
+        t.advance(spec[5])
+        t.deliver(_segment(spec))
+        t.output()
+        assert isinstance(t.conn.state, State)
+        if app_reads:
+            delivered += t.read()
+    delivered += t.read()
+    t.advance(500.0)
+    t.output()
+    assert isinstance(t.conn.state, State)
+    if delivered:
+        # Data starts at the peer's ISS+1 plus whatever the fixture already consumed.
+        offset = seq_sub(base, R(1))
+        assert bytes(delivered) == STREAM[offset : offset + len(delivered)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("send"), st.integers(1, 5000)),
+            st.tuples(st.just("ack"), st.integers(-100, 20000)),
+            st.tuples(st.just("wait"), st.sampled_from([0.001, 0.05, 0.3, 2.0, 30.0])),
+            st.tuples(st.just("window"), st.integers(0, 0xFFFF)),
+            st.tuples(st.just("close"), st.just(0)),
+        ),
+        max_size=30,
+    )
+)
+def test_sender_never_sends_outside_window_or_beyond_written(ops: list[tuple[str, int]]) -> None:
+    """What we send is always a prefix of what the application wrote, at the right offset."""
+    t = established(opts(nodelay=False))
+    written = bytearray()
+    window = 64240
+    for op, arg in ops:
+        if op == "send" and t.conn.send_space:
+            chunk = bytes((len(written) + i) % 256 for i in range(arg))
+            written += chunk[: t.send(chunk)]
+        elif op == "ack":
+            t.recv(
+                "A",
+                ack=seq_add(t.conn.snd_una, min(arg, seq_sub(t.conn.snd_max, t.conn.snd_una))),
+                window=window,
+            )
+        elif op == "window":
+            window = arg
+            t.recv("A", ack=t.conn.snd_una, window=window)
+        elif op == "wait":
+            t.advance(float(arg))
+        elif op == "close":
+            t.conn.close(t.now)
+        for seg in t.output():
+            if seg.payload:
+                offset = seq_sub(seg.seq, L(1))
+                assert offset >= 0 and bytes(seg.payload) == bytes(
+                    written[offset : offset + len(seg.payload)]
+                )
+        assert isinstance(t.conn.state, State)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 400)), max_size=40),
+    limit=st.integers(1, 4000),
+)
+def test_reassembly_delivers_exact_prefix(chunks: list[tuple[int, int]], limit: int) -> None:
+    buf = ReceiveBuffer(1 << 20, max_ranges=8)
+    data = STREAM[:5000]
+    out = bytearray()
+    for start, length in chunks:
+        rel = start - buf.nxt
+        buf.insert(rel, data[start : start + length], limit)
+        out += buf.read()
+        assert len(buf.sack_blocks(0, 4)) <= 4
+    assert bytes(out) == data[: len(out)]
+    assert buf.nxt == len(out)

@@ -1,0 +1,140 @@
+"""Small modules on their own: buffers, options, events, ISN helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiotcp.core.buffers import ReceiveBuffer, SendBuffer
+from aiotcp.core.events import CloseReason, ConnectionClosed, DataReceived
+from aiotcp.core.isn import timestamp_offset
+from aiotcp.core.options import TcpOptions
+from aiotcp.testing.corekit import LOCAL, REMOTE, SECRET
+
+# -- SendBuffer --------------------------------------------------------------------
+
+
+def test_send_buffer_accepts_up_to_capacity() -> None:
+    buf = SendBuffer(10)
+    assert buf.write(b"abcdefgh") == 8
+    assert buf.write(b"xyz") == 2
+    assert buf.space == 0 and len(buf) == 10
+
+
+def test_send_buffer_peek_and_consume() -> None:
+    buf = SendBuffer(100)
+    buf.write(memoryview(b"0123456789"))
+    assert buf.peek(3, 4) == b"3456"
+    buf.consume(5)
+    assert buf.peek(0, 100) == b"56789"
+    assert buf.space == 95
+
+
+# -- ReceiveBuffer -----------------------------------------------------------------
+
+
+def test_receive_buffer_in_order() -> None:
+    buf = ReceiveBuffer(100)
+    assert buf.insert(0, b"hello", 100) == 5
+    assert buf.readable == 5 and buf.free == 95
+    assert buf.read() == b"hello"
+
+
+def test_receive_buffer_trims_duplicate_prefix() -> None:
+    buf = ReceiveBuffer(100)
+    buf.insert(0, b"abc", 100)
+    assert buf.insert(-2, b"bcde", 100) == 2
+    assert buf.read() == b"abcde"
+
+
+def test_receive_buffer_trims_to_limit() -> None:
+    buf = ReceiveBuffer(100)
+    assert buf.insert(0, b"abcdef", 4) == 4
+    assert buf.read() == b"abcd"
+
+
+def test_receive_buffer_out_of_order_then_fill() -> None:
+    buf = ReceiveBuffer(100)
+    assert buf.insert(5, b"fghij", 100) == 0
+    assert buf.has_out_of_order and buf.out_of_order_bytes == 5
+    assert buf.insert(0, b"abcde", 100) == 10
+    assert not buf.has_out_of_order
+    assert buf.read() == b"abcdefghij"
+
+
+def test_receive_buffer_overlapping_out_of_order_ranges_merge() -> None:
+    buf = ReceiveBuffer(100)
+    buf.insert(10, b"KLMNO", 100)
+    buf.insert(13, b"NOPQR", 100)
+    buf.insert(5, b"FGHIJK", 100)
+    assert buf.out_of_order_bytes == 13
+    assert buf.sack_blocks(1000, 4) == ((1005, 1018),)
+    buf.insert(0, b"ABCDE", 100)
+    assert buf.read() == b"ABCDEFGHIJKLMNOPQR"
+
+
+def test_receive_buffer_range_limit() -> None:
+    buf = ReceiveBuffer(100, max_ranges=1)
+    buf.insert(10, b"x", 100)
+    buf.insert(20, b"y", 100)
+    assert buf.ooo_dropped == 1 and buf.out_of_order_bytes == 1
+
+
+def test_receive_buffer_sack_blocks_wrap_sequence_space() -> None:
+    buf = ReceiveBuffer(100)
+    buf.insert(10, b"x" * 10, 100)
+    assert buf.sack_blocks(2**32 - 5, 4) == ((5, 15),)
+
+
+def test_receive_buffer_clear() -> None:
+    buf = ReceiveBuffer(100)
+    buf.insert(0, b"abc", 100)
+    buf.insert(10, b"z", 100)
+    buf.clear()
+    assert buf.readable == 0 and not buf.has_out_of_order
+
+
+# -- options / events / ISN helpers ------------------------------------------------
+
+
+def test_options_defaults_are_linux_like() -> None:
+    o = TcpOptions()
+    assert o.msl * 2 == 60.0
+    assert o.fin_wait_2_timeout == 60.0
+    assert (o.syn_retries, o.synack_retries) == (6, 5)
+    assert o.delayed_ack_timeout == 0.040
+    assert (o.rto_min, o.rto_max) == (0.2, 120.0)
+    assert o.rfc1337 and not o.keepalive and not o.nodelay
+
+
+def test_options_reject_unknown_names() -> None:
+    with pytest.raises(TypeError):
+        TcpOptions(no_such_option=1)  # type: ignore[call-arg]
+
+
+def test_options_replace_returns_copy() -> None:
+    o = TcpOptions()
+    p = o.replace(nodelay=True)
+    assert p.nodelay and not o.nodelay
+
+
+def test_advertised_mss_follows_mtu() -> None:
+    assert TcpOptions(mtu=1500).advertised_mss() == 1460
+    assert TcpOptions(mtu=9000, mss=8960).advertised_mss() == 8960
+    assert TcpOptions(mtu=576).advertised_mss() == 536
+
+
+def test_close_reasons_map_to_kernel_errors() -> None:
+    assert CloseReason.NORMAL.exception() is None
+    assert isinstance(CloseReason.RESET.exception(), ConnectionResetError)
+    assert CloseReason.TIMEOUT == "timeout"
+
+
+def test_events_are_small_value_objects() -> None:
+    assert DataReceived(3) == DataReceived(3)
+    assert ConnectionClosed(CloseReason.RESET).reason is CloseReason.RESET
+    with pytest.raises(AttributeError):
+        DataReceived(3).nbytes = 4  # type: ignore[misc]
+
+
+def test_timestamp_offset_is_keyed() -> None:
+    assert timestamp_offset(SECRET, LOCAL, REMOTE) != timestamp_offset(b"x", LOCAL, REMOTE)

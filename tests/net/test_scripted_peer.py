@@ -1,0 +1,221 @@
+"""aiotcp against a scripted peer that sends exact segments (packetdrill style).
+
+aiotcp runs in host A on the test's event loop; the peer is a ``ScriptedEndpoint``
+on host B's raw socket, driven from a worker thread, so timing-sensitive
+sequences (crossing FINs, a retransmitted FIN in TIME-WAIT, SYNs that never
+complete) happen exactly as written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import aiotcp
+from aiotcp.core.connection import State
+from aiotcp.core.segment import ACK, FIN, SYN, Segment
+from aiotcp.core.seq import seq_add
+from aiotcp.driver import ConnectionDriver
+from aiotcp.io.guard import make_guard
+from aiotcp.io.rawsock import RawSocket
+from aiotcp.testing.loops import LoopKind, run
+from aiotcp.testing.netns import Host
+from aiotcp.testing.scripted import ScriptedEndpoint
+
+T = TypeVar("T")
+PEER_PORT = 5000
+PEER_ISN = 0xFFFFFF00  # near the wrap: every comparison below crosses 2**32
+LOCAL_PORT = 62001  # the peer must know aiotcp's port before the SYN arrives
+
+
+async def with_peer(
+    b: Host, remote: tuple[str, int], script: Callable[[ScriptedEndpoint], T]
+) -> asyncio.Future[T]:
+    """Start ``script`` on B in a worker thread; returns once the peer's socket is open.
+
+    The peer owns PEER_PORT through a guard of its own, so B's kernel stays quiet.
+    """
+    ready = threading.Event()
+
+    def peer() -> T:
+        with b.entered(), make_guard("iptables") as guard, RawSocket() as raw:
+            guard.claim(PEER_PORT)
+            raw.set_port_ranges(guard.port_ranges())
+            ready.set()
+            return script(ScriptedEndpoint(raw, (b.address, PEER_PORT), remote))
+
+    future = asyncio.ensure_future(asyncio.to_thread(peer))
+    while not ready.is_set() and not future.done():
+        await asyncio.sleep(0.01)
+    return future
+
+
+def transitions(log: list[tuple[State, State]]) -> Callable[[ConnectionDriver, State, State], None]:
+    def observe(driver: ConnectionDriver, old: State, new: State) -> None:
+        log.append((old, new))
+
+    return observe
+
+
+def accept_syn(ep: ScriptedEndpoint) -> int:
+    """Answer aiotcp's SYN with a SYN-ACK from PEER_ISN; returns aiotcp's ISS."""
+    syn = ep.expect(lambda s: s.flags == SYN)
+    assert syn is not None, "no SYN from aiotcp"
+    ep.send(Segment(seq=PEER_ISN, ack=seq_add(syn.seq, 1), flags=SYN | ACK, window=65535, mss=1460))
+    ack = ep.expect(lambda s: s.flags & ACK and not s.flags & SYN)
+    assert ack is not None and ack.ack == seq_add(PEER_ISN, 1)
+    return syn.seq
+
+
+def test_simultaneous_close_goes_through_closing(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 9293 §3.6 case 2: FINs cross; both sides pass CLOSING to TIME-WAIT."""
+    a, b = hosts
+    log: list[tuple[State, State]] = []
+
+    def script(ep: ScriptedEndpoint) -> tuple[int, int]:
+        iss = accept_syn(ep)
+        ours = ep.expect(lambda s: bool(s.flags & FIN))
+        assert ours is not None and ours.seq == seq_add(iss, 1)
+        # Our FIN crosses theirs: it does not acknowledge aiotcp's FIN.
+        ep.send(Segment(seq=seq_add(PEER_ISN, 1), ack=ours.seq, flags=FIN | ACK, window=65535))
+        ack_of_our_fin = ep.expect(lambda s: s.ack == seq_add(PEER_ISN, 2))
+        assert ack_of_our_fin is not None
+        ep.send(Segment(seq=seq_add(PEER_ISN, 2), ack=seq_add(iss, 2), flags=ACK, window=65535))
+        return iss, ack_of_our_fin.seq
+
+    async def main() -> None:
+        aiotcp.get_stack().state_observers.append(transitions(log))
+        result = await with_peer(b, (a.address, LOCAL_PORT), script)
+        _, writer = await aiotcp.open_connection(
+            b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT)
+        )
+        writer.close()
+        await result
+        await asyncio.sleep(0.1)
+        assert [c["state"] for c in aiotcp.connections()] == ["TIME-WAIT"]
+
+    with a.entered():
+        run(main, loop_kind)
+    states = [new for _, new in log]
+    assert states == [
+        State.SYN_SENT,
+        State.ESTABLISHED,
+        State.FIN_WAIT_1,
+        State.CLOSING,
+        State.TIME_WAIT,
+    ]
+
+
+def test_retransmitted_fin_in_time_wait_is_reacked_and_2msl_restarts(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 9293 §3.10.7.4 TIME-WAIT: a retransmitted FIN is acknowledged, 2MSL restarts."""
+    a, b = hosts
+    msl = 0.5
+
+    def script(ep: ScriptedEndpoint) -> list[int]:
+        iss = accept_syn(ep)
+        fin = ep.expect(lambda s: bool(s.flags & FIN))
+        assert fin is not None
+        ep.send(Segment(seq=seq_add(PEER_ISN, 1), ack=seq_add(iss, 2), flags=FIN | ACK, window=9))
+        acks = []
+        for _ in range(2):
+            ack = ep.expect(lambda s: s.flags == ACK and s.ack == seq_add(PEER_ISN, 2))
+            assert ack is not None, "the FIN was not acknowledged"
+            acks.append(ack.ack)
+            time.sleep(0.4)  # most of 2MSL (1 s): a restart keeps TIME-WAIT alive past it
+            ep.send(Segment(seq=seq_add(PEER_ISN, 1), ack=seq_add(iss, 2), flags=FIN | ACK))
+        return acks
+
+    async def main() -> None:
+        result = await with_peer(b, (a.address, LOCAL_PORT), script)
+        _, writer = await aiotcp.open_connection(
+            b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT), msl=msl
+        )
+        writer.close()
+        acks = await result
+        assert len(acks) == 2
+        await asyncio.sleep(0.5)  # 1.3 s after the first FIN: alive only if 2MSL restarted
+        table = aiotcp.connections()
+        assert [c["state"] for c in table] == ["TIME-WAIT"]
+        assert 0 < table[0]["timers"]["time_wait"] <= 2 * msl
+        await asyncio.sleep(2 * msl)
+        assert aiotcp.connections() == []
+
+    with a.entered():
+        run(main, loop_kind)
+
+
+def test_backlog_holds_syn_received_entries_and_drops_the_rest(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """SYNs that never complete pile up as SYN-RECEIVED up to the backlog (the seeds'
+    ``netstat | grep SYN_RECV``); beyond it, without SYN cookies, SYNs get no answer."""
+    a, b = hosts
+    ports = list(range(41000, 41006))
+
+    def flood() -> dict[int, bool]:
+        answered = {}
+        with b.entered(), make_guard("iptables") as guard, RawSocket() as raw:
+            for p in ports:
+                guard.claim(p)
+            raw.set_port_ranges(guard.port_ranges())
+            eps = [ScriptedEndpoint(raw, (b.address, p), (a.address, 8080)) for p in ports]
+            for ep in eps:
+                ep.send(Segment(seq=1000, flags=SYN, window=65535, mss=1460))
+            for p, ep in zip(ports, eps, strict=True):
+                answered[p] = ep.expect(lambda s: s.flags == SYN | ACK, timeout=0.5) is not None
+        return answered
+
+    async def main() -> None:
+        server = await aiotcp.start_server(
+            lambda r, w: None, port=8080, backlog=2, syn_cookies=False
+        )
+        async with server:
+            answered = await asyncio.to_thread(flood)
+            assert sum(answered.values()) == 2
+            states = sorted(c["state"] for c in aiotcp.connections())
+            assert states == ["LISTEN", "SYN-RECEIVED", "SYN-RECEIVED"]
+
+    with a.entered():
+        run(main, loop_kind)
+
+
+def test_stalled_accept_queue_then_start_serving_serves_everyone(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Like the kernel's accept queue: a server not yet serving holds ``backlog``
+    established connections; later SYNs are dropped until it starts accepting."""
+    a, b = hosts
+
+    def connect() -> bytes:
+        with socket.create_connection((a.address, 8080), timeout=10) as s:
+            s.sendall(b"hello\n")
+            return s.recv(100)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await aiotcp.start_server(handle, port=8080, backlog=2, start_serving=False)
+        async with server:
+            clients = [asyncio.ensure_future(asyncio.to_thread(b.call, connect)) for _ in range(4)]
+            await asyncio.sleep(0.5)
+            table = aiotcp.connections()
+            listener = next(c for c in table if c["state"] == "LISTEN")
+            assert listener["accept_queue"] == 2
+            assert not server.is_serving()
+            await server.start_serving()
+            replies = await asyncio.gather(*clients)  # the dropped SYNs are retried in 1 s
+            assert replies == [b"hello\n"] * 4
+
+    with a.entered():
+        run(main, loop_kind)
