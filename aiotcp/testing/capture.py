@@ -139,11 +139,14 @@ def capture(
     bpf: str = "tcp",
     ifname: str | None = None,
     snaplen: int = 262144,
+    buffer_kib: int = 65536,
     save_to: str | Path | None = None,
 ) -> Iterator[Capture]:
     """Capture on ``host``'s veth (or ``ifname``, e.g. ``"any"``) with a BPF filter.
 
-    ``save_to`` keeps a copy of the pcap (for Wireshark when a test fails).
+    ``save_to`` keeps a copy of the pcap (for Wireshark when a test fails).  The
+    64 MiB kernel buffer (``-B``) keeps bursts of hundreds of handshakes from
+    being dropped before tcpdump reads them; ``kernel_drops`` says if it was not.
     """
     import scapy.layers.inet
     import scapy.layers.l2  # noqa: F401  (registers Ethernet / Linux-cooked link types)
@@ -152,7 +155,7 @@ def capture(
     workdir = Path(tempfile.mkdtemp(prefix="aiotcp-pcap-"))
     cap = Capture(host=host, ifname=ifname or host.ifname, bpf=bpf, path=workdir / "cap.pcap")
     cmd = ["tcpdump", "-i", cap.ifname, "-n", "-U", "--immediate-mode", "-Z", "root"]
-    cmd += ["-s", str(snaplen), "-w", str(cap.path), bpf]
+    cmd += ["-B", str(buffer_kib), "-s", str(snaplen), "-w", str(cap.path), bpf]
     proc = host.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     cap.pid = proc.pid
     try:

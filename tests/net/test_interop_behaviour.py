@@ -1,0 +1,190 @@
+"""Kernel interop beyond plain transfers: keepalive, flow control, real programs,
+scale, and the guard's promise that no kernel RST reaches the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import subprocess
+import threading
+
+import pytest
+
+import aiotcp
+from aiotcp.testing.capture import capture
+from aiotcp.testing.impair import iptables_drop
+from aiotcp.testing.loops import LoopKind, run
+from aiotcp.testing.netns import Host, kernel_echo_server, pattern, wait_listening
+
+PORT = 7000
+
+
+def test_keepalive_finds_a_silent_peer(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    """Probes are answered while the peer lives; once it goes silent the connection
+    is dropped after ``keepalive_count`` unanswered probes (TimeoutError)."""
+    a, b = hosts
+    ka = {"keepalive": True, "keepalive_idle": 0.3, "keepalive_interval": 0.2, "keepalive_count": 3}
+
+    async def main() -> None:
+        reader, writer = await aiotcp.open_connection(b.address, PORT, **ka)
+        await asyncio.sleep(1.0)  # idle: probes go out and are answered
+        info = writer.get_extra_info("aiotcp")
+        assert info.state == "ESTABLISHED"
+        assert info.counters["keepalive_probes"] >= 2
+        with iptables_drop(b, probability=1.0):  # B hears nothing from now on
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            with pytest.raises(TimeoutError):
+                await reader.read()
+            assert loop.time() - t0 < 0.3 + 3 * 0.2 + 1.0
+        writer.close()
+
+    with kernel_echo_server(b, PORT), a.entered():
+        run(main, loop_kind)
+
+
+def test_drain_waits_while_the_kernel_peer_does_not_read(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+    listener = b.listen(PORT)
+    accepted: list[socket.socket] = []
+    go = threading.Event()
+    received = hashlib.sha256()
+
+    def slow_reader() -> None:
+        conn, _ = listener.accept()
+        accepted.append(conn)
+        go.wait(20)
+        while data := conn.recv(1 << 20):
+            received.update(data)
+
+    data = pattern(16 * 1024 * 1024, seed=2)
+
+    async def main() -> None:
+        _, writer = await aiotcp.open_connection(b.address, PORT)
+        transport = writer.transport
+        offset = 0
+        while transport.get_write_buffer_size() <= 64 * 1024 and offset < len(data):
+            writer.write(data[offset : offset + 65536])
+            offset += 65536
+            await asyncio.sleep(0)
+        assert offset < len(data), "the peer's buffers swallowed everything"
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(writer.drain(), 0.5)
+        go.set()  # the peer reads: the window opens, drain() returns
+        writer.write(data[offset:])
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    t = threading.Thread(target=slow_reader, daemon=True)
+    t.start()
+    with listener, a.entered():
+        run(main, loop_kind)
+    t.join(20)
+    for conn in accepted:
+        conn.close()
+    assert received.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_slow_reader_closes_the_window_and_loses_nothing(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """The server does not read for a while: StreamReader pauses the transport,
+    aiotcp's receive buffer fills and the advertised window goes to zero."""
+    a, b = hosts
+    data = pattern(4 * 1024 * 1024, seed=4)
+    windows: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(1.0)
+        windows.append(writer.get_extra_info("aiotcp").rcv_wnd)
+        got = await reader.read()
+        writer.write(hashlib.sha256(got).hexdigest().encode())
+        await writer.drain()
+        writer.close()
+
+    def client() -> bytes:
+        with socket.create_connection((a.address, PORT), timeout=20) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            return s.recv(100)
+
+    async def main() -> bytes:
+        async with await aiotcp.start_server(handler, port=PORT):
+            return await asyncio.to_thread(b.call, client)
+
+    with a.entered():
+        digest = run(main, loop_kind)
+    assert digest == hashlib.sha256(data).hexdigest().encode()
+    assert windows == [0]
+
+
+def test_socat_both_ways(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    """socat as a kernel client of an aiotcp server, and as a kernel server for aiotcp."""
+    a, b = hosts
+    data = pattern(1_000_000, seed=9)
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        async with await aiotcp.start_server(echo, port=PORT):
+            out = await asyncio.to_thread(
+                b.run,
+                ["socat", "-t", "5", "-", f"TCP:{a.address}:{PORT}"],
+                input=data,
+                text=False,
+            )
+            assert out.stdout == data
+        sink = b.popen(
+            ["socat", "-u", f"TCP-LISTEN:{PORT + 1},reuseaddr", "STDOUT"], stdout=subprocess.PIPE
+        )
+        await asyncio.to_thread(wait_listening, b, PORT + 1)
+        _, writer = await aiotcp.open_connection(b.address, PORT + 1)
+        output = asyncio.ensure_future(asyncio.to_thread(sink.communicate, None, 20))
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        got, _ = await output
+        assert got == data
+
+    with a.entered():
+        run(main, loop_kind)
+
+
+def test_200_concurrent_connections_with_no_kernel_rst_on_the_wire(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+    n = 200
+
+    async def one(i: int) -> bool:
+        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        msg = pattern(2000, seed=i)
+        writer.write(msg)
+        ok = await reader.readexactly(len(msg)) == msg
+        writer.close()
+        await writer.wait_closed()
+        return ok
+
+    async def main() -> None:
+        assert all(await asyncio.gather(*(one(i) for i in range(n))))
+        await asyncio.sleep(0.3)
+        assert {c["state"] for c in aiotcp.connections()} <= {"TIME-WAIT"}
+        assert len(aiotcp.connections()) == n
+
+    with kernel_echo_server(b, PORT), capture(b, f"tcp port {PORT}") as cap, a.entered():
+        run(main, loop_kind, msl=0.5)
+    segments = cap.segments(PORT)
+    assert cap.kernel_drops == 0
+    assert sum(1 for s in segments if s.flags == "S") >= n
+    assert not [s for s in segments if "R" in s.flags], "a RST reached the wire"
+    rules = a.run(["iptables", "-S"]).stdout
+    assert "AIOTCP" not in rules, "the guard left rules behind"
