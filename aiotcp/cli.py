@@ -1,4 +1,4 @@
-"""``python -m aiotcp`` / ``aiotcp``: the demo and the guard's housekeeping."""
+"""``python -m aiotcp`` / ``aiotcp``: the demo, the state table and the guard's housekeeping."""
 
 from __future__ import annotations
 
@@ -41,6 +41,38 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args.part, guard_kind=args.guard)
 
 
+def _ss(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from aiotcp.control import query, running_stacks
+    from aiotcp.sstable import format_rows, matches
+
+    while True:
+        stacks = [(pid, path) for pid, path in running_stacks() if args.pid in (None, pid)]
+        if not stacks:
+            print(
+                "no running aiotcp stack with a control socket "
+                "(start it with Stack(control=True) or AIOTCP_CONTROL=1)"
+            )
+            return 1
+        out = []
+        for pid, path in stacks:
+            try:
+                rows = query(path)["rows"]
+            except (OSError, ValueError) as exc:
+                out.append(f"pid {pid}: unreachable ({exc})")
+                continue
+            rows = [r for r in rows if matches(r, state=args.state, port=args.port)]
+            out.append(json.dumps(rows) if args.json else f"pid {pid}\n{format_rows(rows)}")
+        if args.watch:
+            print("\033[H\033[2J", end="")
+        print("\n\n".join(out), flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(args.watch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiotcp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("part", nargs="?", choices=["all", "handshake", "streams"], default="all")
     demo.add_argument("--guard", choices=["iptables", "socket"], default="iptables")
     demo.set_defaults(func=_demo)
+
+    ss = sub.add_parser("ss", help="connections of running stacks, like ss -tanoi")
+    ss.add_argument("--pid", type=int, help="only this process's stack")
+    ss.add_argument("--state", help="only this state (e.g. ESTABLISHED, time-wait)")
+    ss.add_argument("--port", type=int, help="only connections with this local or remote port")
+    ss.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS")
+    ss.add_argument("--json", action="store_true", help="rows as JSON")
+    ss.set_defaults(func=_ss)
 
     guard = sub.add_parser("guard", help="the RST guard's firewall rules")
     gsub = guard.add_subparsers(dest="guard_command", required=True)

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import os
 import secrets
 import socket
 import weakref
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiotcp.control import ControlServer
 from aiotcp.core.connection import Connection, State, reset_for
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
@@ -65,6 +67,7 @@ class Stack:
         ephemeral_range: tuple[int, int] = DEFAULT_EPHEMERAL_RANGE,
         verify_checksum: bool = True,
         isn_secret: bytes | None = None,
+        control: bool | None = None,
         **default_tcp_options: Any,
     ) -> None:
         self.loop = loop or asyncio.get_running_loop()
@@ -86,6 +89,12 @@ class Stack:
         self.state_observers: list[StateObserver] = []
         """Called on every state transition of every connection (demos, logs, tests)."""
         self.loop.add_reader(self.raw.fileno(), self._on_readable)
+        if control is None:
+            control = os.environ.get("AIOTCP_CONTROL", "").lower() in ("1", "true", "yes")
+        self.control: ControlServer | None = None
+        if control:
+            self.control = ControlServer(self)
+            self._control_started = self.loop.create_task(self.control.start())
 
     # -- options ------------------------------------------------------------------
     def options(self, mtu: int | None = None, **overrides: Any) -> TcpOptions:
@@ -230,6 +239,15 @@ class Stack:
         if self.closed:
             raise RuntimeError("this aiotcp Stack is closed")
 
+    def table(self) -> list[dict[str, Any]]:
+        """Rows for ``aiotcp.connections()``, ``ss`` and the control socket."""
+        from aiotcp.sstable import connection_row, listener_row
+
+        now = self.loop.time()
+        rows = [listener_row(entry.listener) for entry in self.listeners.values()]
+        rows += [connection_row(d.conn, now) for d in self.connections.values()]
+        return rows
+
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
         """Abort every connection (RST), stop listening, remove the guard. Idempotent."""
@@ -248,6 +266,8 @@ class Stack:
             self.loop.remove_reader(self.raw.fileno())
         self.raw.close()
         self.guard.close()
+        if self.control is not None:
+            self.control.close()
         _stacks.pop(self.loop, None)
 
     async def __aenter__(self) -> Stack:

@@ -245,18 +245,14 @@ async def start_server(
 
 
 def connections(stack: Stack | None = None) -> list[dict[str, Any]]:
-    """Snapshot of the running loop's connections, like ``ss -tan``."""
+    """Snapshot of the running loop's listeners and connections, like ``ss -tan``.
+
+    Each row is a dict: ``state``, ``local``/``remote`` as ``(ip, port)``, queues,
+    sequence numbers, windows, ``srtt``, ``rto``, ``cwnd``, ``timers`` (seconds
+    left), ``counters``.  ``aiotcp.sstable.format_rows`` prints them as a table.
+    """
     st = stack if stack is not None else _stacks.get(asyncio.get_running_loop())
-    if st is None:
-        return []
-    now = st.loop.time()
-    rows: list[dict[str, Any]] = []
-    for entry in st.listeners.values():
-        info = entry.listener.info()
-        rows.append({"state": "LISTEN", **info})
-    for driver in st.connections.values():
-        rows.append(driver.conn.info(now).as_dict())
-    return rows
+    return st.table() if st is not None else []
 
 
 __all__ = [

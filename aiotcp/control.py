@@ -1,0 +1,112 @@
+"""A running stack's control socket, so ``python -m aiotcp ss`` in another shell can see it.
+
+A stack started with ``control=True`` (or with ``AIOTCP_CONTROL=1`` in the
+environment) listens on ``/run/aiotcp/<pid>.sock``: a Unix socket, mode 0600 in a
+0700 directory, so only its owner can read the table.  The protocol is one JSON
+request line and one JSON reply line.  Unix sockets are not network-namespaced,
+so a stack running inside a namespace is visible from the host's shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiotcp.stack import Stack
+
+CONTROL_DIR = Path(os.environ.get("AIOTCP_CONTROL_DIR", "/run/aiotcp"))
+
+
+def socket_path(pid: int, index: int = 0) -> Path:
+    return CONTROL_DIR / (f"{pid}.sock" if index == 0 else f"{pid}-{index}.sock")
+
+
+class ControlServer:
+    """Serves ``{"cmd": "connections"}`` and ``{"cmd": "counters"}`` for one stack."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.path: Path | None = None
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> Path:
+        CONTROL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(CONTROL_DIR, 0o700)
+        index = 0
+        while socket_path(os.getpid(), index).exists():
+            index += 1
+        path = socket_path(os.getpid(), index)
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        self.path = path
+        return path
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = json.loads(await asyncio.wait_for(reader.readline(), 5))
+            reply: Any
+            if request.get("cmd") == "connections":
+                reply = {"pid": os.getpid(), "rows": self.stack.table()}
+            elif request.get("cmd") == "counters":
+                reply = {"pid": os.getpid(), "counters": dict(self.stack.counters)}
+            else:
+                reply = {"error": f"unknown command {request.get('cmd')!r}"}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ValueError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self.path = None
+
+
+def query(path: Path, cmd: str = "connections", timeout: float = 2.0) -> dict[str, Any]:
+    """Ask one running stack (blocking; used by the CLI)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    return reply
+
+
+def running_stacks() -> list[tuple[int, Path]]:
+    """(pid, socket) of every stack with a control socket whose process lives."""
+    found = []
+    for path in sorted(CONTROL_DIR.glob("*.sock")) if CONTROL_DIR.exists() else []:
+        pid = int(path.stem.split("-")[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                path.unlink()  # left by a process that died without cleaning up
+            continue
+        except PermissionError:
+            pass
+        found.append((pid, path))
+    return found

@@ -1,0 +1,83 @@
+"""The state table: rows like ``ss -tanoi`` for ``aiotcp.connections()`` and the CLI.
+
+One row per connection or listener, as plain JSON-able dicts, so the same rows
+serve the in-process API, the control socket and the printed table.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from aiotcp.core.connection import Connection
+from aiotcp.core.listener import Listener
+
+
+def _addr(addr: tuple[bytes, int]) -> tuple[str, int]:
+    return (socket.inet_ntoa(addr[0]), addr[1])
+
+
+def connection_row(conn: Connection, now: float) -> dict[str, Any]:
+    row = conn.info(now).as_dict()
+    row["local"], row["remote"] = _addr(conn.local), _addr(conn.remote)
+    return row
+
+
+def listener_row(listener: Listener) -> dict[str, Any]:
+    info = dict(listener.info())
+    info["local"] = _addr(listener.local)
+    info["remote"] = ("0.0.0.0", 0)
+    info["state"] = "LISTEN"
+    return info
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms" if seconds < 10 else f"{seconds:.1f}s"
+
+
+def _endpoint(addr: Any) -> str:
+    host, port = addr
+    return f"{host}:{port if port else '*'}"
+
+
+def format_rows(rows: Iterable[dict[str, Any]]) -> str:
+    """A table in ``ss -tanoi``'s layout: queues, endpoints, timers, rtt, cwnd.
+
+    For a listener, Recv-Q is the accept queue and Send-Q the backlog, as in ``ss``.
+    """
+    header = (
+        f"{'State':<13}{'Recv-Q':>7} {'Send-Q':>7} "
+        f"{'Local Address:Port':<22} {'Peer Address:Port':<22} Info"
+    )
+    lines = [header]
+    for r in rows:
+        if r["state"] == "LISTEN":
+            recvq, sendq = r.get("accept_queue", 0), r.get("backlog", 0)
+            info = f"syn_queue:{r.get('syn_queue', 0)}"
+        else:
+            recvq, sendq = r.get("recv_queue", 0), r.get("send_queue", 0)
+            parts = [f"timer:({name},{_ms(left)})" for name, left in r.get("timers", {}).items()]
+            if r.get("srtt") is not None:
+                parts.append(f"rtt:{r['srtt'] * 1000:.3f}/{(r.get('rttvar') or 0) * 1000:.3f}")
+            parts.append(f"rto:{_ms(r['rto'])}")
+            mss = r.get("mss") or 1
+            parts.append(
+                f"mss:{mss} cwnd:{r['cwnd'] // mss} ssthresh:{min(r['ssthresh'] // mss, 2**31)}"
+            )
+            retrans = r.get("counters", {}).get("retransmits", 0)
+            if retrans:
+                parts.append(f"retrans:{retrans}")
+            info = " ".join(parts)
+        lines.append(
+            f"{r['state']:<13}{recvq:>7} {sendq:>7} {_endpoint(r['local']):<22} "
+            f"{_endpoint(r['remote']):<22} {info}"
+        )
+    return "\n".join(lines)
+
+
+def matches(row: dict[str, Any], *, state: str | None = None, port: int | None = None) -> bool:
+    """Filters of ``python -m aiotcp ss``: state name (either spelling) and either port."""
+    if state and row["state"].replace("-", "_").upper() != state.replace("-", "_").upper():
+        return False
+    return not port or port in (row["local"][1], row["remote"][1])
