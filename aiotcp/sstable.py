@@ -62,9 +62,9 @@ def format_rows(rows: Iterable[dict[str, Any]]) -> str:
                 parts.append(f"rtt:{r['srtt'] * 1000:.3f}/{(r.get('rttvar') or 0) * 1000:.3f}")
             parts.append(f"rto:{_ms(r['rto'])}")
             mss = r.get("mss") or 1
-            parts.append(
-                f"mss:{mss} cwnd:{r['cwnd'] // mss} ssthresh:{min(r['ssthresh'] // mss, 2**31)}"
-            )
+            parts.append(f"mss:{mss} cwnd:{r['cwnd'] // mss}")
+            if r["ssthresh"] < 1 << 30:  # ss leaves out an infinite ssthresh too
+                parts.append(f"ssthresh:{r['ssthresh'] // mss}")
             retrans = r.get("counters", {}).get("retransmits", 0)
             if retrans:
                 parts.append(f"retrans:{retrans}")

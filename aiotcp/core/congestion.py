@@ -19,6 +19,7 @@ class CongestionControl(ABC):
 
     def __init__(self, mss: int, initial_window: int = 10) -> None:
         self.mss = mss
+        self.initial_window = initial_window
         #: RFC 5681 §3.1 / RFC 6928: IW in bytes.
         self.cwnd = initial_window * mss
         #: RFC 5681 §3.1: "arbitrarily high" initially.
@@ -54,8 +55,10 @@ class CongestionControl(ABC):
     def on_timeout(self, flight_size: int, now: float) -> None:
         """The retransmission timer expired (RFC 5681 §3.1, equation 4 and loss window)."""
 
-    def on_idle_restart(self, now: float, rto: float) -> None:  # noqa: B027 - optional hook
-        """RFC 5681 §4.1 restart after idle; optional."""
+    def on_idle_restart(self, now: float) -> None:
+        """RFC 5681 §4.1: after an idle period longer than the RTO, restart from
+        RW = min(IW, cwnd) so a stale window does not burst into the network."""
+        self.cwnd = min(self.cwnd, self.initial_window * self.mss)
 
 
 class NewReno(CongestionControl):
@@ -73,9 +76,14 @@ class NewReno(CongestionControl):
 
     def on_ack(self, acked: int, flight_size: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
-            # RFC 5681 §3.1 slow start, with RFC 3465 appropriate byte counting (L=2).
-            self.cwnd += min(acked, 2 * self.mss)
-        else:
+            # RFC 5681 §3.1 slow start with byte counting (RFC 3465) and no per-ACK
+            # limit, as Linux: the driver processes segments in batches, so one ACK
+            # often covers many segments (a "stretch ACK", like GRO), and capping
+            # growth per ACK would make slow start crawl.
+            grow = min(acked, self.ssthresh - self.cwnd)
+            self.cwnd += grow
+            acked -= grow
+        if acked and self.cwnd >= self.ssthresh:
             # RFC 5681 §3.1 congestion avoidance: about one SMSS per RTT, byte-counted.
             self._bytes_acked += acked
             if self._bytes_acked >= self.cwnd:

@@ -197,6 +197,7 @@ class Connection:
         self.created = now
         self.state = State.CLOSED
         self.close_reason: CloseReason | None = None
+        self.soft_error: int | None = None  # last ICMP unreachable code (RFC 1122 §4.2.3.9)
         self.counters = Counters()
         self.timers = Timers()
         self._events: deque[Event] = deque()
@@ -256,11 +257,14 @@ class Connection:
         self._dupacks = 0
         self._recover: int | None = None
         self._in_recovery = False
-        self._persist_probes = 0
+        self._persist_probes = 0  # unanswered probes (reset by any ACK)
+        self._persist_backoff = 0  # probe interval exponent (reset when the window opens)
         self._keepalive_probes = 0
         self._last_heard = now
         self._last_progress = now
+        self._last_send = now
         self._challenge_window = -1.0
+        self._last_oow_ack = -1.0
         self._challenge_count = 0
 
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
@@ -501,7 +505,12 @@ class Connection:
         if not (acceptable or zero_window_probe):
             self.counters.unacceptable_segments += 1
             if not flags & RST:
-                self._ack_now = True  # "send an acknowledgment" and drop
+                # "Send an acknowledgment" and drop; for empty segments at most one
+                # per 0.5 s (Linux ``tcp_invalid_ratelimit``) so two desynchronised
+                # endpoints cannot ping-pong ACKs forever.
+                if seg_len or now - self._last_oow_ack >= 0.5:
+                    self._last_oow_ack = now
+                    self._ack_now = True
                 if st is State.TIME_WAIT and flags & FIN:
                     self._restart_time_wait(now)
             return
@@ -642,6 +651,7 @@ class Connection:
         self.snd_wl2 = seg.ack
         if wnd:
             self.timers.cancel(TimerName.PERSIST)
+            self._persist_backoff = 0
 
     def _on_new_ack(self, seg: Segment, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged (RFC 9293, RFC 6298 §5)."""
@@ -667,7 +677,10 @@ class Connection:
             else:
                 self.cc.on_partial_ack(acked)
                 self._retransmit_head = True
-        else:
+        elif 2 * flight >= self.cc.cwnd:
+            # Grow cwnd only while it limits us (RFC 7661 §4.2, Linux
+            # ``tcp_is_cwnd_limited``): an application-limited sender must not
+            # build up a window the path never carried.
             self.cc.on_ack(acked, flight, now)
         self._dupacks = 0
         # RFC 6298 §5.2 / §5.3.
@@ -897,6 +910,8 @@ class Connection:
             return
         self._probe_pending = True
         self.counters.zero_window_probes += 1
+        # Linux backs off while the window stays shut, even if probes are answered.
+        self._persist_backoff += 1
         self._arm_persist(now)
 
     def _on_keepalive_timeout(self, now: float) -> None:
@@ -963,6 +978,12 @@ class Connection:
         mss = self.mss
         force = self._force_push
         self._force_push = False
+        if (
+            self.snd_una == self.snd_max
+            and now - self._last_send > self.rtt.rto
+            and self._send_pending()
+        ):
+            self.cc.on_idle_restart(now)  # RFC 5681 §4.1 (Linux tcp_slow_start_after_idle)
         while True:
             off = seq_sub(self.snd_nxt, self._snd_buf_seq)
             avail = buf_len - off
@@ -1043,6 +1064,7 @@ class Connection:
                 self._last_progress = now
             self.snd_max = end
         self.counters.bytes_out += n
+        self._last_send = now
         # RFC 6298 §5.1: start the timer if it is not running.
         self.timers.set_if_idle(TimerName.RETRANSMIT, now + self.rtt.rto)
         self.timers.cancel(TimerName.PERSIST)
@@ -1162,7 +1184,7 @@ class Connection:
         if only_if_idle and TimerName.PERSIST in self.timers:
             return
         base = self.rtt.rto
-        delay = min(base * (1 << min(self._persist_probes, 20)), self.options.rto_max)
+        delay = min(base * (1 << min(self._persist_backoff, 20)), self.options.rto_max)
         self.timers.set(TimerName.PERSIST, now + delay)
         if self.options.user_timeout > 0:
             self.timers.set_if_idle(
@@ -1269,6 +1291,35 @@ class Connection:
     def _ts_now(self, now: float) -> int:
         """RFC 7323 §5.4: a 1 ms timestamp clock with a per-connection random offset."""
         return (int(now * 1000) + self._ts_offset) & MASK
+
+    # ------------------------------------------------------------------ ICMP
+
+    def icmp_unreachable(
+        self, code: int, now: float, *, seq: int | None = None, next_hop_mtu: int | None = None
+    ) -> None:
+        """An ICMP Destination Unreachable quoting one of our segments (RFC 9293 §3.9.2.2).
+
+        ``seq`` is the quoted sequence number: RFC 5927 §4.1 says to ignore the
+        message unless it lies in SND.UNA..SND.MAX.  Code 4 with a next-hop MTU
+        lowers the MSS and resends (RFC 1191 path MTU discovery).  Codes 2-3 are
+        hard errors: they abort a connection attempt (as Linux does: ECONNREFUSED),
+        while an established connection only keeps them as ``soft_error``
+        (RFC 5461); codes 0, 1 and 5 are soft and never abort (RFC 9293 §3.9.2.2).
+        Source Quench has no entry point: RFC 9293 says to discard it silently.
+        """
+        if seq is not None and not (seq_ge(seq, self.snd_una) and seq_le(seq, self.snd_max)):
+            return
+        if code == 4 and next_hop_mtu:
+            mss = max(next_hop_mtu - 40 - (_TS_OPTION_SPACE if self.ts_ok else 0), 64)
+            if mss < self.mss:
+                self.mss = mss
+                self.cc.set_mss(mss)
+                if self.snd_una != self.snd_max and self.state in _SYNCHRONIZED:
+                    self.snd_nxt = self.snd_una  # resend in the smaller size
+            return
+        self.soft_error = code
+        if code in (2, 3) and self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._enter_closed(CloseReason.REFUSED)
 
     # ------------------------------------------------------------------ RFC 6191
 

@@ -299,3 +299,68 @@ def test_urgent_pointer_reported_only_when_it_advances() -> None:
     t.recv("PAU", payload=b"ab", urgent=10)
     t.recv("PAU", payload=b"cd", urgent=8)  # same pointer (R(11)) again
     assert t.event_types().count(UrgentDataReceived) == 1
+
+
+# -- window scale edge cases (RFC 7323 §2) ----------------------------------------
+
+
+def test_our_window_scale_caps_at_14() -> None:
+    t = established(opts(window_scaling=True, recv_buffer=1 << 31), wscale=0)
+    assert t.conn.rcv_wscale == 14
+
+
+def test_peer_scale_14_gives_gigabyte_window() -> None:
+    t = established(opts(window_scaling=True), wscale=14)
+    t.recv("A", ack=L(1), window=0xFFFF)
+    assert t.conn.snd_wnd == 0xFFFF << 14
+
+
+def test_window_field_capped_without_scaling() -> None:
+    t = established(opts(recv_buffer=1 << 20))
+    t.recv("PA", payload=b"x")
+    t.expect("A", window=0xFFFF)
+
+
+def test_small_buffer_needs_no_scale() -> None:
+    t = established(opts(window_scaling=True, recv_buffer=60000), wscale=3)
+    assert t.conn.rcv_wscale == 0
+    t.recv("PA", payload=b"x")
+    t.expect("A", window=60000 - 1)
+
+
+def test_scaled_window_rounds_up_never_below_free_space() -> None:
+    t = established(opts(window_scaling=True, recv_buffer=100_000), wscale=0)
+    assert t.conn.rcv_wscale == 1
+    t.recv("PA", payload=b"x" * 3)
+    seg = t.expect("A")
+    assert seg.window << 1 >= 100_000 - 3
+
+
+def test_zero_scaled_window_reported_as_zero() -> None:
+    t = established(opts(window_scaling=True, recv_buffer=1 << 17), wscale=0)
+    t.recv("PA", payload=b"x" * 1400)
+    t.output()
+    while t.conn.recv_buffer.free:
+        t.recv("A", payload=b"y" * min(1400, t.conn.recv_buffer.free))
+        t.output()
+    t.recv("PA", payload=b"z")
+    t.expect("A", window=0)
+
+
+def test_acks_for_out_of_window_empty_segments_are_rate_limited() -> None:
+    """ACK-storm protection: one reply per 0.5 s for empty out-of-window segments."""
+    t = established()
+    t.recv("A", seq=R(-5000), advance_peer=False)
+    t.expect("A", ack=R(1))
+    t.recv("A", seq=R(-5000), advance_peer=False)
+    t.expect_nothing()
+    t.advance(0.5)
+    t.recv("A", seq=R(-5000), advance_peer=False)
+    t.expect("A", ack=R(1))
+
+
+def test_out_of_window_data_is_always_acked() -> None:
+    t = established()
+    for _ in range(3):
+        t.recv("PA", seq=R(-100), payload=b"old", advance_peer=False)
+        t.expect("A", ack=R(1))

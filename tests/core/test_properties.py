@@ -32,12 +32,16 @@ segment_spec = st.tuples(
 )
 
 
+def _byte_stream(first_seq: int, n: int) -> bytes:
+    """The peer's bytes are a fixed function of their sequence number."""
+    return bytes(((first_seq + i) & 0xFFFFFFFF) * 7 % 251 for i in range(n))
+
+
 def _segment(spec: tuple[int, int, int, int, int, float]) -> Segment:
     flags, seq_off, length, ack_off, window, _ = spec
-    # Bytes before ISS+1 are junk; from there on the stream is a fixed function of seq.
-    junk = b"\xee" * max(-seq_off, 0)
-    data = (junk + STREAM[max(seq_off, 0) : max(seq_off, 0) + length])[:length]
-    return Segment(REMOTE[1], LOCAL[1], R(1 + seq_off), L(1 + ack_off), flags, window, 0, data)
+    seq = R(1 + seq_off)
+    data = _byte_stream(seq_add(seq, 1 if flags & SYN else 0), length)
+    return Segment(REMOTE[1], LOCAL[1], seq, L(1 + ack_off), flags, window, 0, data)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -52,7 +56,6 @@ def test_random_segments_never_raise_or_corrupt_the_stream(
     """Whatever arrives: no exception, one of the 11 states, bytes delivered exactly once
     and in order (the peer's stream is a fixed function of the sequence number)."""
     t = STATE_FIXTURES[state]()
-    base = t.conn.rcv_nxt
     delivered = bytearray()
     for spec in specs:
         t.advance(spec[5])
@@ -66,9 +69,8 @@ def test_random_segments_never_raise_or_corrupt_the_stream(
     t.output()
     assert isinstance(t.conn.state, State)
     if delivered:
-        # Data starts at the peer's ISS+1 plus whatever the fixture already consumed.
-        offset = seq_sub(base, R(1))
-        assert bytes(delivered) == STREAM[offset : offset + len(delivered)]
+        # In-order delivery starts right after the peer's SYN (the fixtures send none).
+        assert bytes(delivered) == _byte_stream(seq_add(t.conn.irs, 1), len(delivered))
 
 
 @settings(max_examples=150, deadline=None)
@@ -131,3 +133,54 @@ def test_reassembly_delivers_exact_prefix(chunks: list[tuple[int, int]], limit: 
         assert len(buf.sack_blocks(0, 4)) <= 4
     assert bytes(out) == data[: len(out)]
     assert buf.nxt == len(out)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    loss=st.sampled_from([0.0, 0.02, 0.1]),
+    duplicate=st.sampled_from([0.0, 0.05]),
+    jitter=st.sampled_from([0.0, 0.01]),
+    delay=st.sampled_from([0.001, 0.02, 0.1]),
+    a_bytes=st.integers(0, 60_000),
+    b_bytes=st.integers(0, 60_000),
+    order=st.sampled_from(["a_first", "b_first", "together"]),
+)
+def test_two_endpoints_any_impairment_byte_exact_and_closed(
+    seed: int,
+    loss: float,
+    duplicate: float,
+    jitter: float,
+    delay: float,
+    a_bytes: int,
+    b_bytes: int,
+    order: str,
+) -> None:
+    from aiotcp.testing.corekit import LinkProfile, connected_pair
+
+    profile = LinkProfile(delay=delay, jitter=jitter, loss=loss, duplicate=duplicate)
+    link = connected_pair(profile=profile, seed=seed)
+    data_a, data_b = STREAM[:a_bytes], STREAM[-b_bytes:] if b_bytes else b""
+    link.write(False, data_a, then_shutdown=order in ("a_first", "together"))
+    link.write(True, data_b, then_shutdown=order in ("b_first", "together"))
+    link.run_until(
+        lambda: link.a.eof_received or link.b.eof_received or link.a.state is State.CLOSED,
+        timeout=600,
+    )
+    if order == "a_first":
+        link.run_until(lambda: link.b.eof_received, timeout=600)
+        link.write(True, b"", then_shutdown=True)  # after b's queued data
+    elif order == "b_first":
+        link.run_until(lambda: link.a.eof_received, timeout=600)
+        link.write(False, b"", then_shutdown=True)
+    link.run_for(700.0)
+    assert bytes(link.received[True]) == data_a
+    assert bytes(link.received[False]) == data_b
+    assert link.a.state is State.CLOSED and link.b.state is State.CLOSED
+    assert link.a.close_reason is link.b.close_reason is CloseReasonNormal()
+
+
+def CloseReasonNormal():  # type: ignore[no-untyped-def]
+    from aiotcp.core.events import CloseReason
+
+    return CloseReason.NORMAL

@@ -108,9 +108,16 @@ def test_slow_start_grows_cwnd_per_ack() -> None:
     assert cc.cwnd == 11000
 
 
-def test_slow_start_abc_limits_growth_to_two_smss() -> None:
-    """RFC 3465 byte counting with L = 2 SMSS (RFC 5681 §3.1 allows it)."""
+def test_slow_start_counts_every_byte_of_a_stretch_ack() -> None:
+    """RFC 3465 byte counting without a per-ACK limit (Linux): batches ACK stretches."""
     cc = NewReno(1000, 10)
+    cc.on_ack(5000, 10000, 0.0)
+    assert cc.cwnd == 15000
+
+
+def test_slow_start_stops_at_ssthresh_and_continues_in_avoidance() -> None:
+    cc = NewReno(1000, 10)
+    cc.ssthresh = 12000
     cc.on_ack(5000, 10000, 0.0)
     assert cc.cwnd == 12000
 
@@ -212,3 +219,27 @@ def test_bounded_queue_still_merges_into_existing_ranges() -> None:
     t.recv("A", seq=R(101), payload=b"q" * 10, advance_peer=False)
     t.recv("A", seq=R(111), payload=b"q" * 10, advance_peer=False)
     assert t.conn.recv_buffer.out_of_order_bytes == 20
+
+
+def test_cwnd_restarts_after_idle_longer_than_rto() -> None:
+    """RFC 5681 §4.1: RW = min(IW, cwnd) after an idle period."""
+    t = established(opts(nodelay=True, initial_window=2), mss=100, window=60000)
+    for _ in range(5):
+        t.send(b"x" * 400)
+        t.output()
+        t.recv("A", ack=t.conn.snd_max)
+    assert t.conn.cc.cwnd > 200
+    t.advance(5.0)
+    t.send(b"y" * 1000)
+    assert len(t.output()) == 2
+
+
+def test_no_idle_restart_for_back_to_back_sends() -> None:
+    t = established(opts(nodelay=True, initial_window=2), mss=100, window=60000)
+    t.send(b"x" * 400)
+    t.output()
+    t.recv("A", ack=t.conn.snd_max)
+    cwnd = t.conn.cc.cwnd
+    t.send(b"y" * 100)
+    t.output()
+    assert t.conn.cc.cwnd == cwnd

@@ -337,3 +337,31 @@ def test_info_lists_pending_timers() -> None:
     assert "retransmit" in info["timers"]
     assert info["state"] == "ESTABLISHED"
     assert info["send_queue"] == 1
+
+
+def test_persist_interval_keeps_backing_off_while_window_stays_zero() -> None:
+    """RFC 9293 §3.8.6.1: SHOULD increase the probe interval exponentially."""
+    t = established(opts(rto_max=100.0), window=0)
+    t.send(b"blocked")
+    t.expect_nothing()
+    gaps = []
+    last = t.now
+    for _ in range(4):
+        at = t.conn.timers.get(TimerName.PERSIST)
+        assert at is not None
+        t.advance(at - t.now)
+        t.expect("A", seq=L(0))
+        gaps.append(round(t.now - last, 6))
+        last = t.now
+        t.recv("A", ack=L(1), window=0)
+    assert gaps == sorted(gaps) and gaps[-1] == 8 * gaps[0]
+
+
+def test_window_opening_resets_persist_backoff() -> None:
+    t = established(window=0)
+    t.send(b"a")
+    t.advance(t.conn.rtt.rto)
+    t.output()
+    t.recv("A", ack=L(1), window=100)
+    t.expect("PA", payload=b"a")
+    assert t.conn._persist_backoff == 0
