@@ -4,7 +4,7 @@ Layout in the filter table of the current network namespace::
 
     OUTPUT   -p tcp --tcp-flags RST RST -j AIOTCP          (one jump, shared)
     AIOTCP   -m owner --uid-owner <uid> -j RETURN           (RSTs some process sent: ours)
-    AIOTCP   -j AIOTCP-<pid>                                (one jump per aiotcp process)
+    AIOTCP   -j AIOTCP-<pid>[-<n>]                          (one jump per aiotcp stack)
     AIOTCP-<pid>  -p tcp --sport 61000:65535 -j DROP        (the ephemeral range)
     AIOTCP-<pid>  -p tcp --sport <listen port> -j DROP      (one per listener outside it)
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import re
 import shutil
@@ -114,12 +115,15 @@ def _delete_chain(chain: str) -> None:
 
 def _process_chains() -> list[str]:
     out = iptables("-S", check=False).stdout
-    return re.findall(rf"^-N ({re.escape(CHAIN_PREFIX)}\d+)$", out, flags=re.M)
+    return re.findall(rf"^-N ({re.escape(CHAIN_PREFIX)}\d+(?:-\d+)?)$", out, flags=re.M)
 
 
 def _sport_rule(chain: str, lo: int, hi: int) -> list[str]:
     sport = str(lo) if lo == hi else f"{lo}:{hi}"
     return [chain, "-p", "tcp", "--sport", sport, "-j", "DROP"]
+
+
+_instances = itertools.count()
 
 
 class IptablesGuard(Guard):
@@ -130,10 +134,16 @@ class IptablesGuard(Guard):
         ephemeral_range: tuple[int, int] = DEFAULT_EPHEMERAL_RANGE,
         *,
         pid: int | None = None,
+        instance: int | None = None,
     ) -> None:
         super().__init__(ephemeral_range)
         self.pid = os.getpid() if pid is None else pid
-        self.chain = f"{CHAIN_PREFIX}{self.pid}"
+        if instance is None:
+            instance = next(_instances)
+        self.instance = instance
+        # Two stacks in one process (two loops) must not share, and so remove, a chain.
+        suffix = f"-{instance}" if instance else ""
+        self.chain = f"{CHAIN_PREFIX}{self.pid}{suffix}"
 
     def _install(self) -> None:
         _iptables_binary()
@@ -189,7 +199,7 @@ def status() -> list[ChainStatus]:
     """Every aiotcp chain in this network namespace and whether its process lives."""
     result = []
     for chain in _process_chains():
-        pid = int(chain[len(CHAIN_PREFIX) :])
+        pid = int(chain[len(CHAIN_PREFIX) :].split("-")[0])
         rules = [
             line for line in iptables("-S", chain).stdout.splitlines() if line.startswith("-A")
         ]

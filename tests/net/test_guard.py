@@ -49,7 +49,7 @@ def test_install_twice_adds_nothing(hosts: tuple[Host, Host]) -> None:
         guard.install()
         before = rules()
         guard.install()
-        IptablesGuard(pid=guard.pid).install()  # a second object for the same process
+        IptablesGuard(pid=guard.pid, instance=guard.instance).install()  # same chain, new object
         assert rules() == before
         guard.close()
         assert rules() == []
@@ -212,3 +212,19 @@ def test_missing_privileges_give_one_clear_error(
 def test_make_guard_rejects_unknown_kinds() -> None:
     with pytest.raises(ValueError, match="unknown guard"):
         make_guard("nft")  # type: ignore[arg-type]
+
+
+def test_two_stacks_in_one_process_keep_separate_chains(hosts: tuple[Host, Host]) -> None:
+    a, _ = hosts
+    with a.entered():
+        first, second = IptablesGuard(), IptablesGuard()
+        first.install()
+        second.install()
+        assert first.chain != second.chain
+        second.claim(8081)
+        second.close()
+        text = "\n".join(rules())
+        assert f"-A {first.chain} -p tcp -m tcp --sport 61000:65535 -j DROP" in text
+        assert "8081" not in text
+        first.close()
+        assert rules() == []

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import aiotcp
 from aiotcp.core.connection import State
-from aiotcp.core.segment import ACK, FIN, SYN, Segment
+from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
 from aiotcp.core.seq import seq_add
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io.guard import make_guard
@@ -219,3 +219,38 @@ def test_stalled_accept_queue_then_start_serving_serves_everyone(
 
     with a.entered():
         run(main, loop_kind)
+
+
+def test_segment_for_no_connection_on_an_owned_port_gets_the_rfc_rst(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 9293 §3.10.7.1: an ACK for a port aiotcp owns but no connection matches is
+    answered with <SEQ=SEG.ACK><CTL=RST>; a SYN with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>."""
+    a, b = hosts
+
+    def script(ep: ScriptedEndpoint) -> list[Segment | None]:
+        iss = accept_syn(ep)  # aiotcp's real connection uses PEER_PORT; ours is a stranger
+        del iss
+        with b.entered(), make_guard("iptables") as guard, RawSocket() as raw:
+            guard.claim(PEER_PORT + 1)
+            raw.set_port_ranges(guard.port_ranges())
+            stranger = ScriptedEndpoint(raw, (b.address, PEER_PORT + 1), (a.address, LOCAL_PORT))
+            stranger.send(Segment(seq=500, ack=12345, flags=ACK, window=100))
+            rst1 = stranger.expect(lambda s: True, timeout=1.0)
+            stranger.send(Segment(seq=700, flags=SYN, window=100))
+            rst2 = stranger.expect(lambda s: True, timeout=1.0)
+        return [rst1, rst2]
+
+    async def main() -> list[Segment | None]:
+        result = await with_peer(b, (a.address, LOCAL_PORT), script)
+        _, writer = await aiotcp.open_connection(
+            b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT)
+        )
+        replies = await result
+        writer.transport.abort()
+        return replies
+
+    with a.entered():
+        rst1, rst2 = run(main, loop_kind)
+    assert rst1 is not None and (rst1.flags, rst1.seq) == (RST, 12345)
+    assert rst2 is not None and (rst2.flags, rst2.seq, rst2.ack) == (RST | ACK, 0, 701)
