@@ -38,6 +38,7 @@ def test_client_echo_roundtrip(hosts: tuple[Host, Host], loop_kind: LoopKind) ->
         assert writer.get_extra_info("peername") == (b.address, PORT)
         assert writer.get_extra_info("sockname")[0] == a.address
         assert writer.get_extra_info("aiotcp").state == "ESTABLISHED"
+        assert writer.get_extra_info("no such key", "default") == "default"
         for i in range(20):
             line = f"line {i}\n".encode()
             writer.write(line)

@@ -9,11 +9,14 @@ complete) happen exactly as written.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+import pytest
 
 import aiotcp
 from aiotcp.core.connection import State
@@ -254,3 +257,62 @@ def test_segment_for_no_connection_on_an_owned_port_gets_the_rfc_rst(
         rst1, rst2 = run(main, loop_kind)
     assert rst1 is not None and (rst1.flags, rst1.seq) == (RST, 12345)
     assert rst2 is not None and (rst2.flags, rst2.seq, rst2.ack) == (RST | ACK, 0, 701)
+
+
+def test_abort_on_overflow_resets_the_handshake_that_finds_the_accept_queue_full(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Linux's tcp_abort_on_overflow: the final ACK that cannot be accepted gets a RST;
+    without the option it is dropped (the client's retransmission may find room)."""
+    a, b = hosts
+
+    def handshake_pair() -> list[Segment | None]:
+        with b.entered(), make_guard("iptables") as guard, RawSocket() as raw:
+            ports = [guard.claim(p) for p in (42000, 42001)]
+            raw.set_port_ranges(guard.port_ranges())
+            eps = [ScriptedEndpoint(raw, (b.address, p), (a.address, 8080)) for p in ports]
+            synacks = []
+            for ep in eps:  # the second SYN overflows the SYN queue: a cookie answers
+                ep.send(Segment(seq=1000, flags=SYN, window=65535, mss=1460))
+                synacks.append(ep.expect(lambda s: s.flags == SYN | ACK))
+            replies = []
+            for ep, sa in zip(eps, synacks, strict=True):
+                assert sa is not None
+                ep.send(Segment(seq=1001, ack=seq_add(sa.seq, 1), flags=ACK, window=65535))
+                replies.append(ep.expect(lambda s: bool(s.flags & RST), timeout=0.5))
+        return replies
+
+    for abort in (False, True):
+
+        async def main(abort: bool = abort) -> list[Segment | None]:
+            server = await aiotcp.start_server(
+                lambda r, w: None,
+                port=8080,
+                backlog=1,
+                start_serving=False,
+                abort_on_overflow=abort,
+            )
+            async with server:
+                return await asyncio.to_thread(handshake_pair)
+
+        with a.entered():
+            first, second = run(main, loop_kind)
+        assert first is None  # accepted into the queue
+        assert (second is not None) is abort
+
+
+def test_busy_port_raises_eaddrinuse(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    a, _ = hosts
+
+    async def main() -> None:
+        async with await aiotcp.start_server(lambda r, w: None, port=8080):
+            with pytest.raises(OSError) as info:
+                await aiotcp.start_server(lambda r, w: None, port=8080)
+            assert info.value.errno == errno.EADDRINUSE
+        kernel = socket.create_server(("0.0.0.0", 8090))  # a kernel program has the port
+        with kernel, pytest.raises(OSError) as info:
+            await aiotcp.start_server(lambda r, w: None, port=8090)
+        assert info.value.errno == errno.EADDRINUSE
+
+    with a.entered():
+        run(main, loop_kind)
