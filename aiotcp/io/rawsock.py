@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import socket
 import struct
 from collections.abc import Iterable
@@ -126,8 +127,9 @@ class RawSocket:
     def send(self, data: bytes | bytearray | memoryview, src: bytes, dst: bytes) -> None:
         """Send an already-encoded TCP segment.
 
-        A full socket buffer (EAGAIN/ENOBUFS) drops the segment as a congested
-        link would; TCP's retransmission recovers it.  Counted as ``tx_dropped``.
+        A full socket buffer (EAGAIN) drops the segment as a congested link would,
+        counted as ``tx_dropped``; other send errors are counted as
+        ``tx_error_<ERRNO>``.  TCP's retransmission recovers either way.
         """
         cmsg = self._pktinfo.get(src)
         if cmsg is None:
@@ -139,10 +141,11 @@ class RawSocket:
             self.counters["tx_dropped"] += 1
             return
         except OSError as exc:
-            if exc.errno == 105:  # ENOBUFS
-                self.counters["tx_dropped"] += 1
-                return
-            raise
+            # No route, an unreachable neighbour, a firewall DROP (EPERM), a full
+            # queue (ENOBUFS): the network lost the segment; TCP's timers recover
+            # or give up.  Never let one segment take the stack down.
+            self.counters[f"tx_error_{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+            return
         self.counters["tx_packets"] += 1
         self.counters["tx_bytes"] += len(data)
 
