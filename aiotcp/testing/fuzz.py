@@ -1,0 +1,328 @@
+"""Hostile TCP traffic for tests: malformed and fuzzed segments, and SYN floods.
+
+Runs as its own process in the attacker's namespace, so it competes with the
+stack under test only for CPU, not for the GIL::
+
+    python -m aiotcp.testing.fuzz malformed --dst 198.18.0.1 --listen-port 8080 \\
+        --conn 7000:61234:SEQ:ACK --count 100000 --rate 20000 --seed 1
+    python -m aiotcp.testing.fuzz synflood --dst 198.18.0.1 --listen-port 8080 \\
+        --src-net 198.19.0.0/16 --seconds 10
+
+Packets go out on an ``IPPROTO_RAW`` socket (the kernel completes the IP header).
+Malformations are TCP-level: a receiving kernel drops broken IP headers before
+any raw socket could see them.  Segments aimed at the established connection
+get sequence and acknowledgment numbers far outside its windows (``--conn`` gives
+the current ones), so they exercise every acceptability check without being a
+(legitimate) blind injection that a TCP must accept.  Prints JSON statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import random
+import socket
+import struct
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from aiotcp.core.checksum import tcp_checksum
+from aiotcp.core.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG
+
+_IP = struct.Struct("!BBHHHBBH4s4s")
+_TCP = struct.Struct("!HHIIBBHHH")
+EXCLUDE = 1 << 26  # keep fuzzed seq/ack this far from the connection's real ones
+
+
+def ip_header(src: bytes, dst: bytes) -> bytes:
+    """IPv4 header for IPPROTO_RAW: length, id and checksum are filled by the kernel."""
+    return _IP.pack(0x45, 0, 0, 0, 0x4000, 64, 6, 0, src, dst)
+
+
+def tcp_bytes(
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int = 65535,
+    options: bytes = b"",
+    payload: bytes = b"",
+    *,
+    offset_words: int | None = None,
+    urgent: int = 0,
+    checksum: bool = True,
+) -> bytes:
+    words = (20 + len(options)) // 4 if offset_words is None else offset_words
+    hdr = bytearray(_TCP.pack(sport, dport, seq, ack, (words & 0xF) << 4, flags, window, 0, urgent))
+    seg = hdr + options + payload
+    if checksum:
+        csum = tcp_checksum(src, dst, seg)
+        seg[16], seg[17] = csum >> 8, csum & 0xFF
+    return bytes(seg)
+
+
+class Malformer:
+    """Generates one malformed or fuzzed segment per call, by class, seeded."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        src: bytes,
+        dst: bytes,
+        listen_port: int,
+        conn: tuple[int, int, int, int] | None,
+    ) -> None:
+        self.rng = rng
+        self.src, self.dst = src, dst
+        self.listen_port = listen_port
+        self.conn = conn
+        self.classes: dict[str, Callable[[], bytes]] = {
+            "bad_checksum": self.bad_checksum,
+            "truncated": self.truncated,
+            "bad_offset": self.bad_offset,
+            "option_length": self.option_length,
+            "conflicting_flags": self.conflicting_flags,
+            "urgent": self.urgent,
+            "absurd_options": self.absurd_options,
+            "random_header": self.random_header,
+            "random_bytes": self.random_bytes,
+            "scapy_fuzz": self.scapy_fuzz,
+        }
+        self._templates = scapy_templates(rng, listen_port, 300)
+
+    # -- targets ---------------------------------------------------------------
+    def _far(self, value: int) -> int:
+        return (value + EXCLUDE + self.rng.randrange(2**32 - 2 * EXCLUDE)) & 0xFFFFFFFF
+
+    def _target(self) -> tuple[int, int, int, int]:
+        """(sport, dport, seq, ack): the listener, or the connection far outside its windows."""
+        rng = self.rng
+        if self.conn is not None and rng.random() < 0.5:
+            sport, dport, seq, ack = self.conn
+            return sport, dport, self._far(seq), self._far(ack)
+        return (
+            rng.randrange(1024, 65536),
+            self.listen_port,
+            rng.getrandbits(32),
+            rng.getrandbits(32),
+        )
+
+    def _seg(self, flags: int, **kw: object) -> bytes:
+        sport, dport, seq, ack = self._target()
+        return tcp_bytes(self.src, self.dst, sport, dport, seq, ack, flags, **kw)  # type: ignore[arg-type]
+
+    # -- classes -----------------------------------------------------------------
+    def bad_checksum(self) -> bytes:
+        seg = bytearray(self._seg(self.rng.choice((SYN, ACK, PSH | ACK)), payload=b"x" * 10))
+        seg[16] ^= 1 + self.rng.randrange(255)
+        return bytes(seg)
+
+    def truncated(self) -> bytes:
+        return self._seg(SYN)[: self.rng.randrange(1, 20)]
+
+    def bad_offset(self) -> bytes:
+        words = self.rng.choice((0, 1, 2, 3, 4, 11, 15))
+        return self._seg(ACK, payload=b"y" * self.rng.randrange(0, 8), offset_words=words)
+
+    def option_length(self) -> bytes:
+        kind = self.rng.choice((2, 3, 4, 5, 8, 30, 254))
+        length = self.rng.choice((0, 1, 41, 255))
+        opts = bytes((kind, length, 0, 0))
+        return self._seg(self.rng.choice((SYN, ACK)), options=opts)
+
+    def conflicting_flags(self) -> bytes:
+        flags = self.rng.choice(
+            (
+                SYN | FIN,
+                SYN | RST,
+                SYN | FIN | RST | PSH | ACK | URG | ECE | CWR,
+                0,
+                FIN,
+                FIN | URG | PSH,
+            )
+        )
+        return self._seg(flags, payload=b"z" * self.rng.randrange(0, 4))
+
+    def urgent(self) -> bytes:
+        return self._seg(URG | ACK | PSH, payload=b"u" * 8, urgent=self.rng.getrandbits(16))
+
+    def absurd_options(self) -> bytes:
+        rng = self.rng
+        opts = rng.choice(
+            (
+                bytes((3, 3, 255, 1)),  # window scale 255
+                bytes((2, 4, 0, 0)),  # MSS 0
+                bytes((2, 4, 255, 255)),  # MSS 65535
+                bytes((4, 2, 4, 2)),  # SACK-permitted twice
+                bytes((5, 10)) + struct.pack("!II", 7, 3) + bytes((1, 1)),  # SACK left > right
+                bytes((8, 10))
+                + struct.pack("!II", 0xFFFFFFFF, 0)
+                + bytes((1, 1)),  # TS at the edge
+                bytes((1,) * 40),  # 40 NOPs
+                bytes((0,) * 40),  # 40 EOLs
+            )
+        )
+        return self._seg(rng.choice((SYN, ACK, SYN | ACK)), options=opts)
+
+    def random_header(self) -> bytes:
+        """A random 20-byte header with a valid checksum: reaches the state machine."""
+        sport, dport, _, _ = self._target()
+        hdr = bytearray(self.rng.randbytes(20))
+        hdr[0:4] = struct.pack("!HH", sport, dport)
+        if self.conn is not None and dport == self.conn[1]:
+            struct.pack_into("!II", hdr, 4, self._far(self.conn[2]), self._far(self.conn[3]))
+        hdr[12] = 0x50 | (hdr[12] & 0x0F)
+        hdr[16:18] = b"\0\0"
+        csum = tcp_checksum(self.src, self.dst, hdr)
+        hdr[16], hdr[17] = csum >> 8, csum & 0xFF
+        return bytes(hdr)
+
+    def random_bytes(self) -> bytes:
+        """Garbage after the IP header, checksum made valid when long enough."""
+        data = bytearray(self.rng.randbytes(self.rng.randrange(0, 80)))
+        if len(data) >= 20:
+            struct.pack_into("!H", data, 2, self.listen_port)
+            data[16:18] = b"\0\0"
+            csum = tcp_checksum(self.src, self.dst, data)
+            data[16], data[17] = csum >> 8, csum & 0xFF
+        return bytes(data)
+
+    def scapy_fuzz(self) -> bytes:
+        """One of scapy's ``fuzz(TCP())`` segments; half get a valid checksum to go deeper."""
+        seg = bytearray(self.rng.choice(self._templates))
+        if len(seg) >= 20 and self.rng.random() < 0.5:
+            seg[16:18] = b"\0\0"
+            csum = tcp_checksum(self.src, self.dst, seg)
+            seg[16], seg[17] = csum >> 8, csum & 0xFF
+        return bytes(seg)
+
+    def next(self) -> tuple[str, bytes]:
+        name = self.rng.choice(tuple(self.classes))
+        return name, self.classes[name]()
+
+
+def scapy_templates(rng: random.Random, dport: int, n: int) -> list[bytes]:
+    """Segments from scapy's ``fuzz()`` (random fields and options), made up front:
+    scapy needs ~100 µs a packet, too slow for the send loop itself."""
+    from scapy.layers.inet import TCP
+    from scapy.packet import fuzz
+
+    random.seed(rng.getrandbits(32))  # scapy's random values come from the global RNG
+    out = []
+    for _ in range(n):
+        try:
+            out.append(bytes(fuzz(TCP(dport=dport))))
+        except Exception:  # scapy cannot build every random combination
+            continue
+    return out or [bytes(20)]
+
+
+def _send_paced(
+    sock: socket.socket,
+    make: Callable[[], tuple[str, bytes]],
+    dst: str,
+    *,
+    count: int,
+    rate: float,
+    seconds: float,
+) -> dict[str, object]:
+    """Send ``count`` packets at ``rate`` per second (0: flat out), stopping at ``seconds``."""
+    stats: Counter[str] = Counter()
+    t0 = time.monotonic()
+    sent = 0
+    while sent < count:
+        if time.monotonic() - t0 > seconds:
+            break
+        for _ in range(min(256, count - sent)):
+            name, packet = make()
+            try:
+                sock.sendto(packet, (dst, 0))
+                stats[name] += 1
+            except OSError:
+                stats["send_error"] += 1
+            sent += 1
+        if rate:
+            ahead = sent / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    elapsed = time.monotonic() - t0
+    return {"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "by_class": dict(stats)}
+
+
+def malformed(args: argparse.Namespace) -> dict[str, object]:
+    rng = random.Random(args.seed)
+    src, dst = socket.inet_aton(args.src), socket.inet_aton(args.dst)
+    conn = tuple(int(x) for x in args.conn.split(":")) if args.conn else None
+    gen = Malformer(rng, src, dst, args.listen_port, conn)  # type: ignore[arg-type]
+    header = ip_header(src, dst)
+
+    def make() -> tuple[str, bytes]:
+        name, seg = gen.next()
+        return name, header + seg
+
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        return _send_paced(
+            sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
+        )
+
+
+def synflood(args: argparse.Namespace) -> dict[str, object]:
+    """Spoofed SYNs from random addresses of ``--src-net`` (keep it inside 198.18.0.0/15)."""
+    rng = random.Random(args.seed)
+    net = ipaddress.IPv4Network(args.src_net)
+    if not net.subnet_of(ipaddress.IPv4Network("198.18.0.0/15")):
+        raise SystemExit("spoofed sources must stay inside 198.18.0.0/15")
+    base, size = int(net.network_address), net.num_addresses
+    dst = socket.inet_aton(args.dst)
+    mss = bytes((2, 4, 0x05, 0xB4))
+
+    def make() -> tuple[str, bytes]:
+        src = struct.pack("!I", base + 1 + rng.randrange(size - 2))
+        seg = tcp_bytes(
+            src,
+            dst,
+            rng.randrange(1024, 65536),
+            args.listen_port,
+            rng.getrandbits(32),
+            0,
+            SYN,
+            64240,
+            mss,
+        )
+        return "syn", ip_header(src, dst) + seg
+
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        return _send_paced(
+            sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aiotcp.testing.fuzz")
+    parser.add_argument("mode", choices=["malformed", "synflood"])
+    parser.add_argument("--dst", required=True)
+    parser.add_argument("--src", help="our address (malformed mode)")
+    parser.add_argument("--listen-port", type=int, required=True)
+    parser.add_argument("--conn", help="SPORT:DPORT:SEQ:ACK of an established connection to aim at")
+    parser.add_argument("--src-net", default="198.19.0.0/16", help="spoofed sources (synflood)")
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="packets/s, 0 = as fast as possible"
+    )
+    parser.add_argument("--seconds", type=float, default=30.0, help="hard time limit")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    result = malformed(args) if args.mode == "malformed" else synflood(args)
+    json.dump(result, sys.stdout)
+    print(flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Hostile input against the running stack: fuzzed segments, a SYN flood, memory bounds.
+
+The attacker is ``python -m aiotcp.testing.fuzz`` in host B (its own process).
+aiotcp runs in host A on the test's loop with a listener and an established
+connection whose byte stream is checked end to end while the attack runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import socket
+import subprocess
+import threading
+import time
+from typing import Any
+
+import aiotcp
+from aiotcp.core.segment import DropReason
+from aiotcp.testing.loops import LoopKind, run
+from aiotcp.testing.netns import Host, kernel_echo_server, pattern
+
+ECHO = 7000
+LISTEN = 8080
+STREAM = 2 * 1024 * 1024
+
+
+def fuzzer(b: Host, *args: str) -> subprocess.Popen[str]:
+    return b.python(
+        ["-m", "aiotcp.testing.fuzz", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class Crashes(logging.Handler):
+    """Collects every error the loop or the stack logs: there must be none."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(self.format(record))
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while chunk := await reader.read(65536):
+        writer.write(chunk)
+        await writer.drain()
+    writer.close()
+
+
+def test_fuzzed_and_malformed_segments_never_crash_or_corrupt(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+    count = 100_000 if loop_kind == "asyncio" else 25_000
+    crashes = Crashes()
+    logging.getLogger().addHandler(crashes)
+    report: dict[str, Any] = {}
+
+    async def stream_check(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        data = pattern(STREAM, seed=3)
+        got = bytearray()
+
+        async def read_all() -> None:
+            while len(got) < len(data):
+                got.extend(await reader.read(65536))
+
+        reading = asyncio.ensure_future(read_all())
+        for i in range(0, len(data), 4096):
+            writer.write(data[i : i + 4096])
+            await writer.drain()
+            await asyncio.sleep(0.002)  # spread the stream over the attack
+        await reading
+        return hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda lp, ctx: crashes.records.append(str(ctx)))
+        stack = aiotcp.get_stack()
+        server = await aiotcp.start_server(echo, port=LISTEN, backlog=64)
+        reader, writer = await aiotcp.open_connection(b.address, ECHO)
+        info = writer.get_extra_info("aiotcp")
+        conn = f"{ECHO}:{info.local[1]}:{info.rcv_nxt}:{info.snd_nxt}"
+        attack = fuzzer(
+            b, "malformed", "--dst", a.address, "--src", b.address,
+            "--listen-port", str(LISTEN), "--conn", conn,
+            "--count", str(count), "--rate", "25000", "--seconds", "40",
+        )  # fmt: skip
+        intact = await stream_check(reader, writer)
+        out, err = await asyncio.to_thread(attack.communicate, None, 60)
+        assert attack.returncode == 0, err
+        report["fuzzer"] = json.loads(out)
+        await asyncio.sleep(0.5)
+        report["counters"] = dict(stack.counters)
+        assert intact, "the established stream was corrupted"
+        assert writer.get_extra_info("aiotcp").state == "ESTABLISHED"
+        # The listener still serves a real client afterwards.
+        r2, w2 = await aiotcp.open_connection(a.address, LISTEN)
+        w2.write(b"still alive\n")
+        assert await r2.readline() == b"still alive\n"
+        w2.close()
+        writer.close()
+        server.close()
+        report["crashes"] = list(crashes.records)  # before shutdown cancels the handlers
+
+    try:
+        with kernel_echo_server(b, ECHO), a.entered():
+            run(main, loop_kind, timeout=120)
+    finally:
+        logging.getLogger().removeHandler(crashes)
+    assert report["crashes"] == [], report["crashes"][:5]
+    fuzz, counters = report["fuzzer"], report["counters"]
+    print(f"\nfuzzed {fuzz['sent']} packets at {fuzz['rate']:.0f}/s: {fuzz['by_class']}")
+    print("drops:", {k: v for k, v in sorted(counters.items()) if k.startswith("drop_")})
+    assert fuzz["sent"] == count
+    for reason in (
+        DropReason.BAD_CHECKSUM,
+        DropReason.TRUNCATED_TCP,
+        DropReason.BAD_DATA_OFFSET,
+        DropReason.BAD_OPTION_LENGTH,
+    ):
+        assert counters.get(f"drop_{reason.value}", 0) > 0, f"no {reason.value} drops counted"
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_syn_flood_with_cookies_keeps_real_clients_served(hosts: tuple[Host, Host]) -> None:
+    """Spoofed SYNs at full speed (sources in 198.19.0.0/16, routed into B where they
+    die) while a kernel client keeps connecting: with SYN cookies it keeps succeeding,
+    the SYN queue never exceeds the backlog, and memory stays bounded."""
+    a, b = hosts
+    backlog, seconds = 128, 6.0
+    a.run(["ip", "route", "add", "198.19.0.0/16", "via", b.address])
+    report: dict[str, Any] = {}
+
+    def real_clients(deadline: float) -> tuple[int, int]:
+        ok = tried = 0
+        while time.monotonic() < deadline:
+            tried += 1
+            try:
+                with socket.create_connection((a.address, LISTEN), timeout=2) as s:
+                    s.sendall(b"ping\n")
+                    if s.recv(10) == b"ping\n":
+                        ok += 1
+            except OSError:
+                pass
+        return ok, tried
+
+    async def main() -> None:
+        stack = aiotcp.get_stack()
+        server = await aiotcp.start_server(echo, port=LISTEN, backlog=backlog)
+        rss0 = rss_kib()
+        flood = fuzzer(
+            b, "synflood", "--dst", a.address, "--listen-port", str(LISTEN),
+            "--src-net", "198.19.0.0/16", "--count", "10000000", "--seconds", str(seconds),
+        )  # fmt: skip
+        clients = asyncio.ensure_future(
+            asyncio.to_thread(b.call, real_clients, time.monotonic() + seconds, timeout=60)
+        )
+        max_half_open, peak = 0, rss0
+        for _ in range(int(seconds * 10)):
+            await asyncio.sleep(0.1)
+            half_open = sum(1 for r in aiotcp.connections() if r["state"] == "SYN-RECEIVED")
+            max_half_open = max(max_half_open, half_open)
+            peak = max(peak, rss_kib())
+        out, _err = await asyncio.to_thread(flood.communicate, None, 60)
+        ok, tried = await clients
+        listener = next(r for r in aiotcp.connections() if r["state"] == "LISTEN")
+        report.update(
+            flood=json.loads(out), ok=ok, tried=tried, max_half_open=max_half_open,
+            rss_growth_kib=peak - rss0, listener=listener, counters=dict(stack.counters),
+        )  # fmt: skip
+        server.close()
+
+    with a.entered():
+        run(main, "asyncio", timeout=120)
+    flood, listener = report["flood"], report["listener"]
+    print(
+        f"\nSYN flood: {flood['sent']} SYNs in {flood['seconds']:.1f} s "
+        f"({flood['rate']:.0f}/s sent); stack received {report['counters'].get('rx_packets', 0)}, "
+        f"cookies sent {listener['counters']['cookies_sent']}; "
+        f"real clients {report['ok']}/{report['tried']}; "
+        f"max SYN-RECEIVED {report['max_half_open']}; RSS growth {report['rss_growth_kib']} KiB"
+    )
+    assert report["max_half_open"] <= backlog
+    assert listener["counters"]["cookies_sent"] > 0
+    assert report["tried"] > 0 and report["ok"] / report["tried"] >= 0.9
+    assert report["rss_growth_kib"] < 64 * 1024
+
+
+def test_a_peer_that_never_reads_cannot_make_aiotcp_buffer_without_bound(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Write buffering is the application's to bound (drain()); aiotcp's own buffers
+    stop at the configured send buffer, and the peer's zero window is respected."""
+    a, b = hosts
+    listener = b.listen(ECHO)
+
+    async def main() -> dict[str, Any]:
+        _reader, writer = await aiotcp.open_connection(b.address, ECHO, send_buffer=65536)
+        chunk = bytes(65536)
+        for _ in range(400):  # 25 MB offered; the kernel peer never reads
+            writer.write(chunk)
+            try:
+                await asyncio.wait_for(writer.drain(), 0.05)
+            except TimeoutError:
+                break
+        await asyncio.sleep(1.0)
+        info = writer.get_extra_info("aiotcp")
+        writer.transport.abort()
+        return {"send_queue": info.send_queue, "snd_wnd": info.snd_wnd}
+
+    with listener, a.entered():
+        conn_holder: list[socket.socket] = []
+        t = threading.Thread(target=lambda: conn_holder.append(listener.accept()[0]), daemon=True)
+        t.start()
+        result = run(main, loop_kind)
+        t.join(5)
+        for c in conn_holder:
+            c.close()
+    assert result["send_queue"] <= 65536
+    assert result["snd_wnd"] == 0
+
+
+def test_idle_connections_cost(hosts: tuple[Host, Host]) -> None:
+    """1,000 idle established connections: report the memory each costs."""
+    a, _b = hosts
+    n = 1000
+    report: dict[str, float] = {}
+
+    async def main() -> None:
+        import gc
+        import tracemalloc
+
+        server = await aiotcp.start_server(echo, port=LISTEN, backlog=n)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        conns = []
+        for i in range(0, n, 100):
+            conns += await asyncio.gather(
+                *(aiotcp.open_connection(a.address, LISTEN) for _ in range(min(100, n - i)))
+            )
+        await asyncio.sleep(0.5)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        states = [r["state"] for r in aiotcp.connections()]
+        assert states.count("ESTABLISHED") == 2 * n  # both ends live in this stack
+        report["bytes_per_connection"] = (after - before) / (2 * n)
+        for _, w in conns:
+            w.transport.abort()
+        server.close()
+
+    with a.entered():
+        run(main, "asyncio", timeout=120)
+    per = report["bytes_per_connection"]
+    print(f"\n{n} idle connections (each end counted): {per:.0f} bytes each")
+    assert report["bytes_per_connection"] < 64 * 1024
