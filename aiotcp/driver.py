@@ -25,6 +25,7 @@ from aiotcp.core.events import (
     StateChanged,
 )
 from aiotcp.core.segment import Segment
+from aiotcp.io.gso import GsoSender
 
 if TYPE_CHECKING:
     from aiotcp.stack import Stack
@@ -58,6 +59,9 @@ class ConnectionDriver:
         self._timer_at: float | None = None
         self._fired_at: float | None = None
         self._last_now = 0.0
+        self.gso: GsoSender | None = None
+        """The AF_PACKET path once the next hop is known; then every segment uses it."""
+        self.gso_checked = -1.0
         self.task = self.loop.create_task(self._run(), name=f"aiotcp {self.describe()}")
 
     def describe(self) -> str:
@@ -132,10 +136,7 @@ class ConnectionDriver:
     def flush(self, now: float) -> None:
         segments = self.conn.segments_to_send(now)
         if segments:
-            src, dst = self.conn.local[0], self.conn.remote[0]
-            send = self.stack.send_segment
-            for seg in segments:
-                send(seg, src, dst)
+            self.stack.transmit(self, segments, now)
 
     def _dispatch_events(self) -> None:
         conn = self.conn

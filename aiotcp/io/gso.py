@@ -1,0 +1,148 @@
+"""The bulk send path: TCP super-segments through AF_PACKET with a virtio-net header.
+
+The raw IP socket has no GSO, so every MTU-sized segment costs a Python encode,
+a checksum over its payload and a syscall (PERF-NOTES.md: ~140 MB/s, CPU-bound).
+With ``PACKET_VNET_HDR`` the kernel accepts one frame of up to 64 KB carrying a
+run of consecutive segments, splits it into MSS-sized segments (copying the
+header, advancing seq, keeping PSH/FIN for the last one) and computes every
+checksum — the prototype measured ~1,850 MB/s byte-exact to a kernel receiver.
+
+Header recipe (verified on Linux 6.x): virtio_net_hdr ``<BBHHHH`` with flags
+NEEDS_CSUM, gso_type TCPV4 (0 for a single segment), hdr_len, gso_size = payload
+bytes per segment, csum_start = 34 and csum_offset = 16; the TCP checksum field
+holds the *non-inverted* folded pseudo-header sum including the full TCP length
+(CHECKSUM_PARTIAL); the IPv4 header is complete, with DF and the id advanced by
+the number of segments.  Payload is passed as separate iovecs: never copied.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Sequence
+
+from aiotcp.core.checksum import ones_sum, pseudo_header_sum
+from aiotcp.core.segment import HEADER, Segment, encode_options
+from aiotcp.io.neighbour import NextHop
+
+SOL_PACKET = 263
+PACKET_VNET_HDR = 15
+ETH_P_IP = 0x0800
+VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+VIRTIO_NET_HDR_GSO_NONE = 0
+VIRTIO_NET_HDR_GSO_TCPV4 = 1
+ETH_LEN, IP_LEN = 14, 20
+MAX_IP_PACKET = 65535
+
+_VNET = struct.Struct("<BBHHHH")
+_IP = struct.Struct("!BBHHHBBH4s4s")
+
+
+class GsoSender:
+    """One AF_PACKET socket per interface, sending runs of segments as one frame."""
+
+    def __init__(self, hop: NextHop) -> None:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: send only
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+            sock.bind((hop.ifname, 0))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.hop = hop
+        self._eth = hop.dst_mac + hop.src_mac + struct.pack("!H", ETH_P_IP)
+        self._ip_id = 0
+        self.frames = 0
+        self.segments = 0
+        self.errors = 0
+
+    def max_payload(self, header_len: int) -> int:
+        return MAX_IP_PACKET - IP_LEN - header_len
+
+    def send_run(self, run: Sequence[Segment], src: bytes, dst: bytes) -> bool:
+        """Send consecutive segments (same header fields, equal-size payloads but the
+        last) as one frame. Returns False when the kernel refused it (caller falls back)."""
+        first = run[0]
+        opts = encode_options(first)
+        tcp_len_hdr = 20 + len(opts)
+        payloads = [seg.payload for seg in run]
+        total = sum(len(p) for p in payloads)
+        gso_size = len(payloads[0])
+        last = run[-1]
+        tcp = bytearray(tcp_len_hdr)
+        HEADER.pack_into(
+            tcp, 0, first.src_port, first.dst_port, first.seq, first.ack,
+            (tcp_len_hdr // 4) << 4, last.flags, first.window, 0, first.urgent,
+        )  # fmt: skip
+        tcp[20:] = opts
+        seed = pseudo_header_sum(src, dst, tcp_len_hdr + total)
+        tcp[16], tcp[17] = seed >> 8, seed & 0xFF
+        n = len(run)
+        ip = bytearray(
+            _IP.pack(0x45, 0, IP_LEN + tcp_len_hdr + total, self._ip_id, 0x4000, 64, 6, 0, src, dst)
+        )
+        csum = ~ones_sum(ip) & 0xFFFF
+        ip[10], ip[11] = csum >> 8, csum & 0xFF
+        self._ip_id = (self._ip_id + n) & 0xFFFF
+        gso = n > 1 and total > gso_size
+        vnet = _VNET.pack(
+            VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            VIRTIO_NET_HDR_GSO_TCPV4 if gso else VIRTIO_NET_HDR_GSO_NONE,
+            ETH_LEN + IP_LEN + tcp_len_hdr,
+            gso_size if gso else 0,
+            ETH_LEN + IP_LEN,
+            16,
+        )
+        try:
+            self.sock.sendmsg([vnet + self._eth + ip + tcp, *payloads])
+        except OSError:
+            self.errors += 1
+            return False
+        self.frames += 1
+        self.segments += n
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def runs(segments: Sequence[Segment], limit: int) -> list[list[Segment]]:
+    """Group segments that the kernel can produce from one super-segment.
+
+    A run: consecutive sequence numbers, identical header fields but PSH/FIN (only
+    the last may carry them), equal payload sizes but the last (which may be
+    smaller), no SYN/RST/URG, at most ``limit`` payload bytes.
+    """
+    out: list[list[Segment]] = []
+    cur: list[Segment] = []
+    size = 0
+    for seg in segments:
+        n = len(seg.payload)
+        if cur:
+            head, prev = cur[0], cur[-1]
+            if (
+                n
+                and not prev.flags & 0x09  # PSH/FIN only on the last of a run
+                and (seg.flags | 0x09) == (head.flags | 0x09)
+                and not seg.flags & 0x26  # SYN, RST, URG travel alone
+                and seg.seq == (prev.seq + len(prev.payload)) & 0xFFFFFFFF
+                and len(prev.payload) == len(head.payload)
+                and n <= len(head.payload)
+                and seg.ack == head.ack
+                and seg.window == head.window
+                and seg.ts_val == head.ts_val
+                and seg.ts_ecr == head.ts_ecr
+                and not seg.sack_blocks
+                and not head.sack_blocks
+                and size + n <= limit
+            ):
+                cur.append(seg)
+                size += n
+                continue
+            out.append(cur)
+        cur, size = [seg], n
+    if cur:
+        out.append(cur)
+    return out
