@@ -32,6 +32,7 @@ from aiotcp.io.gso import GsoSender, runs
 from aiotcp.io.guard import GuardKind, make_guard
 from aiotcp.io.neighbour import NextHop
 from aiotcp.io.packet import Packet
+from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.rawsock import RawSocket
 
@@ -73,6 +74,7 @@ class Stack:
         isn_secret: bytes | None = None,
         control: bool | None = None,
         gso: bool = True,
+        pcap: str | None = None,
         **default_tcp_options: Any,
     ) -> None:
         self.loop = loop or asyncio.get_running_loop()
@@ -87,6 +89,9 @@ class Stack:
         except BaseException:
             self.guard.close()
             raise
+        pcap = pcap or os.environ.get("AIOTCP_PCAP") or None
+        self.pcap = PcapWriter(pcap) if pcap else None
+        self.raw.pcap = self.pcap
         self.connections: dict[Key, ConnectionDriver] = {}
         self.listeners: dict[int, ListenerEntry] = {}
         self.counters: collections.Counter[str] = self.raw.counters
@@ -196,6 +201,7 @@ class Stack:
             except OSError:
                 self.gso = False  # no AF_PACKET here (capabilities, kernel): raw IP only
                 return None
+            sender.pcap = self.pcap
             self._gso_senders[hop] = sender
         return sender
 
@@ -318,6 +324,8 @@ class Stack:
         self.raw.close()
         for sender in self._gso_senders.values():
             sender.close()
+        if self.pcap is not None:
+            self.pcap.close()
         self.guard.close()
         if self.control is not None:
             self.control.close()

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from aiotcp.core.checksum import ones_sum, pseudo_header_sum
 from aiotcp.core.segment import HEADER, Segment, encode_options
 from aiotcp.io.neighbour import NextHop
+from aiotcp.io.pcap import PcapWriter
 
 SOL_PACKET = 263
 PACKET_VNET_HDR = 15
@@ -54,6 +55,7 @@ class GsoSender:
         self.hop = hop
         self._eth = hop.dst_mac + hop.src_mac + struct.pack("!H", ETH_P_IP)
         self._ip_id = 0
+        self.pcap: PcapWriter | None = None
         self.frames = 0
         self.segments = 0
         self.errors = 0
@@ -102,6 +104,8 @@ class GsoSender:
             return False
         self.frames += 1
         self.segments += n
+        if self.pcap is not None:
+            self.pcap.sent(src, dst, tcp, *payloads)
         return True
 
     def close(self) -> None:

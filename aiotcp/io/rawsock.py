@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from aiotcp.core.segment import DropReason, Segment, encode
 from aiotcp.io import bpf
 from aiotcp.io.packet import Packet, parse_ipv4_tcp
+from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.privileges import MissingPrivilegeError, is_permission_error
 
 MAX_IP_PACKET = 65535
@@ -66,6 +67,8 @@ class RawSocket:
         self._view = memoryview(self._arena)
         self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
         self.verify_checksum = verify_checksum
+        self.pcap: PcapWriter | None = None
+        """When set, every datagram received and every segment sent is recorded."""
         self.counters: collections.Counter[str] = collections.Counter()
 
     def _drain_unfiltered(self) -> None:
@@ -112,6 +115,8 @@ class RawSocket:
             received += 1
             counters["rx_packets"] += 1
             counters["rx_bytes"] += n
+            if self.pcap is not None:
+                self.pcap.received(view[offset : offset + n])
             parsed = parse_ipv4_tcp(view[offset : offset + n], verify_checksum=verify)
             if isinstance(parsed, DropReason):
                 counters["drop_" + parsed.value] += 1
@@ -148,6 +153,8 @@ class RawSocket:
             return
         self.counters["tx_packets"] += 1
         self.counters["tx_bytes"] += len(data)
+        if self.pcap is not None:
+            self.pcap.sent(src, dst, data)
 
     def close(self) -> None:
         self._sock.close()
