@@ -316,7 +316,7 @@ class Stack:
             self.unlisten(port)
         for driver in list(self.connections.values()):
             driver.conn.abort(now)
-            driver.flush(now)
+            driver.step()  # sends the RST and tells the transport (connection_lost)
             driver.task.cancel()
         self.connections.clear()
         if not self.loop.is_closed():

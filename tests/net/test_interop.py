@@ -314,3 +314,23 @@ def test_server_bulk_both_directions_with_a_kernel_client(
         digest, got = run(main, loop_kind, timeout=120)
     assert digest == sha(upload).encode()
     assert len(got) == SIZE and sha(got) == sha(download)
+
+
+def test_closing_the_stack_resets_connections_and_wakes_their_readers(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+
+    async def main() -> None:
+        stack = aiotcp.get_stack()
+        reader, _ = await aiotcp.open_connection(b.address, PORT)
+        pending = asyncio.ensure_future(reader.read())
+        await asyncio.sleep(0.05)
+        stack.close()
+        with pytest.raises(ConnectionAbortedError):
+            await asyncio.wait_for(pending, 2)
+        with pytest.raises(RuntimeError, match="closed"):
+            await aiotcp.open_connection(b.address, PORT, stack=stack)
+
+    with kernel_echo_server(b, PORT), a.entered():
+        run(main, loop_kind)
