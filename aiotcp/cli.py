@@ -73,6 +73,17 @@ def _ss(args: argparse.Namespace) -> int:
         time.sleep(args.watch)
 
 
+def _plot(args: argparse.Namespace) -> int:
+    try:
+        from aiotcp.plot import plot
+    except ImportError:
+        print("plotting needs matplotlib: pip install 'aiotcp[plot]'", file=sys.stderr)
+        return 1
+    out = args.output or str(args.pcap).rsplit(".", 1)[0] + ".png"
+    print(plot(args.pcap, out, args.events))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiotcp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS")
     ss.add_argument("--json", action="store_true", help="rows as JSON")
     ss.set_defaults(func=_ss)
+
+    plot = sub.add_parser("plot", help="time-sequence graph and state timeline as PNG")
+    plot.add_argument("pcap", help="a capture (Stack(pcap=...), tcpdump -w)")
+    plot.add_argument("--events", help="state log written by Stack(events=...)")
+    plot.add_argument("-o", "--output", help="PNG path (default: next to the pcap)")
+    plot.set_defaults(func=_plot)
 
     guard = sub.add_parser("guard", help="the RST guard's firewall rules")
     gsub = guard.add_subparsers(dest="guard_command", required=True)

@@ -13,9 +13,11 @@ import asyncio
 import collections
 import contextlib
 import functools
+import json
 import os
 import secrets
 import socket
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +77,7 @@ class Stack:
         control: bool | None = None,
         gso: bool = True,
         pcap: str | None = None,
+        events: str | None = None,
         **default_tcp_options: Any,
     ) -> None:
         self.loop = loop or asyncio.get_running_loop()
@@ -101,6 +104,10 @@ class Stack:
         self._gso_senders: dict[NextHop, GsoSender] = {}
         self.state_observers: list[StateObserver] = []
         """Called on every state transition of every connection (demos, logs, tests)."""
+        events = events or os.environ.get("AIOTCP_EVENTS") or None
+        self._events_file = open(events, "a") if events else None  # noqa: SIM115
+        if self._events_file is not None:
+            self.state_observers.append(self._log_transition)
         self.loop.add_reader(self.raw.fileno(), self._on_readable)
         if control is None:
             control = os.environ.get("AIOTCP_CONTROL", "").lower() in ("1", "true", "yes")
@@ -221,6 +228,19 @@ class Stack:
     def _port_in_use(self, port: int) -> bool:
         return any(k[1] == port for k in self.connections)
 
+    def _log_transition(self, driver: ConnectionDriver, old: State, new: State) -> None:
+        """One JSON line per transition, for ``python -m aiotcp plot --events``."""
+        (lip, lport), (rip, rport) = driver.conn.local, driver.conn.remote
+        record = {
+            "time": time.time(),
+            "local": f"{socket.inet_ntoa(lip)}:{lport}",
+            "remote": f"{socket.inet_ntoa(rip)}:{rport}",
+            "old": old.value,
+            "new": new.value,
+        }
+        assert self._events_file is not None
+        self._events_file.write(json.dumps(record) + "\n")
+
     def _state_changed(self, driver: ConnectionDriver, old: State, new: State) -> None:
         for observer in self.state_observers:
             observer(driver, old, new)
@@ -326,6 +346,8 @@ class Stack:
             sender.close()
         if self.pcap is not None:
             self.pcap.close()
+        if self._events_file is not None:
+            self._events_file.close()
         self.guard.close()
         if self.control is not None:
             self.control.close()
