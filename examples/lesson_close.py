@@ -1,0 +1,52 @@
+"""Lesson 2: the four-way close, and who ends up in TIME-WAIT.
+
+The client (host A) closes first: FIN-WAIT-1 (its FIN is out), FIN-WAIT-2 (the
+server acknowledged it), TIME-WAIT (the server's FIN arrived and was acknowledged),
+then CLOSED after 2*MSL (MSL is 0.5 s here; Linux: 2*MSL = 60 s). The server goes
+CLOSE-WAIT (it knows the client is done) and, once it closes too, LAST-ACK -> CLOSED.
+
+    sudo python examples/lesson_close.py [PCAP_DIR]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import aiotcp
+from aiotcp.demo.lesson import lesson
+from aiotcp.stack import Stack
+
+
+def main(pcap_dir: str = ".") -> None:
+    with lesson("close", "Four-way close", pcap_dir) as les:
+
+        async def server(stack: Stack) -> None:
+            async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                writer.write(await reader.readline())
+                await reader.read()  # the client's FIN: we are in CLOSE-WAIT now
+                await asyncio.sleep(0.3)  # ... and stay there until we close too
+                writer.close()
+
+            async with await aiotcp.start_server(handle, port=80, stack=stack):
+                await asyncio.sleep(2.0)
+
+        async def client(stack: Stack) -> None:
+            reader, writer = await aiotcp.open_connection(les.b.address, 80, stack=stack)
+            writer.write(b"bye\n")
+            await reader.readline()
+            les.say("client closes first")
+            writer.close()
+            await asyncio.sleep(1.5)  # TIME-WAIT lasts 2*MSL = 1 s here
+
+        serving = les.run_on(les.b, server, msl=0.5)
+        time.sleep(0.3)
+        les.run_on(les.a, client, msl=0.5).result(10)
+        serving.result(10)
+        print("The FIN exchange as host A captured it:")
+        les.show(les.captured(les.a)[-4:])
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])

@@ -1,0 +1,54 @@
+"""Lesson 3: half-close — "I am done sending" is not "I am done".
+
+The client sends its request and then ``write_eof()``: a FIN. It is now in
+FIN-WAIT-2 (its FIN acknowledged) but keeps reading: the server answers in
+several pieces after seeing EOF, and only then closes its side.
+
+    sudo python examples/lesson_half_close.py [PCAP_DIR]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import aiotcp
+from aiotcp.demo.lesson import lesson
+from aiotcp.stack import Stack
+
+
+def main(pcap_dir: str = ".") -> None:
+    with lesson("half-close", "Half-close", pcap_dir) as les:
+
+        async def server(stack: Stack) -> None:
+            async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                request = await reader.read()  # everything, up to the client's FIN
+                les.say(f"server got {request!r} and EOF; it still sends")
+                for i in range(5):
+                    writer.write(f"part {i} of the answer\n".encode())
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+                writer.close()
+
+            async with await aiotcp.start_server(handle, port=80, stack=stack):
+                await asyncio.sleep(2.0)
+
+        async def client(stack: Stack) -> None:
+            reader, writer = await aiotcp.open_connection(les.b.address, 80, stack=stack)
+            writer.write(b"the whole request")
+            writer.write_eof()
+            while line := await reader.readline():
+                state = writer.get_extra_info("aiotcp").state
+                les.say(f"client read {line.decode().strip()!r} in {state}")
+            writer.close()
+            await asyncio.sleep(0.3)
+
+        serving = les.run_on(les.b, server, msl=0.2)
+        time.sleep(0.3)
+        les.run_on(les.a, client, msl=0.2).result(10)
+        serving.result(10)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])
