@@ -29,7 +29,7 @@ from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import Segment
 from aiotcp.driver import ConnectionDriver
-from aiotcp.io import neighbour, route
+from aiotcp.io import exit_hooks, neighbour, route
 from aiotcp.io.gso import GsoSender, runs
 from aiotcp.io.guard import GuardKind, make_guard
 from aiotcp.io.neighbour import NextHop
@@ -115,6 +115,7 @@ class Stack:
         if control:
             self.control = ControlServer(self)
             self._control_started = self.loop.create_task(self.control.start())
+            self._control_hook = exit_hooks.register(self.control.close)
 
     # -- options ------------------------------------------------------------------
     def options(self, mtu: int | None = None, **overrides: Any) -> TcpOptions:
@@ -351,6 +352,7 @@ class Stack:
         self.guard.close()
         if self.control is not None:
             self.control.close()
+            exit_hooks.unregister(self._control_hook)
         _stacks.pop(self.loop, None)
 
     async def __aenter__(self) -> Stack:

@@ -3,14 +3,17 @@
 The iptables guard changes the host; those rules must go when the process goes.
 ``atexit`` covers normal exit, exceptions and Ctrl-C (KeyboardInterrupt unwinds to
 a normal exit).  SIGTERM's default action kills the process without ``atexit``, so
-while cleanups are registered SIGTERM runs them and then exits with status 143.
-SIGKILL cannot be caught: ``python -m aiotcp guard cleanup`` handles that case.
+while cleanups are registered SIGTERM runs them and then dies of SIGTERM exactly as
+it would have — no exception is raised into whatever code (an event loop, a
+driver task) happened to be running.  SIGKILL cannot be caught:
+``python -m aiotcp guard cleanup`` handles that case.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -32,7 +35,8 @@ def _run_all() -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     _run_all()
-    raise SystemExit(128 + signum)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def register(hook: Callable[[], None]) -> int:

@@ -1,0 +1,234 @@
+"""aiotcp against the Linux kernel on the same veth pair, in the same run.
+
+Builds two namespaces. Host B runs bench/server.py: the same asyncio handlers
+(sink, source, echo) served over the kernel and over aiotcp. Host A runs the same
+client code twice — over the kernel (``asyncio.open_connection``) and over aiotcp
+— on asyncio's default loop and on uvloop, and prints each result with its ratio
+to the kernel's:
+
+- bulk MB/s: aiotcp->kernel, kernel->aiotcp, aiotcp->aiotcp vs kernel->kernel;
+- connections/s (connect, one 64-byte request/response, close) for ``--seconds``;
+- 64-byte echo round trip p50/p99 in µs;
+- Python memory per idle established connection (1,000 of them; tracemalloc, so
+  for the kernel this leaves out its socket buffers).
+
+    .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--json out.json] [--quick]
+
+Bounded: each measurement stops at its byte count or time limit; traffic only
+between its own namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import pathlib
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiotcp
+from aiotcp.testing.loops import LOOP_KINDS, LoopKind, loop_factory
+from aiotcp.testing.netns import Host, read_line, two_hosts
+
+HERE = pathlib.Path(__file__).resolve().parent
+KERNEL_BASE, AIOTCP_BASE = 9000, 9100
+SINK, SOURCE, ECHO = 0, 1, 2
+Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+async def kernel_open(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def aiotcp_open(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await aiotcp.open_connection(host, port, nodelay=True)
+
+
+async def bulk_send(open_: Opener, host: str, port: int, size: int) -> float:
+    block = bytes(1 << 16)
+    reader, writer = await open_(host, port)
+    t0 = time.perf_counter()
+    for _ in range(size // len(block)):
+        writer.write(block)
+        await writer.drain()
+    writer.write_eof()
+    confirmed = int(await reader.readline())  # the sink counted every byte
+    elapsed = time.perf_counter() - t0
+    writer.close()
+    assert confirmed == size // len(block) * len(block), f"sink got {confirmed} bytes"
+    return confirmed / elapsed / 1e6
+
+
+async def bulk_receive(open_: Opener, host: str, port: int, size: int) -> float:
+    reader, writer = await open_(host, port)
+    t0 = time.perf_counter()
+    got = 0
+    while chunk := await reader.read(1 << 20):
+        got += len(chunk)
+    elapsed = time.perf_counter() - t0
+    writer.close()
+    assert got == size // (1 << 16) * (1 << 16), f"received {got} bytes"
+    return got / elapsed / 1e6
+
+
+async def connections_per_second(open_: Opener, host: str, port: int, seconds: float) -> float:
+    msg = b"x" * 64
+    count = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        reader, writer = await open_(host, port)
+        writer.write(msg)
+        await reader.readexactly(64)
+        writer.close()
+        await writer.wait_closed()
+        count += 1
+    return count / (time.perf_counter() - t0)
+
+
+async def echo_rtt(open_: Opener, host: str, port: int, rounds: int) -> tuple[float, float]:
+    reader, writer = await open_(host, port)
+    msg = b"y" * 64
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        writer.write(msg)
+        await reader.readexactly(64)
+        samples.append((time.perf_counter() - t0) * 1e6)
+    writer.close()
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99)]
+
+
+async def idle_memory(open_: Opener, host: str, port: int, n: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    conns = []
+    for i in range(0, n, 100):
+        conns += await asyncio.gather(*(open_(host, port) for _ in range(min(100, n - i))))
+    await asyncio.sleep(0.3)
+    gc.collect()
+    per = (tracemalloc.get_traced_memory()[0] - before) / n
+    tracemalloc.stop()
+    for _, writer in conns:
+        writer.close()
+    await asyncio.sleep(0.3)
+    return per
+
+
+def measure(kind: LoopKind, stack: str, host: str, args: argparse.Namespace) -> dict[str, float]:
+    """All measurements for one client stack on one loop."""
+    aiotcp_client = stack == "aiotcp"
+    open_: Opener = aiotcp_open if aiotcp_client else kernel_open
+    size = args.size_mb * 1024 * 1024
+
+    async def main() -> dict[str, float]:
+        out: dict[str, float] = {}
+        out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, size)
+        out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
+        # The same client against a server of its own kind: aiotcp<->aiotcp, kernel<->kernel.
+        own = AIOTCP_BASE if aiotcp_client else KERNEL_BASE
+        out["to_same_MBps"] = await bulk_send(open_, host, own + SINK, size)
+        out["conn_per_s"] = await connections_per_second(
+            open_, host, KERNEL_BASE + ECHO, args.seconds
+        )
+        out["echo_p50_us"], out["echo_p99_us"] = await echo_rtt(
+            open_, host, KERNEL_BASE + ECHO, args.rounds
+        )
+        out["idle_bytes_per_conn"] = await idle_memory(open_, host, own + ECHO, args.idle)
+        return out
+
+    async def with_stack() -> dict[str, float]:
+        if not aiotcp_client:
+            return await main()
+        # A wide port range: connections/s leaves thousands of TIME-WAITs, as it does
+        # in the kernel, whose own range is 28,232 ports.
+        async with aiotcp.Stack(ephemeral_range=(20000, 65535)):
+            return await main()
+
+    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
+        return runner.run(asyncio.wait_for(with_stack(), 600))
+
+
+def start_server(b: Host, size: int, kind: LoopKind) -> subprocess.Popen[str]:
+    proc = b.python(
+        [str(HERE / "server.py"), str(size), kind],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # pending handlers are cancelled at shutdown, noisily
+        text=True,
+    )
+    if read_line(proc.stdout, 30).strip() != "ready":
+        raise RuntimeError("bench server did not start")
+    return proc
+
+
+LOWER_IS_BETTER = ("echo_p50_us", "echo_p99_us", "idle_bytes_per_conn")
+
+
+def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [f"{'metric':<22}{'loop':<9}{'kernel':>12}{'aiotcp':>12}{'ratio':>8}"]
+    for kind, by_stack in results.items():
+        k, t = by_stack["kernel"], by_stack["aiotcp"]
+        for metric in k:
+            ratio = t[metric] / k[metric] if k[metric] else float("nan")
+            lines.append(f"{metric:<22}{kind:<9}{k[metric]:>12.1f}{t[metric]:>12.1f}{ratio:>8.2f}")
+    lines.append("ratio = aiotcp / kernel; for latency and memory lower is better")
+    return "\n".join(lines)
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    size = args.size_mb * 1024 * 1024
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    t0 = time.monotonic()
+    with two_hosts("bench") as (a, b):
+        for kind in LOOP_KINDS:
+            server = start_server(b, size, kind)
+            try:
+                with a.entered():
+                    results[kind] = {
+                        s: measure(kind, s, b.address, args) for s in ("kernel", "aiotcp")
+                    }
+            finally:
+                b.stop(server)
+    return {
+        "args": vars(args),
+        "seconds": time.monotonic() - t0,
+        "results": results,
+        "ratios": {
+            kind: {m: by["aiotcp"][m] / by["kernel"][m] for m in by["kernel"] if by["kernel"][m]}
+            for kind, by in results.items()
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="tiny run (CI regression guard)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if args.quick:
+        args.size_mb, args.seconds, args.rounds, args.idle = 8, 0.5, 200, 100
+    report = run_benchmark(args)
+    print(table(report["results"]))
+    print(f"(whole run {report['seconds']:.0f} s)")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The benchmark's server side: the same asyncio handlers over the kernel and over aiotcp.
+
+Runs in host B. Ports: kernel sink/source/echo at 9000/9001/9002 (asyncio's
+``start_server``), aiotcp sink/source/echo at 9100/9101/9102 (``aiotcp.start_server``).
+Prints "ready" once listening; runs until killed.
+
+    python bench/server.py SIZE_BYTES [asyncio|uvloop]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import aiotcp
+from aiotcp.testing.loops import LoopKind, loop_factory
+
+KERNEL_BASE, AIOTCP_BASE = 9000, 9100
+SINK, SOURCE, ECHO = 0, 1, 2
+
+
+def handlers(size: int) -> dict[int, aiotcp.streams.ClientConnectedCb]:
+    block = bytes(1 << 16)
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        total = 0
+        while chunk := await reader.read(1 << 20):
+            total += len(chunk)
+        writer.write(f"{total}\n".encode())
+        await writer.drain()
+        writer.close()
+
+    async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(size // len(block)):
+            writer.write(block)
+            await writer.drain()
+        writer.close()
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+        writer.close()
+
+    return {SINK: sink, SOURCE: source, ECHO: echo}
+
+
+async def main(size: int) -> None:
+    servers = []
+    for offset, handler in handlers(size).items():
+        servers.append(await asyncio.start_server(handler, port=KERNEL_BASE + offset, backlog=4096))
+        servers.append(
+            await aiotcp.start_server(
+                handler, port=AIOTCP_BASE + offset, backlog=4096, nodelay=True
+            )
+        )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    for server in servers:
+        server.close()
+
+
+if __name__ == "__main__":
+    kind: LoopKind = sys.argv[2] if len(sys.argv) > 2 else "asyncio"  # type: ignore[assignment]
+    with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
+        runner.run(main(int(sys.argv[1])))
