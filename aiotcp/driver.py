@@ -59,6 +59,7 @@ class ConnectionDriver:
         self._timer_at: float | None = None
         self._fired_at: float | None = None
         self._last_now = 0.0
+        self._stepping = False
         self.gso: GsoSender | None = None
         """The AF_PACKET path once the next hop is known; then every segment uses it."""
         self.gso_checked = -1.0
@@ -72,9 +73,27 @@ class ConnectionDriver:
 
     # -- inputs ----------------------------------------------------------------
     def deliver(self, seg: Segment) -> None:
-        """A segment for this 4-tuple (its payload already copied out of the arena)."""
+        """A segment for this 4-tuple (its payload already copied out of the arena).
+
+        The stack calls ``process_now`` once its whole receive batch is sorted, so a
+        burst is still processed as one batch (and its ACKs coalesce).
+        """
         self.inbox.append(seg)
-        self.poke()
+
+    def process_now(self) -> None:
+        """Run a step right here instead of one loop iteration later in the task.
+
+        Latency: a received segment or an application write reaches the wire (or
+        the application) without waiting for the task to be scheduled.  A call from
+        inside a step (a protocol callback writing during event dispatch) needs
+        nothing: that step transmits after dispatching.  The task still owns the
+        timer and the connection's end of life.
+        """
+        if self._stepping:
+            return  # inside a step's event dispatch: its flush, which follows, sends it
+        self.step()
+        if self.conn.state is State.CLOSED or self._dirty:
+            self.poke()  # the task unregisters a closed connection, or runs again
 
     def poke(self) -> None:
         """Something changed (application call, timer): run a step soon."""
@@ -115,6 +134,13 @@ class ConnectionDriver:
 
     def step(self) -> None:
         """Process the inbox and due timers, dispatch events, transmit, re-arm."""
+        self._stepping = True
+        try:
+            self._step()
+        finally:
+            self._stepping = False
+
+    def _step(self) -> None:
         self._dirty = False
         conn = self.conn
         now = max(self.loop.time(), self._last_now)

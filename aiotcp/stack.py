@@ -127,17 +127,23 @@ class Stack:
 
     # -- receive path ---------------------------------------------------------------
     def _on_readable(self) -> None:
+        touched: dict[ConnectionDriver, None] = {}
         for pkt in self.raw.recv_batch():
-            self._dispatch(pkt)
+            driver = self._dispatch(pkt)
+            if driver is not None:
+                touched[driver] = None
+        for driver in touched:  # each connection's share of the batch, in one step
+            driver.process_now()
 
-    def _dispatch(self, pkt: Packet) -> None:
+    def _dispatch(self, pkt: Packet) -> ConnectionDriver | None:
+        """Hand ``pkt`` to its connection (returned) or its listener, or answer it."""
         seg = pkt.segment
         if seg.payload:
             seg.payload = bytes(seg.payload)  # the arena is reused by the next batch
         driver = self.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
         if driver is not None:
             driver.deliver(seg)
-            return
+            return driver
         entry = self.listeners.get(seg.dst_port)
         if entry is not None and entry.addr in (ANY, pkt.dst):
             now = self.loop.time()
@@ -147,7 +153,7 @@ class Stack:
             if conn is not None:
                 driver = self._adopt(conn)
                 driver.established.add_done_callback(functools.partial(_established, entry))
-            return
+            return None
         if self.guard.owns(seg.dst_port):
             rst = reset_for(seg)
             self.counters["rst_no_connection"] += 1
@@ -155,6 +161,7 @@ class Stack:
                 self.send_segment(rst, pkt.dst, pkt.src)
         else:
             self.counters["ignored_not_our_port"] += 1
+        return None
 
     def accept(self, port: int) -> ConnectionDriver | None:
         """Take the oldest established connection from ``port``'s accept queue."""

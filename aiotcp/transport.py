@@ -97,7 +97,7 @@ class TcpTransport(asyncio.Transport):
         while not self._reading_paused and not self._lost and conn.readable_bytes:
             data = conn.read()
             proto.data_received(data)  # type: ignore[attr-defined]
-        self._driver.poke()  # a window update may be due
+        self._driver.process_now()  # a window update may be due
         if self._eof_pending and not self._reading_paused and not conn.readable_bytes:
             self._eof_pending = False
             self._deliver_eof()
@@ -129,7 +129,7 @@ class TcpTransport(asyncio.Transport):
                 self._pending += memoryview(data)[n:]
         else:
             self._pending += data
-        self._driver.poke()
+        self._driver.process_now()  # nodelay data leaves now, not an iteration later
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
