@@ -76,6 +76,7 @@ class Stack:
         isn_secret: bytes | None = None,
         control: bool | None = None,
         gso: bool = True,
+        max_time_wait: int = 65536,
         pcap: str | None = None,
         events: str | None = None,
         **default_tcp_options: Any,
@@ -96,6 +97,9 @@ class Stack:
         self.pcap = PcapWriter(pcap) if pcap else None
         self.raw.pcap = self.pcap
         self.connections: dict[Key, ConnectionDriver] = {}
+        self._port_users: collections.Counter[int] = collections.Counter()
+        self._time_wait: dict[ConnectionDriver, None] = {}  # insertion order = age
+        self.max_time_wait = max_time_wait
         self.listeners: dict[int, ListenerEntry] = {}
         self.counters: collections.Counter[str] = self.raw.counters
         self.closed = False
@@ -224,17 +228,23 @@ class Stack:
     def _adopt(self, conn: Connection) -> ConnectionDriver:
         driver = ConnectionDriver(self, conn)
         self.connections[driver.key] = driver
+        self._port_users[conn.local[1]] += 1
         return driver
 
     def _forget(self, driver: ConnectionDriver) -> None:
-        if self.connections.get(driver.key) is driver:
-            del self.connections[driver.key]
+        if self.connections.get(driver.key) is not driver:
+            return
+        del self.connections[driver.key]
+        self._time_wait.pop(driver, None)
         port = driver.conn.local[1]
-        if port not in self.listeners and not self._port_in_use(port):
-            self.guard.release(port)
+        self._port_users[port] -= 1
+        if not self._port_users[port]:
+            del self._port_users[port]
+            if port not in self.listeners:
+                self.guard.release(port)
 
     def _port_in_use(self, port: int) -> bool:
-        return any(k[1] == port for k in self.connections)
+        return port in self._port_users
 
     def _log_transition(self, driver: ConnectionDriver, old: State, new: State) -> None:
         """One JSON line per transition, for ``python -m aiotcp plot --events``."""
@@ -252,6 +262,20 @@ class Stack:
     def _state_changed(self, driver: ConnectionDriver, old: State, new: State) -> None:
         for observer in self.state_observers:
             observer(driver, old, new)
+        if new is State.TIME_WAIT:
+            self._time_wait[driver] = None
+            if len(self._time_wait) > self.max_time_wait:
+                self._recycle_oldest_time_wait()
+        elif old is State.TIME_WAIT:
+            self._time_wait.pop(driver, None)
+
+    def _recycle_oldest_time_wait(self) -> None:
+        """Past ``max_time_wait``, the oldest TIME-WAIT entry goes early, as Linux's
+        tcp_max_tw_buckets does: a flood of closes cannot grow the table without bound."""
+        oldest = next(iter(self._time_wait))
+        self.counters["time_wait_overflow"] += 1
+        oldest.task.cancel()
+        self._forget(oldest)
 
     async def connect(
         self,

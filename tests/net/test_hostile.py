@@ -269,3 +269,25 @@ def test_idle_connections_cost(hosts: tuple[Host, Host]) -> None:
     per = report["bytes_per_connection"]
     print(f"\n{n} idle connections (each end counted): {per:.0f} bytes each")
     assert report["bytes_per_connection"] < 64 * 1024
+
+
+def test_time_wait_table_is_bounded(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    """Like tcp_max_tw_buckets: past the limit the oldest TIME-WAIT entries go early."""
+    a, b = hosts
+
+    async def main() -> tuple[list[str], int]:
+        for _ in range(12):
+            reader, writer = await aiotcp.open_connection(b.address, ECHO)
+            writer.write(b"x\n")
+            await reader.readline()
+            writer.close()  # we close first: TIME-WAIT is ours
+            await writer.wait_closed()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        states = [r["state"] for r in aiotcp.connections()]
+        return states, aiotcp.get_stack().counters["time_wait_overflow"]
+
+    with kernel_echo_server(b, ECHO), a.entered():
+        states, recycled = run(main, loop_kind, max_time_wait=5)
+    assert states == ["TIME-WAIT"] * 5
+    assert recycled == 7
