@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
 import aiotcp
 from aiotcp.demo.lesson import lesson
@@ -40,10 +39,7 @@ def main(pcap_dir: str = ".") -> None:
             writer.close()
             await asyncio.sleep(1.5)  # TIME-WAIT lasts 2*MSL = 1 s here
 
-        serving = les.run_on(les.b, server, msl=0.5)
-        time.sleep(0.3)
-        les.run_on(les.a, client, msl=0.5).result(10)
-        serving.result(10)
+        les.play(server, client, msl=0.5)
         print("The FIN exchange as host A captured it:")
         les.show(les.captured(les.a)[-4:])
 

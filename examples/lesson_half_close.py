@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
 import aiotcp
 from aiotcp.demo.lesson import lesson
@@ -44,10 +43,7 @@ def main(pcap_dir: str = ".") -> None:
             writer.close()
             await asyncio.sleep(0.3)
 
-        serving = les.run_on(les.b, server, msl=0.2)
-        time.sleep(0.3)
-        les.run_on(les.a, client, msl=0.2).result(10)
-        serving.result(10)
+        les.play(server, client, msl=0.2)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
 import aiotcp
 from aiotcp.demo.lesson import lesson
@@ -37,10 +36,7 @@ def main(pcap_dir: str = ".") -> None:
             les.say(f"client read {await reader.readline()!r}")
             writer.transport.abort()  # this lesson ends at ESTABLISHED
 
-        serving = les.run_on(les.b, server)
-        time.sleep(0.3)
-        les.run_on(les.a, client).result(10)
-        serving.result(10)
+        les.play(server, client)
         print("The handshake as host A captured it:")
         les.show(les.captured(les.a)[:3])
 

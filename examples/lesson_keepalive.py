@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 
 import aiotcp
@@ -31,13 +32,14 @@ KEEPALIVE = {
 def main(pcap_dir: str = ".") -> None:
     with lesson("keepalive", "Keepalive finds a dead peer", pcap_dir) as les:
         silent = asyncio.Event()
+        client_done = threading.Event()
 
         async def server(stack: Stack) -> None:
             async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 await reader.read()
 
             async with await aiotcp.start_server(handle, port=80, stack=stack) as srv:
-                await asyncio.sleep(5.0)
+                await asyncio.to_thread(client_done.wait, 30)
                 srv.abort_clients()  # B never learns on its own: it has no keepalive
                 await asyncio.sleep(0.1)
 
@@ -61,6 +63,7 @@ def main(pcap_dir: str = ".") -> None:
             time.sleep(0.05)
         with iptables_drop(les.b, probability=1.0):
             done.result(15)
+        client_done.set()
         serving.result(15)
         print("Keepalive probes and answers as host A captured them:")
         pure_acks = [s for s in les.captured(les.a) if not s.seg.payload and s.seg.flags == 0x10]

@@ -1,7 +1,7 @@
 """Lesson 4: simultaneous close — both FINs cross, both sides pass through CLOSING.
 
-Each side closes at the same instant; a 20 ms link delay (NFQUEUE on host B)
-makes sure each FIN is still on the wire when the other side sends its own. Each
+Each side closes at the same instant; a 100 ms delay each way (NFQUEUE on both
+hosts) makes sure each FIN is still on the wire when the other side sends its own. Each
 end then sees a FIN that does not acknowledge its own: FIN-WAIT-1 -> CLOSING, and
 on the ACK of its FIN, CLOSING -> TIME-WAIT. Both ends wait 2*MSL (RFC 9293 §3.6).
 
@@ -22,12 +22,12 @@ from aiotcp.testing.impair import impair
 
 def main(pcap_dir: str = ".") -> None:
     with lesson("simultaneous-close", "Simultaneous close", pcap_dir) as les:
-        close_at = time.monotonic() + 1.0  # both sides close at this moment
+        close_at = time.monotonic() + 1.5  # both sides close at this moment
 
         async def close_on_cue(writer: asyncio.StreamWriter) -> None:
             await asyncio.sleep(close_at - time.monotonic())
             writer.close()
-            await asyncio.sleep(1.0)  # watch TIME-WAIT (2*MSL = 0.6 s here)
+            await asyncio.sleep(1.2)  # watch TIME-WAIT (2*MSL = 0.6 s here)
 
         async def server(stack: Stack) -> None:
             done = asyncio.Event()
@@ -43,11 +43,9 @@ def main(pcap_dir: str = ".") -> None:
             _, writer = await aiotcp.open_connection(les.b.address, 80, stack=stack)
             await close_on_cue(writer)
 
-        with impair(les.b, delay=0.020, direction="both"):
-            serving = les.run_on(les.b, server, msl=0.3)
-            time.sleep(0.3)
-            les.run_on(les.a, client, msl=0.3).result(10)
-            serving.result(10)
+        # Delay what each host receives (AF_PACKET sends skip the sender's netfilter).
+        with impair(les.a, delay=0.1, direction="in"), impair(les.b, delay=0.1, direction="in"):
+            les.play(server, client, msl=0.3)
         print("The crossing FINs as host A captured them:")
         les.show(les.captured(les.a)[-4:])
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
 import aiotcp
 from aiotcp.demo.lesson import lesson
@@ -54,10 +53,7 @@ def main(pcap_dir: str = ".") -> None:
             again.close()
             await asyncio.sleep(0.2)
 
-        serving = les.run_on(les.b, server, msl=0.5)
-        time.sleep(0.3)
-        les.run_on(les.a, client, msl=0.5).result(10)
-        serving.result(10)
+        les.play(server, client, msl=0.5)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,20 @@ class Lesson:
             src, dst = socket.inet_aton(s.src), socket.inet_aton(s.dst)
             print("   ", tcpdump_line(src, s.seg.src_port, dst, s.seg.dst_port, s.seg))
 
+    def play(
+        self,
+        server: Callable[[Stack], Awaitable[Any]],
+        client: Callable[[Stack], Awaitable[Any]],
+        *,
+        timeout: float = 15.0,
+        **stack_options: Any,
+    ) -> None:
+        """The usual lesson: ``server`` on host B, then ``client`` on host A; wait for both."""
+        serving = self.run_on(self.b, server, **stack_options)
+        time.sleep(0.3)  # the server is listening by then
+        self.run_on(self.a, client, **stack_options).result(timeout)
+        serving.result(timeout)
+
     def run_on(
         self,
         host: Host,
