@@ -99,7 +99,7 @@ def run_handshake_demo(
     a: Host, b: Host, say: Callable[[str], None] = print, *, guard_kind: GuardKind = "iptables"
 ) -> int:
     """The exchange between two prepared hosts. Returns an exit code."""
-    from aiotcp.io.guard import make_guard
+    from aiotcp.io.guard import guarded_raw_socket
     from aiotcp.testing.netns import kernel_echo_server
 
     payload = b"hello from aiotcp\n"
@@ -109,12 +109,10 @@ def run_handshake_demo(
             f"Host A {a.address} (aiotcp, raw socket)  <-- veth -->  "
             f"Host B {b.address} (Linux kernel echo server, port {port})"
         )
-        with a.entered(), make_guard(guard_kind) as guard, RawSocket() as raw:
-            local_port = guard.claim()
-            raw.set_port_ranges(guard.port_ranges())
+        with a.entered(), guarded_raw_socket(guard_kind) as (raw, [local_port]):
             say(
                 f"aiotcp owns port {local_port}; "
-                f"the {guard.kind} guard keeps the kernel from resetting it"
+                f"the {guard_kind} guard keeps the kernel from resetting it"
             )
             say("")
             try:

@@ -16,11 +16,16 @@ reserves those ports so no one else can use them.  Two implementations:
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from aiotcp.io import exit_hooks
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE, PortReservations
+
+if TYPE_CHECKING:
+    from aiotcp.io.rawsock import RawSocket
 
 GuardKind = Literal["iptables", "socket", "none"]
 
@@ -126,3 +131,20 @@ def make_guard(
     if kind == "none":
         return NoGuard(ephemeral_range)
     raise ValueError(f"unknown guard {kind!r}: choose 'iptables', 'socket' or 'none'")
+
+
+@contextlib.contextmanager
+def guarded_raw_socket(
+    kind: GuardKind = "iptables", ports: Sequence[int] = (0,)
+) -> Iterator[tuple[RawSocket, list[int]]]:
+    """A raw socket admitting ``ports`` (0: an ephemeral one), guarded and reserved.
+
+    Packet-level tools (the handshake demo, scripted peers, probes) need exactly
+    this: the ports claimed, the kernel kept quiet on them, the filter set.
+    """
+    from aiotcp.io.rawsock import RawSocket
+
+    with make_guard(kind) as guard, RawSocket() as raw:
+        claimed = [guard.claim(p) for p in ports]
+        raw.set_port_ranges(guard.port_ranges())
+        yield raw, claimed

@@ -14,7 +14,7 @@ import pytest
 
 from aiotcp.core.segment import ACK, RST, SYN, Segment
 from aiotcp.demo.handshake import scripted_echo_exchange
-from aiotcp.io.guard import make_guard
+from aiotcp.io.guard import guarded_raw_socket, make_guard
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.testing.capture import capture
 from aiotcp.testing.netns import Host, kernel_echo_server
@@ -30,9 +30,7 @@ def test_handshake_echo_and_close_with_no_rst_on_the_wire(
 ) -> None:
     a, b = hosts
     with kernel_echo_server(b, PORT), capture(b, f"tcp port {PORT}") as cap:
-        with a.entered(), make_guard(guard_kind) as guard, RawSocket() as raw:  # type: ignore[arg-type]
-            port = guard.claim()
-            raw.set_port_ranges(guard.port_ranges())
+        with a.entered(), guarded_raw_socket(guard_kind) as (raw, [port]):  # type: ignore[arg-type]
             result = scripted_echo_exchange(raw, (a.address, port), (b.address, PORT), PAYLOAD)
             time.sleep(0.3)  # room for a late kernel RST to show up in the capture
     assert result.echoed == PAYLOAD
@@ -46,9 +44,7 @@ def test_handshake_echo_and_close_with_no_rst_on_the_wire(
 def test_without_a_guard_the_kernel_resets_the_connection(hosts: tuple[Host, Host]) -> None:
     a, b = hosts
     with kernel_echo_server(b, PORT), capture(b, f"tcp port {PORT}") as cap:
-        with a.entered(), make_guard("none") as guard, RawSocket() as raw:
-            port = guard.claim()
-            raw.set_port_ranges(guard.port_ranges())
+        with a.entered(), guarded_raw_socket("none") as (raw, [port]):
             ep = ScriptedEndpoint(raw, (a.address, port), (b.address, PORT))
             ep.send(Segment(seq=1000, flags=SYN, window=64240, mss=1460))
             synack = ep.expect(lambda s: s.flags & (SYN | ACK) == SYN | ACK)
@@ -86,9 +82,7 @@ def test_aiotcps_own_rst_still_leaves_under_the_guard(
     """The guard drops only the kernel's RSTs: an abort by aiotcp must reach the peer."""
     a, b = hosts
     with kernel_echo_server(b, PORT), capture(b, f"tcp port {PORT}") as cap:
-        with a.entered(), make_guard(guard_kind) as guard, RawSocket() as raw:  # type: ignore[arg-type]
-            port = guard.claim()
-            raw.set_port_ranges(guard.port_ranges())
+        with a.entered(), guarded_raw_socket(guard_kind) as (raw, [port]):  # type: ignore[arg-type]
             ep = ScriptedEndpoint(raw, (a.address, port), (b.address, PORT))
             ep.send(Segment(seq=1000, flags=SYN, window=64240, mss=1460))
             synack = ep.expect(lambda s: s.flags & (SYN | ACK) == SYN | ACK)
