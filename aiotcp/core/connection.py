@@ -10,6 +10,10 @@ Sequence variables use RFC 9293 names.  One addition: ``snd_max`` is the highest
 sequence number ever sent.  After an RTO ``snd_nxt`` is rewound to ``snd_una``
 (go-back-N, as smoltcp does), so ``snd_max`` is what "SND.NXT" means in the RFC's
 acceptability tests.
+
+Drivers feed a whole batch of segments to ``receive`` and only then call
+``segments_to_send``: one ACK then covers the batch, as RFC 9293 requires
+(MUST-58/59: aggregate ACKs, process queued segments before acknowledging).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from aiotcp.core.events import (
     ConnectionClosed,
     ConnectionReset,
     DataReceived,
+    DeliveryProblem,
     EofReceived,
     Event,
     SendSpaceAvailable,
@@ -45,9 +50,10 @@ if TYPE_CHECKING:
 
 Address = tuple[bytes, int]
 
-#: RFC 7323 §2.2: window field value in SYN segments is never scaled.
+#: The 16-bit window field; RFC 7323 §2.2: never scaled in SYN segments.
 MAX_UNSCALED_WINDOW = 0xFFFF
-#: Sequence space "in flight" for a SYN or FIN.
+#: Bytes the timestamp option (with its 2 NOPs) takes from every segment's payload
+#: (RFC 9293 §3.7.1: the effective send MSS excludes TCP options).
 _TS_OPTION_SPACE = 12
 
 
@@ -66,6 +72,31 @@ class State(enum.Enum):
     CLOSE_WAIT = "CLOSE-WAIT"
     LAST_ACK = "LAST-ACK"
 
+
+S = State
+#: Every transition RFC 9293 §3.3.2 figure 5 allows (plus the two it leaves
+#: implicit: any state to CLOSED on RST / ABORT / timeout, and passive SYN-RECEIVED
+#: back to LISTEN, which here is CLOSED because the listener forgets it).
+TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
+    {
+        (S.CLOSED, S.LISTEN),  # passive OPEN
+        (S.CLOSED, S.SYN_SENT),  # active OPEN, send SYN
+        (S.LISTEN, S.SYN_RECEIVED),  # rcv SYN, send SYN,ACK
+        (S.SYN_SENT, S.SYN_RECEIVED),  # rcv SYN (simultaneous open)
+        (S.SYN_SENT, S.ESTABLISHED),  # rcv SYN,ACK, send ACK
+        (S.SYN_RECEIVED, S.ESTABLISHED),  # rcv ACK of SYN
+        (S.ESTABLISHED, S.FIN_WAIT_1),  # CLOSE, send FIN
+        (S.ESTABLISHED, S.CLOSE_WAIT),  # rcv FIN, send ACK
+        (S.FIN_WAIT_1, S.FIN_WAIT_2),  # rcv ACK of FIN
+        (S.FIN_WAIT_1, S.CLOSING),  # rcv FIN, send ACK
+        (S.FIN_WAIT_1, S.TIME_WAIT),  # rcv FIN with ACK of our FIN
+        (S.FIN_WAIT_2, S.TIME_WAIT),  # rcv FIN, send ACK
+        (S.CLOSING, S.TIME_WAIT),  # rcv ACK of FIN
+        (S.CLOSE_WAIT, S.LAST_ACK),  # CLOSE, send FIN
+    }
+    | {(s, S.CLOSED) for s in State if s is not S.CLOSED}
+)
+del S
 
 _SYNCHRONIZED = frozenset(
     {
@@ -113,7 +144,7 @@ def reset_for(seg: Segment) -> Segment | None:
     return Segment(seg.dst_port, seg.src_port, 0, seq_add(seg.seq, seg.seq_len), RST | ACK)
 
 
-def _wscale_for(buffer: int) -> int:
+def window_scale_for(buffer: int) -> int:
     """Smallest shift that lets ``buffer`` fit the 16-bit window (RFC 7323 §2.3)."""
     shift = 0
     while shift < MAX_WSCALE and (buffer >> shift) > MAX_UNSCALED_WINDOW:
@@ -179,6 +210,84 @@ class ConnectionInfo:
 class Connection:
     """One TCP endpoint (RFC 9293 Transmission Control Block plus its behaviour)."""
 
+    # One per connection and many connections per process: no per-instance dict.
+    __slots__ = (
+        "_ack_now",
+        "_challenge_count",
+        "_challenge_window",
+        "_dupacks",
+        "_events",
+        "_fin_queued",
+        "_fin_received",
+        "_force_push",
+        "_handshake_retransmitted",
+        "_in_recovery",
+        "_iss_override",
+        "_keepalive_probes",
+        "_last_ack_sent",
+        "_last_heard",
+        "_last_oow_ack",
+        "_last_progress",
+        "_last_send",
+        "_orphaned",
+        "_parent",
+        "_persist_backoff",
+        "_persist_probes",
+        "_probe_pending",
+        "_rcv_fin_seq",
+        "_rcv_mss",
+        "_rcv_unacked",
+        "_read_closed",
+        "_recover",
+        "_retransmit_head",
+        "_retries",
+        "_rst_out",
+        "_rtt_seq",
+        "_rtt_time",
+        "_secret",
+        "_send_space_wanted",
+        "_snd_buf_seq",
+        "_syn_window",
+        "_ts_floor",
+        "_ts_offset",
+        "_wnd_cache",
+        "_wscale_ok",
+        "cc",
+        "close_reason",
+        "counters",
+        "created",
+        "irs",
+        "iss",
+        "local",
+        "max_snd_wnd",
+        "mss",
+        "options",
+        "passive",
+        "peer_mss",
+        "rcv_adv",
+        "rcv_nxt",
+        "rcv_up",
+        "rcv_wscale",
+        "recv_buffer",
+        "remote",
+        "rtt",
+        "sack_ok",
+        "send_buffer",
+        "snd_max",
+        "snd_nxt",
+        "snd_una",
+        "snd_up",
+        "snd_wl1",
+        "snd_wl2",
+        "snd_wnd",
+        "snd_wscale",
+        "soft_error",
+        "state",
+        "timers",
+        "ts_ok",
+        "ts_recent",
+    )
+
     def __init__(
         self,
         local: Address,
@@ -218,13 +327,14 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_adv = 0
         self.rcv_up: int | None = None  # RCV.UP, the urgent pointer (RFC 9293 §3.8.5)
+        self.snd_up: int | None = None  # SND.UP
         self._last_ack_sent = 0
 
         # Negotiated options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
         self.peer_mss = DEFAULT_PEER_MSS
         self.mss = min(DEFAULT_PEER_MSS, opts.advertised_mss())
         self.snd_wscale = 0
-        self.rcv_wscale = _wscale_for(opts.recv_buffer) if opts.window_scaling else 0
+        self.rcv_wscale = window_scale_for(opts.recv_buffer) if opts.window_scaling else 0
         self._wscale_ok = False
         self.sack_ok = False
         self.ts_ok = False
@@ -265,6 +375,8 @@ class Connection:
         self._last_send = now
         self._challenge_window = -1.0
         self._last_oow_ack = -1.0
+        self._wnd_cache = -1
+        self._ts_floor: int | None = None
         self._challenge_count = 0
 
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
@@ -299,8 +411,17 @@ class Connection:
                 raise self.close_reason.exception() or BrokenPipeError()
             raise BrokenPipeError(f"cannot send in state {self.state.name} (connection closing)")
         n = self.send_buffer.write(data)
-        if n < len(data):
-            self._send_space_wanted = True
+        if n < len(data) or not self.send_buffer.space:
+            self._send_space_wanted = True  # report SendSpaceAvailable once room returns
+        return n
+
+    def send_urgent(self, data: Bytes) -> int:
+        """SEND with the URGENT flag (RFC 9293 §3.8.5): like ``send``, and every segment
+        until the end of ``data`` carries URG pointing just past it (MUST-30/31)."""
+        n = self.send(data)
+        if n:
+            end = seq_add(self._snd_buf_seq, len(self.send_buffer))
+            self.snd_up = end
         return n
 
     def read(self, max_bytes: int = -1) -> bytes:
@@ -470,9 +591,17 @@ class Connection:
                 # Simultaneous open: the peer's SYN,ACK acknowledges our SYN; its SYN
                 # was already counted, so treat it as the handshake's final ACK.
                 seg = Segment(
-                    seg.src_port, seg.dst_port, seq_add(seq, 1), seg.ack, flags & ~SYN,
-                    seg.window, 0, seg.payload, ts_val=seg.ts_val, ts_ecr=seg.ts_ecr,
-                )  # fmt: skip
+                    seg.src_port,
+                    seg.dst_port,
+                    seq_add(seq, 1),
+                    seg.ack,
+                    flags & ~SYN,
+                    seg.window,
+                    0,
+                    seg.payload,
+                    ts_val=seg.ts_val,
+                    ts_ecr=seg.ts_ecr,
+                )
                 flags = seg.flags
                 seq = seg.seq
 
@@ -517,10 +646,19 @@ class Connection:
         if zero_window_probe:
             # RFC 9293 §3.10.7.4: "special allowance should be made to accept valid
             # ACKs, URGs, and RSTs" with a zero window: keep the controls, drop text.
+            # A bare FIN costs no buffer space and is kept too (Linux does the same),
+            # so a reader that fell behind still sees EOF without a retransmission.
+            keep = flags & ~SYN if payload_len == 0 else flags & ~(FIN | SYN)
             seg = Segment(
-                seg.src_port, seg.dst_port, seq, seg.ack, flags & ~(FIN | SYN), seg.window,
-                ts_val=seg.ts_val, ts_ecr=seg.ts_ecr,
-            )  # fmt: skip
+                seg.src_port,
+                seg.dst_port,
+                seq,
+                seg.ack,
+                keep,
+                seg.window,
+                ts_val=seg.ts_val,
+                ts_ecr=seg.ts_ecr,
+            )
             flags = seg.flags
             if seg_len:
                 self._ack_now = True
@@ -542,9 +680,14 @@ class Connection:
             self._receive_rst(seq, now)
             return
 
-        # Fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2).
+        # Fourth: SYN.  A passive SYN-RECEIVED returns to LISTEN (RFC 9293 §3.10.7.4:
+        # the listener forgets the half-open connection; the peer's next SYN starts
+        # afresh); everywhere else -> challenge ACK (RFC 5961 §4.2).
         if flags & SYN:
-            self._challenge_ack(now)
+            if st is State.SYN_RECEIVED and self.passive:
+                self._enter_closed(CloseReason.RESET, notify_reset=False)
+            else:
+                self._challenge_ack(now)
             return
 
         # Fifth: ACK.
@@ -628,7 +771,7 @@ class Connection:
         """ACK field processing in synchronized states; False means "drop the segment"."""
         ack = seg.ack
         una = self.snd_una
-        if seq_gt(ack, self.snd_max) or seq_lt(ack, seq_sub_window(una, self.max_snd_wnd)):
+        if seq_gt(ack, self.snd_max) or seq_lt(ack, seq_add(una, -self.max_snd_wnd)):
             # RFC 5961 §5.2: ACK of unsent data, or far too old: challenge ACK, drop.
             self._challenge_ack(now)
             return False
@@ -637,8 +780,11 @@ class Connection:
             self._on_new_ack(seg, now)
         elif ack == una:
             self._maybe_dup_ack(seg, now)
-        # RFC 9293 §3.10.7.4: update the send window only from newer segments.
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
+        # RFC 9293 §3.10.7.4: if SND.UNA =< SEG.ACK, update the send window, but only
+        # from segments newer than the last update (SND.WL1 / SND.WL2).
+        if seq_ge(ack, una) and (
+            seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack))
+        ):
             self._update_window(seg)
         return True
 
@@ -707,7 +853,9 @@ class Connection:
         self.counters.dup_acks += 1
         if self._in_recovery:
             self.cc.on_dup_ack_in_recovery()
-        elif self._dupacks == 3 and (self._recover is None or seq_gt(seg.ack, self._recover)):
+        elif self._dupacks == self._dupack_threshold() and (
+            self._recover is None or seq_gt(seg.ack, self._recover)
+        ):
             # RFC 6582 §3.2 step 2: enter fast recovery once per window of data.
             self._recover = self.snd_max
             self._in_recovery = True
@@ -716,12 +864,30 @@ class Connection:
             self.counters.fast_retransmits += 1
             self._rtt_seq = None  # Karn: the timed segment may be the one resent
 
+    def _dupack_threshold(self) -> int:
+        """3 (RFC 5681), lowered by early retransmit (RFC 5827 §3.1) when fewer than
+        four segments are outstanding and nothing new could produce more ACKs."""
+        outstanding = -(-seq_sub(self.snd_max, self.snd_una) // self.mss)
+        if outstanding < 4 and not self._send_pending():
+            return max(outstanding - 1, 1)
+        return 3
+
     def _sample_rtt(self, seg: Segment, now: float) -> None:
-        """RTT samples: timestamp echo (RFC 7323 §4.1) or one timed segment (Karn)."""
+        """RTT samples: timestamp echo (RFC 7323 §4.1) or one timed segment (Karn).
+
+        An echo older than our last timeout cannot time anything sent since: the
+        receiver repeats TS.Recent of the segment that last advanced its window
+        (RFC 7323 §4.3) when our retransmission reaches it as a duplicate — its
+        ACKs having been lost — and that "RTT" spans the whole outage.  Taking it
+        would push SRTT to tens of seconds and pin the RTO at its maximum; so, as
+        Karn's rule does for sequence timing, such echoes are not sampled.
+        """
         if self.ts_ok and seg.ts_ecr:
-            rtt_ms = (self._ts_now(now) - seg.ts_ecr) & MASK
-            if rtt_ms < 0x7FFFFFFF:
-                self.rtt.sample(rtt_ms / 1000)
+            floor = self._ts_floor
+            if floor is None or seq_ge(seg.ts_ecr, floor):
+                rtt_ms = (self._ts_now(now) - seg.ts_ecr) & MASK
+                if rtt_ms < 0x7FFFFFFF:
+                    self.rtt.sample(rtt_ms / 1000)
             self._rtt_seq = None
             return
         if self._rtt_seq is not None and seq_ge(seg.ack, self._rtt_seq):
@@ -787,10 +953,19 @@ class Connection:
         n = len(payload)
         self.counters.bytes_in += n
         if n > self._rcv_mss:
-            self._rcv_mss = n
+            # Larger than the MSS we advertised means GRO merged wire segments
+            # (veth, LRO): like Linux's tcp_measure_rcv_mss, which reads gso_size,
+            # count what the peer really sent, or ACKs would wait for two merges.
+            self._rcv_mss = min(n, self.options.advertised_mss())
         if advanced:
             self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
-            self._events.append(DataReceived(advanced))
+            events = self._events
+            last = events[-1] if events else None
+            if isinstance(last, DataReceived):
+                # A batch of segments makes one event, not one per segment.
+                events[-1] = DataReceived(last.nbytes + advanced)
+            else:
+                events.append(DataReceived(advanced))
             self._rcv_unacked += advanced
             if (
                 had_holes
@@ -875,6 +1050,11 @@ class Connection:
             self._enter_closed(CloseReason.TIMEOUT)
             return
         self._retries += 1
+        self._ts_floor = self._ts_now(now)  # see _sample_rtt
+        if self._retries == self.options.retries_r1:
+            # RFC 9293 §3.8.3 (MUST-20 b, SHLD-9): at R1, advise the layers above
+            # and below (route re-validation, "connection stalled" for the user).
+            self._events.append(DeliveryProblem(self._retries, self.soft_error))
         self.counters.rto_expirations += 1
         self.rtt.on_timeout()
         self._rtt_seq = None  # Karn
@@ -939,6 +1119,15 @@ class Connection:
 
     def segments_to_send(self, now: float) -> list[Segment]:
         """Everything that should go out now, as one run (DESIGN.md: GSO-friendly)."""
+        # The advertised window cannot change while one run is built: compute it
+        # once, lazily (computing it advertises it), instead of once per segment.
+        self._wnd_cache = -1
+        try:
+            return self._collect_segments(now)
+        finally:
+            self._wnd_cache = -1
+
+    def _collect_segments(self, now: float) -> list[Segment]:
         out: list[Segment] = []
         if self._rst_out:
             out.extend(self._rst_out)
@@ -965,7 +1154,7 @@ class Connection:
             self._transmit_data(out, now)
             if self._probe_pending:
                 self._probe_pending = False
-                out.append(self._make_segment(seq_sub_window(self.snd_una, 1), ACK, b"", now))
+                out.append(self._make_segment(seq_add(self.snd_una, -1), ACK, b"", now))
         if self._ack_now:
             out.append(self._make_segment(self._snd_seq_for_ack(), ACK, b"", now))
         self.counters.segments_out += len(out)
@@ -993,7 +1182,12 @@ class Connection:
             )
             if avail <= 0 and not fin_pending:
                 break
-            window = min(self.snd_wnd, self.cc.cwnd)
+            cwnd = self.cc.cwnd
+            if self._dupacks and not self._in_recovery:
+                # RFC 3042 limited transmit: one new segment per early duplicate ACK
+                # keeps the ACK clock going, so small windows still reach 3 dupacks.
+                cwnd += min(self._dupacks, 2) * mss
+            window = min(self.snd_wnd, cwnd)
             usable = seq_sub(seq_add(self.snd_una, window), self.snd_nxt)
             n = min(mss, avail, max(usable, 0))
             retransmission = seq_lt(self.snd_nxt, self.snd_max)
@@ -1025,9 +1219,14 @@ class Connection:
             self._arm_persist(now, only_if_idle=True)
 
     def _build_data_segment(
-        self, seq: int, max_len: int, now: float, *, fin: bool | None = None,
+        self,
+        seq: int,
+        max_len: int,
+        now: float,
+        *,
+        fin: bool | None = None,
         retransmit: bool = False,
-    ) -> Segment | None:  # fmt: skip
+    ) -> Segment | None:
         """A data (and/or FIN) segment starting at ``seq``; advances SND.NXT/SND.MAX."""
         buf_len = len(self.send_buffer)
         off = seq_sub(seq, self._snd_buf_seq)
@@ -1049,6 +1248,10 @@ class Connection:
         if n and off + n == buf_len:
             flags |= PSH
         seg = self._make_segment(seq, flags, payload, now)
+        if self.snd_up is not None and seq_lt(seq, self.snd_up):
+            # RFC 9293 §3.8.5 (MUST-31): the pointer names the octet after the urgent data.
+            seg.flags |= URG
+            seg.urgent = min(seq_sub(self.snd_up, seq), 0xFFFF)
         end = seq_add(seq, n + (1 if fin else 0))
         if retransmit or seq_lt(seq, self.snd_max):
             self.counters.retransmits += 1
@@ -1075,10 +1278,13 @@ class Connection:
         """SYN or SYN,ACK with our options (RFC 9293 §3.7.1, RFC 7323, RFC 2018)."""
         opts = self.options
         seg = Segment(
-            self.local[1], self.remote[1], self.iss, self.rcv_nxt if with_ack else 0,
+            self.local[1],
+            self.remote[1],
+            self.iss,
+            self.rcv_nxt if with_ack else 0,
             SYN | ACK if with_ack else SYN,
             min(self.recv_buffer.free, MAX_UNSCALED_WINDOW),
-        )  # fmt: skip
+        )
         seg.mss = opts.advertised_mss()
         self._syn_window = seg.window
         if with_ack:
@@ -1109,9 +1315,15 @@ class Connection:
 
     def _make_segment(self, seq: int, flags: int, payload: Bytes, now: float) -> Segment:
         seg = Segment(
-            self.local[1], self.remote[1], seq, self.rcv_nxt, flags, self._window_field(), 0,
+            self.local[1],
+            self.remote[1],
+            seq,
+            self.rcv_nxt,
+            flags,
+            self._cached_window(),
+            0,
             payload,
-        )  # fmt: skip
+        )
         if self.ts_ok:
             seg.ts_val = self._ts_now(now)
             seg.ts_ecr = self.ts_recent
@@ -1133,19 +1345,27 @@ class Connection:
         edge = seq_add(self.snd_una, self.snd_wnd)
         return self.snd_max if seq_le(self.snd_max, edge) else edge
 
+    def _cached_window(self) -> int:
+        wnd = self._wnd_cache
+        if wnd < 0:
+            wnd = self._wnd_cache = self._window_field()
+        return wnd
+
     def _window_field(self) -> int:
         """Window to advertise, with receiver SWS avoidance (RFC 9293 §3.8.6.2.2).
 
-        The right edge moves only in steps of min(RCV.BUFF/2, MSS) and never moves
-        left (RFC 9293 §3.8.6: shrinking the window is strongly discouraged); the
+        RCV.WND stays fixed until the free buffer exceeds it by min(RCV.BUFF/2, MSS),
+        then opens to all free space the field can carry; the right edge never moves
+        left (RFC 9293 §3.8.6: shrinking the window is strongly discouraged), and the
         scaled value is rounded up so scaling cannot shrink it either.
         """
         edge = self.rcv_adv
         if seq_lt(edge, self.rcv_nxt):
             edge = self.rcv_nxt
-        avail_edge = seq_add(self.rcv_nxt, self.recv_buffer.free)
-        if seq_sub(avail_edge, edge) >= self._sws_threshold():
-            edge = avail_edge
+        if self.recv_buffer.free - seq_sub(edge, self.rcv_nxt) >= self._sws_threshold():
+            avail_edge = seq_add(self.rcv_nxt, self._offerable_window())
+            if seq_gt(avail_edge, edge):
+                edge = avail_edge
         wnd = seq_sub(edge, self.rcv_nxt)
         shift = self.rcv_wscale
         fieldv = min((wnd + (1 << shift) - 1) >> shift, MAX_UNSCALED_WINDOW)
@@ -1154,12 +1374,17 @@ class Connection:
             self.rcv_adv = adv
         return fieldv
 
+    def _offerable_window(self) -> int:
+        """Free buffer space, but no more than the window field can carry
+        (65535 << RCV.WIND.SHIFT): space beyond it cannot be advertised anyway."""
+        return min(self.recv_buffer.free, MAX_UNSCALED_WINDOW << self.rcv_wscale)
+
     def _sws_threshold(self) -> int:
         return max(min(self.recv_buffer.capacity // 2, self._rcv_mss), 1)
 
     def _window_update_due(self) -> bool:
         """After a read: has the window grown enough to be worth an update?"""
-        avail_edge = seq_add(self.rcv_nxt, self.recv_buffer.free)
+        avail_edge = seq_add(self.rcv_nxt, self._offerable_window())
         return seq_sub(avail_edge, self.rcv_adv) >= max(
             self._sws_threshold(), self.rcv_wnd if self.rcv_wnd else 0
         )
@@ -1266,6 +1491,7 @@ class Connection:
     def _set_state(self, new: State) -> None:
         old = self.state
         if old is not new:
+            assert (old, new) in TRANSITIONS, f"{old.name} -> {new.name} is not a TCP transition"
             self.state = new
             self._events.append(StateChanged(old, new))
 
@@ -1376,8 +1602,3 @@ class Connection:
             f"<Connection {self.state.name} snd_una={self.snd_una} snd_nxt={self.snd_nxt} "
             f"rcv_nxt={self.rcv_nxt}>"
         )
-
-
-def seq_sub_window(seq: int, n: int) -> int:
-    """``seq - n`` on the ring (left edge for RFC 5961 §5.2's MAX.SND.WND test)."""
-    return (seq - n) & MASK

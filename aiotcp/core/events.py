@@ -87,6 +87,20 @@ class UrgentDataReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryProblem(Event):
+    """Retransmissions reached the R1 threshold (RFC 9293 §3.8.3, MUST-20, SHLD-9).
+
+    The connection is still open (it gives up at R2); the stack may re-validate
+    the route, the application may warn.
+    """
+
+    retransmissions: int
+    """Consecutive retransmissions of the same segment so far."""
+    soft_error: int | None
+    """Last ICMP Destination Unreachable code received, if any (MUST-47)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionReset(Event):
     """The peer sent an acceptable RST (RFC 9293 §3.10.7.4); ``ConnectionClosed`` follows."""
 

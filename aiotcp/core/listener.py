@@ -19,17 +19,22 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from aiotcp.core.connection import Address, Connection, State, reset_for
-from aiotcp.core.isn import keyed_hash24
+from aiotcp.core.connection import Address, Connection, State, reset_for, window_scale_for
+from aiotcp.core.isn import keyed_hash24, timestamp_offset
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
-from aiotcp.core.seq import seq_add, seq_sub
+from aiotcp.core.seq import MASK, seq_add, seq_sub
 
 #: MSS values a cookie can encode in its 3 bits (Linux uses a similar table).
 COOKIE_MSS_TABLE = (536, 1200, 1300, 1360, 1400, 1440, 1460, 8960)
 #: Cookie clock granularity (seconds) and how many periods a cookie stays valid.
 COOKIE_PERIOD = 64.0
 COOKIE_MAX_AGE = 2
+#: Options encoded in the low TSval bits of a cookie SYN-ACK: 4 bits for the peer's
+#: window scale (all ones: none), 1 bit SACK-permitted (Linux's layout, minus ECN).
+_TS_OPTION_MASK = 0x3F
+_TS_NO_WSCALE = 0xF
+_TS_SACK = 0x10
 
 Outgoing = tuple[Segment, bytes, bytes]
 """A segment with its IPv4 source and destination, ready for ``encode(seg, src, dst)``."""
@@ -200,8 +205,9 @@ class Listener:
             client_isn.to_bytes(4, "big"),
         )
 
-    def make_cookie(self, local: Address, remote: Address, client_isn: int, mss: int,
-                    now: float) -> int:  # fmt: skip
+    def make_cookie(
+        self, local: Address, remote: Address, client_isn: int, mss: int, now: float
+    ) -> int:
         """ISN = 5-bit clock | 3-bit MSS index | 24-bit keyed hash (Bernstein's layout)."""
         counter = int(now // COOKIE_PERIOD) & 31
         index = max((i for i, value in enumerate(COOKIE_MSS_TABLE) if value <= mss), default=0)
@@ -224,12 +230,30 @@ class Listener:
         peer_mss = seg.mss if seg.mss else 536
         mss = min(peer_mss, self.options.advertised_mss())
         cookie = self.make_cookie(local, remote, seg.seq, mss, now)
-        # Only MSS survives in the cookie, so no other option is offered: window
-        # scaling, SACK and timestamps stay off for this connection.
         reply = Segment(
-            self.local[1], seg.src_port, cookie, seq_add(seg.seq, 1), SYN | ACK,
-            min(self.options.recv_buffer, 0xFFFF), mss=self.options.advertised_mss(),
-        )  # fmt: skip
+            self.local[1],
+            seg.src_port,
+            cookie,
+            seq_add(seg.seq, 1),
+            SYN | ACK,
+            min(self.options.recv_buffer, 0xFFFF),
+            mss=self.options.advertised_mss(),
+        )
+        opts = self.options
+        if opts.timestamps and seg.ts_val is not None:
+            # Linux's trick: the other options live in the low bits of our TSval,
+            # which the peer echoes in every ACK (``cookie_init_timestamp``).
+            wscale = window_scale_for(opts.recv_buffer) if opts.window_scaling else 0
+            offer_ws = opts.window_scaling and seg.wscale is not None
+            offer_sack = opts.sack and seg.sack_permitted
+            peer_ws = min(seg.wscale, 14) if seg.wscale is not None else 0
+            bits = (peer_ws if offer_ws else _TS_NO_WSCALE) | (_TS_SACK if offer_sack else 0)
+            clock = (int(now * 1000) + timestamp_offset(self._secret, local, remote) - 64) & MASK
+            reply.ts_val = (clock & ~_TS_OPTION_MASK) | bits
+            reply.ts_ecr = seg.ts_val
+            reply.wscale = wscale if offer_ws else None
+            reply.sack_permitted = offer_sack
+        # Without timestamps only the MSS survives: no window scaling and no SACK.
         self.counters.cookies_sent += 1
         self._out.append((reply, local[0], remote[0]))
 
@@ -249,7 +273,13 @@ class Listener:
         conn = Connection(local, remote, self.options, self._secret, now, iss=iss)
         conn._parent = self
         conn.listen(now)
-        conn.receive(Segment(seg.src_port, seg.dst_port, irs, 0, SYN, seg.window, mss=mss), now)
+        syn = Segment(seg.src_port, seg.dst_port, irs, 0, SYN, seg.window, mss=mss)
+        if self.options.timestamps and seg.ts_val is not None and seg.ts_ecr is not None:
+            bits = seg.ts_ecr & _TS_OPTION_MASK
+            syn.ts_val = seg.ts_val
+            syn.wscale = None if bits & _TS_NO_WSCALE == _TS_NO_WSCALE else bits & 0xF
+            syn.sack_permitted = bool(bits & _TS_SACK)
+        conn.receive(syn, now)
         conn.snd_nxt = conn.snd_max = seq_add(iss, 1)  # the SYN-ACK was sent statelessly
         conn.rcv_adv = seq_add(conn.rcv_nxt, min(self.options.recv_buffer, 0xFFFF))
         conn.timers.cancel_all()

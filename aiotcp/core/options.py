@@ -52,7 +52,9 @@ class TcpOptions:
     synack_retries: int = 5
     """SYN-ACK retransmissions before a half-open connection is dropped."""
     retries: int = 15
-    """Data retransmissions before the connection is dropped (``tcp_retries2``)."""
+    """Data retransmissions before the connection is dropped: R2 (``tcp_retries2``)."""
+    retries_r1: int = 3
+    """Retransmissions after which a ``DeliveryProblem`` is reported: R1 (``tcp_retries1``)."""
     user_timeout: float = 0.0
     """RFC 5482 / RFC 9293 §3.8.3 user timeout (``TCP_USER_TIMEOUT``); 0 disables it."""
     delayed_ack: bool = True

@@ -296,3 +296,22 @@ def test_time_wait_sends_no_data() -> None:
 def test_time_wait_cancels_other_timers() -> None:
     t = time_wait()
     assert list(t.conn.info(t.now).timers) == ["time_wait"]
+
+
+def test_bare_fin_accepted_with_zero_window() -> None:
+    t = established(opts(recv_buffer=10))
+    t.recv("PA", payload=b"0123456789")
+    t.expect("A", window=0)
+    t.recv("FA")
+    assert t.state is State.CLOSE_WAIT
+    t.expect("A", ack=R(12))
+    assert t.read() == b"0123456789"
+
+
+def test_fin_with_data_beyond_zero_window_waits() -> None:
+    t = established(opts(recv_buffer=10))
+    t.recv("PA", payload=b"0123456789")
+    t.expect("A", window=0)
+    t.recv("FPA", payload=b"more", advance_peer=False)
+    assert t.state is State.ESTABLISHED
+    t.expect("A", ack=R(11), window=0)

@@ -364,3 +364,22 @@ def test_out_of_window_data_is_always_acked() -> None:
     for _ in range(3):
         t.recv("PA", seq=R(-100), payload=b"old", advance_peer=False)
         t.expect("A", ack=R(1))
+
+
+def test_send_urgent_sets_urg_and_pointer_past_the_data() -> None:
+    t = established(opts(nodelay=True), mss=4)
+    t.send(b"ab")
+    t.conn.send_urgent(b"!!")
+    seg = t.expect("PAU", seq=L(1), payload=b"ab!!")
+    assert seg.urgent == 4
+    t.send(b"later")
+    later = t.expect("PA", seq=L(5), payload=b"later")
+    assert not later.flags & 0x20  # URG ends with the urgent data
+
+
+def test_exactly_filling_the_send_buffer_still_reports_space_later() -> None:
+    t = established(opts(send_buffer=10))
+    assert t.send(b"0123456789") == 10
+    t.expect("PA")
+    t.recv("A", ack=L(11))
+    assert SendSpaceAvailable in t.event_types()

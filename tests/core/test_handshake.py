@@ -341,3 +341,20 @@ def test_connect_uses_rfc6528_isn_without_override() -> None:
 
 def test_fixture_isns_are_near_the_wrap() -> None:
     assert LOCAL_ISS > 2**32 - 100 and REMOTE_ISS > 2**32 - 100
+
+
+def test_new_syn_in_passive_syn_received_returns_to_listen() -> None:
+    """RFC 9293 §3.10.7.4 fourth step, SYN-RECEIVED from a passive OPEN."""
+    t = syn_received()
+    t.recv("S", seq=R(100), advance_peer=False)
+    assert t.state is State.CLOSED
+    t.expect_nothing()
+
+
+def test_new_syn_in_active_syn_received_gets_challenge_ack() -> None:
+    t = syn_sent()
+    t.recv("S")
+    t.expect("SA")
+    t.recv("S", seq=R(100), advance_peer=False)
+    assert t.state is State.SYN_RECEIVED
+    t.expect("A")

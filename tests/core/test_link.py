@@ -283,3 +283,30 @@ def test_lost_final_fin_ack_recovered() -> None:
     link.run_until(lambda: link.b.state is State.CLOSED)
     assert dropped and link.b.counters.retransmits >= 1
     assert link.a.state is State.TIME_WAIT
+
+
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_syn_cookie_connection_carries_a_bulk_transfer(timestamps: bool) -> None:
+    """A connection rebuilt from a SYN cookie must agree with the client on window
+    scaling (carried in the cookie's TSval) or the transfer would stall or corrupt."""
+    from aiotcp.core.listener import Listener
+    from aiotcp.core.segment import SYN as SYN_FLAG
+    from aiotcp.testing.corekit import LOCAL_IP, REMOTE_IP
+
+    o = TcpOptions(timestamps=timestamps, recv_buffer=1 << 20, backlog=1)
+    listener = Listener(REMOTE, o, SECRET + b"b", 0.0)
+    flood = Segment(1, REMOTE[1], 5, 0, SYN_FLAG, 1000)
+    assert listener.receive(flood, bytes((198, 18, 0, 9)), REMOTE_IP, 0.0) is not None
+    a = Connection(LOCAL, REMOTE, o, SECRET, 0.0, iss=LOCAL_ISS)
+    a.connect(0.0)
+    [syn] = a.segments_to_send(0.0)
+    assert listener.receive(syn, LOCAL_IP, REMOTE_IP, 0.0) is None  # SYN queue full
+    [(synack, _, _)] = listener.segments_to_send(0.0)  # the stateless cookie SYN-ACK
+    assert listener.counters.cookies_sent == 1
+    a.receive(synack, 0.01)
+    [ack] = a.segments_to_send(0.01)
+    b = listener.receive(ack, LOCAL_IP, REMOTE_IP, 0.02)
+    assert b is not None and b.state is State.ESTABLISHED
+    assert (a.snd_wscale, a.rcv_wscale) == (b.rcv_wscale, b.snd_wscale)
+    link = Link(a, b, LinkProfile(loss=0.01), seed=23, now=0.02)
+    transfer(link, MB, MB // 4)

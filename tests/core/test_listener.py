@@ -266,3 +266,49 @@ def test_valid_cookie_ack_with_full_accept_queue_is_dropped_not_reset() -> None:
         out = lst.segments_to_send(0.0)
         assert bool(out) is expect_rst
         assert lst.counters.accept_queue_overflows == 1
+
+
+def test_cookie_with_timestamps_keeps_window_scale_and_sack() -> None:
+    """Linux-style: options ride in the low bits of the SYN-ACK's TSval."""
+    lst = _flooded(window_scaling=True, sack=True, timestamps=True, recv_buffer=1 << 20)
+    syn = syn_from(40000, mss=1460, wscale=7, sack_permitted=True, ts_val=5555, ts_ecr=0)
+    lst.receive(syn, LOCAL_IP, REMOTE_IP, 10.0)
+    [(synack, _, _)] = lst.segments_to_send(10.0)
+    assert synack.wscale == 5 and synack.sack_permitted and synack.ts_ecr == 5555
+    assert synack.ts_val is not None
+    ack = Segment(
+        40000, PORT, 1001, seq_add(synack.seq, 1), ACK, 100, ts_val=5556, ts_ecr=synack.ts_val
+    )
+    conn = lst.receive(ack, LOCAL_IP, REMOTE_IP, 10.1)
+    assert conn is not None and conn.state is State.ESTABLISHED
+    assert (conn.snd_wscale, conn.rcv_wscale) == (7, 5)
+    assert conn.sack_ok and conn.ts_ok
+    assert conn.snd_wnd == 100 << 7
+
+
+def test_cookie_without_timestamps_has_no_other_options() -> None:
+    lst = _flooded(window_scaling=True, sack=True, timestamps=True)
+    lst.receive(syn_from(40000, mss=1460, wscale=7, sack_permitted=True), LOCAL_IP, REMOTE_IP, 0.0)
+    [(synack, _, _)] = lst.segments_to_send(0.0)
+    assert synack.wscale is None and not synack.sack_permitted and synack.ts_val is None
+    conn = lst.receive(
+        Segment(40000, PORT, 1001, seq_add(synack.seq, 1), ACK, 100), LOCAL_IP, REMOTE_IP, 0.1
+    )
+    assert conn is not None and (conn.snd_wscale, conn.rcv_wscale) == (0, 0)
+    assert not conn.sack_ok and not conn.ts_ok
+
+
+def test_cookie_timestamp_is_not_ahead_of_the_connection_clock() -> None:
+    """PAWS at the peer: later TSvals of the connection must not be older."""
+    lst = _flooded(timestamps=True)
+    lst.receive(syn_from(40000, ts_val=1, ts_ecr=0), LOCAL_IP, REMOTE_IP, 3.0)
+    [(synack, _, _)] = lst.segments_to_send(3.0)
+    ack = Segment(
+        40000, PORT, 1001, seq_add(synack.seq, 1), ACK, 100, ts_val=2, ts_ecr=synack.ts_val
+    )
+    conn = lst.receive(ack, LOCAL_IP, REMOTE_IP, 3.0)
+    assert conn is not None
+    conn.send(b"x")
+    [data] = conn.segments_to_send(3.0)
+    assert data.ts_val is not None and synack.ts_val is not None
+    assert (data.ts_val - synack.ts_val) % 2**32 < 2**31

@@ -184,3 +184,82 @@ def CloseReasonNormal():  # type: ignore[no-untyped-def]
     from aiotcp.core.events import CloseReason
 
     return CloseReason.NORMAL
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    state=st.sampled_from(list(STATE_FIXTURES)),
+    calls=st.lists(
+        st.sampled_from(
+            ["send", "send_urgent", "read", "shutdown", "close", "abort", "connect", "listen",
+             "timer", "wait"]
+        ),
+        max_size=12,
+    ),
+)  # fmt: skip
+def test_api_calls_in_any_state_fail_only_with_socket_errors(
+    state: State, calls: list[str]
+) -> None:
+    """Every user call in every state either works or raises the OSError a socket would."""
+    t = STATE_FIXTURES[state]()
+    for call in calls:
+        try:
+            if call == "send":
+                t.send(b"payload")
+            elif call == "send_urgent":
+                t.conn.send_urgent(b"!")
+            elif call == "read":
+                t.read()
+            elif call == "shutdown":
+                t.conn.shutdown_write(t.now)
+            elif call == "close":
+                t.conn.close(t.now)
+            elif call == "abort":
+                t.conn.abort(t.now)
+            elif call == "connect":
+                t.conn.connect(t.now)
+            elif call == "listen":
+                t.conn.listen(t.now)
+            elif call == "timer":
+                t.conn.handle_timer(t.now)
+            else:
+                t.advance(1.0)
+        except OSError:
+            pass
+        t.output()
+        assert isinstance(t.conn.state, State)
+        assert t.conn.send_space >= 0 and t.conn.readable_bytes >= 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(
+            st.sampled_from([SYN, ACK, SYN | ACK, RST, FIN, ACK | PSH, 0]),
+            st.integers(0, 7),  # which client
+            st.integers(0, 2**32 - 1),  # seq
+            st.integers(0, 2**32 - 1),  # ack
+        ),
+        max_size=60,
+    ),
+    backlog=st.integers(1, 4),
+    cookies=st.booleans(),
+)
+def test_listener_random_input_keeps_queues_bounded(
+    specs: list[tuple[int, int, int, int]], backlog: int, cookies: bool
+) -> None:
+    from aiotcp.core.listener import Listener
+    from aiotcp.core.options import TcpOptions
+
+    lst = Listener((bytes(4), 80), TcpOptions(backlog=backlog, syn_cookies=cookies), b"s", 0.0)
+    children = []
+    for i, (flags, client, seq, ack) in enumerate(specs):
+        seg = Segment(40000 + client, 80, seq, ack, flags, 1000)
+        conn = lst.receive(seg, bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2)), i * 0.1)
+        if conn is not None:
+            children.append(conn)
+            conn.segments_to_send(i * 0.1)
+        lst.segments_to_send(i * 0.1)
+        assert lst.syn_queue_length <= backlog and lst.accept_queue_length <= backlog
+    while lst.accept() is not None:
+        pass

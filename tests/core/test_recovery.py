@@ -243,3 +243,41 @@ def test_no_idle_restart_for_back_to_back_sends() -> None:
     t.send(b"y" * 100)
     t.output()
     assert t.conn.cc.cwnd == cwnd
+
+
+# -- small windows: limited transmit (RFC 3042), early retransmit (RFC 5827) ---------
+
+
+def test_limited_transmit_sends_new_data_on_first_two_dupacks() -> None:
+    t = established(opts(nodelay=True, initial_window=2), mss=MSS, window=60000)
+    t.send(b"d" * 600)
+    assert len(t.output()) == 2  # cwnd = 2 segments
+    t.recv("A", ack=L(1), window=60000)  # first duplicate ACK
+    t.expect("A", seq=L(201), payload=b"d" * MSS)
+    t.recv("A", ack=L(1), window=60000)  # second
+    t.expect("A", seq=L(301))
+    t.recv("A", ack=L(1), window=60000)  # third: fast retransmit, no more new data
+    t.expect("A", seq=L(1))
+
+
+def test_early_retransmit_with_few_segments_outstanding() -> None:
+    """RFC 5827: two segments outstanding, nothing more to send: one dupack is enough."""
+    t = established(opts(nodelay=True), mss=MSS, window=60000)
+    t.send(b"e" * 200)
+    assert len(t.output()) == 2
+    t.recv("A", ack=L(1), window=60000)
+    t.expect("A", seq=L(1), payload=b"e" * MSS)
+    assert t.conn.counters.fast_retransmits == 1
+
+
+def test_echo_older_than_last_timeout_is_not_an_rtt_sample() -> None:
+    """Timestamp echoes from before an RTO time the outage, not the path."""
+    t = established(opts(timestamps=True), ts_val=1, ts_ecr=0)
+    t.send(b"x" * 10)
+    first = t.expect("PA")
+    t.advance(10)  # many timeouts: the peer's ACKs were all lost
+    t.output()
+    srtt = t.conn.rtt.srtt
+    t.recv("A", ack=L(11), ts_val=2, ts_ecr=first.ts_val)  # echo of the 1st send
+    assert t.conn.rtt.srtt == srtt
+    assert t.conn.rtt.rto < 1.0

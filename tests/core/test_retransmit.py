@@ -243,3 +243,25 @@ def test_estimator_backoff_cleared_by_sample() -> None:
     assert e.rto == 2.0
     e.sample(0.3)
     assert e.backoff == 0
+
+
+def test_r1_threshold_reports_delivery_problem() -> None:
+    """RFC 9293 §3.8.3 MUST-20: advice at R1, the connection stays open until R2."""
+    from aiotcp.core.events import DeliveryProblem
+
+    t = established(opts(retries_r1=2))
+    t.send(b"x")
+    t.output()
+    t.advance(t.conn.rtt.rto)
+    assert DeliveryProblem not in t.event_types()
+    t.advance(t.conn.rtt.rto)
+    assert DeliveryProblem(2, None) in t.events
+    assert t.state is State.ESTABLISHED
+
+
+def test_r1_also_applies_to_syn_retries() -> None:
+    from aiotcp.core.events import DeliveryProblem
+
+    t = syn_sent()
+    t.advance(7.1)  # three retransmissions: 1 + 2 + 4 s
+    assert t.event_types().count(DeliveryProblem) == 1

@@ -137,7 +137,7 @@ TABLE: dict[tuple[State, str], tuple[State, str | None]] = {
     (S.SYN_RECEIVED, "rst_exact"): (S.CLOSED, None),
     (S.SYN_RECEIVED, "rst_in_window"): (S.SYN_RECEIVED, "A"),
     (S.SYN_RECEIVED, "rst_out_of_window"): (S.SYN_RECEIVED, None),
-    (S.SYN_RECEIVED, "syn_in_window"): (S.SYN_RECEIVED, "A"),
+    (S.SYN_RECEIVED, "syn_in_window"): (S.CLOSED, None),  # passive: back to LISTEN
     (S.SYN_RECEIVED, "syn_out_of_window"): (S.SYN_RECEIVED, "A"),
     (S.SYN_RECEIVED, "ack_current"): (S.ESTABLISHED, None),
     (S.SYN_RECEIVED, "ack_unsent"): (S.SYN_RECEIVED, "R"),

@@ -365,3 +365,23 @@ def test_window_opening_resets_persist_backoff() -> None:
     t.recv("A", ack=L(1), window=100)
     t.expect("PA", payload=b"a")
     assert t.conn._persist_backoff == 0
+
+
+def test_read_does_not_force_an_ack_when_the_field_is_already_at_its_maximum() -> None:
+    """Without window scaling the field tops out at 65535: a larger free buffer gives
+    no "window update" to send, so reading must not defeat the delayed ACK."""
+    t = established(opts(delayed_ack=True, recv_buffer=131072), mss=1460)
+    t.recv("A", payload=b"x" * 1460)
+    t.read()
+    t.expect_nothing()
+    t.advance(0.041)
+    t.expect("A", window=0xFFFF)
+
+
+def test_read_reopening_a_closed_window_updates_at_once_without_scaling() -> None:
+    t = established(opts(delayed_ack=True, recv_buffer=70000), mss=1460)
+    while t.conn.rcv_wnd:
+        t.recv("A", payload=b"x" * min(1460, t.conn.rcv_wnd))
+    t.output()
+    t.read()
+    t.expect("A", window=0xFFFF)
