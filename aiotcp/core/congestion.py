@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiotcp.core.rto import RttEstimator
 
 
 class CongestionControl(ABC):
@@ -24,6 +28,8 @@ class CongestionControl(ABC):
         self.cwnd = initial_window * mss
         #: RFC 5681 §3.1: "arbitrarily high" initially.
         self.ssthresh = 1 << 30
+        #: The connection's RTT estimator (set by the connection): CUBIC needs SRTT.
+        self.rtt: RttEstimator | None = None
 
     def set_mss(self, mss: int) -> None:
         """The effective MSS is known only after the handshake; rescale IW to it."""
@@ -130,3 +136,9 @@ def create(name: str, mss: int, initial_window: int = 10) -> CongestionControl:
             f"unknown congestion control {name!r}; choose from {sorted(ALGORITHMS)}"
         ) from None
     return factory(mss, initial_window)
+
+
+# CUBIC builds on NewReno above, so it is imported once that exists.
+from aiotcp.core.cubic import Cubic  # noqa: E402
+
+register("cubic", Cubic)

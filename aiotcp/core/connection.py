@@ -381,6 +381,7 @@ class Connection:
 
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
         self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window)
+        self.cc.rtt = self.rtt
 
     # ------------------------------------------------------------------ user calls
 
