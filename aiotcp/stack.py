@@ -27,7 +27,7 @@ from aiotcp.control import ControlServer
 from aiotcp.core.connection import Connection, State, reset_for
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
-from aiotcp.core.segment import Segment
+from aiotcp.core.segment import SYN, Segment
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io import exit_hooks, neighbour, route
 from aiotcp.io.gso import GsoSender, runs
@@ -61,6 +61,8 @@ class ListenerEntry:
     listener: Listener
     on_ready: Callable[[], None]
     addr: bytes
+    options: TcpOptions
+    """The listener's own options; each SYN's children get a copy with its route MTU."""
 
 
 class Stack:
@@ -100,6 +102,7 @@ class Stack:
         self._port_users: collections.Counter[int] = collections.Counter()
         self._time_wait: dict[ConnectionDriver, None] = {}  # insertion order = age
         self.max_time_wait = max_time_wait
+        self._mtu_cache: dict[bytes, int] = {}
         self.listeners: dict[int, ListenerEntry] = {}
         self.counters: collections.Counter[str] = self.raw.counters
         self.closed = False
@@ -146,11 +149,21 @@ class Stack:
             seg.payload = bytes(seg.payload)  # the arena is reused by the next batch
         driver = self.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
         if driver is not None:
-            driver.deliver(seg)
-            return driver
+            if not (seg.dst_port in self.listeners and driver.conn.accepts_new_syn(seg)):
+                driver.deliver(seg)
+                return driver
+            # RFC 9293 §3.6.1 / RFC 6191: a clearly newer SYN reopens a TIME-WAIT
+            # 4-tuple (as Linux's tcp_timewait_state_process does); the old
+            # incarnation goes and the listener takes the SYN.
+            self.counters["time_wait_reopened"] += 1
+            driver.task.cancel()
+            self._forget(driver)
         entry = self.listeners.get(seg.dst_port)
         if entry is not None and entry.addr in (ANY, pkt.dst):
             now = self.loop.time()
+            if seg.flags & SYN:
+                # The MSS a child offers depends on the route back to this client.
+                entry.listener.options = entry.options.replace(mtu=self._mtu_to(pkt.src))
             conn = entry.listener.receive(seg, pkt.src, pkt.dst, now)
             for out, src, dst in entry.listener.segments_to_send(now):
                 self.send_segment(out, src, dst)
@@ -158,7 +171,9 @@ class Stack:
                 driver = self._adopt(conn)
                 driver.established.add_done_callback(functools.partial(_established, entry))
             return None
-        if self.guard.owns(seg.dst_port):
+        if self.guard.owns(seg.dst_port) or self.guard.silences_free_port(seg.dst_port):
+            # RFC 9293 §3.10.7.1: no connection, so answer with a RST — ours, or the
+            # kernel's would have been dropped by our guard for this free port.
             rst = reset_for(seg)
             self.counters["rst_no_connection"] += 1
             if rst is not None:
@@ -166,6 +181,20 @@ class Stack:
         else:
             self.counters["ignored_not_our_port"] += 1
         return None
+
+    def _mtu_to(self, addr: bytes) -> int | None:
+        """Route MTU towards ``addr`` (cached; a SYN flood from random sources only
+        refills the bounded cache)."""
+        mtu = self._mtu_cache.get(addr)
+        if mtu is None:
+            if len(self._mtu_cache) >= 4096:
+                self._mtu_cache.clear()
+            try:
+                mtu = route.lookup(socket.inet_ntoa(addr)).mtu
+            except OSError:
+                mtu = 0
+            self._mtu_cache[addr] = mtu
+        return mtu or None
 
     def accept(self, port: int) -> ConnectionDriver | None:
         """Take the oldest established connection from ``port``'s accept queue."""
@@ -323,7 +352,7 @@ class Stack:
         port = self.guard.claim(port)
         opts = self.options(None, backlog=backlog, **tcp_options)
         entry = ListenerEntry(
-            Listener((addr, port), opts, self.isn_secret, self.loop.time()), on_ready, addr
+            Listener((addr, port), opts, self.isn_secret, self.loop.time()), on_ready, addr, opts
         )
         self.listeners[port] = entry
         self._refresh_filter()

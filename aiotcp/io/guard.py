@@ -87,6 +87,11 @@ class Guard:
     def owns(self, port: int) -> bool:
         return port in self.reservations
 
+    def silences_free_port(self, port: int) -> bool:
+        """Does this guard keep the kernel from answering ``port`` although nobody
+        holds it?  Then the stack must send the RST itself (RFC 9293 §3.10.7.1)."""
+        return False
+
     def port_ranges(self) -> list[tuple[int, int]]:
         """Destination ports the raw socket must admit: the ephemeral range + claimed ports."""
         return [self.reservations.ephemeral_range, *((p, p) for p in self.reservations.ports())]

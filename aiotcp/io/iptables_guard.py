@@ -164,6 +164,15 @@ class IptablesGuard(Guard):
         with _locked():
             _delete_chain(self.chain)
 
+    def silences_free_port(self, port: int) -> bool:
+        """The range rule drops the kernel's RSTs for every port in the range, owned
+        or not.  A port another process (another aiotcp) holds is its business: only
+        a port nobody has bound gets our RST.  Probing costs a bind, only for stray
+        segments."""
+        if not self._installed or not self._in_range(port) or port in self.reservations:
+            return False
+        return self.reservations.is_free(port)
+
     def _in_range(self, port: int) -> bool:
         lo, hi = self.reservations.ephemeral_range
         return lo <= port <= hi

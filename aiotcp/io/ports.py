@@ -108,6 +108,15 @@ class PortReservations:
             raise
         return s
 
+    def is_free(self, port: int) -> bool:
+        """Could anyone bind ``port`` right now (nobody, aiotcp or not, holds it)?"""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                return False
+        return True
+
     def release(self, port: int) -> None:
         s = self._sockets.pop(port, None)
         if s is not None:

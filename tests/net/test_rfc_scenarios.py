@@ -880,12 +880,6 @@ def test_old_syn_in_time_wait_is_acked_and_does_not_reopen(
     scenario(hosts, loop_kind, script, view=view, serve=_close_at_once, server_options={"msl": 5.0})
 
 
-@pytest.mark.xfail(
-    reason="aiotcp bug: Connection.accepts_new_syn (RFC 6191 / RFC 9293 §3.6.1, with a "
-    "core test) is never called by the Stack: a newer SYN to a TIME-WAIT 4-tuple goes to "
-    "the TIME-WAIT connection and gets an ACK, not a SYN-ACK, for 2*MSL (60 s by default)",
-    strict=True,
-)
 def test_newer_syn_in_time_wait_opens_a_new_connection(
     hosts: tuple[Host, Host], loop_kind: LoopKind
 ) -> None:
@@ -940,16 +934,7 @@ def test_fin_wait_2_ends_after_the_timeout(hosts: tuple[Host, Host], loop_kind: 
 @pytest.mark.parametrize(
     "guard",
     [
-        pytest.param(
-            "iptables",
-            marks=pytest.mark.xfail(
-                reason="aiotcp bug: when a connection ends, the stack releases its "
-                "ephemeral port and then ignores segments to it (ignored_not_our_port), "
-                "while the iptables guard still drops the kernel's RSTs from the whole "
-                "ephemeral range 61000-65535: nobody answers (RFC 9293 §3.10.7.1)",
-                strict=True,
-            ),
-        ),
+        "iptables",
         "socket",
     ],
 )
@@ -1201,15 +1186,7 @@ def test_peer_mss_bounds_every_segment(
     "side",
     [
         "active",
-        pytest.param(
-            "passive",
-            marks=pytest.mark.xfail(
-                reason="aiotcp bug: Stack.listen builds the listener's TcpOptions without "
-                "the route MTU (self.options(None, ...)), so a SYN,ACK always carries "
-                "MSS 1460 (seen on a 1280-byte link); Stack.connect does clip it (1240)",
-                strict=True,
-            ),
-        ),
+        "passive",
     ],
 )
 def test_advertised_mss_fits_the_link_mtu(
