@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from aiotcp.core.congestion import create
@@ -77,7 +79,7 @@ def test_window_follows_the_cubic_curve_and_plateaus_at_w_max() -> None:
             assert w == pytest.approx(expected, rel=0.05), f"t={t:.1f}s"
     near_k = [w for t, w in curve if abs(t - k) < 0.3]
     assert all(199 <= w <= 202 for w in near_k)  # the plateau around W_max
-    growth = [(b[0], b[1] - a[1]) for a, b in zip(curve, curve[1:], strict=False)]
+    growth = [(b[0], b[1] - a[1]) for a, b in itertools.pairwise(curve)]
     flat = max(g for t, g in growth if abs(t - k) < 0.5)
     assert flat < growth[0][1] / 5  # concave: slowing down towards W_max
     assert growth[-1][1] > 5 * flat  # convex: probing beyond W_max speeds up again
