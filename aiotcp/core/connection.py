@@ -55,6 +55,8 @@ MAX_UNSCALED_WINDOW = 0xFFFF
 #: Bytes the timestamp option (with its 2 NOPs) takes from every segment's payload
 #: (RFC 9293 §3.7.1: the effective send MSS excludes TCP options).
 _TS_OPTION_SPACE = 12
+#: RFC 7323 §5.5: TS.Recent is invalid after this much idle time (24 days).
+PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 
 
 class State(enum.Enum):
@@ -250,6 +252,7 @@ class Connection:
         "_syn_window",
         "_ts_floor",
         "_ts_offset",
+        "_ts_recent_at",
         "_wnd_cache",
         "_wscale_ok",
         "cc",
@@ -377,6 +380,7 @@ class Connection:
         self._last_oow_ack = -1.0
         self._wnd_cache = -1
         self._ts_floor: int | None = None
+        self._ts_recent_at = now
         self._challenge_count = 0
 
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
@@ -622,11 +626,14 @@ class Connection:
                 seq_add(seq, seg_len - 1), self.rcv_nxt, rcv_wnd
             )
         zero_window_probe = not acceptable and rcv_wnd == 0 and seq == self.rcv_nxt
+        # RFC 7323 §5.5: after 24 days idle TS.Recent may have wrapped; it is invalid.
+        ts_stale = now - self._ts_recent_at > PAWS_IDLE_LIMIT
         # RFC 7323 §5.3 R1 (PAWS): an old timestamp marks an old duplicate.
         if (acceptable or zero_window_probe) and (
             self.ts_ok
             and seg.ts_val is not None
             and not flags & RST
+            and not ts_stale
             and seq_lt(seg.ts_val, self.ts_recent)
             and not self._disordered_ack(seg, seg_len)
         ):
@@ -672,9 +679,10 @@ class Connection:
             self.ts_ok
             and seg.ts_val is not None
             and seq_le(seq, self._last_ack_sent)
-            and seq_ge(seg.ts_val, self.ts_recent)
+            and (ts_stale or seq_ge(seg.ts_val, self.ts_recent))
         ):
             self.ts_recent = seg.ts_val
+            self._ts_recent_at = now
 
         # Second: RST (RFC 9293 §3.10.7.4 with RFC 5961 §3.2 and RFC 1337).
         if flags & RST:

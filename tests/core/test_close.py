@@ -315,3 +315,19 @@ def test_fin_with_data_beyond_zero_window_waits() -> None:
     t.recv("FPA", payload=b"more", advance_peer=False)
     assert t.state is State.ESTABLISHED
     t.expect("A", ack=R(11), window=0)
+
+
+def test_time_wait_reopen_by_newer_timestamp() -> None:
+    """RFC 6191: with timestamps, a SYN is newer when its TSval is larger."""
+    from aiotcp.core.segment import SYN, Segment
+
+    t = time_wait(opts(timestamps=True))
+    assert not t.conn.ts_ok  # the fixture peer offered none: sequence rule applies
+    t2 = established(opts(timestamps=True), ts_val=100, ts_ecr=1)
+    t2.conn.close(t2.now)
+    t2.output()
+    t2.recv("A", ack=L(2), ts_val=101)
+    t2.recv("FA", ack=L(2), ts_val=102)
+    assert t2.state is State.TIME_WAIT
+    assert t2.conn.accepts_new_syn(Segment(80, 49152, R(0), 0, SYN, ts_val=500))
+    assert not t2.conn.accepts_new_syn(Segment(80, 49152, R(99999), 0, SYN, ts_val=50))

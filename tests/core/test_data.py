@@ -383,3 +383,40 @@ def test_exactly_filling_the_send_buffer_still_reports_space_later() -> None:
     t.expect("PA")
     t.recv("A", ack=L(11))
     assert SendSpaceAvailable in t.event_types()
+
+
+def test_payload_views_into_a_reused_receive_buffer_are_copied() -> None:
+    """The stack decodes into one preallocated buffer (recv_into): the core must copy
+    what it keeps, in order and out of order alike."""
+    from aiotcp.core.segment import ACK, Segment
+    from aiotcp.testing.corekit import LOCAL, REMOTE
+
+    t = established()
+    rx = bytearray(b"second" + b"first!")
+    ooo = Segment(REMOTE[1], LOCAL[1], R(7), L(1), ACK, 5000, 0, memoryview(rx)[:6])
+    t.deliver(ooo)
+    rx[:6] = b"XXXXXX"  # the buffer is reused for the next packet
+    first = Segment(REMOTE[1], LOCAL[1], R(1), L(1), ACK, 5000, 0, memoryview(rx)[6:])
+    t.deliver(first)
+    rx[:] = b"Y" * len(rx)
+    assert t.read() == b"first!second"
+
+
+def test_paws_rejects_old_timestamp() -> None:
+    """RFC 7323 §5.3: a segment whose TSval is older than TS.Recent is a duplicate."""
+    t = established(opts(timestamps=True), ts_val=1000, ts_ecr=1)
+    t.recv("PA", payload=b"new", ts_val=1001)
+    t.output()
+    t.recv("PA", payload=b"old", ts_val=900)
+    t.expect("A", ack=R(4))
+    assert t.conn.counters.paws_rejected == 1
+    assert t.read() == b"new"
+
+
+def test_paws_forgets_ts_recent_after_24_days_idle() -> None:
+    """RFC 7323 §5.5: timestamps may have wrapped after 24 days; accept again."""
+    t = established(opts(timestamps=True, keepalive=False), ts_val=1000, ts_ecr=1)
+    t.now += 25 * 24 * 3600
+    t.recv("PA", payload=b"late", ts_val=5)
+    assert t.read() == b"late"
+    assert t.conn.ts_recent == 5

@@ -358,3 +358,11 @@ def test_new_syn_in_active_syn_received_gets_challenge_ack() -> None:
     t.recv("S", seq=R(100), advance_peer=False)
     assert t.state is State.SYN_RECEIVED
     t.expect("A")
+
+
+def test_listen_twice_is_an_error() -> None:
+    import pytest
+
+    t = listen()
+    with pytest.raises(ConnectionError):
+        t.conn.listen(t.now)

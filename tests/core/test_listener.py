@@ -312,3 +312,12 @@ def test_cookie_timestamp_is_not_ahead_of_the_connection_clock() -> None:
     [data] = conn.segments_to_send(3.0)
     assert data.ts_val is not None and synack.ts_val is not None
     assert (data.ts_val - synack.ts_val) % 2**32 < 2**31
+
+
+def test_syn_fin_to_listener_is_dropped() -> None:
+    from aiotcp.core.segment import FIN
+
+    lst = make_listener()
+    seg = Segment(40000, PORT, 1, 0, SYN | FIN, 1000)
+    assert lst.receive(seg, LOCAL_IP, REMOTE_IP, 0.0) is None
+    assert lst.syn_queue_length == 0 and lst.segments_to_send(0.0) == []

@@ -385,3 +385,13 @@ def test_read_reopening_a_closed_window_updates_at_once_without_scaling() -> Non
     t.output()
     t.read()
     t.expect("A", window=0xFFFF)
+
+
+def test_keepalive_waits_while_data_is_outstanding() -> None:
+    """MUST-26: keepalives only when no sent data is outstanding (RTO covers that)."""
+    t = established(opts(keepalive=True, keepalive_idle=10.0, retries=50, rto_max=100.0))
+    t.send(b"x")
+    t.output()
+    t.advance(10.5)
+    assert t.conn.counters.keepalive_probes == 0
+    assert t.conn.counters.rto_expirations > 0
