@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 
 from scapy.layers.inet import IP, TCP
@@ -24,6 +25,10 @@ def test_pcap_holds_every_segment_sent_and_received(
         await reader.readexactly(11000)
         writer.close()
         await writer.wait_closed()
+        for _ in range(100):  # until the peer's FIN is in: the close is complete
+            if [r["state"] for r in aiotcp.connections()] == ["TIME-WAIT"]:
+                break
+            await asyncio.sleep(0.02)
         return aiotcp.get_stack()
 
     with kernel_echo_server(b, 7000), a.entered():
