@@ -152,6 +152,10 @@ class ConnectionDriver:
             inbox, self.inbox = self.inbox, []
             for seg in inbox:
                 conn.receive(seg, now)
+                if conn.dupack_due:
+                    # One duplicate ACK per out-of-order segment (RFC 5681 §4.2), so a
+                    # sender without SACK counts to three; in-order data still coalesces.
+                    self.flush(now)
         deadline = conn.next_deadline()
         if deadline is not None and deadline <= now:
             conn.handle_timer(now)

@@ -259,6 +259,7 @@ class Connection:
         "close_reason",
         "counters",
         "created",
+        "dupack_due",
         "irs",
         "iss",
         "local",
@@ -358,6 +359,10 @@ class Connection:
 
         # Transmission control.
         self._ack_now = False
+        self.dupack_due = False
+        """An out-of-order or duplicate segment wants its own ACK now (RFC 5681 §4.2:
+        one duplicate ACK per such segment). A driver feeding a batch sends what
+        ``segments_to_send`` has right after such a segment instead of coalescing."""
         self._rcv_unacked = 0
         self._retransmit_head = False
         self._force_push = False
@@ -997,6 +1002,7 @@ class Connection:
             if rel > 0:
                 self.counters.ooo_segments += 1
             self._ack_now = True
+            self.dupack_due = True
 
     def _process_fin(self, now: float) -> None:
         """Eighth step: an in-order FIN (RFC 9293 §3.10.7.4)."""
@@ -1069,6 +1075,7 @@ class Connection:
         self._rtt_seq = None  # Karn
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             self._handshake_retransmitted = True
+            self.counters.retransmits += 1  # the SYN or SYN-ACK goes again (Linux counts it)
             self.snd_nxt = self.iss
         else:
             self.cc.on_timeout(seq_sub(self.snd_max, self.snd_una), now)
@@ -1137,6 +1144,7 @@ class Connection:
             self._wnd_cache = -1
 
     def _collect_segments(self, now: float) -> list[Segment]:
+        self.dupack_due = False
         out: list[Segment] = []
         if self._rst_out:
             out.extend(self._rst_out)

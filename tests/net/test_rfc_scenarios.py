@@ -1275,3 +1275,31 @@ def test_timestamps_are_echoed_and_paws_drops_old_segments(
         await peer
 
     scenario(hosts, loop_kind, script, local, view=view)
+
+
+def test_each_out_of_order_segment_of_a_burst_gets_its_own_dup_ack(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 5681 §4.2: a receiver SHOULD send an immediate duplicate ACK for every
+    out-of-order segment — also when they arrive together and are processed as one
+    batch, or a sender without SACK could not count to three."""
+    a, b = hosts
+    data = pattern(5000, seed=14)
+
+    def script(ep: ScriptedEndpoint) -> None:
+        handshake(ep)  # no SACK: duplicate ACKs are all the sender has
+        for lo in (1000, 2000, 3000, 4000):  # a burst; the first 1000 bytes "lost"
+            ep.send_segment("PA", seq=ep.snd(1 + lo), ack=ep.rcv(1), payload=data[lo : lo + 1000])
+        for _ in range(4):
+            ep.expect_segment("A", ack=ep.snd(1), within=(0, 0.5))
+        ep.send_segment("PA", seq=ep.snd(1), ack=ep.rcv(1), payload=data[:1000])
+        ep.expect_segment("A", ack=ep.snd(5001), within=(0, 0.5))
+
+    async def local(peer: asyncio.Future[None]) -> None:
+        reader, writer = await connect(b, a, peer)
+        got = await while_peer_runs(peer, reader.readexactly(len(data)))
+        assert got == data
+        await peer
+        writer.transport.abort()
+
+    scenario(hosts, loop_kind, script, local)
