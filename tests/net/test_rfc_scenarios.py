@@ -129,6 +129,20 @@ async def connect(
     )
 
 
+def sender(
+    b: Host, a: Host, data: bytes, **options: Any
+) -> Callable[[asyncio.Future[Any]], Awaitable[None]]:
+    """The common local side: connect, write ``data``, wait for the script, abort."""
+
+    async def local(peer: asyncio.Future[Any]) -> None:
+        _, writer = await connect(b, a, peer, **options)
+        writer.write(data)
+        await peer
+        writer.transport.abort()
+
+    return local
+
+
 def handshake(ep: ScriptedEndpoint, *, win: int = WIN, **options: Any) -> tuple[Segment, Segment]:
     """Answer aiotcp's SYN with a SYN-ACK from PEER_ISN carrying ``options``.
 
@@ -600,14 +614,8 @@ def test_window_scaling_is_applied_both_ways(hosts: tuple[Host, Host], loop_kind
         ep.expect_segment(seq=ep.rcv(1 + 4096), payload=data[4096:], within=(0, 0.5))
         ep.send_segment("A", seq=ep.snd(1), ack=ep.rcv(1 + len(data)), win=64)
 
-    async def local(peer: asyncio.Future[None]) -> None:
-        # rto_min=1 s: no retransmission may blur the window-limited silences.
-        _, writer = await connect(b, a, peer, rto_min=1.0)
-        writer.write(data)
-        await peer
-        writer.transport.abort()
-
-    scenario(hosts, loop_kind, script, local)
+    # rto_min=1 s: no retransmission may blur the window-limited silences.
+    scenario(hosts, loop_kind, script, sender(b, a, data, rto_min=1.0))
 
 
 # ------------------------------------------------------------------ sending data
@@ -660,13 +668,7 @@ def test_three_duplicate_acks_trigger_fast_retransmit(
         ep.expect_segment(seq=ep.rcv(1), payload=data[:1000], within=(0, 0.5))
         ep.send_segment("A", seq=ep.snd(1), ack=ep.rcv(1 + len(data)), win=WIN)
 
-    async def local(peer: asyncio.Future[None]) -> None:
-        _, writer = await connect(b, a, peer, rto_min=1.0)
-        writer.write(data)
-        await peer
-        writer.transport.abort()
-
-    scenario(hosts, loop_kind, script, local)
+    scenario(hosts, loop_kind, script, sender(b, a, data, rto_min=1.0))
 
 
 def test_keepalive_probes_an_idle_peer_and_gives_up(
