@@ -29,10 +29,9 @@ from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import SYN, Segment
 from aiotcp.driver import ConnectionDriver
-from aiotcp.io import exit_hooks, neighbour, route
-from aiotcp.io.gso import GsoSender, runs
+from aiotcp.egress import Egress
+from aiotcp.io import exit_hooks, route
 from aiotcp.io.guard import GuardKind, make_guard
-from aiotcp.io.neighbour import NextHop
 from aiotcp.io.packet import Packet
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
@@ -41,8 +40,6 @@ from aiotcp.io.rawsock import RawSocket
 Key = tuple[bytes, int, bytes, int]  # local ip, local port, remote ip, remote port
 StateObserver = Callable[[ConnectionDriver, State, State], None]
 ANY = bytes(4)
-GSO_RECHECK = 1.0  # seconds between next-hop lookups for a connection without one
-GSO_MAX_PAYLOAD = 65535 - 20 - 60  # IPv4 total length minus IP and largest TCP header
 
 
 def key_of(conn: Connection) -> Key:
@@ -106,9 +103,8 @@ class Stack:
         self.listeners: dict[int, ListenerEntry] = {}
         self.counters: collections.Counter[str] = self.raw.counters
         self.closed = False
-        self.gso = gso
-        """Use the AF_PACKET + virtio-net-header send path where the next hop allows."""
-        self._gso_senders: dict[NextHop, GsoSender] = {}
+        self.egress = Egress(self.raw, self.counters, gso=gso, pcap=self.pcap)
+        """Sends segments: AF_PACKET super-segments where the next hop allows (``gso``)."""
         self.state_observers: list[StateObserver] = []
         """Called on every state transition of every connection (demos, logs, tests)."""
         events = events or os.environ.get("AIOTCP_EVENTS") or None
@@ -207,51 +203,10 @@ class Stack:
 
     # -- send path ------------------------------------------------------------------
     def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
-        self.raw.send_segment(seg, src, dst)
+        self.egress.send_segment(seg, src, dst)
 
     def transmit(self, driver: ConnectionDriver, segments: list[Segment], now: float) -> None:
-        """Send a connection's segments: runs as GSO super-segments where possible.
-
-        Once a connection has the AF_PACKET path, all its segments take it (ACKs
-        and FIN too), so nothing overtakes anything on the way out.
-        """
-        src, dst = driver.conn.local[0], driver.conn.remote[0]
-        sender = driver.gso
-        if (
-            sender is None
-            and self.gso
-            and now - driver.gso_checked >= GSO_RECHECK
-            and driver.conn.state not in (State.SYN_SENT, State.SYN_RECEIVED)
-        ):
-            driver.gso_checked = now  # the handshake resolved the neighbour by now
-            sender = driver.gso = self._gso_sender(dst)
-        if sender is None:
-            for seg in segments:
-                self.raw.send_segment(seg, src, dst)
-            return
-        for run in runs(segments, GSO_MAX_PAYLOAD):
-            if not sender.send_run(run, src, dst):
-                self.counters["gso_fallback"] += len(run)
-                for seg in run:
-                    self.raw.send_segment(seg, src, dst)
-            else:
-                self.counters["gso_frames"] += 1
-                self.counters["gso_segments"] += len(run)
-
-    def _gso_sender(self, dst: bytes) -> GsoSender | None:
-        hop = neighbour.lookup(socket.inet_ntoa(dst))
-        if hop is None:
-            return None
-        sender = self._gso_senders.get(hop)
-        if sender is None:
-            try:
-                sender = GsoSender(hop)
-            except OSError:
-                self.gso = False  # no AF_PACKET here (capabilities, kernel): raw IP only
-                return None
-            sender.pcap = self.pcap
-            self._gso_senders[hop] = sender
-        return sender
+        self.egress.transmit(driver, segments, now)
 
     # -- connections ------------------------------------------------------------------
     def _adopt(self, conn: Connection) -> ConnectionDriver:
@@ -403,8 +358,7 @@ class Stack:
         if not self.loop.is_closed():
             self.loop.remove_reader(self.raw.fileno())
         self.raw.close()
-        for sender in self._gso_senders.values():
-            sender.close()
+        self.egress.close()
         if self.pcap is not None:
             self.pcap.close()
         if self._events_file is not None:

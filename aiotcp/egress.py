@@ -1,0 +1,92 @@
+"""Where a connection's segments leave: GSO super-segments or the raw IP socket.
+
+Once a connection is established and its next hop is known, every one of its
+segments takes the AF_PACKET path (ACKs and FIN too), so nothing overtakes
+anything on the way out; runs of consecutive data segments go as one frame the
+kernel splits and checksums.  Handshakes, RSTs and interfaces without a link
+layer use the raw IP socket.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+
+from aiotcp.core.connection import State
+from aiotcp.core.segment import Segment
+from aiotcp.driver import ConnectionDriver
+from aiotcp.io import neighbour
+from aiotcp.io.gso import GsoSender, runs
+from aiotcp.io.neighbour import NextHop
+from aiotcp.io.pcap import PcapWriter
+from aiotcp.io.rawsock import RawSocket
+
+GSO_RECHECK = 1.0  # seconds between next-hop lookups for a connection without one
+GSO_MAX_PAYLOAD = 65535 - 20 - 60  # IPv4 total length minus IP and largest TCP header
+
+
+class Egress:
+    """The send side of a stack: one raw socket, one AF_PACKET sender per next hop."""
+
+    def __init__(
+        self,
+        raw: RawSocket,
+        counters: collections.Counter[str],
+        *,
+        gso: bool,
+        pcap: PcapWriter | None,
+    ) -> None:
+        self.raw = raw
+        self.counters = counters
+        self.gso = gso
+        self.pcap = pcap
+        self._senders: dict[NextHop, GsoSender] = {}
+
+    def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
+        """One segment through the raw IP socket (RSTs, listener replies)."""
+        self.raw.send_segment(seg, src, dst)
+
+    def transmit(self, driver: ConnectionDriver, segments: list[Segment], now: float) -> None:
+        """A connection's segments, as GSO runs once its next hop is known."""
+        src, dst = driver.conn.local[0], driver.conn.remote[0]
+        sender = driver.gso
+        if (
+            sender is None
+            and self.gso
+            and now - driver.gso_checked >= GSO_RECHECK
+            and driver.conn.state not in (State.SYN_SENT, State.SYN_RECEIVED)
+        ):
+            driver.gso_checked = now  # the handshake resolved the neighbour by now
+            sender = driver.gso = self._sender_for(dst)
+        if sender is None:
+            for seg in segments:
+                self.raw.send_segment(seg, src, dst)
+            return
+        for run in runs(segments, GSO_MAX_PAYLOAD):
+            if sender.send_run(run, src, dst):
+                self.counters["gso_frames"] += 1
+                self.counters["gso_segments"] += len(run)
+            else:
+                self.counters["gso_fallback"] += len(run)
+                for seg in run:
+                    self.raw.send_segment(seg, src, dst)
+
+    def _sender_for(self, dst: bytes) -> GsoSender | None:
+        hop = neighbour.lookup(socket.inet_ntoa(dst))
+        if hop is None:
+            return None
+        sender = self._senders.get(hop)
+        if sender is None:
+            try:
+                sender = GsoSender(hop)
+            except OSError:
+                self.gso = False  # no AF_PACKET here (capabilities, kernel): raw IP only
+                return None
+            sender.pcap = self.pcap
+            self._senders[hop] = sender
+        return sender
+
+    def close(self) -> None:
+        for sender in self._senders.values():
+            sender.close()
+        self._senders.clear()
