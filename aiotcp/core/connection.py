@@ -165,6 +165,7 @@ class Counters:
     retransmits: int = 0
     rto_expirations: int = 0
     fast_retransmits: int = 0
+    sack_retransmits: int = 0
     dup_acks: int = 0
     challenge_acks: int = 0
     ooo_segments: int = 0
@@ -246,6 +247,9 @@ class Connection:
         "_rst_out",
         "_rtt_seq",
         "_rtt_time",
+        "_rxt_high",
+        "_sack_board",
+        "_sack_rxt_due",
         "_secret",
         "_send_space_wanted",
         "_snd_buf_seq",
@@ -365,6 +369,12 @@ class Connection:
         ``segments_to_send`` has right after such a segment instead of coalescing."""
         self._rcv_unacked = 0
         self._retransmit_head = False
+        # RFC 6675-style SACK recovery: the peer's SACKed ranges (absolute, merged,
+        # above SND.UNA), the highest sequence retransmitted in this recovery, and
+        # whether an ACK in recovery lets one more lost hole go out.
+        self._sack_board: list[list[int]] = []
+        self._rxt_high = 0
+        self._sack_rxt_due = False
         self._force_push = False
         self._probe_pending = False
         self._rst_out: list[Segment] = []
@@ -790,6 +800,8 @@ class Connection:
             self._challenge_ack(now)
             return False
         self._persist_probes = 0
+        if self.sack_ok and seg.sack_blocks:
+            self._update_scoreboard(seg.sack_blocks, ack)
         if seq_gt(ack, una):
             self._on_new_ack(seg, now)
         elif ack == una:
@@ -825,6 +837,8 @@ class Connection:
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
+        if self._sack_board:
+            self._prune_scoreboard()
         self._sample_rtt(seg, now)
         self._retries = 0
         self.rtt.reset_backoff()
@@ -837,6 +851,8 @@ class Connection:
             else:
                 self.cc.on_partial_ack(acked)
                 self._retransmit_head = True
+                if seq_lt(self._rxt_high, ack):
+                    self._rxt_high = ack
         elif 2 * flight >= self.cc.cwnd:
             # Grow cwnd only while it limits us (RFC 7661 §4.2, Linux
             # ``tcp_is_cwnd_limited``): an application-limited sender must not
@@ -867,6 +883,7 @@ class Connection:
         self.counters.dup_acks += 1
         if self._in_recovery:
             self.cc.on_dup_ack_in_recovery()
+            self._sack_rxt_due = bool(self._sack_board)  # the inflation pays for one hole
         elif self._dupacks == self._dupack_threshold() and (
             self._recover is None or seq_gt(seg.ack, self._recover)
         ):
@@ -875,8 +892,57 @@ class Connection:
             self._in_recovery = True
             self.cc.on_enter_recovery(seq_sub(self.snd_max, self.snd_una), now)
             self._retransmit_head = True
+            self._rxt_high = self.snd_una
+            self._sack_rxt_due = bool(self._sack_board)
             self.counters.fast_retransmits += 1
             self._rtt_seq = None  # Karn: the timed segment may be the one resent
+
+    # ------------------------------------------------------------------ SACK scoreboard
+
+    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...], ack: int) -> None:
+        """Merge the peer's SACK blocks (RFC 2018) into the scoreboard.
+
+        Blocks at or below the cumulative ACK (D-SACK, RFC 2883) or beyond what was
+        sent are ignored; the board stays sorted from SND.UNA and bounded.
+        """
+        base = ack if seq_gt(ack, self.snd_una) else self.snd_una
+        board = self._sack_board
+        for left, right in blocks:
+            if not (seq_lt(left, right) and seq_lt(base, right) and seq_le(right, self.snd_max)):
+                continue
+            board.append([left if seq_gt(left, base) else base, right])
+        board.sort(key=lambda r: seq_sub(r[0], base))
+        merged: list[list[int]] = []
+        for left, right in board:
+            if merged and seq_le(left, merged[-1][1]):
+                if seq_gt(right, merged[-1][1]):
+                    merged[-1][1] = right
+            else:
+                merged.append([left, right])
+        self._sack_board = merged[:64]
+
+    def _prune_scoreboard(self) -> None:
+        una = self.snd_una
+        board = [r for r in self._sack_board if seq_gt(r[1], una)]
+        if board and seq_lt(board[0][0], una):
+            board[0][0] = una
+        self._sack_board = board
+
+    def _next_lost_hole(self) -> tuple[int, int] | None:
+        """The first hole above what this recovery already resent that RFC 6675's
+        IsLost would call lost: at least DupThresh (3) segments SACKed above it."""
+        board = self._sack_board
+        above = [0] * (len(board) + 1)  # SACKed bytes from block i upwards
+        for i in range(len(board) - 1, -1, -1):
+            above[i] = above[i + 1] + seq_sub(board[i][1], board[i][0])
+        cur = self._rxt_high if seq_gt(self._rxt_high, self.snd_una) else self.snd_una
+        for i, (left, right) in enumerate(board):
+            if seq_le(right, cur):
+                continue
+            if seq_lt(cur, left):
+                return (cur, left) if above[i] >= 3 * self.mss else None
+            cur = right  # inside a SACKed block: the hole, if any, starts after it
+        return None
 
     def _dupack_threshold(self) -> int:
         """3 (RFC 5681), lowered by early retransmit (RFC 5827 §3.1) when fewer than
@@ -1082,6 +1148,10 @@ class Connection:
             # RFC 6582 §3.2 step 4: no fast retransmit for what was sent before now.
             self._recover = self.snd_max
             self._in_recovery = False
+            # After an RTO everything is resent from SND.UNA; the peer may even have
+            # discarded what it SACKed (RFC 2018 §8), so start the scoreboard afresh.
+            self._sack_board.clear()
+            self._sack_rxt_due = False
             self._dupacks = 0
             self.snd_nxt = self.snd_una
             self._retransmit_head = False
@@ -1168,6 +1238,20 @@ class Connection:
                 head = self._build_data_segment(self.snd_una, self.mss, now, retransmit=True)
                 if head is not None:
                     out.append(head)
+                    end = seq_add(head.seq, len(head.payload))
+                    if seq_lt(self._rxt_high, end):
+                        self._rxt_high = end
+            if self._sack_rxt_due:
+                self._sack_rxt_due = False
+                hole = self._next_lost_hole() if self._in_recovery else None
+                if hole is not None:
+                    start, stop = hole
+                    size = min(self.mss, seq_sub(stop, start))
+                    seg = self._build_data_segment(start, size, now, retransmit=True)
+                    if seg is not None:
+                        out.append(seg)
+                        self.counters.sack_retransmits += 1
+                        self._rxt_high = seq_add(start, len(seg.payload))
             self._transmit_data(out, now)
             if self._probe_pending:
                 self._probe_pending = False
