@@ -1,0 +1,312 @@
+"""The differential conformance suite: every ``tests/conformance/**/*.pkt`` on Linux and aiotcp.
+
+Each (script, stack) pair is one test.  The runs themselves happen once, in parallel
+worker processes (each in its own namespace pair), in a module fixture that runs
+exactly the pairs pytest selected; each test then asserts its own result.  A script
+that passes on Linux but fails on aiotcp is an aiotcp bug: such known bugs are listed
+in ``aiotcp.conformance.known`` and marked ``xfail(strict=True)``, so fixing one
+turns the suite red until the entry goes.
+
+The second half unit-tests the script parser (no root needed).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aiotcp.conformance.__main__ import markdown, rfc_references
+from aiotcp.conformance.known import AIOTCP_KNOWN_BUGS
+from aiotcp.conformance.matrix import (
+    GENERATED_DIRS,
+    generate,
+    generate_paws,
+    generate_reorderings,
+    generate_sack_reorderings,
+)
+from aiotcp.conformance.runner import (
+    STACKS,
+    ActionTimeout,
+    RunResult,
+    StackKind,
+    errno_name,
+    pattern_bytes,
+    run_many,
+    run_script,
+)
+from aiotcp.conformance.script import (
+    STAR,
+    ScriptError,
+    find_scripts,
+    load_script,
+    parse_action,
+    parse_script,
+    parse_segment,
+)
+from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN
+from aiotcp.testing.netns import is_root, require_root
+
+ROOT = Path(__file__).parent / "conformance"
+SCRIPTS = find_scripts(ROOT)
+WORKERS = int(os.environ.get("AIOTCP_CONFORMANCE_JOBS", "4"))
+
+
+def _name(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def _params() -> list[object]:
+    params: list[object] = []
+    for path in SCRIPTS:
+        name = _name(path)
+        for stack in STACKS:
+            marks = []
+            if stack == "aiotcp" and name in AIOTCP_KNOWN_BUGS:
+                marks.append(pytest.mark.xfail(strict=True, reason=AIOTCP_KNOWN_BUGS[name]))
+            params.append(pytest.param(name, stack, marks=marks, id=f"{name}-{stack}"))
+    return params
+
+
+@pytest.fixture(scope="module")
+def results(request: pytest.FixtureRequest) -> dict[tuple[str, str], RunResult]:
+    """Run every selected (script, stack) pair once, in parallel; keyed by the pair.
+
+    Under pytest-xdist every worker sees all items but runs only some, so there each
+    test runs its own script instead (xdist is then the parallelism).
+    """
+    if not is_root() or "PYTEST_XDIST_WORKER" in os.environ:
+        return {}
+    wanted = []
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        ours = getattr(item, "module", None) is request.module
+        if ours and callspec is not None and getattr(item, "originalname", "") == "test_script":
+            wanted.append((ROOT / callspec.params["name"], callspec.params["stack"]))
+    done = run_many(wanted, root=ROOT, workers=WORKERS)
+    return {(r.script, r.stack): r for r in done}
+
+
+@pytest.mark.root
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("name", "stack"), _params())
+def test_script(name: str, stack: StackKind, results: dict[tuple[str, str], RunResult]) -> None:
+    """Linux passes (or fails, where the script declares a difference); aiotcp passes."""
+    require_root()
+    result = results.get((name, stack))
+    if result is None:
+        result = run_script(load_script(ROOT / name, ROOT), stack)
+    if not result.ok:
+        pytest.fail(f"{name} on {stack}: {result.verdict}\n{result.detail}", pytrace=False)
+
+
+# ------------------------------------------------------------------ parser (no root)
+
+
+def test_every_script_parses() -> None:
+    assert len(SCRIPTS) >= 120
+    for path in SCRIPTS:
+        script = load_script(path, ROOT)
+        assert script.events, path
+        assert script.oracle_linux or script.differs_reason, path
+
+
+def test_segment_line_relative_numbers_and_options() -> None:
+    seg = parse_segment(
+        " S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 5 ecr 0,nop,wscale 7>", outbound=False
+    )
+    assert (seg.flags, seg.seq, seg.end, seg.length, seg.ack, seg.win) == (
+        SYN | ACK,
+        0,
+        0,
+        0,
+        1,
+        65535,
+    )
+    assert seg.options is not None
+    assert [o.kind for o in seg.options] == ["mss", "sackOK", "TS", "nop", "wscale"]
+    assert seg.options[2].value == 5 and seg.options[2].ts_ecr == 0
+
+
+def test_outbound_wildcards_optional_flags_and_open_option_lists() -> None:
+    seg = parse_segment("P?. *:*(*) ack * <mss *,...>", outbound=True)
+    assert (seg.flags, seg.optional_flags) == (ACK, PSH)
+    assert seg.seq == STAR and seg.ack == STAR and seg.options_open
+    assert parse_segment("R 5:5(0) <...>", outbound=True).options is None
+    assert parse_segment("F. 1:1(0) ack 1", outbound=True).options == ()
+    assert parse_segment("F. 1:1(0) ack 1", outbound=True).flags == FIN | ACK
+
+
+def test_injected_segments_are_concrete() -> None:
+    for bad in ("S *:0(0)", "P?. 1:2(1) ack 1", ". 1:1(0)", "S 0:5(3)", 'P. 1:3(2) ack 1 "abc"'):
+        with pytest.raises(ValueError):
+            parse_segment(bad, outbound=False)
+    raw = parse_segment("S 0:0(0) <kind 30 0000,bytes 0801> badcsum reserved 0xe", outbound=False)
+    assert raw.bad_checksum and raw.reserved == 0xE
+    assert raw.options is not None and raw.options[0].raw == bytes((30, 4, 0, 0))
+    assert parse_segment('P. 1:4(3) ack 1 "a\\nb"', outbound=False).payload == b"a\nb"
+
+
+def test_actions() -> None:
+    assert parse_action("write 10").count == 10
+    assert parse_action('write "hi"').text == b"hi"
+    assert parse_action("read eof").eof
+    assert parse_action("connect => ECONNREFUSED").error == "ECONNREFUSED"
+    assert parse_action("connect => *").error == "*"
+    assert parse_action("setopt nodelay=1").option == ("nodelay", "1")
+    assert parse_action("listen 5").count == 5
+    assert parse_action("read 3").blocking and not parse_action("close").blocking
+    for bad in ("jump", "write", "connect => EWHATEVER", "close now"):
+        with pytest.raises(ValueError):
+            parse_action(bad)
+
+
+def test_script_header_timing_and_errors() -> None:
+    script = parse_script(
+        "# comment\n"
+        "expect-linux: differs because\n"
+        "linux-sysctl: net.ipv4.tcp_rfc1337=1\n"
+        "aiotcp: rfc1337=false, msl=0.5\n"
+        "tolerance: 0.2\n"
+        "listen\n"
+        "< S 0:0(0) win 100 <mss 1000>   # a SYN\n"
+        "+0.5 > S. 0:0(0) ack 1 <...> ~0.3\n"
+        "1.5 close\n"
+        "! silence 0.1\n"
+    )
+    assert not script.oracle_linux and script.differs_reason == "because"
+    assert script.linux_sysctls == {"net.ipv4.tcp_rfc1337": "1"}
+    assert script.aiotcp_options == {"rfc1337": False, "msl": 0.5}
+    assert script.tolerance == 0.2 and script.listens
+    timed = script.events[2].timing
+    assert (timed.value, timed.relative, timed.tolerance) == (0.5, True, 0.3)
+    assert (script.events[3].timing.value, script.events[3].timing.relative) == (1.5, False)
+    assert script.events[4].silence == 0.1
+    with pytest.raises(ScriptError, match=":2:"):
+        parse_script("listen\n< X 0:0(0)\n")
+    with pytest.raises(ScriptError, match="either listens or connects"):
+        parse_script("listen\nconnect\n")
+
+
+def test_difference_marker() -> None:
+    script = parse_script("expect-linux: differs why\nlisten\n! silence 0.1\n")
+    assert script.differs_line == 3 and script.events[1].silence == 0.1
+    with pytest.raises(ScriptError, match="needs a line marked"):
+        parse_script("expect-linux: differs why\nlisten\nsilence 0.1\n")
+    with pytest.raises(ScriptError, match="without expect-linux"):
+        parse_script("listen\n! silence 0.1\n")
+    with pytest.raises(ScriptError, match="only one line"):
+        parse_script("expect-linux: differs why\nlisten\n! silence 0.1\n! close\n")
+
+
+def test_window_edge_positions() -> None:
+    seg = parse_segment("R edge:edge(0) win 0", outbound=False)
+    assert seg.from_edge and (seg.seq, seg.end, seg.length) == (0, 0, 0)
+    last = parse_segment("P. edge-1:edge(1) ack 1", outbound=False)
+    assert last.from_edge and (last.seq, last.end) == (-1, 0)
+    beyond = parse_segment("P. edge:edge+2(2) ack 1", outbound=False)
+    assert (beyond.seq, beyond.end) == (0, 2)
+    assert not parse_segment("P. 1:2(1) ack 1", outbound=False).from_edge
+    for bad in ("R edge:5(0)", "R 5:edge(0)"):
+        with pytest.raises(ValueError, match="both ends"):
+            parse_segment(bad, outbound=False)
+    with pytest.raises(ValueError, match="edge"):
+        parse_segment("R edge:edge(0)", outbound=True)
+
+
+def test_generated_scripts_are_current() -> None:
+    """The generated folders are exactly what the generator writes (rerun
+    ``python -m aiotcp.conformance.matrix`` after changing it)."""
+    expected = generate() | generate_paws() | generate_reorderings() | generate_sack_reorderings()
+    on_disk = {
+        _name(p): p.read_text() for d in GENERATED_DIRS for p in sorted((ROOT / d).rglob("*.pkt"))
+    }
+    assert sorted(on_disk) == sorted(expected)
+    for name, text in expected.items():
+        assert on_disk[name] == text, name
+
+
+def test_stream_pattern_is_offset_indexed() -> None:
+    assert pattern_bytes(0, 3) + pattern_bytes(3, 4) == pattern_bytes(0, 7)
+    assert RST == 0x04  # flags come from the codec, not redefined here
+
+
+def test_errno_names_match_the_kernel() -> None:
+    assert errno_name(ConnectionRefusedError()) == "ECONNREFUSED"
+    assert errno_name(ConnectionResetError(104, "reset")) == "ECONNRESET"
+    assert errno_name(TimeoutError()) == "ETIMEDOUT"
+    assert errno_name(BrokenPipeError()) == "EPIPE"
+    assert errno_name(ActionTimeout()).startswith("no result")
+
+
+# ----------------------------------------------------------- the runner itself (root)
+
+_SELF_TEST = """oracle: linux
+listen
+< S 0:0(0) win 65535 <mss 1460>
+> S. 0:0(0) ack 1 <mss {mss}>
+< . 1:1(0) ack 1 win 65535
+accept
+< P. 1:4(3) ack 1 win 65535
+> . 1:1(0) ack 4
+read {read}
+"""
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("stack", STACKS)
+def test_runner_fails_a_wrong_script_with_a_diff(stack: StackKind) -> None:
+    """The runner must not pass vacuously: a wrong option value and a wrong read
+    fail, naming the line and the field."""
+    require_root()
+    wrong_mss = run_script(parse_script(_SELF_TEST.format(mss=999, read=3), "mss"), stack)
+    assert not wrong_mss.passed and not wrong_mss.ok
+    assert "line 4:" in wrong_mss.detail and "mss: expected 999, got 1460" in wrong_mss.detail
+    wrong_read = run_script(parse_script(_SELF_TEST.format(mss=1460, read='"xyz"'), "r"), stack)
+    assert not wrong_read.passed
+    assert "line 9:" in wrong_read.detail and "read: expected b'xyz'" in wrong_read.detail
+    right = run_script(parse_script(_SELF_TEST.format(mss=1460, read=3), "ok"), stack)
+    assert right.passed and right.ok, right.detail
+
+
+def _differs(mss: int) -> str:
+    """The self-test as a declared difference, Linux expected to fail at ``read``."""
+    text = _SELF_TEST.format(mss=mss, read=3).replace("oracle: linux", "expect-linux: differs x")
+    return text.replace("read 3", "! read 3")
+
+
+@pytest.mark.root
+def test_declared_differences_are_held_to_their_line() -> None:
+    """A difference Linux no longer shows, or a Linux failure elsewhere than the
+    marked line, is not "differs as declared"."""
+    require_root()
+    stale = run_script(parse_script(_differs(1460), "stale"), "linux")
+    assert stale.passed and not stale.ok and stale.verdict == "UNEXPECTED PASS"
+    elsewhere = run_script(parse_script(_differs(999), "elsewhere"), "linux")
+    assert not elsewhere.ok and elsewhere.verdict == "FAIL (line 4, not 9)"
+
+
+def test_markdown_report_lists_differences_and_known_bugs() -> None:
+    diff, bug = "open/syn-retransmit-linux-linear.pkt", "window/dsack-for-duplicate.pkt"
+    rows = {
+        diff: {
+            "linux": RunResult(diff, "linux", False, False, reason="linear", failed_line=9),
+            "aiotcp": RunResult(diff, "aiotcp", True, True),
+        },
+        bug: {
+            "linux": RunResult(bug, "linux", True, True),
+            "aiotcp": RunResult(bug, "aiotcp", False, True),
+        },
+    }
+    text = markdown(rows, {n: ROOT / n for n in rows}, STACKS, 1.0)
+    assert "| open | 1 | 0 | 1 | 1 declared Linux differences |" in text
+    assert "| window | 1 | 1 | 0 | 1 known aiotcp bugs |" in text
+    assert f"| {diff} | linear |" in text
+    assert f"| {bug} | aiotcp sends no D-SACK" in text
+    assert "| known bug |" in text and "&lt;" not in text.split("## Every script")[0]
+
+
+def test_rfc_references_come_from_the_leading_comment() -> None:
+    refs = rfc_references(ROOT / "rfc5961/rst-in-window-challenge-ack.pkt")
+    assert refs == {"RFC 5961 §3.2", "RFC 9293 §3.10.7.4"}
