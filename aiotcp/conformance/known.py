@@ -17,8 +17,4 @@ AIOTCP_KNOWN_BUGS: dict[str, str] = {
         "aiotcp sends no D-SACK block for a duplicate segment (RFC 2883; Linux does, "
         "tcp_dsack=1): the duplicate ACK carries no SACK option at all"
     ),
-    "keepalive/rst-on-give-up.pkt": (
-        "aiotcp closes silently when keepalive gives up; Linux sends a RST so a peer "
-        "that is reachable after all drops its half-open connection (RFCs silent)"
-    ),
 }

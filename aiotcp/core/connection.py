@@ -1194,6 +1194,9 @@ class Connection:
             self.timers.set(TimerName.KEEPALIVE, deadline)
             return
         if self._keepalive_probes >= opts.keepalive_count:
+            # Like Linux (tcp_keepalive_timer), tell the peer in case it is only
+            # unreachable from here, not gone: a RST, then ETIMEDOUT for the user.
+            self._queue_rst(self.snd_nxt)
             self._enter_closed(CloseReason.TIMEOUT)
             return
         self._keepalive_probes += 1
