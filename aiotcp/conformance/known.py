@@ -13,8 +13,4 @@ AIOTCP_KNOWN_BUGS: dict[str, str] = {
         "data (RFC 1122 §4.2.2.13 SHOULD; Linux sends RST): asyncio's StreamReader holds "
         "the unread bytes, so the transport never learns they were lost"
     ),
-    "window/dsack-for-duplicate.pkt": (
-        "aiotcp sends no D-SACK block for a duplicate segment (RFC 2883; Linux does, "
-        "tcp_dsack=1): the duplicate ACK carries no SACK option at all"
-    ),
 }

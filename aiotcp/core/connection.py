@@ -218,6 +218,7 @@ class Connection:
         "_ack_now",
         "_challenge_count",
         "_challenge_window",
+        "_dsack",
         "_dupacks",
         "_events",
         "_fin_queued",
@@ -368,6 +369,7 @@ class Connection:
         one duplicate ACK per such segment). A driver feeding a batch sends what
         ``segments_to_send`` has right after such a segment instead of coalescing."""
         self._rcv_unacked = 0
+        self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
         self._retransmit_head = False
         # RFC 6675-style SACK recovery: the peer's SACKed ranges (absolute, merged,
         # above SND.UNA), the highest sequence retransmitted in this recovery, and
@@ -657,6 +659,10 @@ class Connection:
         if not (acceptable or zero_window_probe):
             self.counters.unacceptable_segments += 1
             if not flags & RST:
+                if self.sack_ok and seg_len and seq_le(seq_add(seq, seg_len), self.rcv_nxt):
+                    # RFC 2883: tell the sender this was a duplicate (its retransmission
+                    # was spurious), as the first SACK block of the ACK.
+                    self._dsack = (seq, seq_add(seq, seg_len))
                 # "Send an acknowledgment" and drop; for empty segments at most one
                 # per 0.5 s (Linux ``tcp_invalid_ratelimit``) so two desynchronised
                 # endpoints cannot ping-pong ACKs forever.
@@ -1025,6 +1031,9 @@ class Connection:
     def _receive_text(self, seq: int, payload: Bytes, flags: int, now: float) -> None:
         rel = seq_sub(seq, self.rcv_nxt)
         buf = self.recv_buffer
+        if rel < 0 and self.sack_ok and payload:
+            # RFC 2883 §4.1.2: a partly duplicate segment reports its old part.
+            self._dsack = (seq, seq_add(seq, min(-rel, len(payload))))
         had_holes = buf.has_out_of_order
         dropped_before = buf.ooo_dropped
         advanced = buf.insert(rel, payload, self.rcv_wnd)
@@ -1431,8 +1440,14 @@ class Connection:
         if self.ts_ok:
             seg.ts_val = self._ts_now(now)
             seg.ts_ecr = self.ts_recent
-        if self.sack_ok and self.recv_buffer.has_out_of_order:
-            seg.sack_blocks = self.recv_buffer.sack_blocks(self.rcv_nxt, 3 if self.ts_ok else 4)
+        if self.sack_ok and (self.recv_buffer.has_out_of_order or self._dsack is not None):
+            room = 3 if self.ts_ok else 4
+            blocks = self.recv_buffer.sack_blocks(self.rcv_nxt, room)
+            if self._dsack is not None and flags & ACK:
+                # RFC 2883 §4: the D-SACK block first, once.
+                blocks = (self._dsack, *blocks[: room - 1])
+                self._dsack = None
+            seg.sack_blocks = blocks
         if flags & ACK:
             self._on_ack_sent()
         return seg

@@ -101,3 +101,26 @@ def test_sack_recovery_is_byte_exact_at_twenty_percent_loss(seed: int) -> None:
     link.write(False, data)
     link.run_until(lambda: len(link.received[True]) >= len(data), timeout=3600)
     assert bytes(link.received[True]) == data
+
+
+def test_duplicate_segment_is_reported_with_a_dsack_block() -> None:
+    """RFC 2883 §4: an ACK for a fully duplicate segment carries the duplicate range as
+    its first SACK block (so the sender can tell its retransmission was spurious); the
+    next ACK does not repeat it."""
+    t = established(opts(sack=True), sack_permitted=True)
+    t.recv("PA", payload=b"x" * 100)
+    t.expect("A", ack=R(101), sack_blocks=())
+    t.recv("PA", seq=R(1), payload=b"x" * 100, advance_peer=False)  # the same again
+    t.expect("A", ack=R(101), sack_blocks=((R(1), R(101)),))
+    t.recv("PA", payload=b"y" * 10)
+    t.expect("A", ack=R(111), sack_blocks=())
+
+
+def test_dsack_block_comes_before_the_ordinary_sack_blocks() -> None:
+    t = established(opts(sack=True), sack_permitted=True)
+    t.recv("PA", payload=b"x" * 100)
+    t.expect("A", ack=R(101))
+    t.recv("PA", seq=R(201), payload=b"z" * 100, advance_peer=False)  # out of order
+    t.expect("A", ack=R(101), sack_blocks=((R(201), R(301)),))
+    t.recv("PA", seq=R(1), payload=b"x" * 100, advance_peer=False)  # a duplicate
+    t.expect("A", ack=R(101), sack_blocks=((R(1), R(101)), (R(201), R(301))))
