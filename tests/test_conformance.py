@@ -288,7 +288,7 @@ def test_declared_differences_are_held_to_their_line() -> None:
 
 
 def test_markdown_report_lists_differences_and_known_bugs() -> None:
-    diff, bug = "open/syn-retransmit-linux-linear.pkt", "window/dsack-for-duplicate.pkt"
+    diff, bug = "open/syn-retransmit-linux-linear.pkt", "close/close-with-unread-data-sends-rst.pkt"
     rows = {
         diff: {
             "linux": RunResult(diff, "linux", False, False, reason="linear", failed_line=9),
@@ -301,9 +301,9 @@ def test_markdown_report_lists_differences_and_known_bugs() -> None:
     }
     text = markdown(rows, {n: ROOT / n for n in rows}, STACKS, 1.0)
     assert "| open | 1 | 0 | 1 | 1 declared Linux differences |" in text
-    assert "| window | 1 | 1 | 0 | 1 known aiotcp bugs |" in text
+    assert "| close | 1 | 1 | 0 | 1 known aiotcp bugs |" in text
     assert f"| {diff} | linear |" in text
-    assert f"| {bug} | aiotcp sends no D-SACK" in text
+    assert f"| {bug} | aiotcp sends FIN, not RST" in text
     assert "| known bug |" in text and "&lt;" not in text.split("## Every script")[0]
 
 
