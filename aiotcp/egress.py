@@ -16,13 +16,13 @@ from aiotcp.core.connection import State
 from aiotcp.core.segment import Segment
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io import neighbour
-from aiotcp.io.gso import GsoSender, runs
+from aiotcp.io.gso import IP_LEN, MAX_IP_PACKET, GsoSender, runs
 from aiotcp.io.neighbour import NextHop
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.rawsock import RawSocket
 
 GSO_RECHECK = 1.0  # seconds between next-hop lookups for a connection without one
-GSO_MAX_PAYLOAD = 65535 - 20 - 60  # IPv4 total length minus IP and largest TCP header
+GSO_MAX_PAYLOAD = MAX_IP_PACKET - IP_LEN - 60  # minus the largest TCP header
 
 
 class Egress:

@@ -85,10 +85,9 @@ class Stack:
         self.isn_secret = isn_secret or secrets.token_bytes(32)
         self.guard = make_guard(guard, ephemeral_range)
         self.guard.install()
+        self._filter_ranges = self.guard.port_ranges()  # what the raw socket admits
         try:
-            self.raw = RawSocket(
-                port_ranges=self.guard.port_ranges(), verify_checksum=verify_checksum
-            )
+            self.raw = RawSocket(port_ranges=self._filter_ranges, verify_checksum=verify_checksum)
         except BaseException:
             self.guard.close()
             raise
@@ -326,7 +325,12 @@ class Stack:
         self._refresh_filter()
 
     def _refresh_filter(self) -> None:
-        self.raw.set_port_ranges(self.guard.port_ranges())
+        """Recompile the raw socket's BPF filter, only when the admitted ports changed
+        (an ordinary connect claims a port the ephemeral range already admits)."""
+        ranges = self.guard.port_ranges()
+        if ranges != self._filter_ranges:
+            self._filter_ranges = ranges
+            self.raw.set_port_ranges(ranges)
 
     def _check_open(self) -> None:
         if self.closed:

@@ -98,11 +98,6 @@ class ReceiveBuffer:
     def out_of_order_bytes(self) -> int:
         return sum(r.end - r.start for r in self._ooo)
 
-    @property
-    def out_of_order_end(self) -> int:
-        """Stream offset just past the highest out-of-order byte (``nxt`` if none)."""
-        return self._ooo[-1].end if self._ooo else self.nxt
-
     def insert(self, rel: int, data: Bytes, limit: int) -> int:
         """Store ``data`` that starts ``rel`` bytes after RCV.NXT.
 

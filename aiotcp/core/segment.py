@@ -158,9 +158,6 @@ class Segment:
         """Sequence space consumed: payload plus one each for SYN and FIN."""
         return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
 
-    def options_length(self) -> int:
-        return len(encode_options(self))
-
     def __repr__(self) -> str:
         parts = [
             f"{self.src_port}>{self.dst_port}",

@@ -60,9 +60,6 @@ class GsoSender:
         self.segments = 0
         self.errors = 0
 
-    def max_payload(self, header_len: int) -> int:
-        return MAX_IP_PACKET - IP_LEN - header_len
-
     def send_run(self, run: Sequence[Segment], src: bytes, dst: bytes) -> bool:
         """Send consecutive segments (same header fields, equal-size payloads but the
         last) as one frame. Returns False when the kernel refused it (caller falls back)."""

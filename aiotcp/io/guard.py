@@ -93,8 +93,12 @@ class Guard:
         return False
 
     def port_ranges(self) -> list[tuple[int, int]]:
-        """Destination ports the raw socket must admit: the ephemeral range + claimed ports."""
-        return [self.reservations.ephemeral_range, *((p, p) for p in self.reservations.ports())]
+        """Destination ports the raw socket must admit: the ephemeral range, plus claimed
+        ports outside it (listeners) — the range already covers the rest, and listing
+        every connection's port would grow the filter with the connection count."""
+        lo, hi = self.reservations.ephemeral_range
+        outside = ((p, p) for p in self.reservations.ports() if not lo <= p <= hi)
+        return [(lo, hi), *outside]
 
     def close(self) -> None:
         """Release every port and remove host changes. Safe to call more than once."""
