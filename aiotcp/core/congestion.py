@@ -1,8 +1,8 @@
 """Congestion control behind a small interface (RFC 5681, RFC 6582 NewReno).
 
 The connection detects loss (duplicate ACKs, partial ACKs, RTO) and tells the
-algorithm; the algorithm only does window arithmetic.  That split is what lets
-issue 7 add CUBIC and SACK-based recovery without touching the state machine.
+algorithm; the algorithm only does window arithmetic.  That split lets CUBIC
+and NewReno share RACK-TLP, SACK recovery and PRR in the connection.
 Windows are in bytes.
 """
 
@@ -43,19 +43,15 @@ class CongestionControl(ABC):
 
     @abstractmethod
     def on_enter_recovery(self, flight_size: int, now: float) -> None:
-        """Third duplicate ACK: fast retransmit happens now (RFC 5681 §3.2 steps 2-3)."""
+        """A loss was detected (fast retransmit): set ssthresh, and cwnd to it.
 
-    @abstractmethod
-    def on_dup_ack_in_recovery(self) -> None:
-        """Another duplicate ACK during fast recovery (RFC 5681 §3.2 step 4)."""
+        During the recovery that follows the connection paces the window itself
+        with PRR (RFC 6937) from ``pipe`` toward ``ssthresh``, as Linux does; RFC
+        6582's inflate-by-one-SMSS-per-duplicate-ACK is what PRR replaces."""
 
-    @abstractmethod
-    def on_partial_ack(self, acked: int) -> None:
-        """An ACK below the recovery point (RFC 6582 §3.2 step 5)."""
-
-    @abstractmethod
     def on_exit_recovery(self, flight_size: int) -> None:
-        """An ACK covering the recovery point (RFC 6582 §3.2 step 3)."""
+        """Recovery ended (RFC 6582 §3.2 step 3; RFC 6937: cwnd = ssthresh)."""
+        self.cwnd = max(self.ssthresh, self.mss)
 
     @abstractmethod
     def on_timeout(self, flight_size: int, now: float) -> None:
@@ -97,20 +93,9 @@ class NewReno(CongestionControl):
                 self.cwnd += self.mss
 
     def on_enter_recovery(self, flight_size: int, now: float) -> None:
-        self.ssthresh = self._half_flight(flight_size)
-        self.cwnd = self.ssthresh + 3 * self.mss
+        self.ssthresh = self._half_flight(flight_size)  # RFC 5681 equation (4)
+        self.cwnd = self.ssthresh
         self._bytes_acked = 0
-
-    def on_dup_ack_in_recovery(self) -> None:
-        self.cwnd += self.mss
-
-    def on_partial_ack(self, acked: int) -> None:
-        # RFC 6582 §3.2 step 5: deflate by the amount acked, add back one SMSS.
-        self.cwnd = max(self.cwnd - acked + self.mss, self.mss)
-
-    def on_exit_recovery(self, flight_size: int) -> None:
-        # RFC 6582 §3.2 step 3, option (1) bounded as option (2) to avoid a burst.
-        self.cwnd = min(self.ssthresh, max(flight_size, self.mss) + self.mss)
 
     def on_timeout(self, flight_size: int, now: float) -> None:
         self.ssthresh = self._half_flight(flight_size)
@@ -124,7 +109,7 @@ ALGORITHMS: dict[str, Factory] = {"newreno": NewReno, "reno": NewReno}
 
 
 def register(name: str, factory: Factory) -> None:
-    """Add an algorithm (issue 7 registers CUBIC here)."""
+    """Add an algorithm under ``name`` (what ``TcpOptions.congestion`` selects)."""
     ALGORITHMS[name] = factory
 
 

@@ -7,9 +7,15 @@ where those RFCs put them.  Output is pulled with ``segments_to_send(now)``; tim
 only ever arrives as an argument (aioquic's ``QuicConnection`` shape).
 
 Sequence variables use RFC 9293 names.  One addition: ``snd_max`` is the highest
-sequence number ever sent.  After an RTO ``snd_nxt`` is rewound to ``snd_una``
-(go-back-N, as smoltcp does), so ``snd_max`` is what "SND.NXT" means in the RFC's
-acceptability tests.
+sequence number ever sent (equal to ``snd_nxt`` once established: retransmissions
+are chosen by the scoreboard, ``aiotcp.core.scoreboard``, not by rewinding
+``snd_nxt``; only the handshake rewinds it to resend a SYN).
+
+Loss recovery is Linux's design in RFC terms: RACK-TLP (RFC 8985) finds losses
+from send times and SACKs, RFC 6675's pipe decides how much may be in flight,
+and Proportional Rate Reduction (RFC 6937) paces the window down to ssthresh
+during recovery; without SACK, RFC 6582 NewReno's duplicate ACK and partial ACK
+rules mark what is lost.  The congestion controller only sets the windows.
 
 Drivers feed a whole batch of segments to ``receive`` and only then call
 ``segments_to_send``: one ACK then covers the batch, as RFC 9293 requires
@@ -41,6 +47,7 @@ from aiotcp.core.events import (
 from aiotcp.core.isn import initial_sequence_number, timestamp_offset
 from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
 from aiotcp.core.rto import RttEstimator
+from aiotcp.core.scoreboard import Scoreboard
 from aiotcp.core.segment import ACK, FIN, MAX_WSCALE, PSH, RST, SYN, URG, Segment
 from aiotcp.core.seq import MASK, in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from aiotcp.core.timers import TimerName, Timers
@@ -100,6 +107,10 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
 )
 del S
 
+_FLUSHING_STATES = frozenset(
+    {State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING}
+    | {State.LAST_ACK}
+)
 _SYNCHRONIZED = frozenset(
     {
         State.ESTABLISHED,
@@ -166,6 +177,8 @@ class Counters:
     rto_expirations: int = 0
     fast_retransmits: int = 0
     sack_retransmits: int = 0
+    tlp_probes: int = 0
+    dsacks_received: int = 0
     dup_acks: int = 0
     challenge_acks: int = 0
     ooo_segments: int = 0
@@ -216,6 +229,7 @@ class Connection:
     # One per connection and many connections per process: no per-instance dict.
     __slots__ = (
         "_ack_now",
+        "_board",
         "_challenge_count",
         "_challenge_window",
         "_dsack",
@@ -238,23 +252,25 @@ class Connection:
         "_persist_backoff",
         "_persist_probes",
         "_probe_pending",
+        "_prr_delivered",
+        "_prr_out",
         "_rcv_fin_seq",
         "_rcv_mss",
         "_rcv_unacked",
         "_read_closed",
         "_recover",
-        "_retransmit_head",
+        "_recover_fs",
         "_retries",
         "_rst_out",
         "_rtt_seq",
         "_rtt_time",
-        "_rxt_high",
-        "_sack_board",
-        "_sack_rxt_due",
         "_secret",
         "_send_space_wanted",
         "_snd_buf_seq",
         "_syn_window",
+        "_tlp_due",
+        "_tlp_end",
+        "_tlp_retrans",
         "_ts_floor",
         "_ts_offset",
         "_ts_recent_at",
@@ -370,13 +386,16 @@ class Connection:
         ``segments_to_send`` has right after such a segment instead of coalescing."""
         self._rcv_unacked = 0
         self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
-        self._retransmit_head = False
-        # RFC 6675-style SACK recovery: the peer's SACKed ranges (absolute, merged,
-        # above SND.UNA), the highest sequence retransmitted in this recovery, and
-        # whether an ACK in recovery lets one more lost hole go out.
-        self._sack_board: list[list[int]] = []
-        self._rxt_high = 0
-        self._sack_rxt_due = False
+        # Loss recovery: what is in flight / SACKed / lost, RACK (RFC 8985), PRR
+        # (RFC 6937: bytes delivered and sent since recovery began, and the flight
+        # size then) and the tail loss probe (its end and whether it was a resend).
+        self._board = Scoreboard(0)
+        self._prr_delivered = 0
+        self._prr_out = 0
+        self._recover_fs = 1
+        self._tlp_end: int | None = None
+        self._tlp_retrans = False
+        self._tlp_due = False
         self._force_push = False
         self._probe_pending = False
         self._rst_out: list[Segment] = []
@@ -496,6 +515,12 @@ class Connection:
         if self.state in _ABORT_SENDS_RST:
             self._queue_rst(self._snd_seq_for_ack())
         self._enter_closed(CloseReason.ABORTED)
+
+    @property
+    def flushing(self) -> bool:
+        """Closed by the application with data or FIN not yet acknowledged: what a
+        kernel keeps sending after close(2) returns (an orphan, in Linux's words)."""
+        return self._orphaned and self.state in _FLUSHING_STATES
 
     @property
     def readable_bytes(self) -> int:
@@ -806,12 +831,8 @@ class Connection:
             self._challenge_ack(now)
             return False
         self._persist_probes = 0
-        if self.sack_ok and seg.sack_blocks:
-            self._update_scoreboard(seg.sack_blocks, ack)
-        if seq_gt(ack, una):
-            self._on_new_ack(seg, now)
-        elif ack == una:
-            self._maybe_dup_ack(seg, now)
+        if seq_ge(ack, una):
+            self._on_ack(seg, now)
         # RFC 9293 §3.10.7.4: if SND.UNA =< SEG.ACK, update the send window, but only
         # from segments newer than the last update (SND.WL1 / SND.WL2).
         if seq_ge(ack, una) and (
@@ -831,8 +852,52 @@ class Connection:
             self.timers.cancel(TimerName.PERSIST)
             self._persist_backoff = 0
 
+    def _on_ack(self, seg: Segment, now: float) -> None:
+        """An acceptable ACK (SND.UNA =< SEG.ACK =< SND.MAX): the scoreboard learns
+        what arrived, then loss detection and the congestion window follow."""
+        ack = seg.ack
+        board = self._board
+        if not board.records and ack == self.snd_una:
+            self._maybe_dup_ack(seg, now, 0)  # nothing in flight: the cheap path
+            return
+        blocks = seg.sack_blocks if self.sack_ok else ()
+        delivery = board.on_ack(ack, blocks, now, self.snd_max)
+        if delivery.dsack:
+            self.counters.dsacks_received += 1
+            if self._tlp_end is not None and self._tlp_retrans:
+                self._tlp_end = None  # RFC 8985 §7.4.2: the probe was a duplicate
+        advanced = seq_gt(ack, self.snd_una)
+        dupacks = self._dupacks
+        if advanced:
+            self._on_new_ack(seg, now)
+        else:
+            self._maybe_dup_ack(seg, now, delivery.sacked)
+        if self._tlp_end is not None and seq_ge(ack, self._tlp_end):
+            self._end_tlp_episode(now)
+        if not self.sack_ok:
+            newly_lost = self._dupack_losses(advanced)
+        elif board.sacked_bytes or board.lost_bytes or self._in_recovery:
+            newly_lost = self._rack_detect(now)
+        else:
+            newly_lost = 0
+        if newly_lost and not self._in_recovery:
+            self._enter_recovery(now)
+        if self._in_recovery:
+            delivered = delivery.delivered
+            if not self.sack_ok:
+                # No SACK: each duplicate ACK is a segment that left; a partial ACK
+                # delivers what those did not already account for.
+                if advanced:
+                    delivered = max(delivered - (dupacks - self._dupacks) * self.mss, 0)
+                else:
+                    delivered = self.mss
+            self._prr_update(delivered)
+        if advanced or delivery.sacked:
+            self._tlp_due = False
+            self._arm_loss_probe(now)  # RFC 8985 §7.2: re-armed by every ACK of progress
+
     def _on_new_ack(self, seg: Segment, now: float) -> None:
-        """SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged (RFC 9293, RFC 6298 §5)."""
+        """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged (RFC 9293, RFC 6298 §5)."""
         ack = seg.ack
         acked = seq_sub(ack, self.snd_una)
         flight = seq_sub(self.snd_max, self.snd_una)
@@ -843,32 +908,31 @@ class Connection:
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
-        if self._sack_board:
-            self._prune_scoreboard()
         self._sample_rtt(seg, now)
         self._retries = 0
         self.rtt.reset_backoff()
         self._last_progress = now
-        # Congestion control (RFC 5681 §3, RFC 6582 §3.2).
+        # Congestion control (RFC 5681 §3, RFC 6582 §3.2, RFC 6937).
         if self._in_recovery:
             if self._recover is not None and seq_ge(ack, self._recover):
-                self._in_recovery = False
-                self.cc.on_exit_recovery(seq_sub(self.snd_max, ack))
-            else:
-                self.cc.on_partial_ack(acked)
-                self._retransmit_head = True
-                if seq_lt(self._rxt_high, ack):
-                    self._rxt_high = ack
+                self._exit_recovery()
         elif 2 * flight >= self.cc.cwnd:
             # Grow cwnd only while it limits us (RFC 7661 §4.2, Linux
             # ``tcp_is_cwnd_limited``): an application-limited sender must not
             # build up a window the path never carried.
             self.cc.on_ack(acked, flight, now)
-        self._dupacks = 0
+        if self._in_recovery and not self.sack_ok:
+            # A partial ACK covers the retransmission and what arrived after it: the
+            # duplicate ACKs beyond those still stand for segments that left (Linux
+            # ``tcp_remove_reno_sacks``), or pipe would ignore them and stall.
+            self._dupacks = max(self._dupacks - (-(-acked // self.mss) - 1), 0)
+        else:
+            self._dupacks = 0
         # RFC 6298 §5.2 / §5.3.
         if self.snd_una == self.snd_max:
             self.timers.cancel(TimerName.RETRANSMIT)
             self.timers.cancel(TimerName.USER_TIMEOUT)
+            self.timers.cancel(TimerName.REORDER)
         else:
             self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
             self._arm_user_timeout()
@@ -876,9 +940,9 @@ class Connection:
             self._send_space_wanted = False
             self._events.append(SendSpaceAvailable(self.send_space))
 
-    def _maybe_dup_ack(self, seg: Segment, now: float) -> None:
-        """RFC 5681 §2 duplicate ACK definition and §3.2 fast retransmit; RFC 6582."""
-        if (
+    def _maybe_dup_ack(self, seg: Segment, now: float, sacked: int) -> None:
+        """RFC 5681 §2 duplicate ACK definition (RFC 6675 §2: or one that SACKs new data)."""
+        if not sacked and (
             seg.payload
             or seg.flags & (SYN | FIN)
             or self.snd_max == self.snd_una
@@ -887,68 +951,113 @@ class Connection:
             return
         self._dupacks += 1
         self.counters.dup_acks += 1
-        if self._in_recovery:
-            self.cc.on_dup_ack_in_recovery()
-            self._sack_rxt_due = bool(self._sack_board)  # the inflation pays for one hole
-        elif self._dupacks == self._dupack_threshold() and (
-            self._recover is None or seq_gt(seg.ack, self._recover)
-        ):
-            # RFC 6582 §3.2 step 2: enter fast recovery once per window of data.
-            self._recover = self.snd_max
-            self._in_recovery = True
-            self.cc.on_enter_recovery(seq_sub(self.snd_max, self.snd_una), now)
-            self._retransmit_head = True
-            self._rxt_high = self.snd_una
-            self._sack_rxt_due = bool(self._sack_board)
-            self.counters.fast_retransmits += 1
-            self._rtt_seq = None  # Karn: the timed segment may be the one resent
 
-    # ------------------------------------------------------------------ SACK scoreboard
+    # ------------------------------------------------------------------ loss recovery
 
-    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...], ack: int) -> None:
-        """Merge the peer's SACK blocks (RFC 2018) into the scoreboard.
+    def _dupack_losses(self, advanced: bool) -> int:
+        """Without SACK information, RFC 5681/6582: the segment at SND.UNA is lost after
+        DupThresh duplicate ACKs, and again after each partial ACK in recovery."""
+        board = self._board
+        if advanced:
+            if self._in_recovery:
+                return board.mark_head_lost(self.mss)  # RFC 6582 §3.2 step 5
+            return 0
+        if self._in_recovery or self._dupacks != self._dupack_threshold():
+            return 0
+        if self._recover is not None and not seq_gt(self.snd_una, self._recover):
+            # RFC 6582 §3.2 step 2: not for the window an RTO already dealt with.
+            return 0
+        return board.mark_head_lost(self.mss)
 
-        Blocks at or below the cumulative ACK (D-SACK, RFC 2883) or beyond what was
-        sent are ignored; the board stays sorted from SND.UNA and bounded.
-        """
-        base = ack if seq_gt(ack, self.snd_una) else self.snd_una
-        board = self._sack_board
-        for left, right in blocks:
-            if not (seq_lt(left, right) and seq_lt(base, right) and seq_le(right, self.snd_max)):
-                continue
-            board.append([left if seq_gt(left, base) else base, right])
-        board.sort(key=lambda r: seq_sub(r[0], base))
-        merged: list[list[int]] = []
-        for left, right in board:
-            if merged and seq_le(left, merged[-1][1]):
-                if seq_gt(right, merged[-1][1]):
-                    merged[-1][1] = right
-            else:
-                merged.append([left, right])
-        self._sack_board = merged[:64]
+    def _rack_detect(self, now: float) -> int:
+        """RFC 8985 §6.2: mark losses; arm the reordering timer for the undecided."""
+        board = self._board
+        srtt = self.rtt.srtt if self.rtt.srtt is not None else self.rtt.rto
+        lost, wait = board.detect_lost(now, board.reo_wnd(srtt, self._in_recovery))
+        if wait is not None:
+            self.timers.set(TimerName.REORDER, now + wait)
+        else:
+            self.timers.cancel(TimerName.REORDER)
+        return lost
 
-    def _prune_scoreboard(self) -> None:
-        una = self.snd_una
-        board = [r for r in self._sack_board if seq_gt(r[1], una)]
-        if board and seq_lt(board[0][0], una):
-            board[0][0] = una
-        self._sack_board = board
+    def _enter_recovery(self, now: float) -> None:
+        """A loss was found: reduce once per window of data (RFC 6582 §3.2 step 2)."""
+        if self._recover is not None and not seq_gt(self.snd_una, self._recover):
+            return  # still repairing the window an RTO or a recovery already reduced for
+        flight = seq_sub(self.snd_max, self.snd_una)
+        self._recover = self.snd_max
+        self._in_recovery = True
+        self.cc.on_enter_recovery(flight, now)
+        self._prr_delivered = 0
+        self._prr_out = 0
+        self._recover_fs = max(flight, 1)  # RFC 6937 RecoverFS
+        self.counters.fast_retransmits += 1
+        self._rtt_seq = None  # Karn: the timed segment may be the one resent
+        self._tlp_end = None
 
-    def _next_lost_hole(self) -> tuple[int, int] | None:
-        """The first hole above what this recovery already resent that RFC 6675's
-        IsLost would call lost: at least DupThresh (3) segments SACKed above it."""
-        board = self._sack_board
-        above = [0] * (len(board) + 1)  # SACKed bytes from block i upwards
-        for i in range(len(board) - 1, -1, -1):
-            above[i] = above[i + 1] + seq_sub(board[i][1], board[i][0])
-        cur = self._rxt_high if seq_gt(self._rxt_high, self.snd_una) else self.snd_una
-        for i, (left, right) in enumerate(board):
-            if seq_le(right, cur):
-                continue
-            if seq_lt(cur, left):
-                return (cur, left) if above[i] >= 3 * self.mss else None
-            cur = right  # inside a SACKed block: the hole, if any, starts after it
-        return None
+    def _exit_recovery(self) -> None:
+        self._in_recovery = False
+        self.cc.on_exit_recovery(seq_sub(self.snd_max, self.snd_una))
+        self._board.on_recovery_done()
+
+    def _prr_update(self, delivered: int) -> None:
+        """RFC 6937 Proportional Rate Reduction: how much may go out on this ACK, as
+        the window ``pipe + sndcnt`` (Linux ``tcp_cwnd_reduction``)."""
+        self._prr_delivered += delivered
+        pipe = self._pipe()
+        ssthresh = self.cc.ssthresh
+        if pipe > ssthresh:
+            sndcnt = -(-self._prr_delivered * ssthresh // self._recover_fs) - self._prr_out
+        else:  # PRR-SSRB: slow start back up to ssthresh
+            limit = max(self._prr_delivered - self._prr_out, delivered) + self.mss
+            sndcnt = min(ssthresh - pipe, limit)
+        if self._prr_out == 0 and self._board.lost_bytes:
+            sndcnt = max(sndcnt, self.mss)  # the fast retransmit goes out at once
+        self.cc.cwnd = pipe + max(sndcnt, 0)
+
+    def _pipe(self) -> int:
+        """RFC 6675 pipe; without SACK each duplicate ACK stands for one segment that
+        left the network (Linux's emulated ``sacked_out``, at most all but one)."""
+        pipe = self._board.pipe()
+        if not self.sack_ok and self._dupacks:
+            pipe -= min(self._dupacks * self.mss, max(self._board.outstanding - self.mss, 0))
+        return max(pipe, 0)
+
+    def _end_tlp_episode(self, now: float) -> None:
+        """RFC 8985 §7.4.2: the probe's ACK arrived.  A retransmitted probe that was not
+        reported as a duplicate repaired a real loss: reduce the window once."""
+        if self._tlp_retrans and not self._in_recovery:
+            flight = seq_sub(self.snd_max, self.snd_una)
+            self.cc.on_enter_recovery(flight, now)
+            self.cc.on_exit_recovery(flight)
+        self._tlp_end = None
+
+    def _tlp_allowed(self) -> bool:
+        """RFC 8985 §7.2: probe only with SACK, outside recovery, one probe at a time."""
+        return (
+            self.sack_ok
+            and not self._in_recovery
+            and self._tlp_end is None
+            and self.snd_una != self.snd_max
+            and not self._board.lost_bytes
+            and self.state in _SYNCHRONIZED
+        )
+
+    def _tlp_timeout(self, now: float) -> float | None:
+        """RFC 8985 §7.2 PTO: two SRTTs, plus a delayed-ACK allowance for a lone
+        segment; None if the RTO would come first or a probe makes no sense."""
+        srtt = self.rtt.srtt
+        if srtt is None or not self._tlp_allowed():
+            return None
+        pto = 2 * srtt
+        if seq_sub(self.snd_max, self.snd_una) <= self.mss:
+            pto += 0.2  # RFC 8985 WCDelAckT
+        else:
+            pto += 0.002
+        rto_at = self.timers.get(TimerName.RETRANSMIT)
+        if rto_at is not None and now + pto >= rto_at:
+            return None
+        return pto
 
     def _dupack_threshold(self) -> int:
         """3 (RFC 5681), lowered by early retransmit (RFC 5827 §3.1) when fewer than
@@ -1110,6 +1219,13 @@ class Connection:
                 self._on_retransmit_timeout(now)
             elif name is TimerName.DELAYED_ACK:
                 self._ack_now = True
+            elif name is TimerName.LOSS_PROBE:
+                self._tlp_due = self._tlp_allowed()
+            elif name is TimerName.REORDER:
+                if self._rack_detect(now) and not self._in_recovery:
+                    self._enter_recovery(now)
+                if self._in_recovery:
+                    self._prr_update(0)
             elif name is TimerName.PERSIST:
                 self._on_persist_timeout(now)
             elif name is TimerName.KEEPALIVE:
@@ -1154,16 +1270,19 @@ class Connection:
             self.snd_nxt = self.iss
         else:
             self.cc.on_timeout(seq_sub(self.snd_max, self.snd_una), now)
-            # RFC 6582 §3.2 step 4: no fast retransmit for what was sent before now.
+            # RFC 6582 §3.2 step 4: no fast recovery for what was sent before now.
             self._recover = self.snd_max
-            self._in_recovery = False
-            # After an RTO everything is resent from SND.UNA; the peer may even have
-            # discarded what it SACKed (RFC 2018 §8), so start the scoreboard afresh.
-            self._sack_board.clear()
-            self._sack_rxt_due = False
+            if self._in_recovery:
+                self._in_recovery = False
+                self._board.on_recovery_done()
+            # RFC 8985 §6.3: everything not SACKed is lost and goes again, in order,
+            # as the (now one-segment) window allows; SACKed data is not resent.
+            self._board.mark_all_lost()
             self._dupacks = 0
-            self.snd_nxt = self.snd_una
-            self._retransmit_head = False
+            self._tlp_end = None
+            self._tlp_due = False
+            self.timers.cancel(TimerName.LOSS_PROBE)
+            self.timers.cancel(TimerName.REORDER)
         self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
 
     def _on_persist_timeout(self, now: float) -> None:
@@ -1245,26 +1364,16 @@ class Connection:
             self.counters.segments_out += len(out)
             return out
         if st is not State.TIME_WAIT:
-            if self._retransmit_head:
-                self._retransmit_head = False
-                head = self._build_data_segment(self.snd_una, self.mss, now, retransmit=True)
-                if head is not None:
-                    out.append(head)
-                    end = seq_add(head.seq, len(head.payload))
-                    if seq_lt(self._rxt_high, end):
-                        self._rxt_high = end
-            if self._sack_rxt_due:
-                self._sack_rxt_due = False
-                hole = self._next_lost_hole() if self._in_recovery else None
-                if hole is not None:
-                    start, stop = hole
-                    size = min(self.mss, seq_sub(stop, start))
-                    seg = self._build_data_segment(start, size, now, retransmit=True)
-                    if seg is not None:
-                        out.append(seg)
-                        self.counters.sack_retransmits += 1
-                        self._rxt_high = seq_add(start, len(seg.payload))
+            sent = len(out)
+            if self._board.lost_bytes:
+                self._retransmit_lost(out, now)
+            snd_max = self.snd_max
             self._transmit_data(out, now)
+            if self._tlp_due:
+                self._tlp_due = False
+                self._send_loss_probe(out, now, new_data=len(out) > sent)
+            elif self.snd_max != snd_max or len(out) > sent:
+                self._arm_loss_probe(now)
             if self._probe_pending:
                 self._probe_pending = False
                 out.append(self._make_segment(seq_add(self.snd_una, -1), ACK, b"", now))
@@ -1273,7 +1382,61 @@ class Connection:
         self.counters.segments_out += len(out)
         return out
 
-    def _transmit_data(self, out: list[Segment], now: float) -> None:
+    def _room(self) -> int:
+        """Bytes the congestion window lets out now: cwnd − pipe (RFC 6675 §5)."""
+        return self.cc.cwnd - self._pipe()
+
+    def _retransmit_lost(self, out: list[Segment], now: float) -> None:
+        """RFC 6675 NextSeg rule 1 / RFC 8985: resend what is marked lost, in
+        sequence order, while the window has room (at least one after an RTO)."""
+        board = self._board
+        mss = self.mss
+        first = True
+        while True:
+            nxt = board.next_lost(mss)
+            if nxt is None:
+                return
+            room = self._room()
+            if room < mss and not (first and board.pipe() == 0):
+                return
+            seq, length = nxt
+            seg = self._build_data_segment(seq, length, now, retransmit=True)
+            if seg is None:
+                return
+            out.append(seg)
+            if self._in_recovery:
+                self.counters.sack_retransmits += self.sack_ok
+            first = False
+
+    def _send_loss_probe(self, out: list[Segment], now: float, *, new_data: bool) -> None:
+        """RFC 8985 §7.3: new data if any went (or can go) out, else the last segment
+        again; then the RTO guards the probe."""
+        if self.snd_una == self.snd_max:
+            return
+        if not new_data and self._send_pending():
+            before = len(out)
+            self._transmit_data(out, now, probe=True)
+            new_data = len(out) > before
+        if not new_data:
+            end = self.snd_max
+            start = seq_add(end, -min(self.mss, seq_sub(end, self.snd_una)))
+            seg = self._build_data_segment(start, seq_sub(end, start), now, retransmit=True)
+            if seg is None:
+                return
+            out.append(seg)
+        self._tlp_end = self.snd_max
+        self._tlp_retrans = not new_data
+        self.counters.tlp_probes += 1
+        self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
+
+    def _arm_loss_probe(self, now: float) -> None:
+        pto = self._tlp_timeout(now)
+        if pto is None:
+            self.timers.cancel(TimerName.LOSS_PROBE)
+        else:
+            self.timers.set(TimerName.LOSS_PROBE, now + pto)
+
+    def _transmit_data(self, out: list[Segment], now: float, *, probe: bool = False) -> None:
         """New data and FIN within min(SND.WND, cwnd), with Nagle and SWS avoidance."""
         opts = self.options
         buf_len = len(self.send_buffer)
@@ -1286,6 +1449,10 @@ class Connection:
             and self._send_pending()
         ):
             self.cc.on_idle_restart(now)  # RFC 5681 §4.1 (Linux tcp_slow_start_after_idle)
+        # The congestion window limits what is in the network (cwnd − pipe; RFC 6675
+        # pipe already subtracts what duplicate ACKs or SACKs say has left, which
+        # is RFC 3042 limited transmit); a tail loss probe may send one segment more.
+        room = mss if probe else self._room()
         while True:
             off = seq_sub(self.snd_nxt, self._snd_buf_seq)
             avail = buf_len - off
@@ -1295,16 +1462,9 @@ class Connection:
             )
             if avail <= 0 and not fin_pending:
                 break
-            cwnd = self.cc.cwnd
-            if self._dupacks and not self._in_recovery:
-                # RFC 3042 limited transmit: one new segment per early duplicate ACK
-                # keeps the ACK clock going, so small windows still reach 3 dupacks.
-                cwnd += min(self._dupacks, 2) * mss
-            window = min(self.snd_wnd, cwnd)
-            usable = seq_sub(seq_add(self.snd_una, window), self.snd_nxt)
+            usable = min(seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt), room)
             n = min(mss, avail, max(usable, 0))
-            retransmission = seq_lt(self.snd_nxt, self.snd_max)
-            if avail > 0 and n < mss and not retransmission and not force:
+            if avail > 0 and n < mss and not force:
                 if n < avail:
                     # RFC 9293 §3.8.6.2.1 sender SWS avoidance: a window-limited
                     # segment must be at least half the largest window seen.
@@ -1313,10 +1473,6 @@ class Connection:
                 elif not opts.nodelay and not fin_pending and seq_gt(self.snd_nxt, self.snd_una):
                     # Nagle (RFC 9293 §3.7.4): one small segment in flight at a time.
                     break
-            if n == 0 and retransmission and self.snd_nxt == self.snd_una:
-                # After an RTO the head goes out even into a shrunk window: it then
-                # doubles as a window probe (Linux ``tcp_retransmit_timer``).
-                n = min(mss, avail, seq_sub(self.snd_max, self.snd_nxt))
             if avail > 0 and n == 0:
                 break
             fin = fin_pending and n == avail
@@ -1326,7 +1482,10 @@ class Connection:
             if seg is None:
                 break
             out.append(seg)
+            room -= n + fin
             force = False
+            if probe:
+                break
         if self._send_pending() and self.snd_una == self.snd_max:
             # Nothing in flight will bring an ACK: probe the window (RFC 9293 §3.8.6.1).
             self._arm_persist(now, only_if_idle=True)
@@ -1365,14 +1524,22 @@ class Connection:
             # RFC 9293 §3.8.5 (MUST-31): the pointer names the octet after the urgent data.
             seg.flags |= URG
             seg.urgent = min(seq_sub(self.snd_up, seq), 0xFFFF)
-        end = seq_add(seq, n + (1 if fin else 0))
+        length = n + (1 if fin else 0)
+        end = seq_add(seq, length)
         if retransmit or seq_lt(seq, self.snd_max):
             self.counters.retransmits += 1
+            self._board.on_retransmitted(seq, length, now)
+            if self._in_recovery:
+                self._prr_out += length
             if self._rtt_seq is not None and seq_lt(seq, self._rtt_seq):
                 self._rtt_seq = None  # Karn: never time a retransmitted segment
-        elif self._rtt_seq is None and not self.ts_ok:
-            self._rtt_seq = end
-            self._rtt_time = now
+        else:
+            self._board.on_sent(seq, length, now)
+            if self._in_recovery:
+                self._prr_out += length
+            if self._rtt_seq is None and not self.ts_ok:
+                self._rtt_seq = end
+                self._rtt_time = now
         if not retransmit:
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
@@ -1549,6 +1716,7 @@ class Connection:
             self.iss = initial_sequence_number(self._secret, self.local, self.remote, now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self._snd_buf_seq = seq_add(self.iss, 1)
+        self._board.reset(self.iss)
 
     def _negotiate(self, seg: Segment) -> None:
         """Options from the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §1.3, RFC 2018 §2)."""
@@ -1660,7 +1828,7 @@ class Connection:
                 self.mss = mss
                 self.cc.set_mss(mss)
                 if self.snd_una != self.snd_max and self.state in _SYNCHRONIZED:
-                    self.snd_nxt = self.snd_una  # resend in the smaller size
+                    self._board.mark_all_lost()  # resend in the smaller size
             return
         self.soft_error = code
         if code in (2, 3) and self.state in (State.SYN_SENT, State.SYN_RECEIVED):

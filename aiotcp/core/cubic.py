@@ -74,7 +74,7 @@ class Cubic(NewReno):
 
     def on_enter_recovery(self, flight_size: int, now: float) -> None:
         self._reduce(now)
-        self.cwnd = self.ssthresh + 3 * self.mss  # NewReno inflation during recovery
+        self.cwnd = self.ssthresh
         self._bytes_acked = 0
 
     def on_timeout(self, flight_size: int, now: float) -> None:

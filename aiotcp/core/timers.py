@@ -25,6 +25,10 @@ class TimerName(enum.StrEnum):
     """RFC 9293 §3.6: 2*MSL in TIME_WAIT."""
     USER_TIMEOUT = "user_timeout"
     """RFC 9293 §3.8.3 / RFC 5482 user timeout."""
+    LOSS_PROBE = "loss_probe"
+    """RFC 8985 §7 tail loss probe (PTO): about two RTTs, well before the RTO."""
+    REORDER = "reorder"
+    """RFC 8985 §6.2 step 5: re-check for loss once the reordering window has passed."""
 
 
 class Timers:

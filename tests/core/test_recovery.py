@@ -11,7 +11,7 @@ MSS = 100
 
 
 def _flight(segments: int = 8):  # type: ignore[no-untyped-def]
-    t = established(opts(nodelay=True, initial_window=10), mss=MSS)
+    t = established(opts(nodelay=True, initial_window=max(segments, 10)), mss=MSS)
     t.send(b"d" * (segments * MSS))
     out = t.output()
     assert len(out) == segments
@@ -38,22 +38,36 @@ def test_third_duplicate_ack_triggers_fast_retransmit() -> None:
     assert t.conn.counters.fast_retransmits == 1
 
 
-def test_fast_retransmit_halves_ssthresh_and_inflates_cwnd() -> None:
-    """RFC 5681 §3.2 steps 2-3: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = ssthresh+3."""
+def test_fast_retransmit_halves_ssthresh_and_goes_out_at_once() -> None:
+    """RFC 5681 §3.2 step 2: ssthresh = max(FlightSize/2, 2*SMSS); RFC 6937: the window
+    becomes pipe + sndcnt, and the fast retransmit is sent on the third dupack even
+    though pipe is already near ssthresh."""
     t = _flight()
     t.recv("A", ack=L(101))
     flight = 700
     _dupacks(t, 3, L(101))
     assert t.conn.cc.ssthresh == flight // 2
-    assert t.conn.cc.cwnd == flight // 2 + 3 * MSS
+    # pipe: 700 outstanding - 3 segments the dupacks stand for - the lost one.
+    assert t.conn._pipe() == 300
+    assert t.conn.cc.cwnd == 300 + MSS
+    t.expect("A", seq=L(101))
 
 
-def test_additional_dup_acks_inflate_cwnd() -> None:
-    t = _flight()
+def test_prr_sends_one_segment_per_two_delivered_while_pipe_exceeds_ssthresh() -> None:
+    """RFC 6937 proportional part: sndcnt = ceil(prr_delivered * ssthresh / RecoverFS)
+    - prr_out, i.e. NewReno's beta of 1/2 spread over the recovery instead of a pause
+    of half a window (RFC 6582's inflation) followed by a burst."""
+    t = _flight(20)
+    t.send(b"n" * (20 * MSS))  # new data for PRR to clock out
     _dupacks(t, 3, L(1))
-    cwnd = t.conn.cc.cwnd
-    _dupacks(t, 2, L(1))
-    assert t.conn.cc.cwnd == cwnd + 2 * MSS
+    assert [s.seq for s in t.output() if s.payload] == [L(1)]
+    sent = 0
+    for _ in range(10):
+        t.recv("A", ack=L(1))
+        sent += sum(1 for s in t.output() if s.payload)
+    # 11 segments delivered since recovery began: 5.5 may be sent, and the fast
+    # retransmit was the first of them.
+    assert sent == 4
 
 
 def test_partial_ack_retransmits_next_hole() -> None:

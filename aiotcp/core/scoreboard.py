@@ -1,0 +1,411 @@
+"""What is in flight, what the peer has, what is lost: RFC 6675's scoreboard with
+RACK's time-based loss detection (RFC 8985 §6).
+
+The sender keeps one record per range of sequence space sent together (a whole
+run of segments built at the same instant is one record, as Linux keeps one skb
+per GSO super-segment).  Records are split where SACK blocks, cumulative ACKs or
+retransmissions cut them, so each record always has one fate: in flight, SACKed,
+or marked lost; and one transmission time.  From that:
+
+* ``pipe`` — RFC 6675's estimate of bytes still in the network (Linux's
+  ``tcp_packets_in_flight`` in bytes): outstanding − SACKed − lost + retransmitted;
+* RACK: a segment is lost when a segment sent *after* it has been delivered and
+  more than an RTT plus a reordering window has passed since it was sent.  Unlike
+  counting duplicate ACKs, this also finds lost retransmissions and tail losses
+  without waiting for the retransmission timer;
+* D-SACK reports (RFC 2883) widen the reordering window (RFC 8985 §6.2 step 4),
+  so a path that reorders stops causing spurious retransmissions.
+
+Positions are kept unwrapped (plain ints counted from the first byte ever sent),
+so records compare with ``<`` and the sequence-space wrap is handled once, at the
+boundary, in ``_abs``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from aiotcp.core.seq import MASK, seq_sub
+
+SACKED = 1
+"""The peer holds this range (a SACK block covered it)."""
+LOST = 2
+"""Marked lost and not retransmitted since: waiting for its retransmission."""
+RETRANS = 4
+"""Retransmitted and that retransmission still in flight (counts in ``pipe``)."""
+EVER_RETRANS = 8
+"""Retransmitted at least once: its delivery time is ambiguous (Karn)."""
+
+#: RFC 8985 §6.2: the reordering window stays widened for 16 loss recoveries.
+REO_WND_PERSIST = 16
+
+
+class Sent:
+    """One range ``[start, end)`` of sequence space and when it last went out.
+
+    ``order`` counts transmissions: RACK asks which segment was sent *after*
+    which, and a clock cannot say when a retransmission and new data leave in
+    the same instant (always, in one run); within one order the sequence
+    decides, which is right because a run sends its range in sequence order."""
+
+    __slots__ = ("end", "flags", "order", "sent_at", "start")
+
+    def __init__(self, start: int, end: int, sent_at: float, order: int, flags: int = 0) -> None:
+        self.start = start
+        self.end = end
+        self.sent_at = sent_at
+        self.order = order
+        self.flags = flags
+
+    def __repr__(self) -> str:
+        return (
+            f"Sent({self.start}, {self.end}, {self.sent_at:.6f}, #{self.order}, flags={self.flags})"
+        )
+
+
+class Delivery:
+    """What one ACK told us: the inputs of PRR, RACK and the RTT estimator."""
+
+    __slots__ = ("acked", "dsack", "sacked")
+
+    def __init__(self) -> None:
+        self.acked = 0  # bytes newly covered by the cumulative ACK
+        self.sacked = 0  # bytes newly covered by SACK blocks
+        self.dsack = False  # the ACK carried a D-SACK block
+
+    @property
+    def delivered(self) -> int:
+        """RFC 6937 DeliveredData."""
+        return self.acked + self.sacked
+
+
+class Scoreboard:
+    """Transmission records of one connection, in sequence order."""
+
+    __slots__ = (
+        "_order",
+        "_una",
+        "_una_abs",
+        "dsack_round",
+        "dsacks",
+        "dupthresh_bytes",
+        "fack",
+        "lost_bytes",
+        "min_rtt",
+        "rack_end",
+        "rack_order",
+        "rack_rtt",
+        "records",
+        "reo_wnd_mult",
+        "reo_wnd_persist",
+        "reordering_seen",
+        "retrans_bytes",
+        "sacked_bytes",
+    )
+
+    def __init__(self, una: int) -> None:
+        self.records: list[Sent] = []
+        self._una = una  # SND.UNA (wrapping) and its unwrapped position
+        self._una_abs = 0
+        self.sacked_bytes = 0
+        self.lost_bytes = 0
+        self.retrans_bytes = 0
+        self.fack = 0  # highest unwrapped position known delivered (RFC 8985 RACK.fack)
+        self._order = 0  # transmissions so far (see ``Sent.order``)
+        # RACK (RFC 8985 §6.1): the most recently sent segment among those delivered.
+        self.rack_order = -1
+        self.rack_end = 0
+        self.rack_rtt = 0.0
+        self.min_rtt = float("inf")
+        self.reordering_seen = False
+        self.reo_wnd_mult = 1
+        self.reo_wnd_persist = 0
+        self.dsack_round: int | None = None
+        self.dsacks = 0
+        #: RFC 8985's DupThresh segments, in bytes (set from the MSS).
+        self.dupthresh_bytes = 3 * 536
+
+    # ------------------------------------------------------------------ positions
+
+    def _abs(self, seq: int) -> int:
+        return self._una_abs + seq_sub(seq, self._una)
+
+    def seq(self, pos: int) -> int:
+        """The wrapping sequence number of unwrapped position ``pos``."""
+        return (self._una + (pos - self._una_abs)) & MASK
+
+    @property
+    def outstanding(self) -> int:
+        recs = self.records
+        return recs[-1].end - recs[0].start if recs else 0
+
+    def pipe(self) -> int:
+        """RFC 6675 §4 "pipe" in bytes."""
+        return self.outstanding - self.sacked_bytes - self.lost_bytes + self.retrans_bytes
+
+    # ------------------------------------------------------------------ sending
+
+    def on_sent(self, seq: int, length: int, now: float) -> None:
+        """New data (or FIN) left: extend the last record when sent in the same run."""
+        start = self._abs(seq)
+        recs = self.records
+        if recs:
+            last = recs[-1]
+            if (
+                last.end == start
+                and last.order == self._order
+                and last.sent_at == now
+                and not last.flags
+            ):
+                last.end = start + length
+                return
+        self._order += 1
+        recs.append(Sent(start, start + length, now, self._order))
+
+    def on_retransmitted(self, seq: int, length: int, now: float) -> None:
+        """``[seq, seq+length)`` went out again: it is back in flight, sent at ``now``."""
+        start = self._abs(seq)
+        end = start + length
+        self._order += 1
+        for rec in self._cut(start, end):
+            if rec.flags & SACKED:
+                continue
+            # As Linux: a retransmitted lost range stays "lost" (the original is
+            # gone) and also counts as retransmitted, so it is in ``pipe`` once.
+            if not rec.flags & RETRANS:
+                self.retrans_bytes += rec.end - rec.start
+            rec.flags |= RETRANS | EVER_RETRANS
+            rec.sent_at = now
+            rec.order = self._order
+
+    def _cut(self, start: int, end: int) -> list[Sent]:
+        """The records covering ``[start, end)``, split so none sticks out of it."""
+        recs = self.records
+        i = bisect_right(recs, start, key=_start) - 1
+        if i < 0:
+            i = 0
+        out: list[Sent] = []
+        while i < len(recs):
+            rec = recs[i]
+            if rec.start >= end:
+                break
+            if rec.end <= start:
+                i += 1
+                continue
+            if rec.start < start:
+                recs.insert(i + 1, Sent(start, rec.end, rec.sent_at, rec.order, rec.flags))
+                rec.end = start
+                i += 1
+                continue
+            if rec.end > end:
+                recs.insert(i + 1, Sent(end, rec.end, rec.sent_at, rec.order, rec.flags))
+                rec.end = end
+            out.append(rec)
+            i += 1
+        return out
+
+    # ------------------------------------------------------------------ ACKs
+
+    def on_ack(
+        self, ack: int, blocks: tuple[tuple[int, int], ...], now: float, snd_max: int
+    ) -> Delivery:
+        """Apply a cumulative ACK and its SACK blocks; RACK learns from what arrived."""
+        d = Delivery()
+        ack_abs = self._abs(ack)
+        max_abs = self._abs(snd_max)
+        prior_fack = self.fack
+        for i, (left, right) in enumerate(blocks):
+            lo, hi = self._abs(left), self._abs(right)
+            if i == 0 and _is_dsack(lo, hi, ack_abs, blocks, self):
+                d.dsack = True
+                continue
+            if not (lo < hi <= max_abs and hi > ack_abs):
+                continue
+            for rec in self._cut(max(lo, ack_abs), hi):
+                if rec.flags & SACKED:
+                    continue
+                size = rec.end - rec.start
+                self.sacked_bytes += size
+                d.sacked += size
+                self._forget_flight(rec, size)
+                rec.flags = (rec.flags & ~(LOST | RETRANS)) | SACKED
+                self._delivered(rec, now, prior_fack, d)
+        if ack_abs > self._una_abs:
+            recs = self.records
+            n = 0
+            for rec in recs:
+                if rec.end > ack_abs:
+                    if rec.start < ack_abs:  # partly acknowledged: keep the rest
+                        head = Sent(rec.start, ack_abs, rec.sent_at, rec.order, rec.flags)
+                        rec.start = ack_abs
+                        self._acked(head, now, prior_fack, d)
+                    break
+                self._acked(rec, now, prior_fack, d)
+                n += 1
+            del recs[:n]
+            self._una = ack
+            self._una_abs = ack_abs
+        if d.dsack:
+            self.dsacks += 1
+            # RFC 8985 §6.2 step 4: widen the reordering window at most once per round.
+            if self.dsack_round is None or self._una_abs >= self.dsack_round:
+                self.dsack_round = max_abs
+                self.reo_wnd_mult = min(self.reo_wnd_mult + 1, 8)
+                self.reo_wnd_persist = REO_WND_PERSIST
+        return d
+
+    def _acked(self, rec: Sent, now: float, prior_fack: int, d: Delivery) -> None:
+        size = rec.end - rec.start
+        d.acked += size
+        if rec.flags & SACKED:
+            self.sacked_bytes -= size
+            return  # already counted as delivered when it was SACKed
+        self._forget_flight(rec, size)
+        self._delivered(rec, now, prior_fack, d)
+
+    def _forget_flight(self, rec: Sent, size: int) -> None:
+        if rec.flags & LOST:
+            self.lost_bytes -= size
+        if rec.flags & RETRANS:
+            self.retrans_bytes -= size
+
+    def _delivered(self, rec: Sent, now: float, prior_fack: int, d: Delivery) -> None:
+        """RFC 8985 §6.2 steps 1-3 for one newly delivered record."""
+        if rec.end < prior_fack and not rec.flags & EVER_RETRANS:
+            self.reordering_seen = True  # delivered below data delivered earlier
+        if rec.end > self.fack:
+            self.fack = rec.end
+        rtt = now - rec.sent_at
+        if rec.flags & EVER_RETRANS and rtt < self.min_rtt:
+            return  # the ACK may be for the original transmission: not a RACK sample
+        self.rack_rtt = rtt
+        if rtt < self.min_rtt:
+            self.min_rtt = rtt
+        if rec.order > self.rack_order or (
+            rec.order == self.rack_order and rec.end > self.rack_end
+        ):
+            self.rack_order = rec.order
+            self.rack_end = rec.end
+
+    # ------------------------------------------------------------------ loss
+
+    def reo_wnd(self, srtt: float, in_recovery: bool) -> float:
+        """RFC 8985 §6.2 step 4: how long to wait for reordering before calling loss.
+
+        Zero while the path has not been seen to reorder and the evidence is already
+        strong (in recovery, or DupThresh segments SACKed); otherwise a quarter of
+        the minimum RTT, widened by D-SACKs, never more than SRTT."""
+        if not self.reordering_seen and (in_recovery or self.sacked_bytes >= self.dupthresh_bytes):
+            return 0.0
+        base = self.min_rtt if self.min_rtt != float("inf") else srtt
+        return min(base / 4 * self.reo_wnd_mult, srtt)
+
+    def on_recovery_done(self) -> None:
+        if self.reo_wnd_persist:
+            self.reo_wnd_persist -= 1
+            if not self.reo_wnd_persist:
+                self.reo_wnd_mult = 1
+
+    def detect_lost(self, now: float, reo_wnd: float) -> tuple[int, float | None]:
+        """RFC 8985 §6.2 step 5: mark what was sent before the RACK segment and has had
+        RTT + reo_wnd to arrive.  Returns (bytes newly lost, seconds until the next
+        record would qualify — the reordering timer — or None)."""
+        if self.rack_order < 0:
+            return 0, None
+        newly = 0
+        wait: float | None = None
+        rack_order, rack_end, deadline = self.rack_order, self.rack_end, self.rack_rtt + reo_wnd
+        for rec in self.records:
+            flags = rec.flags
+            if flags & SACKED or flags & (LOST | RETRANS) == LOST:
+                continue  # delivered, or already waiting for its retransmission
+            if rec.order > rack_order or (rec.order == rack_order and rec.end >= rack_end):
+                continue  # sent after the newest delivered segment: no evidence yet
+            remaining = rec.sent_at + deadline - now
+            if remaining <= 0:
+                newly += self._mark_lost(rec)
+            elif wait is None or remaining > wait:
+                wait = remaining
+        return newly, wait
+
+    def _mark_lost(self, rec: Sent) -> int:
+        """Mark for retransmission; a lost retransmission leaves the pipe as well."""
+        size = rec.end - rec.start
+        if rec.flags & RETRANS:
+            self.retrans_bytes -= size
+        if not rec.flags & LOST:
+            self.lost_bytes += size
+        rec.flags = (rec.flags & ~RETRANS) | LOST
+        return size
+
+    def mark_head_lost(self, length: int) -> int:
+        """Without SACK (RFC 6582): the segment at SND.UNA is presumed lost."""
+        recs = self.records
+        if not recs:
+            return 0
+        start = recs[0].start
+        newly = 0
+        for rec in self._cut(start, start + length):
+            if not rec.flags & SACKED and rec.flags & (LOST | RETRANS) != LOST:
+                newly += self._mark_lost(rec)
+        return newly
+
+    def mark_all_lost(self) -> None:
+        """RTO (RFC 8985 §6.3, Linux ``tcp_timeout_mark_lost``): everything not SACKed
+        is lost.  If the head was SACKed the peer reneged (RFC 2018 §8): forget SACKs."""
+        recs = self.records
+        if recs and recs[0].flags & SACKED:
+            for rec in recs:
+                rec.flags &= ~SACKED
+            self.sacked_bytes = 0
+        for rec in recs:
+            if not rec.flags & SACKED:
+                self._mark_lost(rec)
+
+    def next_lost(self, max_len: int) -> tuple[int, int] | None:
+        """The first lost range awaiting retransmission, as (seq, length ≤ max_len)."""
+        if not self.lost_bytes:
+            return None
+        for rec in self.records:
+            if rec.flags & (LOST | RETRANS) == LOST:
+                return self.seq(rec.start), min(rec.end - rec.start, max_len)
+        return None
+
+    def sack_ranges(self) -> list[tuple[int, int]]:
+        """SACKed ranges as wrapping sequence numbers, merged (for tests and ``info``)."""
+        out: list[tuple[int, int]] = []
+        last_end = -1
+        for rec in self.records:
+            if not rec.flags & SACKED:
+                continue
+            if out and rec.start == last_end:
+                out[-1] = (out[-1][0], self.seq(rec.end))
+            else:
+                out.append((self.seq(rec.start), self.seq(rec.end)))
+            last_end = rec.end
+        return out
+
+    def reset(self, una: int) -> None:
+        """Forget every record (connection re-synchronised or closed)."""
+        self.records.clear()
+        self._una, self._una_abs = una, 0
+        self.sacked_bytes = self.lost_bytes = self.retrans_bytes = 0
+        self.fack = 0
+        self.dsack_round = None
+
+
+def _start(rec: Sent) -> int:
+    return rec.start
+
+
+def _is_dsack(
+    lo: int, hi: int, ack_abs: int, blocks: tuple[tuple[int, int], ...], board: Scoreboard
+) -> bool:
+    """RFC 2883 §4: the first block reports a duplicate if it lies below the cumulative
+    ACK or inside the second block (a repeated SACK block is not one)."""
+    if lo < ack_abs:
+        return True
+    if len(blocks) > 1:
+        lo2, hi2 = board._abs(blocks[1][0]), board._abs(blocks[1][1])
+        return lo2 <= lo and hi <= hi2
+    return False
