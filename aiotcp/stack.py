@@ -76,11 +76,13 @@ class Stack:
         control: bool | None = None,
         gso: bool = True,
         max_time_wait: int = 65536,
+        linger: float = 10.0,
         pcap: str | None = None,
         events: str | None = None,
         **default_tcp_options: Any,
     ) -> None:
         self.loop = loop or asyncio.get_running_loop()
+        self.linger = linger
         self.defaults = TcpOptions(**default_tcp_options)
         self.isn_secret = isn_secret or secrets.token_bytes(32)
         self.guard = make_guard(guard, ephemeral_range)
@@ -377,8 +379,23 @@ class Stack:
         _stacks[self.loop] = self
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def aclose(self) -> None:
+        """Close after the connections the application closed have delivered what it
+        wrote (their FIN acknowledged), for at most ``linger`` seconds.
+
+        A kernel keeps sending for a socket closed just before the process exits;
+        a user-space stack ends with its loop, so this is where that data gets out.
+        Connections the application did not close are reset, as by ``close()``.
+        """
+        deadline = self.loop.time() + self.linger
+        while not self.closed and self.loop.time() < deadline:
+            if not any(d.conn.flushing for d in self.connections.values()):
+                break
+            await asyncio.sleep(0.01)
         self.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 def _established(entry: ListenerEntry, fut: asyncio.Future[None]) -> None:
