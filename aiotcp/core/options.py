@@ -67,7 +67,7 @@ class TcpOptions:
     """Lower bound of the RTO (Linux ``TCP_RTO_MIN``; RFC 6298 says 1 s)."""
     rto_max: float = 120.0
     """Upper bound of the RTO (Linux ``TCP_RTO_MAX``; RFC 6298 allows >= 60 s)."""
-    congestion: str = "newreno"
+    congestion: str = "cubic"
     """Congestion control algorithm name (see ``aiotcp.core.congestion``)."""
     initial_window: int = 10
     """Initial congestion window in segments (RFC 6928, Linux default)."""

@@ -1,4 +1,5 @@
-"""Fast retransmit and NewReno (RFC 5681 §3.2, RFC 6582); SACK generation (RFC 2018)."""
+"""Fast retransmit and NewReno (RFC 5681 §3.2, RFC 6582, PRR of RFC 6937); SACK generation
+(RFC 2018).  The sender runs NewReno here (CUBIC, the default, has test_cubic.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ MSS = 100
 
 
 def _flight(segments: int = 8):  # type: ignore[no-untyped-def]
-    t = established(opts(nodelay=True, initial_window=max(segments, 10)), mss=MSS)
+    o = opts(nodelay=True, initial_window=max(segments, 10), congestion="newreno")
+    t = established(o, mss=MSS)
     t.send(b"d" * (segments * MSS))
     out = t.output()
     assert len(out) == segments
