@@ -48,7 +48,20 @@ from aiotcp.core.isn import initial_sequence_number, timestamp_offset
 from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
 from aiotcp.core.rto import RttEstimator
 from aiotcp.core.scoreboard import Scoreboard
-from aiotcp.core.segment import ACK, FIN, MAX_WSCALE, PSH, RST, SYN, URG, Segment
+from aiotcp.core.segment import (
+    ACK,
+    CE,
+    CWR,
+    ECE,
+    ECT0,
+    FIN,
+    MAX_WSCALE,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    Segment,
+)
 from aiotcp.core.seq import MASK, in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from aiotcp.core.timers import TimerName, Timers
 
@@ -179,6 +192,8 @@ class Counters:
     sack_retransmits: int = 0
     tlp_probes: int = 0
     dsacks_received: int = 0
+    ce_received: int = 0
+    ecn_reductions: int = 0
     dup_acks: int = 0
     challenge_acks: int = 0
     ooo_segments: int = 0
@@ -232,8 +247,11 @@ class Connection:
         "_board",
         "_challenge_count",
         "_challenge_window",
+        "_cwr_due",
         "_dsack",
         "_dupacks",
+        "_ece_echo",
+        "_ecn_recover",
         "_events",
         "_fin_queued",
         "_fin_received",
@@ -281,6 +299,7 @@ class Connection:
         "counters",
         "created",
         "dupack_due",
+        "ecn_ok",
         "irs",
         "iss",
         "local",
@@ -363,6 +382,10 @@ class Connection:
         self._wscale_ok = False
         self.sack_ok = False
         self.ts_ok = False
+        self.ecn_ok = False  # RFC 3168 negotiated
+        self._ece_echo = False  # CE seen: set ECE on ACKs until the peer's CWR
+        self._cwr_due = False  # we reduced for an ECE: the next new data carries CWR
+        self._ecn_recover: int | None = None  # one ECN reduction per window of data
         self.ts_recent = 0
         self._ts_offset = timestamp_offset(isn_secret, local, remote) if isn_secret else 0
         self._rcv_mss = min(opts.advertised_mss(), DEFAULT_PEER_MSS)
@@ -720,6 +743,8 @@ class Connection:
 
         self._last_heard = now
         self._keepalive_probes = 0
+        if self.ecn_ok:
+            self._receive_ecn(seg)
         # RFC 7323 §4.3: TS.Recent tracks the segment at the left window edge.
         if (
             self.ts_ok
@@ -860,6 +885,8 @@ class Connection:
         if not board.records and ack == self.snd_una:
             self._maybe_dup_ack(seg, now, 0)  # nothing in flight: the cheap path
             return
+        if self.ecn_ok and seg.flags & ECE:
+            self._on_ecn_echo(now)
         blocks = seg.sack_blocks if self.sack_ok else ()
         delivery = board.on_ack(ack, blocks, now, self.snd_max)
         if delivery.dsack:
@@ -987,13 +1014,40 @@ class Connection:
         flight = seq_sub(self.snd_max, self.snd_una)
         self._recover = self.snd_max
         self._in_recovery = True
-        self.cc.on_enter_recovery(flight, now)
+        if self._ecn_recover is None or seq_ge(self.snd_una, self._ecn_recover):
+            self.cc.on_enter_recovery(flight, now)
+        # else: an ECN echo already reduced for this window (RFC 3168 §6.1.2)
         self._prr_delivered = 0
         self._prr_out = 0
         self._recover_fs = max(flight, 1)  # RFC 6937 RecoverFS
         self.counters.fast_retransmits += 1
         self._rtt_seq = None  # Karn: the timed segment may be the one resent
         self._tlp_end = None
+
+    def _receive_ecn(self, seg: Segment) -> None:
+        """RFC 3168 §6.1.3: echo congestion (ECE on every ACK) until the sender says
+        it reduced (CWR); answer a CE mark at once, as Linux does."""
+        if seg.flags & CWR:
+            self._ece_echo = False
+        if seg.ecn == CE:
+            self.counters.ce_received += 1
+            if not self._ece_echo:
+                self._ece_echo = True
+                self._ack_now = True
+
+    def _on_ecn_echo(self, now: float) -> None:
+        """RFC 3168 §6.1.2: a router marked our data: reduce as for a loss (but send
+        nothing again), at most once per window of data, then tell the peer (CWR)."""
+        if self._in_recovery or self.snd_una == self.snd_max:
+            return
+        if self._ecn_recover is not None and seq_lt(self.snd_una, self._ecn_recover):
+            return
+        flight = seq_sub(self.snd_max, self.snd_una)
+        self.cc.on_enter_recovery(flight, now)
+        self.cc.on_exit_recovery(flight)
+        self._ecn_recover = self.snd_max
+        self._cwr_due = True
+        self.counters.ecn_reductions += 1
 
     def _exit_recovery(self) -> None:
         self._in_recovery = False
@@ -1537,6 +1591,13 @@ class Connection:
             self._board.on_sent(seq, length, now)
             if self._in_recovery:
                 self._prr_out += length
+            if self.ecn_ok and n:
+                # RFC 3168 §6.1.5: only new data is ECN-capable (never retransmissions,
+                # pure ACKs or probes); the first after a reduction carries CWR.
+                seg.ecn = ECT0
+                if self._cwr_due:
+                    self._cwr_due = False
+                    seg.flags |= CWR
             if self._rtt_seq is None and not self.ts_ok:
                 self._rtt_seq = end
                 self._rtt_time = now
@@ -1565,6 +1626,10 @@ class Connection:
             SYN | ACK if with_ack else SYN,
             min(self.recv_buffer.free, MAX_UNSCALED_WINDOW),
         )
+        if with_ack and self.ecn_ok:
+            seg.flags |= ECE
+        elif not with_ack and opts.ecn:
+            seg.flags |= ECE | CWR
         seg.mss = opts.advertised_mss()
         self._syn_window = seg.window
         if with_ack:
@@ -1616,6 +1681,8 @@ class Connection:
                 self._dsack = None
             seg.sack_blocks = blocks
         if flags & ACK:
+            if self._ece_echo:
+                seg.flags |= ECE
             self._on_ack_sent()
         return seg
 
@@ -1731,6 +1798,9 @@ class Connection:
             self.rcv_wscale = 0
         self.sack_ok = opts.sack and seg.sack_permitted
         self.ts_ok = opts.timestamps and seg.ts_val is not None
+        # RFC 3168 §6.1.1: an ECN-setup SYN has ECE and CWR, its SYN-ACK only ECE.
+        setup = seg.flags & (ECE | CWR | ACK)
+        self.ecn_ok = opts.ecn and setup in (ECE | CWR, ECE | ACK)
         if self.ts_ok and seg.ts_val is not None:
             self.ts_recent = seg.ts_val
         self.mss = max(
@@ -1879,6 +1949,7 @@ class Connection:
                 "wscale": (self.snd_wscale, self.rcv_wscale) if self._wscale_ok else None,
                 "sack": self.sack_ok,
                 "timestamps": self.ts_ok,
+                "ecn": self.ecn_ok,
                 "peer_mss": self.peer_mss,
             },
             counters=asdict(self.counters),

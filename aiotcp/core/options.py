@@ -35,6 +35,10 @@ class TcpOptions:
     """Offer RFC 2018 selective acknowledgements (``tcp_sack``)."""
     timestamps: bool = True
     """Offer RFC 7323 timestamps: RTT measurement and PAWS (``tcp_timestamps``)."""
+    ecn: bool = False
+    """Request and accept Explicit Congestion Notification (RFC 3168): routers mark
+    packets instead of dropping them, the window shrinks without a loss.  Off by
+    default, as Linux requests it only with ``tcp_ecn=1``."""
     keepalive: bool = False
     """Send keepalive probes on an idle connection (``SO_KEEPALIVE``, RFC 9293 §3.8.4)."""
     keepalive_idle: float = 7200.0

@@ -22,6 +22,12 @@ URG: Final = 0x20
 ECE: Final = 0x40
 CWR: Final = 0x80
 
+# The two ECN bits of the IP header (RFC 3168 §5).
+NOT_ECT: Final = 0
+ECT1: Final = 1
+ECT0: Final = 2
+CE: Final = 3
+
 # tcpdump's order and letters (print-tcp.c), ACK printed as ".".
 _FLAG_LETTERS = (
     (FIN, "F"),
@@ -103,6 +109,7 @@ class Segment:
     __slots__ = (
         "ack",
         "dst_port",
+        "ecn",
         "flags",
         "mss",
         "payload",
@@ -136,6 +143,7 @@ class Segment:
         ts_val: int | None = None,
         ts_ecr: int | None = None,
         unknown_options: int = 0,
+        ecn: int = 0,
     ) -> None:
         self.src_port = src_port
         self.dst_port = dst_port
@@ -152,6 +160,8 @@ class Segment:
         self.ts_val = ts_val
         self.ts_ecr = ts_ecr
         self.unknown_options = unknown_options
+        #: The IP header's ECN field (RFC 3168 §5): what arrived, or what to send.
+        self.ecn = ecn
 
     @property
     def seq_len(self) -> int:

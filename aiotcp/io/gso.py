@@ -80,7 +80,18 @@ class GsoSender:
         tcp[16], tcp[17] = seed >> 8, seed & 0xFF
         n = len(run)
         ip = bytearray(
-            _IP.pack(0x45, 0, IP_LEN + tcp_len_hdr + total, self._ip_id, 0x4000, 64, 6, 0, src, dst)
+            _IP.pack(
+                0x45,
+                first.ecn,
+                IP_LEN + tcp_len_hdr + total,
+                self._ip_id,
+                0x4000,
+                64,
+                6,
+                0,
+                src,
+                dst,
+            )
         )
         csum = ~ones_sum(ip) & 0xFFFF
         ip[10], ip[11] = csum >> 8, csum & 0xFF
@@ -135,6 +146,7 @@ def runs(segments: Sequence[Segment], limit: int) -> list[list[Segment]]:
                 and seg.window == head.window
                 and seg.ts_val == head.ts_val
                 and seg.ts_ecr == head.ts_ecr
+                and seg.ecn == head.ecn
                 and not seg.sack_blocks
                 and not head.sack_blocks
                 and size + n <= limit

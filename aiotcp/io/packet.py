@@ -43,7 +43,7 @@ def parse_ipv4_tcp(data: memoryview, *, verify_checksum: bool = True) -> Packet 
     """
     if len(data) < 20:
         return DropReason.TRUNCATED_IP
-    vihl, _tos, total, _ident, frag, _ttl, proto, _csum, src, dst = _IPV4.unpack_from(data)
+    vihl, tos, total, _ident, frag, _ttl, proto, _csum, src, dst = _IPV4.unpack_from(data)
     if vihl >> 4 != 4:
         return DropReason.BAD_IP_VERSION
     ihl = (vihl & 0x0F) * 4
@@ -62,4 +62,5 @@ def parse_ipv4_tcp(data: memoryview, *, verify_checksum: bool = True) -> Packet 
         return seg
     if seg.src_port == 0 or seg.dst_port == 0:
         return DropReason.BAD_PORT
+    seg.ecn = tos & 3  # RFC 3168 §5: the ECN field, for the connection to echo CE
     return Packet(src, dst, seg)

@@ -127,9 +127,11 @@ class RawSocket:
 
     def send_segment(self, segment: Segment, src: bytes, dst: bytes) -> None:
         """Encode and send; ``src`` and ``dst`` are 4-byte IPv4 addresses."""
-        self.send(encode(segment, src, dst), src, dst)
+        self.send(encode(segment, src, dst), src, dst, segment.ecn)
 
-    def send(self, data: bytes | bytearray | memoryview, src: bytes, dst: bytes) -> None:
+    def send(
+        self, data: bytes | bytearray | memoryview, src: bytes, dst: bytes, tos: int = 0
+    ) -> None:
         """Send an already-encoded TCP segment.
 
         A full socket buffer (EAGAIN) drops the segment as a congested link would,
@@ -140,6 +142,8 @@ class RawSocket:
         if cmsg is None:
             cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("I4s4s", 0, src, bytes(4)))]
             self._pktinfo[src] = cmsg
+        if tos:  # the ECN field (RFC 3168): per packet, so a control message
+            cmsg = [*cmsg, (socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", tos))]
         try:
             self._sock.sendmsg([data], cmsg, 0, (socket.inet_ntoa(dst), 0))
         except (BlockingIOError, InterruptedError):

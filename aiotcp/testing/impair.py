@@ -44,6 +44,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from aiotcp.core.checksum import ones_sum
 from aiotcp.testing.netns import Host, read_line
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class ImpairStats:
     dropped: int = 0
     duplicated: int = 0
     delayed: int = 0
+    ce_marked: int = 0
 
 
 @dataclass
@@ -112,16 +114,19 @@ def impair(
     seed: int = 0,
     direction: Direction = "in",
     proto: str | None = None,
+    ce: float = 0.0,
 ) -> Iterator[Impairment]:
     """Impair traffic on ``host``'s veth for the duration of the block.
 
     ``loss``/``dup`` are probabilities per packet, ``delay``/``jitter`` seconds (each
-    packet waits a uniform ``delay ± jitter``, never below 0). ``proto`` (e.g.
+    packet waits a uniform ``delay ± jitter``, never below 0). ``ce`` is the chance
+    that an ECN-capable packet gets marked Congestion Experienced instead (an AQM
+    router's answer to a queue, RFC 3168). ``proto`` (e.g.
     ``"tcp"``) limits the rule to one protocol. The helper is bound to its queue
     before the rule exists, and the rule is gone before the helper stops (which then
     releases every held packet at once), so no packet meets a queue with no reader.
     """
-    for name, p in (("loss", loss), ("dup", dup)):
+    for name, p in (("loss", loss), ("dup", dup), ("ce", ce)):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{name} must be a probability, got {p}")
     if delay < 0 or jitter < 0:
@@ -132,7 +137,7 @@ def impair(
     target = ["-m", "mark", "!", "--mark", hex(mark), "-j", "NFQUEUE", "--queue-num", str(queue)]
     rules = [[*hook, *match, *target] for hook in _hooks(host, direction)]
     args = [f"--queue={queue}", f"--mark={mark}", f"--loss={loss}", f"--delay={delay}"]
-    args += [f"--jitter={jitter}", f"--dup={dup}", f"--seed={seed}"]
+    args += [f"--jitter={jitter}", f"--dup={dup}", f"--seed={seed}", f"--ce={ce}"]
     proc = host.python(["-m", "aiotcp.testing.impair", *args], stdout=subprocess.PIPE, text=True)
     result = Impairment(host=host, queue=queue, rules=rules, pid=proc.pid)
     try:
@@ -194,6 +199,9 @@ class _Helper:
         self.opts = opts
         self.loop = loop
         self.rng = random.Random(opts.seed)
+        # CE marks draw from their own generator: enabling them leaves the loss,
+        # duplication and delay decisions of a seed unchanged.
+        self.ce_rng = random.Random(opts.seed + 1)
         self.stats = ImpairStats()
         self.held: dict[int, tuple[asyncio.TimerHandle, Packet]] = {}
         self.ids = itertools.count()
@@ -218,6 +226,8 @@ class _Helper:
                 self.stats.dropped += 1
                 pkt.drop()
                 return
+            if opts.ce:
+                self.maybe_mark_ce(pkt)
             copy = r_dup < opts.dup
             wait = max(0.0, opts.delay + opts.jitter * r_delay)
             if wait <= 0.0:
@@ -232,6 +242,20 @@ class _Helper:
             print(f"impair: {exc!r}", file=sys.stderr, flush=True)
             with contextlib.suppress(Exception):
                 pkt.accept()
+
+    def maybe_mark_ce(self, pkt: Packet) -> None:
+        """Set CE on an ECT(0)/ECT(1) packet with probability ``--ce`` (RFC 3168 §5)."""
+        if self.ce_rng.random() >= self.opts.ce:
+            return
+        ip = bytearray(pkt.get_payload())
+        if len(ip) < 20 or ip[1] & 3 not in (1, 2):
+            return
+        ip[1] |= 3
+        ip[10] = ip[11] = 0
+        csum = ~ones_sum(ip[: (ip[0] & 0x0F) * 4]) & 0xFFFF
+        ip[10], ip[11] = csum >> 8, csum & 0xFF
+        pkt.set_payload(bytes(ip))
+        self.stats.ce_marked += 1
 
     def release(self, pkt: Packet, copy: bool, key: int | None) -> None:
         if key is not None:
@@ -288,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jitter", type=float, default=0.0)
     parser.add_argument("--dup", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ce", type=float, default=0.0)
     opts = parser.parse_args(argv)
     if opts.mark is None:
         opts.mark = MARK_BASE | opts.queue
