@@ -895,6 +895,12 @@ class Connection:
                 self._tlp_end = None  # RFC 8985 §7.4.2: the probe was a duplicate
         advanced = seq_gt(ack, self.snd_una)
         dupacks = self._dupacks
+        rtt = delivery.rtt(now)
+        if rtt is not None:
+            self.rtt.sample(rtt)  # from our own send times: exact, no echo needed
+            self._rtt_seq = None
+        elif advanced:
+            self._sample_rtt(seg, now)
         if advanced:
             self._on_new_ack(seg, now)
         else:
@@ -935,7 +941,6 @@ class Connection:
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
-        self._sample_rtt(seg, now)
         self._retries = 0
         self.rtt.reset_backoff()
         self._last_progress = now
@@ -1087,13 +1092,18 @@ class Connection:
         self._tlp_end = None
 
     def _tlp_allowed(self) -> bool:
-        """RFC 8985 §7.2: probe only with SACK, outside recovery, one probe at a time."""
+        """RFC 8985 §7.2: with SACK, one probe at a time.
+
+        A deviation: RFC 8985 probes only outside recovery; aiotcp also probes in
+        recovery (one segment, the first lost range, after 2·SRTT without an ACK).
+        At high loss the whole flight, retransmissions included, is often lost, and
+        then only the RTO with its backoff was left: measured at 20 % loss each way,
+        this halves the transfer time (simulator) and more than doubles goodput
+        against the kernel."""
         return (
             self.sack_ok
-            and not self._in_recovery
             and self._tlp_end is None
             and self.snd_una != self.snd_max
-            and not self._board.lost_bytes
             and self.state in _SYNCHRONIZED
         )
 
@@ -1323,7 +1333,15 @@ class Connection:
             self.counters.retransmits += 1  # the SYN or SYN-ACK goes again (Linux counts it)
             self.snd_nxt = self.iss
         else:
-            self.cc.on_timeout(seq_sub(self.snd_max, self.snd_una), now)
+            reduced = self._in_recovery or (
+                self._recover is not None and seq_lt(self.snd_una, self._recover)
+            )
+            if self._retries > 1 or reduced:
+                # RFC 5681 §3.1: a segment already resent by a timeout holds ssthresh;
+                # as Linux (tcp_enter_loss), neither does a window already reduced.
+                self.cc.cwnd = self.mss
+            else:
+                self.cc.on_timeout(seq_sub(self.snd_max, self.snd_una), now)
             # RFC 6582 §3.2 step 4: no fast recovery for what was sent before now.
             self._recover = self.snd_max
             if self._in_recovery:
@@ -1464,17 +1482,24 @@ class Connection:
 
     def _send_loss_probe(self, out: list[Segment], now: float, *, new_data: bool) -> None:
         """RFC 8985 §7.3: new data if any went (or can go) out, else the last segment
-        again; then the RTO guards the probe."""
+        again (in recovery: the first lost range); then the RTO guards the probe."""
         if self.snd_una == self.snd_max:
             return
-        if not new_data and self._send_pending():
+        board = self._board
+        resend = None
+        if not new_data and (board.lost_bytes or board.sacked_bytes):
+            # In recovery the useful probe repairs the lowest hole, never SACKed data.
+            resend = board.next_lost(self.mss) or board.first_unsacked(self.mss)
+        if resend is None and not new_data and self._send_pending():
             before = len(out)
             self._transmit_data(out, now, probe=True)
             new_data = len(out) > before
         if not new_data:
-            end = self.snd_max
-            start = seq_add(end, -min(self.mss, seq_sub(end, self.snd_una)))
-            seg = self._build_data_segment(start, seq_sub(end, start), now, retransmit=True)
+            if resend is None:
+                end = self.snd_max
+                start = seq_add(end, -min(self.mss, seq_sub(end, self.snd_una)))
+                resend = (start, seq_sub(end, start))
+            seg = self._build_data_segment(*resend, now, retransmit=True)
             if seg is None:
                 return
             out.append(seg)

@@ -66,12 +66,26 @@ class Sent:
 class Delivery:
     """What one ACK told us: the inputs of PRR, RACK and the RTT estimator."""
 
-    __slots__ = ("acked", "dsack", "sacked")
+    __slots__ = ("acked", "dsack", "first_acked_at", "newest_sacked_at", "rexmit_acked", "sacked")
 
     def __init__(self) -> None:
         self.acked = 0  # bytes newly covered by the cumulative ACK
         self.sacked = 0  # bytes newly covered by SACK blocks
         self.dsack = False  # the ACK carried a D-SACK block
+        # RTT evidence (Linux ``tcp_clean_rtx_queue``): when the oldest newly
+        # acknowledged never-retransmitted range was sent, whether retransmitted data
+        # was acknowledged (Karn), when the newest newly SACKed range was sent.
+        self.first_acked_at: float | None = None
+        self.rexmit_acked = False
+        self.newest_sacked_at: float | None = None
+
+    def rtt(self, now: float) -> float | None:
+        """An unambiguous RTT sample from this ACK, if it carries one."""
+        if self.first_acked_at is not None and not self.rexmit_acked:
+            return now - self.first_acked_at
+        if self.newest_sacked_at is not None:
+            return now - self.newest_sacked_at
+        return None
 
     @property
     def delivered(self) -> int:
@@ -228,6 +242,10 @@ class Scoreboard:
                 self.sacked_bytes += size
                 d.sacked += size
                 self._forget_flight(rec, size)
+                if not rec.flags & EVER_RETRANS and (
+                    d.newest_sacked_at is None or rec.sent_at > d.newest_sacked_at
+                ):
+                    d.newest_sacked_at = rec.sent_at
                 rec.flags = (rec.flags & ~(LOST | RETRANS)) | SACKED
                 self._delivered(rec, now, prior_fack, d)
         if ack_abs > self._una_abs:
@@ -260,6 +278,10 @@ class Scoreboard:
         if rec.flags & SACKED:
             self.sacked_bytes -= size
             return  # already counted as delivered when it was SACKed
+        if rec.flags & EVER_RETRANS:
+            d.rexmit_acked = True
+        elif d.first_acked_at is None:
+            d.first_acked_at = rec.sent_at
         self._forget_flight(rec, size)
         self._delivered(rec, now, prior_fack, d)
 
@@ -368,6 +390,13 @@ class Scoreboard:
             return None
         for rec in self.records:
             if rec.flags & (LOST | RETRANS) == LOST:
+                return self.seq(rec.start), min(rec.end - rec.start, max_len)
+        return None
+
+    def first_unsacked(self, max_len: int) -> tuple[int, int] | None:
+        """The lowest range the peer does not hold, as (seq, length ≤ max_len)."""
+        for rec in self.records:
+            if not rec.flags & SACKED:
                 return self.seq(rec.start), min(rec.end - rec.start, max_len)
         return None
 
