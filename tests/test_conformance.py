@@ -200,6 +200,28 @@ def test_difference_marker() -> None:
         parse_script("expect-linux: differs why\nlisten\n! silence 0.1\n! close\n")
 
 
+def test_covers_header_names_known_requirements() -> None:
+    """``covers:`` lines accumulate; an unknown, malformed or repeated label fails the
+    parse (a typo must not silently drop a script out of the MUST table)."""
+    script = parse_script("covers: MUST-7, RFC5961-3\ncovers: RFC9293-3.10.7.4\nlisten\n")
+    assert script.covers == ("MUST-7", "RFC5961-3", "RFC9293-3.10.7.4")
+    assert parse_script("covers: MUST-1 MUST-69\nlisten\n").covers == ("MUST-1", "MUST-69")
+    assert parse_script("listen\n").covers == ()
+    for bad, message in (
+        ("MUST-70", "unknown requirement"),
+        ("MUST-0", "bad requirement label"),
+        ("RFC 5961", "bad requirement label"),
+        ("RFC5961-9", "unknown requirement"),
+        ("must-7", "bad requirement label"),
+        ("MUST-7, MUST-7", "listed twice"),
+        ("", "covers: LABEL"),
+    ):
+        with pytest.raises(ScriptError, match=message):
+            parse_script(f"covers: {bad}\nlisten\n")
+    with pytest.raises(ScriptError, match="unknown action"):
+        parse_script("listen\ncovers: MUST-7\n")  # headers come before the first event
+
+
 def test_window_edge_positions() -> None:
     seg = parse_segment("R edge:edge(0) win 0", outbound=False)
     assert seg.from_edge and (seg.seq, seg.end, seg.length) == (0, 0, 0)

@@ -16,6 +16,7 @@ Format (one item per line, ``#`` starts a comment)::
     tolerance: 0.1                      # default timing tolerance of timed lines (s)
     peer-isn: 0xffffff00                # the peer's ISN (default: 2**32 - 256)
     timeout: 15                         # bound on the whole script (s)
+    covers: MUST-7, RFC5961-3           # requirements it checks (aiotcp.conformance.musts)
 
     # events: [TIME] EVENT
     listen                              # application: listen on the server port
@@ -87,6 +88,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aiotcp.conformance.musts import check_label
 from aiotcp.core.segment import parse_flags
 
 Any_ = Literal["*"]
@@ -217,6 +219,9 @@ class Script:
     peer_isn: int = DEFAULT_PEER_ISN
     timeout: float = 20.0
     path: Path | None = None
+    covers: tuple[str, ...] = ()
+    """Requirement labels from ``covers:`` lines (``MUST-7``, ``RFC5961-3``), in order:
+    what the script checks, for the MUST table of ``docs/conformance.md``."""
 
     @property
     def listens(self) -> bool:
@@ -453,6 +458,14 @@ def _parse_header(script: Script, key: str, value: str) -> None:
         script.peer_isn = int(value, 0) & 0xFFFFFFFF
     elif key == "timeout":
         script.timeout = float(value)
+    elif key == "covers":
+        labels = [check_label(item) for item in re.split(r"[,\s]+", value) if item]
+        if not labels:
+            raise ValueError("covers: LABEL[, LABEL ...] (MUST-n, RFCnnnn, RFCnnnn-section)")
+        for label in labels:
+            if label in script.covers:
+                raise ValueError(f"{label} is listed twice in covers")
+            script.covers += (label,)
     else:
         raise ValueError(f"unknown header {key!r}")
 
