@@ -1,0 +1,833 @@
+"""Congestion control under loss: aiotcp and the Linux kernel senders on one impaired link.
+
+    .venv/bin/python bench/congestion.py [--size 50M] [--loss 0,0.1,1,3] [--delay-ms 20]
+                                         [--out bench/results/congestion] [--quick]
+
+For each loss rate, four senders each push ``--size`` bytes to a kernel sink (a plain
+socket reader on host B, ``aiotcp.testing.netns.kernel_sink``): aiotcp with
+``congestion="newreno"`` and ``"cubic"``, and the kernel with ``TCP_CONGESTION`` ``reno``
+and ``cubic``. Same link, same receiver, same impairment, so the goodput ratio
+aiotcp/kernel per algorithm measures the sender alone.
+
+The link (this kernel has no netem): ``aiotcp.testing.impair`` on host B's veth, inbound
+only (``direction="in"``, the data direction A→B): every data segment waits
+``--delay-ms`` and is dropped with probability ``loss``; ACKs B→A are neither delayed
+nor dropped, so the RTT is the delay plus the helper's own latency (about 1 ms). Each
+transfer gets fresh namespaces, a fresh sink and a fresh impairment helper seeded from
+the loss rate alone, so every sender in a cell meets the same sequence of drop
+decisions (packet *n* is dropped for all or for none; which bytes packet *n* carries
+depends on the sender).
+
+Goodput = verified bytes / seconds from the first byte written (after the handshake)
+until the sender sees the sink's FIN, which the sink sends only after reading every
+byte; the sink's byte count and SHA-256 must match what was sent. Each transfer is
+bounded by ``--timeout``: a cut one is reported as ``timeout`` with the bytes
+acknowledged by then. Transfers in cells with loss >= ``--parallel-from`` (1 % by
+default) run their four senders at the same time, each in its own process and
+namespaces: there each flow moves under 1 MB/s, loss (not CPU) bounds it (a trial of
+the 1 % cell one at a time gave the same goodputs within 3 %), and the default run
+takes about 6 minutes instead of 15; cells below run one transfer at a time. Before the
+cells, a calibration measures what the impairer itself costs (kernel cubic without it
+and through it with no delay and no loss; aiotcp cubic without it).
+
+Writes ``<out>.md`` (tables), ``<out>.json`` (every number, and cwnd traces),
+``<out>.png`` (goodput vs loss) and ``<out>-cwnd.png`` (cwnd over time in the
+``--cwnd-loss`` cell, sampled every 10 ms) and prints the Markdown at the end. The
+plots need matplotlib (``pip install aiotcp[plot]``); without it the tables and JSON
+are still written. Needs root (namespaces, raw sockets, iptables, NFQUEUE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cwnd_trace import KernelSampler, Trace, kernel_sample, sample_aiotcp, tcp_info
+
+from aiotcp.testing.impair import Impairment, impair
+from aiotcp.testing.loops import LoopKind, run
+from aiotcp.testing.netns import Host, cleanup_stale, kernel_sink, pattern, two_hosts
+from aiotcp.testing.transfer import kernel_tcp_stats, send_bulk, stats_delta
+
+PREFIX = "ccbench"
+"""Namespace name prefix (``two_hosts``); ``cleanup_stale`` removes dead runs' leftovers."""
+SINK_PORT = 5001
+SAMPLE_INTERVAL = 0.01
+
+StackKind = Literal["aiotcp", "kernel"]
+
+
+@dataclass(frozen=True)
+class Sender:
+    """One column of the table: a TCP implementation and its congestion control."""
+
+    stack: StackKind
+    algorithm: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.stack} {self.algorithm}"
+
+
+SENDERS = (
+    Sender("aiotcp", "newreno"),
+    Sender("aiotcp", "cubic"),
+    Sender("kernel", "reno"),
+    Sender("kernel", "cubic"),
+)
+PAIRS = (("aiotcp newreno", "kernel reno"), ("aiotcp cubic", "kernel cubic"))
+"""Ratio columns: aiotcp / kernel with the same algorithm (NewReno is Linux's "reno")."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """The A→B impairment of a transfer (``impaired=False``: bare veth)."""
+
+    loss: float
+    """Drop probability per data packet (0.01 = 1 %)."""
+    delay: float
+    """Seconds each data packet is held (one way, A→B)."""
+    seed: int
+    impaired: bool = True
+
+    def describe(self) -> str:
+        if not self.impaired:
+            return "no impairer"
+        return f"loss {self.loss:.2%}, delay {self.delay * 1000:g} ms, seed {self.seed}"
+
+
+@dataclass
+class RunResult:
+    """One transfer. ``status``: ok | timeout | error | unavailable."""
+
+    sender: str
+    link: str
+    loss_percent: float
+    status: str
+    size: int
+    bytes_done: int
+    """Verified by the sink when ``ok``; acknowledged bytes at the cut otherwise."""
+    seconds: float
+    verified: bool = False
+    retransmits: int | None = None
+    rto_expirations: int | None = None
+    srtt_ms: float | None = None
+    impairer_seen: int | None = None
+    impairer_dropped: int | None = None
+    max_cwnd: float | None = None
+    mean_cwnd: float | None = None
+    error: str | None = None
+    trace: dict[str, list[float | None]] | None = field(default=None, repr=False)
+
+    @property
+    def goodput(self) -> float:
+        """MB/s (10**6 bytes) of what got through; 0 when nothing did."""
+        return self.bytes_done / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+    def as_dict(self, with_trace: bool) -> dict[str, Any]:
+        data = asdict(self)
+        data["goodput_MBps"] = self.goodput
+        if not with_trace:
+            data.pop("trace")
+        return data
+
+
+@dataclass
+class SendOutcome:
+    """What a sender knows at the end (before the sink's report is checked)."""
+
+    finished: bool
+    seconds: float
+    acked: int
+    retransmits: int | None
+    rto_expirations: int | None
+    srtt_ms: float | None
+    trace: Trace
+    t0: float
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------ senders
+
+
+def send_kernel(
+    addr: str, data: bytes, algorithm: str, timeout: float, trace_limit: int
+) -> SendOutcome:
+    """Send ``data`` over a kernel socket with ``TCP_CONGESTION`` = ``algorithm``.
+
+    Called inside host A (the worker has entered its namespace). The clock starts at
+    the first ``sendall`` and stops at the sink's FIN. ``sendall``'s timeout is the
+    total budget (Python >= 3.5), so the whole transfer is bounded; a cut socket is
+    reset, not closed gracefully, so nothing keeps sending after the measurement.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    finished = False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, algorithm.encode())
+        sock.settimeout(min(timeout, 15.0))
+        t_connect = time.perf_counter()
+        sock.connect((addr, SINK_PORT))
+        sampler = KernelSampler(sock, SAMPLE_INTERVAL, trace_limit)
+        sampler.start()
+        t0 = time.perf_counter()
+        deadline = t0 + timeout
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.perf_counter()) > 0:
+                sock.settimeout(left)
+                if not sock.recv(65536):
+                    finished = True
+                    break
+        except TimeoutError:
+            pass
+        seconds = time.perf_counter() - t0
+        sampler.stop()
+        info = tcp_info(sock)
+        sampler.trace.add(kernel_sample(info, time.perf_counter()))
+        return SendOutcome(
+            finished=finished,
+            seconds=seconds,
+            acked=min(max(info["bytes_acked"] - 1, 0), len(data)),  # minus the SYN
+            retransmits=info["total_retrans"],
+            rto_expirations=None,  # filled from the namespace's TcpExt.TCPTimeouts
+            srtt_ms=info["rtt"] / 1000,
+            trace=sampler.trace,
+            t0=t_connect,
+        )
+    finally:
+        if not finished:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+        sock.close()
+
+
+def send_aiotcp(
+    addr: str,
+    data: bytes,
+    algorithm: str,
+    timeout: float,
+    trace_limit: int,
+    send_buffer: int,
+    loop: LoopKind,
+) -> SendOutcome:
+    """Send ``data`` with ``aiotcp.testing.transfer.send_bulk`` on a fresh stack.
+
+    Called inside host A, where the stack's raw socket must live. A task
+    samples the connection beside it; on timeout the last sample says how far it got.
+    """
+    trace = Trace(limit=trace_limit)
+
+    async def main() -> SendOutcome:
+        loop_ = asyncio.get_running_loop()
+        sampler = asyncio.create_task(sample_aiotcp(SINK_PORT, SAMPLE_INTERVAL, trace))
+        t_connect = loop_.time()
+        try:
+            result = await asyncio.wait_for(
+                send_bulk(addr, SINK_PORT, data, congestion=algorithm, send_buffer=send_buffer),
+                timeout,
+            )
+        except TimeoutError:
+            row = trace.last
+            counters = row.get("counters", {})
+            return SendOutcome(
+                finished=False,
+                seconds=loop_.time() - t_connect,
+                acked=trace.samples[-1].acked if trace.samples else 0,
+                retransmits=counters.get("retransmits"),
+                rto_expirations=counters.get("rto_expirations"),
+                srtt_ms=row["srtt"] * 1000 if row.get("srtt") else None,
+                trace=trace,
+                t0=t_connect,
+            )
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        info = result.info
+        return SendOutcome(
+            finished=True,
+            seconds=result.seconds,
+            acked=result.nbytes,
+            retransmits=info.counters.get("retransmits"),
+            rto_expirations=info.counters.get("rto_expirations"),
+            srtt_ms=info.srtt * 1000 if info.srtt is not None else None,
+            trace=trace,
+            t0=t_connect,
+        )
+
+    # The outer limit only backs up the inner one (send_bulk's close may take 5 s more).
+    return run(main, loop, timeout=timeout + 30.0)
+
+
+# ------------------------------------------------------------------------ one run
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one transfer needs; ``subnet`` keeps concurrent runs apart."""
+
+    sender: Sender
+    link: Link
+    loss_percent: float
+    subnet: int
+    keep_trace: bool
+
+
+@dataclass
+class Settings:
+    """What every transfer of a run shares (passed to each worker process as JSON)."""
+
+    size: int
+    timeout: float
+    send_buffer: int
+    loop: LoopKind
+    available: list[str]
+    """The kernel's ``tcp_available_congestion_control``."""
+
+    @property
+    def trace_limit(self) -> int:
+        return int(self.timeout / SAMPLE_INTERVAL) + 1000
+
+
+def run_one(job: Job, cfg: Settings) -> RunResult:
+    """One transfer on fresh namespaces (``198.18.<subnet>.1`` → ``.2``), cleaned up after.
+
+    Never raises for a failed transfer: the error is part of the result, so one bad
+    cell does not lose the others.
+    """
+    sender, link = job.sender, job.link
+    data = pattern(cfg.size, seed=1)
+    digest = hashlib.sha256(data).hexdigest()
+    result = RunResult(
+        sender=sender.name,
+        link=link.describe(),
+        loss_percent=job.loss_percent,
+        status="error",
+        size=cfg.size,
+        bytes_done=0,
+        seconds=0.0,
+    )
+    if sender.stack == "kernel" and sender.algorithm not in cfg.available:
+        result.status = "unavailable"
+        result.error = f"{sender.algorithm} not in tcp_available_congestion_control"
+        return result
+    imp: Impairment | None = None
+    try:
+        with two_hosts(PREFIX, subnet=job.subnet) as (a, b), contextlib.ExitStack() as ctx:
+            if link.impaired:
+                imp = ctx.enter_context(
+                    impair(
+                        b,
+                        loss=link.loss,
+                        delay=link.delay,
+                        seed=link.seed,
+                        direction="in",
+                        proto="tcp",
+                    )
+                )
+            sink = ctx.enter_context(kernel_sink(b, SINK_PORT))
+            before = kernel_tcp_stats(a)
+            outcome = _send(job, cfg, data, a, b)
+            if sender.stack == "kernel":
+                timeouts = stats_delta(before, kernel_tcp_stats(a)).get("TCPTimeouts")
+                outcome.rto_expirations = timeouts
+            _fill(result, outcome, job)
+            if outcome.finished:
+                count, got = sink.read_result(timeout=15.0)
+                result.verified = count == cfg.size and got == digest
+                result.bytes_done = count
+                result.status = "ok" if result.verified else "error"
+                if not result.verified:
+                    result.error = f"sink got {count} bytes, sha256 {got[:16]}…"
+            else:
+                result.status = "timeout"
+    except Exception as exc:  # reported in the table, not fatal to the other cells
+        result.status = "error"
+        result.error = f"{type(exc).__name__}: {exc}"
+    if imp is not None:
+        result.impairer_seen, result.impairer_dropped = imp.stats.seen, imp.stats.dropped
+    return result
+
+
+def _send(job: Job, cfg: Settings, data: bytes, a: Host, b: Host) -> SendOutcome:
+    with a.entered():
+        if job.sender.stack == "kernel":
+            return send_kernel(b.address, data, job.sender.algorithm, cfg.timeout, cfg.trace_limit)
+        return send_aiotcp(
+            b.address,
+            data,
+            job.sender.algorithm,
+            cfg.timeout,
+            cfg.trace_limit,
+            cfg.send_buffer,
+            cfg.loop,
+        )
+
+
+def _fill(result: RunResult, outcome: SendOutcome, job: Job) -> None:
+    result.seconds = outcome.seconds
+    result.bytes_done = outcome.acked
+    result.retransmits = outcome.retransmits
+    result.rto_expirations = outcome.rto_expirations
+    result.srtt_ms = outcome.srtt_ms
+    cwnds = [s.cwnd for s in outcome.trace.samples]
+    if cwnds:
+        result.max_cwnd = max(cwnds)
+        result.mean_cwnd = sum(cwnds) / len(cwnds)
+    if job.keep_trace:
+        result.trace = outcome.trace.columns(outcome.t0)
+
+
+def run_jobs(jobs: list[Job], cfg: Settings, parallel: bool) -> list[RunResult]:
+    """Run ``jobs`` one after another, or all at once, each in its own interpreter.
+
+    A process per transfer, not a thread: concurrent aiotcp senders would otherwise
+    share one GIL (in a trial at 1 % loss, threads cost aiotcp ~4 % of its goodput),
+    and every transfer starts from the same clean state. The workers are in our
+    process group, so Ctrl-C reaches them and each removes its own namespaces.
+    """
+    results: list[RunResult] = []
+    if parallel:
+        procs = [_start_worker(job, cfg) for job in jobs]
+        for job, proc in zip(jobs, procs, strict=True):
+            results.append(_finish_worker(job, cfg, proc))
+            _progress(results[-1])
+        return results
+    for job in jobs:
+        results.append(_finish_worker(job, cfg, _start_worker(job, cfg)))
+        _progress(results[-1])
+    return results
+
+
+def _start_worker(job: Job, cfg: Settings) -> subprocess.Popen[str]:
+    spec = json.dumps({"job": asdict(job), "settings": asdict(cfg)})
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--job", spec]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish_worker(job: Job, cfg: Settings, proc: subprocess.Popen[str]) -> RunResult:
+    """The worker's result (its last stdout line), or an error result saying why not.
+
+    The worker's stderr (its own, and the sink's and impairer's) is shown only for a
+    failed transfer: a cut one always makes the sink print a connection-reset
+    traceback, which says nothing new.
+    """
+    try:
+        out, err = proc.communicate(timeout=cfg.timeout + 120.0)  # its own limit comes first
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    lines = out.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        result = result_from_dict(json.loads(lines[-1]))
+    else:
+        result = RunResult(
+            sender=job.sender.name,
+            link=job.link.describe(),
+            loss_percent=job.loss_percent,
+            status="error",
+            size=cfg.size,
+            bytes_done=0,
+            seconds=0.0,
+            error=f"worker exited with {proc.returncode}",
+        )
+    if result.status == "error" and err.strip():
+        print(f"--- stderr of {job.sender.name}, {job.link.describe()}:", file=sys.stderr)
+        print("\n".join(err.strip().splitlines()[-30:]), file=sys.stderr, flush=True)
+    return result
+
+
+def worker_main(spec: str) -> int:
+    """``--job``: run one transfer here and print its result as one JSON line."""
+    data = json.loads(spec)
+    j, settings = data["job"], data["settings"]
+    job = Job(
+        sender=Sender(**j["sender"]),
+        link=Link(**j["link"]),
+        loss_percent=j["loss_percent"],
+        subnet=j["subnet"],
+        keep_trace=j["keep_trace"],
+    )
+    result = run_one(job, Settings(**settings))
+    print(json.dumps(result.as_dict(with_trace=job.keep_trace)), flush=True)
+    return 0
+
+
+def _progress(r: RunResult) -> None:
+    extra = f" ({r.error})" if r.error else ""
+    print(
+        f"  {r.link:<36} {r.sender:<15} {r.status:<8} {r.goodput:9.3f} MB/s "
+        f"{r.bytes_done / 1e6:7.1f} MB in {r.seconds:6.1f} s, retrans {r.retransmits}{extra}",
+        flush=True,
+    )
+
+
+# ------------------------------------------------------------------------- the run
+
+
+def cell_seed(base: int, loss_percent: float) -> int:
+    """The seed of a cell depends on its loss rate only: adding cells changes no other."""
+    return base * 100_003 + round(loss_percent * 1000)
+
+
+def available_congestion() -> list[str]:
+    path = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")
+    return sorted(path.read_text().split()) if path.exists() else []
+
+
+def kernel_wmem_max() -> int:
+    """Largest send buffer the kernel sender may autotune to (``tcp_wmem[2]``)."""
+    return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Calibration, then every cell; returns the JSON report."""
+    cfg = Settings(
+        size=args.size,
+        timeout=args.timeout,
+        send_buffer=args.send_buffer or kernel_wmem_max(),
+        loop=args.loop,
+        available=available_congestion(),
+    )
+    delay = args.delay_ms / 1000
+    cleanup_stale(PREFIX)
+    t_start = time.monotonic()
+    calibration: list[RunResult] = []
+    if not args.skip_calibration:
+        print("calibration (what the impairer costs):", flush=True)
+        cubic_k, cubic_a = Sender("kernel", "cubic"), Sender("aiotcp", "cubic")
+        bare, passthrough = Link(0.0, 0.0, 0, impaired=False), Link(0.0, 0.0, 0)
+        jobs = [Job(cubic_k, bare, 0.0, 0, False), Job(cubic_k, passthrough, 0.0, 0, False)]
+        jobs.append(Job(cubic_a, bare, 0.0, 0, False))
+        calibration = run_jobs(jobs, cfg, parallel=False)
+    cells: list[dict[str, Any]] = []
+    cwnd_loss = pick_cwnd_cell(args.loss, args.cwnd_loss)
+    for loss_percent in args.loss:
+        link = Link(loss_percent / 100, delay, cell_seed(args.seed, loss_percent))
+        parallel = loss_percent >= args.parallel_from
+        print(f"loss {loss_percent:g} % ({'concurrent' if parallel else 'one at a time'}):")
+        keep = loss_percent == cwnd_loss
+        jobs = [Job(s, link, loss_percent, i, keep) for i, s in enumerate(SENDERS)]
+        runs = run_jobs(jobs, cfg, parallel=parallel)
+        cells.append(
+            {"loss_percent": loss_percent, "seed": link.seed, "parallel": parallel, "runs": runs}
+        )
+    return {
+        "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "host": {
+            "kernel": platform.release(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "tcp_available_congestion_control": cfg.available,
+        },
+        "settings": {
+            "size": args.size,
+            "delay_ms": args.delay_ms,
+            "delay_placement": "one way, data direction A->B (impairer on B's INPUT)",
+            "loss_placement": "data direction only; ACKs B->A neither delayed nor dropped",
+            "timeout_s": args.timeout,
+            "aiotcp_send_buffer": cfg.send_buffer,
+            "aiotcp_loop": args.loop,
+            "parallel_from_percent": args.parallel_from,
+            "seed": args.seed,
+            "sample_interval_s": SAMPLE_INTERVAL,
+            "cwnd_loss_percent": cwnd_loss,
+        },
+        "seconds": time.monotonic() - t_start,
+        "calibration": calibration,
+        "cells": cells,
+    }
+
+
+def pick_cwnd_cell(losses: list[float], wanted: float) -> float:
+    """The cell whose cwnd is plotted: ``wanted`` if measured, else the nearest lossy one."""
+    if wanted in losses:
+        return wanted
+    lossy = [p for p in losses if p > 0] or losses
+    return min(lossy, key=lambda p: abs(math.log10(max(p, 1e-3)) - math.log10(max(wanted, 1e-3))))
+
+
+# -------------------------------------------------------------------------- output
+
+
+def _fmt_goodput(r: RunResult | None) -> str:
+    if r is None or r.status == "unavailable":
+        return "n/a"
+    if r.status == "ok":
+        return f"{r.goodput:.3g}"
+    return f"{r.goodput:.3g} ({r.status}, {r.bytes_done / 1e6:.1f} MB)"
+
+
+def _ratio(runs: dict[str, RunResult], ours: str, theirs: str) -> str:
+    a, k = runs.get(ours), runs.get(theirs)
+    if a is None or k is None or a.status != "ok" or k.status != "ok" or not k.goodput:
+        return "–"
+    return f"{a.goodput / k.goodput:.2f}"
+
+
+def _opt(value: float | int | None, fmt: str = "{}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The tables of ``<out>.md`` (also printed at the end of the run)."""
+    s = report["settings"]
+    lines = [
+        f"# Congestion control under loss: aiotcp vs the Linux kernel ({report['when']})",
+        "",
+        f"`{report['command']}` — {report['seconds']:.0f} s; kernel {report['host']['kernel']},"
+        f" {report['host']['cpus']} CPUs, Python {report['host']['python']}.",
+        "",
+        f"- {s['size'] / 1e6:g} MB per transfer to a kernel sink, goodput in MB/s (10^6 B/s),"
+        " from the first byte written to the sink's FIN; bytes and SHA-256 checked.",
+        f"- Link: {s['delay_ms']:g} ms delay {s['delay_placement']}; random loss on the"
+        f" {s['loss_placement']}. RTT ≈ {s['delay_ms']:g} ms + ~1 ms.",
+        f"- Impairer seeded per loss rate (base seed {s['seed']}): all four senders meet the"
+        " same drop sequence. Fresh namespaces, sink and impairer per transfer.",
+        f"- aiotcp send buffer {s['aiotcp_send_buffer']} B (the kernel's tcp_wmem max), loop"
+        f" {s['aiotcp_loop']}. Cells with loss ≥ {s['parallel_from_percent']:g} % ran their four"
+        " transfers concurrently (separate processes and namespaces); others one at a time.",
+        f"- Per-transfer limit {s['timeout_s']:g} s; a cut transfer shows its goodput so far.",
+        "",
+        "## Goodput (MB/s)",
+        "",
+        "| loss % | "
+        + " | ".join(x.name for x in SENDERS)
+        + " | "
+        + " | ".join(f"{o.split()[1]}/{t.split()[1]}" for o, t in PAIRS)
+        + " |",
+        "|---:|" + "---:|" * (len(SENDERS) + len(PAIRS)),
+    ]
+    for cell in report["cells"]:
+        runs = {r.sender: r for r in cell["runs"]}
+        row = [f"{cell['loss_percent']:g}"]
+        row += [_fmt_goodput(runs.get(x.name)) for x in SENDERS]
+        row += [_ratio(runs, o, t) for o, t in PAIRS]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "Ratios are aiotcp / kernel with the same algorithm (aiotcp newreno vs kernel reno).",
+        "",
+        "## Every transfer",
+        "",
+        "| loss % | sender | status | MB/s | MB | s | retransmits | RTOs | dropped / seen"
+        " (impairer) | srtt ms | cwnd max / mean (segments) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in report["cells"]:
+        for r in cell["runs"]:
+            lines.append(_detail_row(f"{cell['loss_percent']:g}", r))
+    if report["calibration"]:
+        lines += [
+            "",
+            "## Calibration: the impairer's own cost (no delay, no loss)",
+            "",
+            "| link | sender | status | MB/s | s | retransmits | srtt ms |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        for r in report["calibration"]:
+            lines.append(
+                f"| {r.link} | {r.sender} | {r.status} | {r.goodput:.1f} | {r.seconds:.2f} |"
+                f" {_opt(r.retransmits)} | {_opt(r.srtt_ms, '{:.2f}')} |"
+            )
+    lines += ["", "RTOs: aiotcp `rto_expirations`; kernel `TcpExt.TCPTimeouts` of its namespace."]
+    lines.append("Retransmits: aiotcp `counters.retransmits`; kernel `tcpi_total_retrans`.")
+    return "\n".join(lines) + "\n"
+
+
+def _detail_row(loss: str, r: RunResult) -> str:
+    dropped = f"{r.impairer_dropped} / {r.impairer_seen}" if r.impairer_seen is not None else "–"
+    cwnd = (
+        f"{r.max_cwnd:.0f} / {r.mean_cwnd:.1f}"
+        if r.max_cwnd is not None and r.mean_cwnd is not None
+        else "–"
+    )
+    status = r.status if not r.error else f"{r.status}: {r.error}"
+    return (
+        f"| {loss} | {r.sender} | {status} | {r.goodput:.3f} | {r.bytes_done / 1e6:.1f} |"
+        f" {r.seconds:.1f} | {_opt(r.retransmits)} | {_opt(r.rto_expirations)} | {dropped} |"
+        f" {_opt(r.srtt_ms, '{:.1f}')} | {cwnd} |"
+    )
+
+
+def to_json(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with results as plain dicts; cwnd traces only where recorded."""
+    out = dict(report)
+    out["calibration"] = [r.as_dict(False) for r in report["calibration"]]
+    out["cells"] = [
+        {**cell, "runs": [r.as_dict(r.trace is not None) for r in cell["runs"]]}
+        for cell in report["cells"]
+    ]
+    return out
+
+
+def result_from_dict(data: dict[str, Any]) -> RunResult:
+    """Inverse of :meth:`RunResult.as_dict` (worker results, ``--replot``)."""
+    return RunResult(**{k: v for k, v in data.items() if k != "goodput_MBps"})
+
+
+def from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`to_json` (for ``--replot``)."""
+    report = dict(data)
+    report["calibration"] = [result_from_dict(d) for d in data["calibration"]]
+    report["cells"] = [
+        {**c, "runs": [result_from_dict(d) for d in c["runs"]]} for c in data["cells"]
+    ]
+    return report
+
+
+_NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.e+-]+|null)(?:,\s*(?:-?[0-9.e+-]+|null))*)\s*\]")
+
+
+def compact_lists(text: str) -> str:
+    """Put each list of numbers on one line: cwnd traces would be a number per line."""
+    return _NUMBER_LIST.sub(lambda m: "[" + "".join(m.group(1).split()) + "]", text)
+
+
+def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
+    """Write ``.md``, ``.json`` and (with matplotlib) both PNGs; return what was written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md, js = out.with_name(out.name + ".md"), out.with_name(out.name + ".json")
+    md.write_text(markdown(report))
+    js.write_text(compact_lists(json.dumps(to_json(report), indent=1)) + "\n")
+    written = [md, js]
+    try:
+        import congestion_plot
+    except ImportError as exc:  # matplotlib missing: tables and JSON are enough
+        print(f"no plots ({exc.name} missing): pip install 'aiotcp[plot]'", file=sys.stderr)
+        return written
+    written.append(congestion_plot.goodput_plot(report, out.with_name(out.name + ".png")))
+    cwnd_png = congestion_plot.cwnd_plot(report, out.with_name(out.name + "-cwnd.png"))
+    if cwnd_png is not None:
+        written.append(cwnd_png)
+    return written
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def parse_size(text: str) -> int:
+    """``50M`` → 50,000,000 (decimal k/M/G, as the MB/s in the table)."""
+    units = {"k": 10**3, "m": 10**6, "g": 10**9}
+    text = text.strip().lower().removesuffix("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def parse_losses(text: str) -> list[float]:
+    """``0,0.1,1,3`` (percent) → sorted unique floats, each in [0, 100)."""
+    losses = sorted({float(x) for x in text.split(",") if x.strip()})
+    if not losses or any(not 0 <= p < 100 for p in losses):
+        raise argparse.ArgumentTypeError(f"loss rates must be percentages in [0, 100): {text}")
+    return losses
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=parse_size("50M"),
+        help="bytes per transfer (k/M/G = 10^3/10^6/10^9)",
+    )
+    parser.add_argument(
+        "--loss",
+        type=parse_losses,
+        default=parse_losses("0,0.1,1,3"),
+        help="loss rates in percent, comma-separated",
+    )
+    parser.add_argument(
+        "--delay-ms", type=float, default=20.0, help="one-way delay of the data direction"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench/results/congestion"),
+        help="output prefix: <out>.md .json .png -cwnd.png",
+    )
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per transfer")
+    parser.add_argument(
+        "--cwnd-loss",
+        type=float,
+        default=1.0,
+        help="loss rate (percent) of the cell whose cwnd is plotted",
+    )
+    parser.add_argument(
+        "--parallel-from",
+        type=float,
+        default=1.0,
+        help="cells with at least this loss (percent) run senders concurrently",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="base seed of the impairer")
+    parser.add_argument(
+        "--send-buffer",
+        type=parse_size,
+        default=0,
+        help="aiotcp send_buffer (0: the kernel's tcp_wmem max)",
+    )
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--skip-calibration", action="store_true")
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: one worker transfer
+    parser.add_argument(
+        "--replot",
+        type=Path,
+        metavar="JSON",
+        help="no measurement: rewrite the outputs from a saved <out>.json",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fast check: --size 5M --loss 0,1 (a minute)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.loss = parse_size("5M"), [0.0, 1.0]
+    if args.size <= 0 or args.timeout <= 0 or args.delay_ms < 0:
+        parser.error("--size and --timeout must be > 0, --delay-ms >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.job is not None:
+        return worker_main(args.job)
+    if args.replot is not None:
+        report = from_json(json.loads(args.replot.read_text()))
+        print(markdown(report))
+        print("wrote " + ", ".join(str(p) for p in write_outputs(report, args.out)))
+        return 0
+    if os.geteuid() != 0:
+        print("needs root (network namespaces, raw sockets, iptables, NFQUEUE)", file=sys.stderr)
+        return 2
+    report = run_benchmark(args)
+    written = write_outputs(report, args.out)
+    print()
+    print(markdown(report))
+    print("wrote " + ", ".join(str(p) for p in written))
+    failed = [r for c in report["cells"] for r in c["runs"] if r.status == "error"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

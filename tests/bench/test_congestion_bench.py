@@ -1,0 +1,51 @@
+"""bench/congestion.py end to end, tiny: it runs, verifies every transfer, writes its files.
+
+The numbers themselves are not judged (1 MB over a 5 ms link says little about
+congestion control); that each sender delivered every byte through the impaired
+link and that the table, JSON and plots come out is what would silently break.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+from aiotcp.testing.netns import require_root
+
+BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
+SENDERS = {"aiotcp newreno", "aiotcp cubic", "kernel reno", "kernel cubic"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_congestion_bench_writes_table_json_and_plots(tmp_path: pathlib.Path) -> None:
+    require_root()
+    out = tmp_path / "cc"
+    cmd = [sys.executable, str(BENCH / "congestion.py"), "--size", "1M", "--loss", "0,1"]
+    cmd += ["--delay-ms", "5", "--timeout", "20", "--skip-calibration", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    report = json.loads(out.with_name("cc.json").read_text())
+    assert [c["loss_percent"] for c in report["cells"]] == [0.0, 1.0]
+    for cell in report["cells"]:
+        runs = {r["sender"]: r for r in cell["runs"]}
+        assert set(runs) == SENDERS
+        for name, r in runs.items():
+            if r["status"] == "unavailable":  # a kernel without that algorithm
+                assert name.startswith("kernel"), r
+                continue
+            assert r["status"] == "ok", r
+            assert r["verified"] and r["bytes_done"] == 1_000_000, r
+            assert r["goodput_MBps"] > 0 and r["retransmits"] is not None, r
+        lossy = cell["loss_percent"] > 0
+        assert all((r["impairer_dropped"] > 0) == lossy for r in runs.values()), runs
+    traced = [r for c in report["cells"] for r in c["runs"] if "trace" in r]
+    assert traced and all(len(r["trace"]["t"]) == len(r["trace"]["cwnd"]) > 0 for r in traced)
+
+    table = out.with_name("cc.md").read_text()
+    assert "| loss % | aiotcp newreno | aiotcp cubic | kernel reno | kernel cubic |" in table
+    assert table in proc.stdout  # the table is printed at the end too
+    for png in ("cc.png", "cc-cwnd.png"):
+        assert out.with_name(png).read_bytes().startswith(PNG_MAGIC)
