@@ -135,9 +135,18 @@ PROFILES = {
         kernel_rto_min="30ms",
         timeout=200.0,
     ),
-    # 20 % loss each way, default RTOs. 256 KB, not 20 MB: aiotcp sends at
-    # 0.02-0.03 MB/s here, so 20 MB would take 10-15 minutes per loop.
-    "B": Profile("B", 256 * 1024, loss=0.20, timeout=120.0),
+    # 20 % loss each way, with profile A's 30 ms RTO floor on both ends: at this
+    # loss the whole flight (retransmissions and probes included) is often lost and
+    # only an RTO helps, so Linux's 200 ms floor would make the 20 MB upload take
+    # ~3 minutes per loop (0.12 MB/s; 0.45 MB/s with the 30 ms floor).
+    "B": Profile(
+        "B",
+        20 * MB,
+        loss=0.20,
+        tcp_options={"rto_min": 0.03},
+        kernel_rto_min="30ms",
+        timeout=200.0,
+    ),
 }
 
 
