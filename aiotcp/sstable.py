@@ -36,6 +36,14 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}ms" if seconds < 10 else f"{seconds:.1f}s"
 
 
+def _bps(bits: float) -> str:
+    """ss's rate format: 1.2Mbps, 840Kbps."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if bits >= scale:
+            return f"{bits / scale:.1f}{unit}bps"
+    return f"{bits:.0f}bps"
+
+
 def _endpoint(addr: Any) -> str:
     host, port = addr
     return f"{host}:{port if port else '*'}"
@@ -68,6 +76,12 @@ def format_rows(rows: Iterable[dict[str, Any]]) -> str:
             retrans = r.get("counters", {}).get("retransmits", 0)
             if retrans:
                 parts.append(f"retrans:{retrans}")
+            if r.get("pacing_rate"):
+                parts.append(f"pacing_rate {_bps(r['pacing_rate'] * 8)}")
+            if r.get("congestion"):
+                parts.append(r["congestion"])
+            if r.get("options", {}).get("ecn"):
+                parts.append("ecn")
             info = " ".join(parts)
         lines.append(
             f"{r['state']:<13}{recvq:>7} {sendq:>7} {_endpoint(r['local']):<22} "

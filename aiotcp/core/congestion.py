@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 class CongestionControl(ABC):
-    """What the connection calls; ``cwnd`` and ``ssthresh`` are read after each call."""
+    """What the connection calls; ``cwnd``, ``ssthresh`` and ``pacing_rate`` are what
+    comes out (read after each call)."""
 
     name: str = "abstract"
 
@@ -56,6 +57,19 @@ class CongestionControl(ABC):
     @abstractmethod
     def on_timeout(self, flight_size: int, now: float) -> None:
         """The retransmission timer expired (RFC 5681 §3.1, equation 4 and loss window)."""
+
+    @property
+    def pacing_rate(self) -> float | None:
+        """Bytes per second the window allows, spread over an RTT: 200 % of
+        cwnd/SRTT in slow start (the window doubles within the RTT), 120 % after
+        (Linux ``tcp_update_pacing_rate``). None before the first RTT sample.
+        aiotcp reports it (``info()``, ``ss``) but does not pace: each run of
+        segments goes out at once, as Linux without the fq qdisc."""
+        srtt = self.rtt.srtt if self.rtt is not None else None
+        if not srtt:
+            return None
+        factor = 2.0 if self.cwnd < self.ssthresh // 2 else 1.2
+        return factor * self.cwnd / srtt
 
     def on_idle_restart(self, now: float) -> None:
         """RFC 5681 §4.1: after an idle period longer than the RTO, restart from

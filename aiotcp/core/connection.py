@@ -233,6 +233,8 @@ class ConnectionInfo:
     timers: dict[str, float]
     options: dict[str, Any]
     counters: dict[str, int] = field(default_factory=dict)
+    pacing_rate: float | None = None
+    """Bytes/s the congestion controller would pace at (reported, not enforced)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -265,6 +267,8 @@ class Connection:
         "_last_oow_ack",
         "_last_progress",
         "_last_send",
+        "_max_flight",
+        "_max_flight_end",
         "_orphaned",
         "_parent",
         "_persist_backoff",
@@ -416,6 +420,8 @@ class Connection:
         self._prr_delivered = 0
         self._prr_out = 0
         self._recover_fs = 1
+        self._max_flight = 0  # largest flight sent this round trip (cwnd-limited test)
+        self._max_flight_end = 0  # the round trip ends when this is acknowledged
         self._tlp_end: int | None = None
         self._tlp_retrans = False
         self._tlp_due = False
@@ -948,10 +954,12 @@ class Connection:
         if self._in_recovery:
             if self._recover is not None and seq_ge(ack, self._recover):
                 self._exit_recovery()
-        elif 2 * flight >= self.cc.cwnd:
+        elif 2 * self._max_flight >= self.cc.cwnd:
             # Grow cwnd only while it limits us (RFC 7661 §4.2, Linux
             # ``tcp_is_cwnd_limited``): an application-limited sender must not
-            # build up a window the path never carried.
+            # build up a window the path never carried.  The flight is the largest
+            # of the last round trip, as sent — not what is left when a batch of
+            # ACKs is being processed, or slow start would stall under batching.
             self.cc.on_ack(acked, flight, now)
         if self._in_recovery and not self.sack_ok:
             # A partial ACK covers the retransmission and what arrived after it: the
@@ -1616,6 +1624,11 @@ class Connection:
             self._board.on_sent(seq, length, now)
             if self._in_recovery:
                 self._prr_out += length
+            # Linux ``tcp_cwnd_validate``: the largest flight of the last round trip.
+            flight = seq_sub(end, self.snd_una)
+            if flight > self._max_flight or seq_ge(self.snd_una, self._max_flight_end):
+                self._max_flight = flight
+                self._max_flight_end = end
             if self.ecn_ok and n:
                 # RFC 3168 §6.1.5: only new data is ECN-capable (never retransmissions,
                 # pure ACKs or probes); the first after a reduction carries CWR.
@@ -1809,6 +1822,7 @@ class Connection:
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self._snd_buf_seq = seq_add(self.iss, 1)
         self._board.reset(self.iss)
+        self._max_flight_end = self.iss
 
     def _negotiate(self, seg: Segment) -> None:
         """Options from the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §1.3, RFC 2018 §2)."""
@@ -1978,6 +1992,7 @@ class Connection:
                 "peer_mss": self.peer_mss,
             },
             counters=asdict(self.counters),
+            pacing_rate=self.cc.pacing_rate,
         )
 
     def __repr__(self) -> str:

@@ -297,3 +297,34 @@ def test_echo_older_than_last_timeout_is_not_an_rtt_sample() -> None:
     t.recv("A", ack=L(11), ts_val=2, ts_ecr=first.ts_val)  # echo of the 1st send
     assert t.conn.rtt.srtt == srtt
     assert t.conn.rtt.rto < 1.0
+
+
+@pytest.mark.parametrize("algorithm", ["newreno", "cubic"])
+def test_slow_start_doubles_the_flight_every_round_trip(algorithm: str) -> None:
+    """RFC 5681 §3.1 (and RFC 9438 §4.10 for CUBIC): each ACKed segment adds one,
+    so the segments sent per round trip go 10, 20, 40, 80."""
+    t = established(opts(nodelay=True, congestion=algorithm), mss=MSS, window=65535)
+    t.conn.snd_wscale = 4  # room for 80 segments in the peer's window
+    t.recv("A", ack=L(1), window=65535)
+    t.send(b"s" * (200 * MSS))
+    rounds = []
+    for _ in range(4):
+        out = [s for s in t.output() if s.payload]
+        rounds.append(len(out))
+        t.advance(0.01)  # one round trip later every segment's ACK arrives
+        for seg in out:
+            t.recv("A", ack=(seg.seq + len(seg.payload)) % 2**32, window=65535)
+    assert rounds == [10, 20, 40, 80]
+
+
+def test_pacing_rate_is_twice_cwnd_per_rtt_in_slow_start_then_1_2() -> None:
+    """The controller's second output (Linux tcp_update_pacing_rate)."""
+    cc = NewReno(1000, 10)
+    assert cc.pacing_rate is None  # no RTT yet
+    from aiotcp.core.rto import RttEstimator
+
+    cc.rtt = RttEstimator()
+    cc.rtt.sample(0.1)
+    assert cc.pacing_rate == pytest.approx(2 * 10_000 / 0.1)
+    cc.ssthresh = 12_000
+    assert cc.pacing_rate == pytest.approx(1.2 * 10_000 / 0.1)
