@@ -66,6 +66,7 @@ class ImpairStats:
     duplicated: int = 0
     delayed: int = 0
     ce_marked: int = 0
+    held_back: int = 0
 
 
 @dataclass
@@ -115,18 +116,24 @@ def impair(
     direction: Direction = "in",
     proto: str | None = None,
     ce: float = 0.0,
+    reorder: float = 0.0,
+    reorder_gap: float = 0.002,
 ) -> Iterator[Impairment]:
     """Impair traffic on ``host``'s veth for the duration of the block.
 
     ``loss``/``dup`` are probabilities per packet, ``delay``/``jitter`` seconds (each
     packet waits a uniform ``delay ± jitter``, never below 0). ``ce`` is the chance
     that an ECN-capable packet gets marked Congestion Experienced instead (an AQM
-    router's answer to a queue, RFC 3168). ``proto`` (e.g.
+    router's answer to a queue, RFC 3168). ``reorder`` asks for a controlled amount
+    of reordering instead of what jitter happens to produce: the delayed packets keep
+    their order (jitter then varies the spacing only) and a fraction ``reorder`` of
+    them is held back ``reorder_gap`` seconds more, so the packets behind overtake it
+    (netem's ``reorder``, the other way round). ``proto`` (e.g.
     ``"tcp"``) limits the rule to one protocol. The helper is bound to its queue
     before the rule exists, and the rule is gone before the helper stops (which then
     releases every held packet at once), so no packet meets a queue with no reader.
     """
-    for name, p in (("loss", loss), ("dup", dup), ("ce", ce)):
+    for name, p in (("loss", loss), ("dup", dup), ("ce", ce), ("reorder", reorder)):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{name} must be a probability, got {p}")
     if delay < 0 or jitter < 0:
@@ -138,6 +145,7 @@ def impair(
     rules = [[*hook, *match, *target] for hook in _hooks(host, direction)]
     args = [f"--queue={queue}", f"--mark={mark}", f"--loss={loss}", f"--delay={delay}"]
     args += [f"--jitter={jitter}", f"--dup={dup}", f"--seed={seed}", f"--ce={ce}"]
+    args += [f"--reorder={reorder}", f"--reorder-gap={reorder_gap}"]
     proc = host.python(["-m", "aiotcp.testing.impair", *args], stdout=subprocess.PIPE, text=True)
     result = Impairment(host=host, queue=queue, rules=rules, pid=proc.pid)
     try:
@@ -202,6 +210,8 @@ class _Helper:
         # CE marks draw from their own generator: enabling them leaves the loss,
         # duplication and delay decisions of a seed unchanged.
         self.ce_rng = random.Random(opts.seed + 1)
+        self.order_rng = random.Random(opts.seed + 2)
+        self.last_release = 0.0  # with --reorder, in-order packets never overtake
         self.stats = ImpairStats()
         self.held: dict[int, tuple[asyncio.TimerHandle, Packet]] = {}
         self.ids = itertools.count()
@@ -230,18 +240,36 @@ class _Helper:
                 self.maybe_mark_ce(pkt)
             copy = r_dup < opts.dup
             wait = max(0.0, opts.delay + opts.jitter * r_delay)
-            if wait <= 0.0:
+            when = self.loop.time() + wait
+            if opts.reorder:
+                when = self.ordered_release(when)
+            if wait <= 0.0 and not opts.reorder:
                 self.release(pkt, copy, None)
                 return
             pkt.retain()
             self.stats.delayed += 1
             key = next(self.ids)
-            handle = self.loop.call_later(wait, self.release, pkt, copy, key)
+            handle = self.loop.call_at(when, self.release, pkt, copy, key)
             self.held[key] = (handle, pkt)
         except Exception as exc:  # never let an exception escape into the C callback
             print(f"impair: {exc!r}", file=sys.stderr, flush=True)
             with contextlib.suppress(Exception):
                 pkt.accept()
+
+    def ordered_release(self, when: float) -> float:
+        """``--reorder``: keep the stream in order, except a fraction held back.
+
+        Absolute times, scheduled with ``call_at``: ``call_later`` would add the
+        clock's drift between packets and undo the order."""
+        # Strictly later than the previous release: the loop's timer heap does not
+        # keep equal deadlines in the order they were scheduled.
+        at = max(self.last_release + 1e-6, when)
+        if self.order_rng.random() < self.opts.reorder:
+            self.stats.held_back += 1
+            gap: float = self.opts.reorder_gap
+            return at + gap
+        self.last_release = at
+        return at
 
     def maybe_mark_ce(self, pkt: Packet) -> None:
         """Set CE on an ECT(0)/ECT(1) packet with probability ``--ce`` (RFC 3168 §5)."""
@@ -313,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dup", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ce", type=float, default=0.0)
+    parser.add_argument("--reorder", type=float, default=0.0)
+    parser.add_argument("--reorder-gap", type=float, default=0.002)
     opts = parser.parse_args(argv)
     if opts.mark is None:
         opts.mark = MARK_BASE | opts.queue
