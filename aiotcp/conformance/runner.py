@@ -73,6 +73,9 @@ one to start): longer means the application side is stuck behind an earlier call
 END_GRACE = 3.0
 """How long calls still running at the end of the script may take to return."""
 
+ACTION_SETTLE = 0.01
+"""Pause between an injected segment and an application call that follows it."""
+
 PATTERN = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Stream content in both directions, by offset: reassembly is checked for free."""
 
@@ -474,6 +477,7 @@ class Director:
     # -- the timeline ----------------------------------------------------------------
     def run(self) -> None:
         """Play every event in order; raises ``ScriptFailed`` at the first mismatch."""
+        injected = False
         for event in self.script.events:
             self.check_finished()
             if time.monotonic() > self.deadline:
@@ -492,7 +496,13 @@ class Director:
                     raise self.fail(event, str(exc).split("\ntranscript")[0]) from None
                 self.last = time.monotonic()
             elif event.action is not None:
+                if injected:
+                    # The kernel handles an injected segment before the injecting
+                    # send returns; a user-space stack one loop iteration later.
+                    # An application call right after must not overtake it.
+                    time.sleep(ACTION_SETTLE)
                 self.act(event, event.action)
+            injected = event.inject is not None
         self.finish()
 
     def inject(self, event: Event, spec: SegmentSpec) -> None:
