@@ -46,7 +46,11 @@ class RttEstimator:
         else:
             self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
             self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
-        self._base = self.srtt + max(self.granularity, K * self.rttvar)
+        # As Linux (tcp_set_rto), the floor bounds the variance term, not the sum:
+        # RTO >= SRTT + rto_min.  A floor on the sum alone (RFC 6298 §2.4) leaves
+        # a path whose RTT approaches rto_min with timeouts that fire before a
+        # retransmission's ACK can return — spurious RTOs, each a cwnd collapse.
+        self._base = self.srtt + max(self.granularity, K * self.rttvar, self.rto_min)
         self.backoff = 0
 
     def on_timeout(self) -> None:
