@@ -981,12 +981,16 @@ class Connection:
             self._events.append(SendSpaceAvailable(self.send_space))
 
     def _maybe_dup_ack(self, seg: Segment, now: float, sacked: int) -> None:
-        """RFC 5681 §2 duplicate ACK definition (RFC 6675 §2: or one that SACKs new data)."""
+        """RFC 5681 §2 duplicate ACK definition (RFC 6675 §2: or one that SACKs new data).
+
+        "Outstanding data": a lone FIN in flight is none, so duplicate ACKs then
+        leave its retransmission to the RTO, as Linux does."""
         if not sacked and (
             seg.payload
             or seg.flags & (SYN | FIN)
             or self.snd_max == self.snd_una
             or (seg.window << self.snd_wscale) != self.snd_wnd
+            or not seq_lt(self.snd_una, seq_add(self._snd_buf_seq, len(self.send_buffer)))
         ):
             return
         self._dupacks += 1
