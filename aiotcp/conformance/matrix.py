@@ -1,10 +1,11 @@
 """Generated scenarios: segment kind x state x sequence position, and reorderings.
 
 In the style of the FreeBSD tcp-testsuite: for each state the script reaches
-(SYN-RECEIVED, ESTABLISHED, CLOSE-WAIT, FIN-WAIT-2), the peer injects one segment of
-a kind (RST, RST-ACK, SYN, bare ACK, data, FIN) at one sequence position relative to
-the receive window of the endpoint under test, and the script asserts what RFC 9293
-§3.10.7.4 and RFC 5961 say must follow:
+(SYN-RECEIVED, ESTABLISHED, CLOSE-WAIT, FIN-WAIT-1, FIN-WAIT-2, CLOSING, LAST-ACK,
+TIME-WAIT), the peer injects one segment of a kind (RST, RST-ACK, SYN, SYN-ACK, bare
+ACK, data, FIN; no data or FIN after the peer's own FIN, no SYN-ACK in SYN-RECEIVED)
+at one sequence position relative to the receive window of the endpoint under test,
+and the script asserts what RFC 9293 §3.10.7.4 and RFC 5961 say must follow:
 
 ========  ============================================================
 position  sequence number
@@ -18,9 +19,18 @@ beyond    the right edge (just above the window)
 
 The right edge is whatever the endpoint under test advertised (``edge`` in the
 script format), so the same script holds for Linux's 64240-byte window and
-aiotcp's 65535.  ``generate_paws`` repeats the ESTABLISHED cases with timestamps
-and an old TSval, ``generate_reorderings`` adds all 120 arrival orders of five
-segments, ``generate_sack_reorderings`` 24 of them with SACK blocks checked.  The
+aiotcp's 65535.  Then the connection must still be there: a write in ESTABLISHED and
+CLOSE-WAIT; in FIN-WAIT-1, CLOSING and LAST-ACK, where the peer's segments keep
+acknowledging SND.UNA so the state stays, our FIN retransmitted after the RTO (0.2 s
+on both stacks) as the next segment, which also checks nothing was sent before it;
+in TIME-WAIT a retransmission of the peer's FIN acknowledged.  TIME-WAIT is
+generated twice: all kinds without RFC 1337 (Linux's default; ``rfc1337=false``
+for aiotcp's RSTs), and the RSTs again with it (``tcp_rfc1337=1``, aiotcp's
+default): every RST ignored.
+
+``generate_paws`` repeats the ESTABLISHED cases with timestamps and an old TSval,
+``generate_reorderings`` adds all 120 arrival orders of five segments,
+``generate_sack_reorderings`` 24 of them with SACK blocks checked.  The
 files are written to ``tests/conformance/{matrix,paws,reorder,reorder-sack}/`` by
 ``python -m aiotcp.conformance.matrix`` and committed, so each case can be read,
 run alone and diffed; a test checks they match this generator.
@@ -34,7 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POSITIONS = ("below", "exact", "inside", "last", "beyond")
-KINDS = ("rst", "rst-ack", "syn", "ack", "data", "fin")
+KINDS = ("rst", "rst-ack", "syn", "syn-ack", "ack", "data", "fin")
+_NO_SYN_ACK = ("rst", "rst-ack", "syn", "ack", "data", "fin")
+"""SYN-RECEIVED and the PAWS set: no SYN-ACK case."""
+AFTER_PEER_FIN = ("rst", "rst-ack", "syn", "syn-ack", "ack")
+"""Data or a FIN after the peer's FIN make no sense."""
 
 _OPEN = """listen
 < S 0:0(0) win 65535 <mss 1460>
@@ -56,19 +70,31 @@ class State:
     kinds: tuple[str, ...]
     can_write: bool
     why: str
+    peer_ack: int | None = None
+    """SND.UNA as the peer acknowledges it (default: ``snd_nxt``); below ``snd_nxt``
+    while our FIN is unacknowledged, so the injected segment leaves the state alone."""
+    fin_pending: bool = False
+    """Our FIN is unacknowledged: its retransmission (after the RTO, ~0.2 s after
+    the RTT sample of the handshake) is the liveness check, and being the next
+    segment it also stands for the ``silence`` of the other states."""
+    time_wait: bool = False
+    """TIME-WAIT: the liveness check is the peer's FIN retransmitted, acknowledged."""
+    rfc1337: bool = False
+    """TIME-WAIT with RFC 1337 on (on Linux too): every RST is ignored."""
+    rst_headers: str = ""
+    """Extra header lines (sysctls, aiotcp options) of the RST and RST-ACK cases."""
 
+    @property
+    def una(self) -> int:
+        return self.snd_nxt if self.peer_ack is None else self.peer_ack
+
+
+_FIN_WAIT_1 = _OPEN + "\nshutdown\n> F. 1:1(0) ack 1"
+_PEER_FIN = "\n< F. 1:1(0) ack 1 win 65535\n> . 1:1(0) ack 2\nread eof"
 
 STATES = (
     State("established", _OPEN, 1, 1, KINDS, True, "after a passive open"),
-    State(
-        "close-wait",
-        _OPEN + "\n< F. 1:1(0) ack 1 win 65535\n> . 1:1(0) ack 2\nread eof",
-        2,
-        1,
-        ("rst", "rst-ack", "syn", "ack"),  # data/FIN after the peer's FIN make no sense
-        True,
-        "after the peer's FIN",
-    ),
+    State("close-wait", _OPEN + _PEER_FIN, 2, 1, AFTER_PEER_FIN, True, "after the peer's FIN"),
     State(
         "fin-wait-2",
         _OPEN + "\nshutdown\n> F. 1:1(0) ack 1\n< . 1:1(0) ack 2 win 65535",
@@ -78,6 +104,62 @@ STATES = (
         False,
         "after our FIN (shutdown) was acknowledged",
     ),
+    State(
+        "fin-wait-1",
+        _FIN_WAIT_1,
+        1,
+        2,
+        KINDS,
+        False,
+        "after our FIN (shutdown), not yet acknowledged",
+        peer_ack=1,
+        fin_pending=True,
+    ),
+    State(
+        "closing",
+        _FIN_WAIT_1 + "\n< F. 1:1(0) ack 1 win 65535\n> . 2:2(0) ack 2\nread eof",
+        2,
+        2,
+        AFTER_PEER_FIN,
+        False,
+        "FINs crossed: the peer's acknowledged, ours not",
+        peer_ack=1,
+        fin_pending=True,
+    ),
+    State(
+        "last-ack",
+        _OPEN + _PEER_FIN + "\nclose\n> F. 1:1(0) ack 2",
+        2,
+        2,
+        AFTER_PEER_FIN,
+        False,
+        "after the peer's FIN and our FIN (close), not yet acknowledged",
+        peer_ack=1,
+        fin_pending=True,
+    ),
+    State(
+        "time-wait",
+        _OPEN + "\nclose\n> F. 1:1(0) ack 1\n< F. 1:1(0) ack 2 win 65535\n> . 2:2(0) ack 2",
+        2,
+        2,
+        AFTER_PEER_FIN,
+        False,
+        "our FIN acknowledged by the peer's FIN; RSTs without RFC 1337",
+        time_wait=True,
+        rst_headers="aiotcp: rfc1337=false",
+    ),
+    State(
+        "time-wait-rfc1337",
+        _OPEN + "\nclose\n> F. 1:1(0) ack 1\n< F. 1:1(0) ack 2 win 65535\n> . 2:2(0) ack 2",
+        2,
+        2,
+        ("rst", "rst-ack"),
+        False,
+        "our FIN acknowledged by the peer's FIN; RFC 1337 on",
+        time_wait=True,
+        rfc1337=True,
+        rst_headers="linux-sysctl: net.ipv4.tcp_rfc1337=1",
+    ),
 )
 
 
@@ -86,7 +168,7 @@ SYN_RECEIVED = State(
     "listen\n< S 0:0(0) win 65535 <mss 1460>\n> S. 0:0(0) ack 1 <mss 1460>",
     1,
     1,
-    KINDS,
+    _NO_SYN_ACK,
     False,
     "after our SYN-ACK, before the handshake's ACK",
 )
@@ -174,30 +256,55 @@ def _zero(position: str, rcv: int) -> str:
     return _seq(position, rcv, 0)
 
 
+RETRANSMITTED_FIN = "+0.3 > F."
+"""Our FIN again after the RTO: 0.2 s (the minimum RTO of both stacks; the handshake
+gave an RTT sample of well under a millisecond), expected 0.1 to 0.5 s after the
+previous event (``~0.2``)."""
+
+
 def _case(state: State, kind: str, position: str) -> tuple[str, str]:
     """(what the case checks, the timeline after the state is reached)."""
-    rcv, snd = state.rcv_nxt, state.snd_nxt
+    rcv, snd, una = state.rcv_nxt, state.snd_nxt, state.una
     ack_reply = f"> . {snd}:{snd}(0) ack {rcv}"
     in_window = position in ("exact", "inside", "last")
     after = rcv  # RCV.NXT once the segment is processed (for the liveness write)
     gone = False
     if kind in ("rst", "rst-ack"):
-        flags, ack = ("R", "") if kind == "rst" else ("R.", f" ack {snd}")
+        flags, ack = ("R", "") if kind == "rst" else ("R.", f" ack {una}")
         lines = [f"< {flags} {_zero(position, rcv)}{ack} win 0"]
-        if position == "exact":
+        if state.rfc1337:
+            what = "with RFC 1337 a RST in TIME-WAIT is ignored, wherever it is (RFC 1337 §3)"
+            lines.append("silence 0.2")
+        elif position == "exact":
             what = "a RST at RCV.NXT resets the connection (RFC 5961 §3.2)"
             gone = True
         elif in_window:
             what = "a RST in the window but not at RCV.NXT gets a challenge ACK (RFC 5961 §3.2)"
-            lines.append(ack_reply)
+            # Timed in TIME-WAIT, where Linux stays silent: fail fast, not after 3 s.
+            lines.append(f"+0 {ack_reply} ~0.1" if state.time_wait else ack_reply)
         else:
             what = "a RST outside the window is dropped silently (RFC 5961 §3.2; RFC 9293)"
             lines.append("silence 0.2")
-    elif kind == "syn":
-        lines = [f"< S {_zero(position, rcv)} win 65535 <mss 1460>", ack_reply]
-        what = "a SYN in a synchronized state gets a challenge ACK, wherever it is (RFC 5961 §4)"
+    elif kind == "syn" and state.time_wait and position in ("inside", "last", "beyond"):
+        lines = [f"< S {_zero(position, rcv)} win 65535 <mss 1460>"]
+        ack = f"{rcv + 101}" if position == "inside" else "*"  # edge+1: the stack's window
+        lines.append(f"> S. 0:0(0) ack {ack} <mss 1460>")
+        what = (
+            "a SYN above RCV.NXT reopens the connection from TIME-WAIT: the listener "
+            "answers it with a SYN-ACK (RFC 9293 §3.6.1 MAY, RFC 6191 without timestamps)"
+        )
+        return what, "\n".join(lines)
+    elif kind in ("syn", "syn-ack"):
+        if kind == "syn":
+            lines = [f"< S {_zero(position, rcv)} win 65535 <mss 1460>", ack_reply]
+        else:
+            lines = [f"< S. {_zero(position, rcv)} ack {una} win 65535 <mss 1460>", ack_reply]
+        what = (
+            f"a {kind.upper()} in a synchronized state gets a challenge ACK, wherever it is "
+            "(RFC 5961 §4)"
+        )
     elif kind == "ack":
-        lines = [f"< . {_zero(position, rcv)} ack {snd} win 65535"]
+        lines = [f"< . {_zero(position, rcv)} ack {una} win 65535"]
         if in_window:
             what = "an acceptable bare ACK is processed without a reply (RFC 9293 §3.10.7.4)"
             lines.append("silence 0.2")
@@ -206,7 +313,7 @@ def _case(state: State, kind: str, position: str) -> tuple[str, str]:
             lines.append(ack_reply)
     elif kind == "data":
         length = 10 if position in ("exact", "inside") else 1
-        lines = [f"< P. {_seq(position, rcv, length)} ack {snd} win 65535"]
+        lines = [f"< P. {_seq(position, rcv, length)} ack {una} win 65535"]
         if position == "exact":
             what = "in-order data is acknowledged and delivered (RFC 9293 §3.10.7.4)"
             after = rcv + length
@@ -218,7 +325,7 @@ def _case(state: State, kind: str, position: str) -> tuple[str, str]:
             what = "data outside the window is answered with an ACK and dropped (RFC 9293)"
             lines.append(ack_reply)
     else:  # fin
-        lines = [f"< F. {_zero(position, rcv)} ack {snd} win 65535"]
+        lines = [f"< F. {_zero(position, rcv)} ack {una} win 65535"]
         if position == "exact":
             what = "a FIN at RCV.NXT is acknowledged and read returns EOF (RFC 9293 §3.10.7.4)"
             after = rcv + 1
@@ -231,11 +338,18 @@ def _case(state: State, kind: str, position: str) -> tuple[str, str]:
             lines.append(ack_reply)
     if gone:
         lines += [
-            f"< . {rcv}:{rcv}(0) ack {snd} win 65535",
-            f"> R {snd}:{snd}(0)",
+            f"< . {rcv}:{rcv}(0) ack {una} win 65535",
+            f"> R {una}:{una}(0)",
         ]
     elif state.can_write:
         lines += ["write 3", f"> P. {snd}:{snd + 3}(3) ack {after}"]
+    elif state.fin_pending:
+        # The retransmitted FIN must be the next segment, after the RTO: no reply
+        # before it, and no retransmission triggered by the injected segment.
+        lines = [line for line in lines if not line.startswith("silence ")]
+        lines.append(f"{RETRANSMITTED_FIN} {snd - 1}:{snd - 1}(0) ack {after} ~0.2")
+    elif state.time_wait:
+        lines += [f"< F. {rcv - 1}:{rcv - 1}(0) ack {una} win 65535", ack_reply]
     return what, "\n".join(lines)
 
 
@@ -258,11 +372,23 @@ PAWS_OLD_ACK = (
     "Linux (PAWS_OLD_ACK, 6.15+) drops an old pure ACK that fails PAWS without the ACK "
     "RFC 7323 §5.3 R1 asks for (observed here for one below RCV.NXT)"
 )
+TIME_WAIT_EXACT_ONLY = (
+    "Linux's TIME-WAIT (tcp_timewait_state_process()) takes only a segment at exactly "
+    "RCV.NXT as in the window and acknowledges any other; RFC 9293 §3.10.7.4: an "
+    "acceptable bare ACK needs no answer"
+)
+TIME_WAIT_RST_SILENT = (
+    "Linux's TIME-WAIT (tcp_timewait_state_process()) drops a RST that is not at exactly "
+    "RCV.NXT silently; RFC 5961 §3.2 answers one in the window with a challenge ACK"
+)
 DIVERGES_AT = {
+    TIME_WAIT_EXACT_ONLY: ("silence ",),
+    TIME_WAIT_RST_SILENT: ("+0 > . ",),
     PAWS_OLD_ACK: ("> . ",),
     SYN_IN_SYN_RECEIVED: ("silence ",),
-    EDGE_INCLUSIVE: ("silence ", "> . "),  # RST: a challenge ACK; bare ACK: no answer
-    RST_AFTER_FIN: ("write ",),  # the RST was taken: the connection is gone
+    # RST: a challenge ACK (before our retransmitted FIN); bare ACK: no answer
+    EDGE_INCLUSIVE: ("silence ", "> . ", RETRANSMITTED_FIN),
+    RST_AFTER_FIN: ("write ", RETRANSMITTED_FIN),  # the RST was taken: the connection is gone
 }
 """For each difference, the first line (by prefix) of the case where Linux departs."""
 
@@ -282,9 +408,16 @@ def linux_differs(state: State, kind: str, position: str) -> str:
     """Why Linux fails a case that asserts the RFC, or ``""`` when it should pass."""
     if state.name == "syn-received" and kind == "syn" and position in ("exact", "inside", "last"):
         return SYN_IN_SYN_RECEIVED
+    if state.time_wait:
+        if kind == "ack" and position in ("inside", "last"):
+            return TIME_WAIT_EXACT_ONLY
+        if kind in ("rst", "rst-ack") and position in ("inside", "last") and not state.rfc1337:
+            return TIME_WAIT_RST_SILENT
+        return ""
     if kind in ("rst", "rst-ack", "ack") and position == "beyond":
         return EDGE_INCLUSIVE
-    if state.name == "close-wait" and kind in ("rst", "rst-ack") and position == "below":
+    after_fin = ("close-wait", "closing", "last-ack")
+    if state.name in after_fin and kind in ("rst", "rst-ack") and position == "below":
         return RST_AFTER_FIN
     return ""
 
@@ -296,15 +429,20 @@ def covers(state: State, kind: str, position: str) -> str:
     """The ``covers:`` labels of a matrix case (see ``aiotcp.conformance.musts``).
 
     Every case exercises the §3.10.7.4 steps (it has no MUST number); RSTs are RFC
-    5961 §3, SYNs in a synchronized state §4, out-of-order data RFC 5681 §4.2's
-    immediate ACK.  In SYN-RECEIVED a RST at RCV.NXT and an in-window SYN return a
-    passive open to LISTEN: the passive/active memory of MUST-11.
+    5961 §3 (RFC 1337 in TIME-WAIT with it on), SYNs and SYN-ACKs in a synchronized
+    state §4 (but a SYN above RCV.NXT reopens TIME-WAIT: RFC 9293 §3.6.1), out-of-order
+    data RFC 5681 §4.2's immediate ACK.  In SYN-RECEIVED a RST at RCV.NXT and an
+    in-window SYN return a passive open to LISTEN: the passive/active memory of MUST-11.
     """
     labels = [ACCEPTABILITY]
     in_window = position in ("exact", "inside", "last")
-    if kind in ("rst", "rst-ack"):
+    if kind in ("rst", "rst-ack") and state.rfc1337:
+        labels.append("RFC1337")
+    elif kind in ("rst", "rst-ack"):
         labels.append("RFC5961-3")
-    elif kind == "syn" and state is not SYN_RECEIVED:
+    elif kind == "syn" and state.time_wait and position in ("inside", "last", "beyond"):
+        labels.append("RFC9293-3.6")
+    elif kind in ("syn", "syn-ack") and state is not SYN_RECEIVED:
         labels.append("RFC5961-4")
     elif kind == "data" and position in ("inside", "last"):
         labels.append("RFC5681-4.2")
@@ -328,6 +466,11 @@ def generate() -> dict[str, str]:
                 tail = " then the connection still works" if "write 3" in body else ""
                 if "> R " in body:
                     tail = " and a later segment finds no connection (RST)"
+                elif state.fin_pending:
+                    tail = " then our FIN is retransmitted, the next segment we send"
+                elif state.time_wait and "> S. " not in body:
+                    tail = " then a retransmitted FIN is still acknowledged"
+                headers = state.rst_headers if kind in ("rst", "rst-ack") else ""
                 differs = linux_differs(state, kind, position)
                 oracle = f"expect-linux: differs {differs}" if differs else "oracle: linux"
                 if differs:
@@ -338,7 +481,8 @@ def generate() -> dict[str, str]:
                     f"# {what}{tail}.\n"
                     f"{oracle}\n"
                     f"covers: {covers(state, kind, position)}\n"
-                    f"{state.setup}\n{body}\n"
+                    + (f"{headers}\n" if headers else "")
+                    + f"{state.setup}\n{body}\n"
                 )
     return out
 
@@ -393,7 +537,7 @@ def generate_paws() -> dict[str, str]:
     answered with an ACK that still echoes TS.Recent; a RST is exempt and goes
     through the RFC 5961 checks as usual."""
     out: dict[str, str] = {}
-    for kind in KINDS:
+    for kind in _NO_SYN_ACK:
         for position in POSITIONS:
             reply = f"> . 1:1(0) ack 1 {_REPLY_TS}"
             if kind in ("rst", "rst-ack"):
