@@ -101,7 +101,6 @@ class Scoreboard:
         "_una",
         "_una_abs",
         "dsack_round",
-        "dsacks",
         "dupthresh_bytes",
         "fack",
         "lost_bytes",
@@ -135,7 +134,6 @@ class Scoreboard:
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
         self.dsack_round: int | None = None
-        self.dsacks = 0
         #: RFC 8985's DupThresh segments, in bytes (set from the MSS).
         self.dupthresh_bytes = 3 * 536
 
@@ -263,13 +261,11 @@ class Scoreboard:
             del recs[:n]
             self._una = ack
             self._una_abs = ack_abs
-        if d.dsack:
-            self.dsacks += 1
-            # RFC 8985 §6.2 step 4: widen the reordering window at most once per round.
-            if self.dsack_round is None or self._una_abs >= self.dsack_round:
-                self.dsack_round = max_abs
-                self.reo_wnd_mult = min(self.reo_wnd_mult + 1, 8)
-                self.reo_wnd_persist = REO_WND_PERSIST
+        # RFC 8985 §6.2 step 4: a D-SACK widens the reordering window, once per round.
+        if d.dsack and (self.dsack_round is None or self._una_abs >= self.dsack_round):
+            self.dsack_round = max_abs
+            self.reo_wnd_mult = min(self.reo_wnd_mult + 1, 8)
+            self.reo_wnd_persist = REO_WND_PERSIST
         return d
 
     def _acked(self, rec: Sent, now: float, prior_fack: int, d: Delivery) -> None:
