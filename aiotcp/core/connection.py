@@ -1617,17 +1617,15 @@ class Connection:
             seg.urgent = min(seq_sub(self.snd_up, seq), 0xFFFF)
         length = n + (1 if fin else 0)
         end = seq_add(seq, length)
+        if self._in_recovery:
+            self._prr_out += length  # RFC 6937 prr_out: everything sent in recovery
         if retransmit or seq_lt(seq, self.snd_max):
             self.counters.retransmits += 1
             self._board.on_retransmitted(seq, length, now)
-            if self._in_recovery:
-                self._prr_out += length
             if self._rtt_seq is not None and seq_lt(seq, self._rtt_seq):
                 self._rtt_seq = None  # Karn: never time a retransmitted segment
         else:
             self._board.on_sent(seq, length, now)
-            if self._in_recovery:
-                self._prr_out += length
             # Linux ``tcp_cwnd_validate``: the largest flight of the last round trip.
             flight = seq_sub(end, self.snd_una)
             if flight > self._max_flight or seq_ge(self.snd_una, self._max_flight_end):

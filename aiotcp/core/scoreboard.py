@@ -228,7 +228,7 @@ class Scoreboard:
         prior_fack = self.fack
         for i, (left, right) in enumerate(blocks):
             lo, hi = self._abs(left), self._abs(right)
-            if i == 0 and _is_dsack(lo, hi, ack_abs, blocks, self):
+            if i == 0 and self._is_dsack(lo, hi, ack_abs, blocks):
                 d.dsack = True
                 continue
             if not (lo < hi <= max_abs and hi > ack_abs):
@@ -267,6 +267,17 @@ class Scoreboard:
             self.reo_wnd_mult = min(self.reo_wnd_mult + 1, 8)
             self.reo_wnd_persist = REO_WND_PERSIST
         return d
+
+    def _is_dsack(
+        self, lo: int, hi: int, ack_abs: int, blocks: tuple[tuple[int, int], ...]
+    ) -> bool:
+        """RFC 2883 §4: the first block reports a duplicate if it lies below the
+        cumulative ACK or inside the second block (a repeated SACK block is not one)."""
+        if lo < ack_abs:
+            return True
+        if len(blocks) > 1:
+            return self._abs(blocks[1][0]) <= lo and hi <= self._abs(blocks[1][1])
+        return False
 
     def _acked(self, rec: Sent, now: float, prior_fack: int, d: Delivery) -> None:
         size = rec.end - rec.start
@@ -421,16 +432,3 @@ class Scoreboard:
 
 def _start(rec: Sent) -> int:
     return rec.start
-
-
-def _is_dsack(
-    lo: int, hi: int, ack_abs: int, blocks: tuple[tuple[int, int], ...], board: Scoreboard
-) -> bool:
-    """RFC 2883 §4: the first block reports a duplicate if it lies below the cumulative
-    ACK or inside the second block (a repeated SACK block is not one)."""
-    if lo < ack_abs:
-        return True
-    if len(blocks) > 1:
-        lo2, hi2 = board._abs(blocks[1][0]), board._abs(blocks[1][1])
-        return lo2 <= lo and hi <= hi2
-    return False
