@@ -58,18 +58,30 @@ class Egress:
         ):
             driver.gso_checked = now  # the handshake resolved the neighbour by now
             sender = driver.gso = self._sender_for(dst)
+            if sender is not None:
+                driver.conn.gso_max = GSO_MAX_PAYLOAD  # the core may now emit super-segments
         if sender is None:
-            for seg in segments:
-                self.raw.send_segment(seg, src, dst)
+            self._send_raw(segments, src, dst)
             return
+        counters = self.counters
         for run in runs(segments, GSO_MAX_PAYLOAD):
-            if sender.send_run(run, src, dst):
-                self.counters["gso_frames"] += 1
-                self.counters["gso_segments"] += len(run)
+            sent = sender.send_run(run, src, dst)
+            if sent:
+                counters["gso_frames"] += 1
+                counters["gso_segments"] += sent
             else:
-                self.counters["gso_fallback"] += len(run)
-                for seg in run:
-                    self.raw.send_segment(seg, src, dst)
+                counters["gso_fallback"] += len(run)
+                self._send_raw(run, src, dst)
+
+    def _send_raw(self, segments: list[Segment], src: bytes, dst: bytes) -> None:
+        """The raw IP socket has no GSO: super-segments go as their wire segments."""
+        send = self.raw.send_segment
+        for seg in segments:
+            if seg.gso_size:
+                for piece in seg.split():
+                    send(piece, src, dst)
+            else:
+                send(seg, src, dst)
 
     def _sender_for(self, dst: bytes) -> GsoSender | None:
         hop = neighbour.lookup(socket.inet_ntoa(dst))

@@ -41,7 +41,8 @@ class SendBuffer:
 
     def peek(self, offset: int, n: int) -> bytes:
         """Copy of ``n`` bytes at ``offset`` (a copy: the buffer keeps changing)."""
-        return bytes(self._buf[offset : offset + n])
+        with memoryview(self._buf) as view:  # one copy, not a slice and then a copy
+            return bytes(view[offset : offset + n])
 
     def consume(self, n: int) -> None:
         """Drop ``n`` acknowledged bytes from the front."""

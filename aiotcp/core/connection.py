@@ -304,6 +304,7 @@ class Connection:
         "created",
         "dupack_due",
         "ecn_ok",
+        "gso_max",
         "irs",
         "iss",
         "local",
@@ -426,6 +427,9 @@ class Connection:
         self._tlp_retrans = False
         self._tlp_due = False
         self._force_push = False
+        self.gso_max = 0
+        """Largest super-segment payload the wire below accepts (0: MSS-sized only).
+        The runtime sets it once a GSO path exists; see ``Segment.gso_size``."""
         self._probe_pending = False
         self._rst_out: list[Segment] = []
         self._retries = 0
@@ -1544,6 +1548,8 @@ class Connection:
         # pipe already subtracts what duplicate ACKs or SACKs say has left, which
         # is RFC 3042 limited transmit); a tail loss probe may send one segment more.
         room = mss if probe else self._room()
+        # Super-segments: whole MSS multiples; no urgent data (URG is per segment).
+        gso_limit = 0 if probe or self.snd_up is not None else self.gso_max // mss * mss
         while True:
             off = seq_sub(self.snd_nxt, self._snd_buf_seq)
             avail = buf_len - off
@@ -1555,6 +1561,8 @@ class Connection:
                 break
             usable = min(seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt), room)
             n = min(mss, avail, max(usable, 0))
+            if n == mss and gso_limit and not self._cwr_due:
+                n = self._super_segment_length(min(avail, usable, gso_limit), avail, fin_pending)
             if avail > 0 and n < mss and not force:
                 if n < avail:
                     # RFC 9293 §3.8.6.2.1 sender SWS avoidance: a window-limited
@@ -1580,6 +1588,15 @@ class Connection:
         if self._send_pending() and self.snd_una == self.snd_max:
             # Nothing in flight will bring an ACK: probe the window (RFC 9293 §3.8.6.1).
             self._arm_persist(now, only_if_idle=True)
+
+    def _super_segment_length(self, n: int, avail: int, fin_pending: bool) -> int:
+        """Bytes for one super-segment: full MSS-sized pieces, plus the short last
+        piece only where the MSS-at-a-time loop would have sent it too (the end of
+        the data with Nagle off or a FIN behind it, RFC 9293 §3.7.4)."""
+        tail = n % self.mss
+        if tail and not (n == avail and (self.options.nodelay or fin_pending)):
+            n -= tail
+        return n
 
     def _build_data_segment(
         self,
@@ -1611,6 +1628,9 @@ class Connection:
         if n and off + n == buf_len:
             flags |= PSH
         seg = self._make_segment(seq, flags, payload, now)
+        if n > self.mss:
+            seg.gso_size = self.mss
+            self.counters.segments_out += (n - 1) // self.mss  # the caller counts one
         if self.snd_up is not None and seq_lt(seq, self.snd_up):
             # RFC 9293 §3.8.5 (MUST-31): the pointer names the octet after the urgent data.
             seg.flags |= URG

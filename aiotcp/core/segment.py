@@ -111,6 +111,7 @@ class Segment:
         "dst_port",
         "ecn",
         "flags",
+        "gso_size",
         "mss",
         "payload",
         "sack_blocks",
@@ -162,11 +163,48 @@ class Segment:
         self.unknown_options = unknown_options
         #: The IP header's ECN field (RFC 3168 §5): what arrived, or what to send.
         self.ecn = ecn
+        #: Payload bytes per wire segment when this is a super-segment (0: it is one
+        #: segment).  The core emits these so a bulk run costs one object, not 45;
+        #: the GSO path hands it to the kernel whole, the raw path calls ``split``.
+        self.gso_size = 0
 
     @property
     def seq_len(self) -> int:
         """Sequence space consumed: payload plus one each for SYN and FIN."""
         return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
+
+    @property
+    def wire_segments(self) -> int:
+        """How many segments this puts on the wire."""
+        g = self.gso_size
+        return -(-len(self.payload) // g) if g and len(self.payload) > g else 1
+
+    def split(self) -> list[Segment]:
+        """The wire segments of a super-segment, as the kernel's GSO would cut them:
+        the same header, seq advanced, PSH and FIN only on the last."""
+        g = self.gso_size
+        payload = self.payload
+        if not g or len(payload) <= g:
+            return [self]
+        out = []
+        last = len(payload) - 1
+        for off in range(0, len(payload), g):
+            seg = Segment(
+                self.src_port,
+                self.dst_port,
+                (self.seq + off) & 0xFFFFFFFF,
+                self.ack,
+                self.flags if off + g > last else self.flags & ~(FIN | PSH),
+                self.window,
+                self.urgent,
+                payload[off : off + g],
+                sack_blocks=self.sack_blocks,
+                ts_val=self.ts_val,
+                ts_ecr=self.ts_ecr,
+                ecn=self.ecn,
+            )
+            out.append(seg)
+        return out
 
     def __repr__(self) -> str:
         parts = [
@@ -179,6 +217,8 @@ class Segment:
         parts.append(f"win={self.window}")
         if self.payload:
             parts.append(f"len={len(self.payload)}")
+        if self.gso_size and len(self.payload) > self.gso_size:
+            parts.append(f"gso={self.gso_size}x{self.wire_segments}")
         opts = describe_options(self)
         if opts:
             parts.append(f"opts=[{opts}]")

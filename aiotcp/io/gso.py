@@ -60,15 +60,23 @@ class GsoSender:
         self.segments = 0
         self.errors = 0
 
-    def send_run(self, run: Sequence[Segment], src: bytes, dst: bytes) -> bool:
+    def send_run(self, run: Sequence[Segment], src: bytes, dst: bytes) -> int:
         """Send consecutive segments (same header fields, equal-size payloads but the
-        last) as one frame. Returns False when the kernel refused it (caller falls back)."""
+        last), or one super-segment, as one frame.  Returns how many wire segments
+        that makes, or 0 when the kernel refused it (the caller falls back)."""
         first = run[0]
         opts = encode_options(first)
         tcp_len_hdr = 20 + len(opts)
-        payloads = [seg.payload for seg in run]
-        total = sum(len(p) for p in payloads)
-        gso_size = len(payloads[0])
+        if len(run) == 1:
+            payloads = [first.payload]
+            total = len(first.payload)
+            gso_size = first.gso_size or total
+            n = first.wire_segments
+        else:
+            payloads = [seg.payload for seg in run]
+            total = sum(len(p) for p in payloads)
+            gso_size = len(payloads[0])
+            n = len(run)
         last = run[-1]
         tcp = bytearray(tcp_len_hdr)
         HEADER.pack_into(
@@ -78,7 +86,6 @@ class GsoSender:
         tcp[20:] = opts
         seed = pseudo_header_sum(src, dst, tcp_len_hdr + total)
         tcp[16], tcp[17] = seed >> 8, seed & 0xFF
-        n = len(run)
         ip = bytearray(
             _IP.pack(
                 0x45,
@@ -96,7 +103,7 @@ class GsoSender:
         csum = ~ones_sum(ip) & 0xFFFF
         ip[10], ip[11] = csum >> 8, csum & 0xFF
         self._ip_id = (self._ip_id + n) & 0xFFFF
-        gso = n > 1 and total > gso_size
+        gso = n > 1
         vnet = _VNET.pack(
             VIRTIO_NET_HDR_F_NEEDS_CSUM,
             VIRTIO_NET_HDR_GSO_TCPV4 if gso else VIRTIO_NET_HDR_GSO_NONE,
@@ -109,12 +116,12 @@ class GsoSender:
             self.sock.sendmsg([vnet + self._eth + ip + tcp, *payloads])
         except OSError:
             self.errors += 1
-            return False
+            return 0
         self.frames += 1
         self.segments += n
         if self.pcap is not None:
             self.pcap.sent(src, dst, tcp, *payloads)
-        return True
+        return n
 
     def close(self) -> None:
         self.sock.close()
@@ -125,7 +132,8 @@ def runs(segments: Sequence[Segment], limit: int) -> list[list[Segment]]:
 
     A run: consecutive sequence numbers, identical header fields but PSH/FIN (only
     the last may carry them), equal payload sizes but the last (which may be
-    smaller), no SYN/RST/URG, at most ``limit`` payload bytes.
+    smaller), no SYN/RST/URG, at most ``limit`` payload bytes.  A super-segment
+    (``gso_size``) is a run by itself.
     """
     out: list[list[Segment]] = []
     cur: list[Segment] = []
@@ -136,6 +144,8 @@ def runs(segments: Sequence[Segment], limit: int) -> list[list[Segment]]:
             head, prev = cur[0], cur[-1]
             if (
                 n
+                and not seg.gso_size
+                and not head.gso_size
                 and not prev.flags & 0x09  # PSH/FIN only on the last of a run
                 and (seg.flags | 0x09) == (head.flags | 0x09)
                 and not seg.flags & 0x26  # SYN, RST, URG travel alone

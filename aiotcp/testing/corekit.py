@@ -212,6 +212,18 @@ def established(options: TcpOptions | None = None, **synack_options: Any) -> Har
     return t
 
 
+def ecn_client(
+    ecn: bool = True, peer_agrees: bool = True, mss: int = 1000, **changes: Any
+) -> Harness:
+    """Active open with ECN asked for (RFC 3168 §6.1.1) and, if ``peer_agrees``, granted."""
+    t = closed(opts(ecn=ecn, nodelay=True, **changes))
+    t.conn.connect(t.now)
+    t.expect("SEW" if ecn else "S")
+    t.recv("SAE" if peer_agrees else "SA", ack=L(1), mss=mss)
+    t.expect("A")
+    return t
+
+
 def listen(options: TcpOptions | None = None) -> Harness:
     t = closed(options)
     t.conn.listen(t.now)
@@ -380,7 +392,9 @@ class Link:
         for conn, to_b in ((self.a, True), (self.b, False)):
             src_ip = conn.local[0]
             dst_ip = conn.remote[0]
-            for seg in conn.segments_to_send(self.now):
+            # Super-segments are cut into wire segments here, as GSO would.
+            wire = [piece for out in conn.segments_to_send(self.now) for piece in out.split()]
+            for seg in wire:
                 if self.drop_filter is not None and self.drop_filter(to_b, seg):
                     continue
                 data = encode(seg, src_ip, dst_ip)

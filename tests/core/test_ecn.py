@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from aiotcp.core.segment import CE, CWR, ECE, ECT0, NOT_ECT
 from aiotcp.testing.corekit import (
-    Harness,
     L,
     R,
     closed,
+    ecn_client,
     established_passive,
     listen,
     opts,
 )
 
 MSS = 1000
-
-
-def ecn_client(ecn: bool = True, peer_agrees: bool = True, **changes: object) -> Harness:
-    t = closed(opts(ecn=ecn, nodelay=True, **changes))
-    t.conn.connect(t.now)
-    t.expect("SEW" if ecn else "S")
-    t.recv("SAE" if peer_agrees else "SA", ack=L(1), mss=MSS)
-    t.expect("A")
-    return t
 
 
 def test_ecn_setup_syn_carries_ece_and_cwr() -> None:

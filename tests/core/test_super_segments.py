@@ -1,0 +1,148 @@
+"""Super-segments: the core emits one segment of many MSS for the GSO path.
+
+With ``gso_max`` set (the runtime sets it once an AF_PACKET sender exists) a run of
+full-sized segments leaves as one ``Segment`` carrying ``gso_size``; the kernel, or
+``Segment.split`` on the raw path, cuts it into wire segments.  What goes on the
+wire must be exactly what the MSS-at-a-time sender would have sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiotcp.core.segment import ACK, CWR, FIN, PSH, Segment
+from aiotcp.testing.corekit import L, LinkProfile, connected_pair, ecn_client, established, opts
+
+MSS = 1000
+GSO = 64_000
+
+
+def test_a_run_of_full_segments_is_one_super_segment() -> None:
+    t = established(opts(initial_window=100), mss=MSS, window=60_000)
+    t.conn.gso_max = GSO
+    t.send(b"z" * 20_500)
+    seg = t.expect("A", seq=L(1))
+    assert len(seg.payload) == 20_000 and seg.gso_size == MSS
+    assert seg.wire_segments == 20
+    t.expect_nothing()  # Nagle holds the 500-byte tail while data is in flight
+
+
+def test_without_gso_max_segments_stay_mss_sized() -> None:
+    t = established(opts(initial_window=100), mss=MSS, window=60_000)
+    t.send(b"z" * 3_000)
+    assert [len(s.payload) for s in t.output()] == [MSS] * 3
+
+
+def test_nodelay_puts_the_short_tail_in_the_super_segment() -> None:
+    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
+    t.conn.gso_max = GSO
+    t.send(b"z" * 2_500)
+    seg = t.expect("PA", seq=L(1))
+    assert len(seg.payload) == 2_500 and seg.wire_segments == 3
+    pieces = seg.split()
+    assert [len(p.payload) for p in pieces] == [1000, 1000, 500]
+    assert [p.flags for p in pieces] == [ACK, ACK, ACK | PSH]
+
+
+def test_fin_rides_on_the_last_wire_segment() -> None:
+    t = established(opts(initial_window=100), mss=MSS, window=60_000)
+    t.conn.gso_max = GSO
+    t.send(b"z" * 2_500)
+    t.conn.shutdown_write(t.now)
+    seg = t.expect("FPA", seq=L(1))
+    assert len(seg.payload) == 2_500
+    flags = [p.flags for p in seg.split()]
+    assert flags == [ACK, ACK, ACK | PSH | FIN]
+    assert t.conn.snd_nxt == L(2_502)
+
+
+def test_window_and_cwnd_limits_cut_at_a_whole_segment() -> None:
+    t = established(opts(initial_window=10), mss=MSS, window=7_500)
+    t.conn.gso_max = GSO
+    t.send(b"z" * 50_000)
+    seg = t.expect("A", seq=L(1))
+    assert len(seg.payload) == 7_000  # the 500 bytes left in the window would be a runt
+    t.expect_nothing()
+
+
+def test_super_segment_never_exceeds_gso_max() -> None:
+    t = established(opts(initial_window=100, send_buffer=200_000), mss=MSS, window=60_000)
+    t.conn.gso_max = 25_500
+    t.send(b"z" * 60_000)
+    sizes = [len(s.payload) for s in t.output()]
+    assert sizes == [25_000, 25_000, 10_000]
+
+
+def test_urgent_data_is_never_in_a_super_segment() -> None:
+    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
+    t.conn.gso_max = GSO
+    t.conn.send(b"u" * 3_000)
+    t.conn.send_urgent(b"!")
+    out = t.output()
+    assert sum(len(s.payload) for s in out) == 3_001
+    assert all(not s.gso_size for s in out)
+
+
+def test_cwr_goes_on_a_single_segment_first() -> None:
+    t = ecn_client(congestion="newreno", initial_window=10)
+    t.conn.gso_max = GSO
+    t.send(b"d" * (10 * MSS))
+    assert [s.wire_segments for s in t.output()] == [10]
+    t.recv("AE", ack=L(1 + MSS))  # ECE: reduce, and the next new data carries CWR
+    t.recv("A", ack=L(1 + 9 * MSS))
+    t.send(b"e" * (4 * MSS))
+    out = [s for s in t.output() if s.payload]
+    assert out[0].flags & CWR and out[0].wire_segments == 1
+    assert not any(s.flags & CWR for s in out[1:])
+    assert sum(s.wire_segments for s in out) >= 2
+
+
+def test_split_matches_the_kernel_rules() -> None:
+    seg = Segment(1, 2, 0xFFFF_FFA0, 7, ACK | PSH | FIN, 100, 0, bytes(range(250)), ts_val=5)
+    seg.gso_size = 100
+    pieces = seg.split()
+    assert [p.seq for p in pieces] == [0xFFFF_FFA0, 0x0000_0004, 0x0000_0068]  # wraps
+    assert b"".join(bytes(p.payload) for p in pieces) == bytes(range(250))
+    assert [p.flags for p in pieces] == [ACK, ACK, ACK | PSH | FIN]
+    assert FIN & pieces[-1].flags
+    assert all(p.ts_val == 5 and p.ack == 7 and p.window == 100 for p in pieces)
+    assert seg.wire_segments == 3
+
+
+def test_segments_out_counts_wire_segments() -> None:
+    t = established(opts(initial_window=100), mss=MSS, window=60_000)
+    t.conn.gso_max = GSO
+    before = t.conn.counters.segments_out
+    t.send(b"z" * 30_000)
+    assert len(t.output()) == 1
+    assert t.conn.counters.segments_out - before == 30
+
+
+def transfer(gso: bool, loss: float, seed: int) -> tuple[str, int, int]:
+    link = connected_pair(
+        opts(send_buffer=1 << 20, recv_buffer=1 << 20, nodelay=True, window_scaling=True),
+        opts(send_buffer=1 << 20, recv_buffer=1 << 20, window_scaling=True),
+        LinkProfile(delay=0.005, loss=loss),
+        seed=seed,
+    )
+    if gso:
+        link.a.gso_max = GSO
+    data = bytes((i * 7 + seed) & 0xFF for i in range(2_000_000))
+    link.write(False, data, then_shutdown=True)
+    link.run_until(lambda: link.b.eof_received, timeout=600)
+    digest = hashlib.sha256(bytes(link.received[True])).hexdigest()
+    assert digest == hashlib.sha256(data).hexdigest()
+    c = link.a.counters
+    return digest, c.segments_out, c.retransmits
+
+
+def test_transfer_under_loss_is_byte_exact_with_super_segments() -> None:
+    for seed in range(3):
+        transfer(gso=True, loss=0.03, seed=seed)
+
+
+def test_super_segments_put_the_same_segments_on_the_wire() -> None:
+    # Without loss the two senders must produce the same number of wire segments.
+    _, plain, _ = transfer(gso=False, loss=0.0, seed=1)
+    _, supers, _ = transfer(gso=True, loss=0.0, seed=1)
+    assert supers == plain
