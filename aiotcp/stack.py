@@ -131,6 +131,9 @@ class Stack:
 
     # -- receive path ---------------------------------------------------------------
     def _on_readable(self) -> None:
+        # Payloads are memoryviews into the socket's receive arena, valid until the
+        # next batch: every connection processes its share before that (the core
+        # copies what it keeps), which saves a copy of every byte received.
         touched: dict[ConnectionDriver, None] = {}
         for pkt in self.raw.recv_batch():
             driver = self._dispatch(pkt)
@@ -138,12 +141,14 @@ class Stack:
                 touched[driver] = None
         for driver in touched:  # each connection's share of the batch, in one step
             driver.process_now()
+            if driver.inbox:  # not processed (a step was running): keep its own copy
+                for seg in driver.inbox:
+                    if isinstance(seg.payload, memoryview):
+                        seg.payload = bytes(seg.payload)
 
     def _dispatch(self, pkt: Packet) -> ConnectionDriver | None:
         """Hand ``pkt`` to its connection (returned) or its listener, or answer it."""
         seg = pkt.segment
-        if seg.payload:
-            seg.payload = bytes(seg.payload)  # the arena is reused by the next batch
         driver = self.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
         if driver is not None:
             if not (seg.dst_port in self.listeners and driver.conn.accepts_new_syn(seg)):
@@ -157,6 +162,8 @@ class Stack:
             self._forget(driver)
         entry = self.listeners.get(seg.dst_port)
         if entry is not None and entry.addr in (ANY, pkt.dst):
+            if seg.payload:
+                seg.payload = bytes(seg.payload)  # a child may queue it past this batch
             now = self.loop.time()
             if seg.flags & SYN:
                 # The MSS a child offers depends on the route back to this client.

@@ -250,6 +250,8 @@ class Connection:
         "_challenge_count",
         "_challenge_window",
         "_cwr_due",
+        "_drs_bytes",
+        "_drs_start",
         "_dsack",
         "_dupacks",
         "_ece_echo",
@@ -383,7 +385,7 @@ class Connection:
         self.peer_mss = DEFAULT_PEER_MSS
         self.mss = min(DEFAULT_PEER_MSS, opts.advertised_mss())
         self.snd_wscale = 0
-        self.rcv_wscale = window_scale_for(opts.recv_buffer) if opts.window_scaling else 0
+        self.rcv_wscale = window_scale_for(opts.recv_buffer_max) if opts.window_scaling else 0
         self._wscale_ok = False
         self.sack_ok = False
         self.ts_ok = False
@@ -397,7 +399,9 @@ class Connection:
         self._syn_window = 0
 
         self.send_buffer = SendBuffer(opts.send_buffer)
-        self.recv_buffer = ReceiveBuffer(opts.recv_buffer, opts.ooo_max_segments)
+        self.recv_buffer = ReceiveBuffer(opts.recv_buffer_start, opts.ooo_max_segments)
+        self._drs_start = 0.0  # receive-buffer autotuning: this round trip's start
+        self._drs_bytes = 0  # ... and what the application read in it
         self._snd_buf_seq = 0  # sequence number of send_buffer offset 0
         self._fin_queued = False  # application asked for FIN (shutdown_write / close)
         self._rcv_fin_seq: int | None = None  # peer FIN seen beyond a hole
@@ -501,10 +505,30 @@ class Connection:
     def read(self, max_bytes: int = -1) -> bytes:
         """RECEIVE (RFC 9293 §3.10.3): take in-order bytes; may queue a window update."""
         data = self.recv_buffer.read(max_bytes)
+        if data and self.recv_buffer.capacity < self.options.recv_buffer_max:
+            self._autotune_receive_buffer(len(data))
         if data and self.state in _RECEIVES_TEXT and self._window_update_due():
             # RFC 9293 §3.8.6.2.2: tell the peer once the window grew enough.
             self._ack_now = True
         return data
+
+    def _autotune_receive_buffer(self, copied: int) -> None:
+        """Grow the receive buffer when the window, not the reader, limits the peer.
+
+        Linux's ``tcp_rcv_space_adjust`` in short: per round trip (our SRTT, the
+        clock being the last segment's arrival), count what the application read;
+        a reader that took more than half the buffer in one round trip gets a
+        buffer of twice that, so the window stays ahead of the peer's cwnd.
+        """
+        self._drs_bytes += copied
+        now = self._last_heard
+        if now - self._drs_start < max(self.rtt.srtt or 0.0, 0.001):
+            return
+        buf = self.recv_buffer
+        if 2 * self._drs_bytes > buf.capacity:
+            buf.capacity = min(2 * self._drs_bytes, self.options.recv_buffer_max)
+        self._drs_start = now
+        self._drs_bytes = 0
 
     def shutdown_write(self, now: float) -> None:
         """Half-close: FIN after the queued data (RFC 9293 §3.10.4 CLOSE, "half-close")."""

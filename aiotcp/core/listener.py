@@ -236,14 +236,14 @@ class Listener:
             cookie,
             seq_add(seg.seq, 1),
             SYN | ACK,
-            min(self.options.recv_buffer, 0xFFFF),
+            min(self.options.recv_buffer_start, 0xFFFF),
             mss=self.options.advertised_mss(),
         )
         opts = self.options
         if opts.timestamps and seg.ts_val is not None:
             # Linux's trick: the other options live in the low bits of our TSval,
             # which the peer echoes in every ACK (``cookie_init_timestamp``).
-            wscale = window_scale_for(opts.recv_buffer) if opts.window_scaling else 0
+            wscale = window_scale_for(opts.recv_buffer_max) if opts.window_scaling else 0
             offer_ws = opts.window_scaling and seg.wscale is not None
             offer_sack = opts.sack and seg.sack_permitted
             peer_ws = min(seg.wscale, 14) if seg.wscale is not None else 0
@@ -281,7 +281,7 @@ class Listener:
             syn.sack_permitted = bool(bits & _TS_SACK)
         conn.receive(syn, now)
         conn.snd_nxt = conn.snd_max = seq_add(iss, 1)  # the SYN-ACK was sent statelessly
-        conn.rcv_adv = seq_add(conn.rcv_nxt, min(self.options.recv_buffer, 0xFFFF))
+        conn.rcv_adv = seq_add(conn.rcv_nxt, min(self.options.recv_buffer_start, 0xFFFF))
         conn.timers.cancel_all()
         key = (local[0], local[1], remote[0], remote[1])
         self._syn_queue[key] = conn

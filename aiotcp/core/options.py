@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 #: RFC 9293 §3.7.1 (MUST-15): assume this send MSS when the peer sends no MSS option.
 DEFAULT_PEER_MSS = 536
+#: Receive-buffer autotuning's start and ceiling: Linux's ``tcp_rmem[1]`` and ``[2]``.
+RECV_BUFFER_AUTOTUNE_START = 131072
+RECV_BUFFER_AUTOTUNE_MAX = 6291456
 
 
 @dataclass(slots=True)
@@ -27,8 +30,12 @@ class TcpOptions:
     """Disable Nagle's algorithm (RFC 9293 §3.7.4), like ``TCP_NODELAY``."""
     send_buffer: int = 262144
     """Send buffer capacity: bytes queued but not yet acknowledged (``SO_SNDBUF``)."""
-    recv_buffer: int = 131072
-    """Receive buffer capacity: the largest window we offer (``SO_RCVBUF``)."""
+    recv_buffer: int | None = None
+    """Receive buffer capacity, the largest window we offer.  ``None`` (the
+    default) autotunes as Linux does: it starts at 128 KiB (``tcp_rmem[1]``) and
+    grows to 6 MiB (``tcp_rmem[2]``) while the application reads more than half of
+    it per round trip, so only a reader that keeps up gets a large window.  A
+    number fixes it, as ``SO_RCVBUF`` does on Linux."""
     window_scaling: bool = True
     """Offer RFC 7323 window scaling (``tcp_window_scaling``)."""
     sack: bool = True
@@ -87,6 +94,16 @@ class TcpOptions:
     """Bound on out-of-order ranges held for reassembly; more are dropped."""
     challenge_ack_limit: int = 1000
     """RFC 5961 §7 challenge ACKs allowed per second (``tcp_challenge_ack_limit``)."""
+
+    @property
+    def recv_buffer_max(self) -> int:
+        """The receive buffer's ceiling: what the window scale is chosen for."""
+        return RECV_BUFFER_AUTOTUNE_MAX if self.recv_buffer is None else self.recv_buffer
+
+    @property
+    def recv_buffer_start(self) -> int:
+        """The receive buffer a connection starts with."""
+        return RECV_BUFFER_AUTOTUNE_START if self.recv_buffer is None else self.recv_buffer
 
     def advertised_mss(self) -> int:
         """MSS option value: the configured MSS clipped to the route MTU (RFC 9293 §3.7.1)."""
