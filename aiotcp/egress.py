@@ -22,6 +22,7 @@ from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.rawsock import RawSocket
 
 GSO_RECHECK = 1.0  # seconds between next-hop lookups for a connection without one
+NEXT_HOP_TTL = 2.0  # seconds a resolved next hop is reused by new connections
 GSO_MAX_PAYLOAD = MAX_IP_PACKET - IP_LEN - 60  # minus the largest TCP header
 
 
@@ -41,6 +42,7 @@ class Egress:
         self.gso = gso
         self.pcap = pcap
         self._senders: dict[NextHop, GsoSender] = {}
+        self._next_hops: dict[bytes, tuple[float, NextHop]] = {}
 
     def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
         """One segment through the raw IP socket (RSTs, listener replies)."""
@@ -57,7 +59,7 @@ class Egress:
             and driver.conn.state not in (State.SYN_SENT, State.SYN_RECEIVED)
         ):
             driver.gso_checked = now  # the handshake resolved the neighbour by now
-            sender = driver.gso = self._sender_for(dst)
+            sender = driver.gso = self._sender_for(dst, now)
             if sender is not None:
                 driver.conn.gso_max = GSO_MAX_PAYLOAD  # the core may now emit super-segments
         if sender is None:
@@ -83,10 +85,21 @@ class Egress:
             else:
                 send(seg, src, dst)
 
-    def _sender_for(self, dst: bytes) -> GsoSender | None:
-        hop = neighbour.lookup(socket.inet_ntoa(dst))
-        if hop is None:
-            return None
+    def _sender_for(self, dst: bytes, now: float) -> GsoSender | None:
+        # Reading /proc/net/{route,arp} was an eighth of a short connection's cost:
+        # a next hop found in the last NEXT_HOP_TTL seconds is reused (and so
+        # refreshed at that pace); a miss is never cached.
+        cached = self._next_hops.get(dst)
+        if cached is not None and now - cached[0] < NEXT_HOP_TTL:
+            hop = cached[1]
+        else:
+            found = neighbour.lookup(socket.inet_ntoa(dst))
+            if found is None:
+                return None
+            hop = found
+            if len(self._next_hops) >= 4096:
+                self._next_hops.clear()
+            self._next_hops[dst] = (now, hop)
         sender = self._senders.get(hop)
         if sender is None:
             try:

@@ -40,6 +40,7 @@ from aiotcp.io.rawsock import RawSocket
 Key = tuple[bytes, int, bytes, int]  # local ip, local port, remote ip, remote port
 StateObserver = Callable[[ConnectionDriver, State, State], None]
 ANY = bytes(4)
+ROUTE_TTL = 1.0  # seconds a route lookup is reused by later connects
 
 
 def key_of(conn: Connection) -> Key:
@@ -101,6 +102,7 @@ class Stack:
         self._time_wait: dict[ConnectionDriver, None] = {}  # insertion order = age
         self.max_time_wait = max_time_wait
         self._mtu_cache: dict[bytes, int] = {}
+        self._route_cache: dict[str, tuple[float, route.Route]] = {}
         self.listeners: dict[int, ListenerEntry] = {}
         self.counters: collections.Counter[str] = self.raw.counters
         self.closed = False
@@ -200,6 +202,19 @@ class Stack:
             self._mtu_cache[addr] = mtu
         return mtu or None
 
+    def _route_to(self, dst: str) -> route.Route:
+        """The kernel's route to ``dst``, reused for ROUTE_TTL seconds: asking costs a
+        socket per connect, which a connections-per-second load notices."""
+        now = self.loop.time()
+        cached = self._route_cache.get(dst)
+        if cached is not None and now - cached[0] < ROUTE_TTL:
+            return cached[1]
+        r = route.lookup(dst)  # raises like connect() would: not cached
+        if len(self._route_cache) >= 4096:
+            self._route_cache.clear()
+        self._route_cache[dst] = (now, r)
+        return r
+
     def accept(self, port: int) -> ConnectionDriver | None:
         """Take the oldest established connection from ``port``'s accept queue."""
         entry = self.listeners.get(port)
@@ -280,10 +295,12 @@ class Stack:
         """Active open; returns the driver once ESTABLISHED (or raises like the kernel)."""
         self._check_open()
         dst_str = route.resolve(host)
-        r = route.lookup(dst_str)
+        r = self._route_to(dst_str)
         src_str = local_addr[0] if local_addr and local_addr[0] else r.source
         local_port = self.guard.claim(local_addr[1] if local_addr else 0)
-        self._refresh_filter()
+        lo, hi = self.guard.reservations.ephemeral_range
+        if not lo <= local_port <= hi:  # inside it, the filter already admits the port
+            self._refresh_filter()
         src, dst = socket.inet_aton(src_str), socket.inet_aton(dst_str)
         now = self.loop.time()
         conn = Connection(
