@@ -1332,8 +1332,6 @@ class Connection:
                     self._prr_update(0)
             elif name is TimerName.PERSIST:
                 self._on_persist_timeout(now)
-            elif name is TimerName.AUTOCORK:
-                pass  # the flush that follows every timer sends the held tail
             elif name is TimerName.KEEPALIVE:
                 self._on_keepalive_timeout(now)
             elif name is TimerName.TIME_WAIT:
@@ -1576,7 +1574,6 @@ class Connection:
         room = mss if probe else self._room()
         # Super-segments: whole MSS multiples; no urgent data (URG is per segment).
         gso_limit = 0 if probe or self.snd_up is not None else self.gso_max // mss * mss
-        supers = 0  # super-segments sent by this call
         while True:
             off = seq_sub(self.snd_nxt, self._snd_buf_seq)
             avail = buf_len - off
@@ -1590,12 +1587,6 @@ class Connection:
             n = min(mss, avail, max(usable, 0))
             if n == mss and gso_limit and not self._cwr_due:
                 n = self._super_segment_length(min(avail, usable, gso_limit), avail, fin_pending)
-            elif 0 < n == avail < mss and supers and not fin_pending and opts.nodelay:
-                # Autocork: the application may be mid-burst (a write loop that does
-                # not yield); its next write extends this tail into a full segment.
-                # The timer sends it after the burst, one loop iteration later.
-                self.timers.set(TimerName.AUTOCORK, now)
-                break
             if avail > 0 and n < mss and not force:
                 if n < avail:
                     # RFC 9293 §3.8.6.2.1 sender SWS avoidance: a window-limited
@@ -1614,7 +1605,6 @@ class Connection:
             if seg is None:
                 break
             out.append(seg)
-            supers += n > mss
             room -= n + fin
             force = False
             if probe:

@@ -29,9 +29,6 @@ class TimerName(enum.StrEnum):
     """RFC 8985 §7 tail loss probe (PTO): about two RTTs, well before the RTO."""
     REORDER = "reorder"
     """RFC 8985 §6.2 step 5: re-check for loss once the reordering window has passed."""
-    AUTOCORK = "autocork"
-    """A short nodelay tail held behind a super-segment (Linux's autocorking): due
-    at once, so the runtime sends it after the current burst of writes."""
 
 
 class Timers:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 
 from aiotcp.core.segment import ACK, CWR, FIN, PSH, Segment
-from aiotcp.core.timers import TimerName
 from aiotcp.testing.corekit import L, LinkProfile, connected_pair, ecn_client, established, opts
 
 MSS = 1000
@@ -149,30 +148,11 @@ def test_super_segments_put_the_same_segments_on_the_wire() -> None:
     assert supers == plain
 
 
-def test_autocork_holds_a_short_tail_behind_a_super_segment_until_the_burst_ends() -> None:
-    # Each ``output()`` is one runtime step (an application write, then a flush).
-    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
-    t.conn.gso_max = 5_500
-    t.send(b"a" * 5_300)
-    assert [len(s.payload) for s in t.output()] == [5_000]  # 300 bytes wait ...
-    assert t.conn.timers.get(TimerName.AUTOCORK) == t.now
-    t.send(b"b" * 4_700)  # ... for the burst's next write: one full run, no runt
-    assert [(s.seq, len(s.payload)) for s in t.output()] == [(L(5_001), 5_000)]
-    t.send(b"c" * 100)  # a lone short write is not held
-    t.expect("PA", seq=L(10_001), payload=b"c" * 100)
-    t.send(b"d" * 5_300)
-    assert [len(s.payload) for s in t.output()] == [5_000]
-    t.advance(0.0)  # the burst ended: the runtime runs the due timer, then flushes
-    t.expect("PA", seq=L(15_101), payload=b"d" * 300)
-
-
-def test_without_nodelay_nagle_not_autocork_holds_the_tail() -> None:
+def test_without_nodelay_nagle_holds_the_tail() -> None:
     t = established(opts(initial_window=100), mss=MSS, window=60_000)
     t.conn.gso_max = 5_500
     t.send(b"a" * 5_300)
     assert len(t.expect("A").payload) == 5_000
-    t.advance(0.0)
     t.expect_nothing()  # Nagle: the runt waits for the ACK
-    assert t.conn.timers.get(TimerName.AUTOCORK) is None
     t.recv("A", ack=L(5_001))
     t.expect("PA", seq=L(5_001), payload=b"a" * 300)
