@@ -1,0 +1,91 @@
+"""Where aiotcp's time goes: one benchmark case under cProfile, in-process.
+
+Builds the same two namespaces and server as bench.py, runs one client case over
+aiotcp under ``cProfile`` on the chosen loop, and prints the top functions by own
+time (and writes a ``.prof`` for snakeviz/pstats).  The issue-7 notes quote these
+profiles to say where the floor is.
+
+    .venv/bin/python bench/profile_case.py send|receive|to_same|conn|echo [--size-mb 100]
+        [--loop asyncio|uvloop] [--out /tmp/aiotcp.prof] [--top 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import sys
+import time
+
+import aiotcp
+from aiotcp.testing.loops import LOOP_KINDS, loop_factory
+from aiotcp.testing.netns import two_hosts
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import bench  # bench.py next to this file
+
+CASES = ("send", "receive", "to_same", "conn", "echo")
+
+
+def case(name: str, host: str, args: argparse.Namespace) -> object:
+    size = args.size_mb * 1024 * 1024
+    open_ = bench.kernel_open if args.kernel else bench.aiotcp_open
+    if name == "send":
+        return bench.bulk_send(open_, host, bench.KERNEL_BASE + bench.SINK, size)
+    if name == "receive":
+        return bench.bulk_receive(open_, host, bench.KERNEL_BASE + bench.SOURCE, size)
+    if name == "to_same":
+        return bench.bulk_send(open_, host, bench.AIOTCP_BASE + bench.SINK, size)
+    if name == "conn":
+        return bench.connections_per_second(
+            open_, host, bench.KERNEL_BASE + bench.ECHO, args.seconds
+        )
+    return bench.echo_rtt(open_, host, bench.KERNEL_BASE + bench.ECHO, args.rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", choices=CASES)
+    parser.add_argument("--size-mb", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--loop", choices=LOOP_KINDS, default="asyncio")
+    parser.add_argument("--out", default="/tmp/aiotcp.prof")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--no-profile", action="store_true", help="time it only")
+    parser.add_argument("--no-gso", action="store_true", help="Stack(gso=False)")
+    parser.add_argument("--kernel", action="store_true", help="the same case over the kernel")
+    args = parser.parse_args()
+    size = args.size_mb * 1024 * 1024
+    with two_hosts("prof") as (a, b):
+        server = bench.start_server(b, size, args.loop)
+        try:
+            with a.entered():
+
+                async def run() -> object:
+                    async with aiotcp.Stack(ephemeral_range=(20000, 65535), gso=not args.no_gso):
+                        return await case(args.case, b.address, args)  # type: ignore[misc]
+
+                prof = cProfile.Profile()
+                with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+                    t0, c0 = time.perf_counter(), os.times()
+                    if args.no_profile:
+                        result = runner.run(run())
+                    else:
+                        result = prof.runcall(runner.run, run())
+                    elapsed = time.perf_counter() - t0
+                    c1 = os.times()
+                    user, system = c1.user - c0.user, c1.system - c0.system
+        finally:
+            b.stop(server)
+    cpu = f"CPU user {user / elapsed:.0%} system {system / elapsed:.0%}"
+    print(f"{args.case} on {args.loop}: {result} ({elapsed:.1f} s, {cpu})")
+    if not args.no_profile:
+        prof.dump_stats(args.out)
+        pstats.Stats(args.out).sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
