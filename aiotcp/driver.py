@@ -150,7 +150,10 @@ class ConnectionDriver:
         self._last_now = now  # the core never sees time go backwards
         if self.inbox:
             inbox, self.inbox = self.inbox, []
-            for seg in inbox:
+            last = len(inbox) - 1
+            for i, seg in enumerate(inbox):
+                if i < last and conn.ack_superseded(seg, inbox[i + 1]):
+                    continue  # a newer cumulative ACK follows in this batch
                 conn.receive(seg, now)
                 if conn.dupack_due:
                     # One duplicate ACK per out-of-order segment (RFC 5681 §4.2), so a

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiotcp.core.connection import State
 from aiotcp.core.events import DataReceived, SendSpaceAvailable
-from aiotcp.testing.corekit import PEER_WINDOW, L, R, established, opts
+from aiotcp.core.segment import ACK, ECE, Segment
+from aiotcp.testing.corekit import PEER_WINDOW, Harness, L, R, established, opts
 
 # -- sending -----------------------------------------------------------------------
 
@@ -420,3 +421,47 @@ def test_paws_forgets_ts_recent_after_24_days_idle() -> None:
     t.recv("PA", payload=b"late", ts_val=5)
     assert t.read() == b"late"
     assert t.conn.ts_recent == 5
+
+
+# -- coalescing a batch of cumulative ACKs -------------------------------------------
+
+
+def _ack(n: int, flags: int = ACK, payload: bytes = b"") -> Segment:
+    return Segment(80, 49152, R(1), L(1 + n), flags, 60000, 0, payload)
+
+
+def _sender() -> Harness:
+    t = established(opts(initial_window=10, nodelay=True), mss=100, window=60000)
+    t.send(b"x" * 1000)
+    t.output()
+    return t
+
+
+def test_a_batch_of_advancing_pure_acks_needs_only_its_newest() -> None:
+    c = _sender().conn
+    assert c.ack_superseded(_ack(200), _ack(400))
+    assert not c.ack_superseded(_ack(400), _ack(400))  # a duplicate ACK counts on its own
+    assert not c.ack_superseded(_ack(0), _ack(400))  # does not advance SND.UNA
+    assert not c.ack_superseded(_ack(200), _ack(400, payload=b"d"))  # data rides along
+    assert not c.ack_superseded(_ack(200, flags=ACK | ECE), _ack(400))
+    sacked = _ack(200)
+    sacked.sack_blocks = ((L(301), L(401)),)
+    assert not c.ack_superseded(sacked, _ack(400))
+    assert not c.ack_superseded(_ack(200), _ack(2000))  # acks what was never sent
+    assert c.counters.acks_coalesced == 1
+
+
+def test_the_newest_ack_alone_leaves_the_sender_as_all_of_them_would() -> None:
+    every, newest = _sender(), _sender()
+    for n in (100, 200, 300, 400):
+        every.deliver(_ack(n))
+    newest.deliver(_ack(400))
+    for t in (every, newest):
+        t.output()
+    a, b = every.conn, newest.conn
+    assert (a.snd_una, a.snd_wnd, a.cc.cwnd, len(a.send_buffer)) == (
+        b.snd_una,
+        b.snd_wnd,
+        b.cc.cwnd,
+        len(b.send_buffer),
+    )
