@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 from typing import Any
 
+from aiotcp.core.buffers import SendBuffer
 from aiotcp.core.connection import State
 from aiotcp.core.events import CloseReason
 from aiotcp.driver import ConnectionDriver
@@ -37,7 +39,9 @@ class TcpTransport(asyncio.Transport):
         self._conn = driver.conn
         self._loop = driver.loop
         self._protocol = protocol
-        self._pending = bytearray()
+        # Bytes the core has no room for yet, kept like the core keeps them: a
+        # ``bytes`` write by reference (memoryview), anything mutable copied once.
+        self._pending = SendBuffer(sys.maxsize)
         self._high = DEFAULT_HIGH_WATER
         self._low = DEFAULT_HIGH_WATER // 4
         self._writing_paused = False
@@ -123,12 +127,9 @@ class TcpTransport(asyncio.Transport):
             return
         if self._conn.state is State.CLOSED:
             return  # connection_lost has been or is being called with the reason
-        if not self._pending:
-            n = self._conn.send(data)
-            if n < len(data):
-                self._pending += memoryview(data)[n:]
-        else:
-            self._pending += data
+        n = 0 if self._pending else self._conn.send(data)
+        if n < len(data):
+            self._pending.write(memoryview(data)[n:])
         self._driver.process_now()  # nodelay data leaves now, not an iteration later
         self._maybe_pause_protocol()
 
@@ -189,10 +190,11 @@ class TcpTransport(asyncio.Transport):
 
     def _move_pending(self) -> None:
         """Push queued bytes into the core's send buffer as space allows."""
-        if self._pending and self._conn.state is not State.CLOSED:
-            n = self._conn.send(self._pending)
+        pending = self._pending
+        if pending and self._conn.state is not State.CLOSED:
+            n = self._conn.send(pending.peek(0, self._conn.send_space))
             if n:
-                del self._pending[:n]
+                pending.consume(n)
                 self._driver.poke()
         self._maybe_resume_protocol()
 

@@ -13,41 +13,109 @@ from aiotcp.core.seq import seq_add
 Bytes = bytes | bytearray | memoryview
 
 
+#: Writes shorter than this go into a growing ``bytearray`` tail chunk, so a stream
+#: of tiny writes costs neither a chunk each nor a copy of the chunk per write.
+SMALL_WRITE = 4096
+
+
 class SendBuffer:
     """Bytes written by the application and not yet acknowledged by the peer.
 
     Offset 0 is the oldest unacknowledged byte (SND.UNA, once the SYN is acked).
+    Bulk writes are kept as the ``bytes`` objects they came in, by reference, and
+    a segment that lies within one of them is a memoryview of it, so bulk data
+    reaches ``sendmsg`` without a copy in Python.  (A single ``bytearray`` that grows
+    at the back and shrinks at the front copied every byte twice, plus a move of
+    the whole buffer whenever it reallocated.)  Small writes collect in a
+    ``bytearray`` tail chunk, which ``peek`` copies from: it is still growing.
     """
 
-    __slots__ = ("_buf", "capacity")
+    __slots__ = ("_chunks", "_head", "_len", "capacity")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._buf = bytearray()
+        self._chunks: list[bytes | bytearray | memoryview] = []
+        self._head = 0  # bytes of _chunks[0] already acknowledged
+        self._len = 0
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return self._len
 
     @property
     def space(self) -> int:
-        return max(self.capacity - len(self._buf), 0)
+        return max(self.capacity - self._len, 0)
 
     def write(self, data: Bytes) -> int:
         """Queue as much of ``data`` as fits; return how many bytes were taken."""
         n = min(len(data), self.space)
-        if n:
-            self._buf += data[:n]
+        if not n:
+            return 0
+        chunks = self._chunks
+        if n < SMALL_WRITE:
+            tail = chunks[-1] if chunks else None
+            if type(tail) is bytearray and len(tail) < SMALL_WRITE:
+                tail += data[:n]
+            else:
+                chunks.append(bytearray(data[:n]))
+        elif type(data) is bytes:
+            chunks.append(data if n == len(data) else memoryview(data)[:n])  # immutable
+        elif (
+            type(data) is memoryview
+            and data.readonly
+            and data.itemsize == 1
+            and data.contiguous
+            and type(data.obj) is bytes
+        ):
+            chunks.append(data[:n])  # a view of immutable bytes (the transport's queue)
+        else:
+            chunks.append(bytes(data[:n]))  # the caller may change it after write()
+        self._len += n
         return n
 
-    def peek(self, offset: int, n: int) -> bytes:
-        """Copy of ``n`` bytes at ``offset`` (a copy: the buffer keeps changing)."""
-        with memoryview(self._buf) as view:  # one copy, not a slice and then a copy
-            return bytes(view[offset : offset + n])
+    def peek(self, offset: int, n: int) -> Bytes:
+        """``n`` bytes at ``offset`` (fewer at the end): a view into one ``bytes``
+        chunk, else a copy.  A view stays valid: ``bytes`` chunks never change."""
+        off = offset + self._head
+        chunks = self._chunks
+        i = 0
+        while i < len(chunks) and off >= len(chunks[i]):
+            off -= len(chunks[i])
+            i += 1
+        if i == len(chunks) or n <= 0:
+            return b""
+        first = chunks[i]
+        if off + n <= len(first):
+            if type(first) is not bytearray:
+                return first if off == 0 and n == len(first) else memoryview(first)[off : off + n]
+            with memoryview(first) as view:
+                return bytes(view[off : off + n])
+        parts = [memoryview(first)[off:]]  # views die with this call: no copy but join's
+        need = n - (len(first) - off)
+        for chunk in chunks[i + 1 :]:
+            if need <= 0:
+                break
+            parts.append(memoryview(chunk)[:need])
+            need -= len(chunk)
+        return b"".join(parts)
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._head = self._len = 0
 
     def consume(self, n: int) -> None:
         """Drop ``n`` acknowledged bytes from the front."""
-        if n > 0:
-            del self._buf[:n]
+        if n <= 0:
+            return
+        n = min(n, self._len)
+        self._len -= n
+        n += self._head
+        chunks = self._chunks
+        i = 0
+        while i < len(chunks) and n >= len(chunks[i]):
+            n -= len(chunks[i])
+            i += 1
+        del chunks[:i]
+        self._head = n if chunks else 0
 
 
 class _Range:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiotcp.core.buffers import ReceiveBuffer, SendBuffer
 from aiotcp.core.events import CloseReason, ConnectionClosed, DataReceived
@@ -138,3 +140,36 @@ def test_events_are_small_value_objects() -> None:
 
 def test_timestamp_offset_is_keyed() -> None:
     assert timestamp_offset(SECRET, LOCAL, REMOTE) != timestamp_offset(b"x", LOCAL, REMOTE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["write", "peek", "consume"]),
+            st.integers(min_value=0, max_value=20_000),
+            st.integers(min_value=0, max_value=20_000),
+            st.sampled_from([bytes, bytearray, memoryview]),
+        ),
+        max_size=60,
+    )
+)
+def test_send_buffer_matches_a_plain_byte_string(ops: list[tuple[str, int, int, type]]) -> None:
+    """Chunks, views and the small-write tail must read back exactly what was written."""
+    buf = SendBuffer(50_000)
+    model = bytearray()
+    counter = 0
+    for op, a, b, kind in ops:
+        if op == "write":
+            data = bytes((counter + i) & 0xFF for i in range(a))
+            counter += a
+            n = buf.write(kind(data))
+            assert n == min(a, 50_000 - len(model))
+            model += data[:n]
+        elif op == "peek":
+            got = buf.peek(a, b)
+            assert bytes(got) == bytes(model[a : a + b])
+        else:
+            buf.consume(a)
+            del model[: min(a, len(model))]
+        assert len(buf) == len(model) and buf.space == 50_000 - len(model)
