@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="time it only")
     parser.add_argument("--no-gso", action="store_true", help="Stack(gso=False)")
     parser.add_argument("--kernel", action="store_true", help="the same case over the kernel")
+    parser.add_argument("--guard", choices=("iptables", "socket"), default="iptables")
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
     with two_hosts("prof") as (a, b):
@@ -65,7 +66,9 @@ def main() -> None:
             with a.entered():
 
                 async def run() -> object:
-                    async with aiotcp.Stack(ephemeral_range=(20000, 65535), gso=not args.no_gso):
+                    async with aiotcp.Stack(
+                        ephemeral_range=(20000, 65535), gso=not args.no_gso, guard=args.guard
+                    ):
                         return await case(args.case, b.address, args)  # type: ignore[misc]
 
                 prof = cProfile.Profile()
