@@ -141,9 +141,11 @@ class Stack:
             driver = self._dispatch(pkt)
             if driver is not None:
                 touched[driver] = None
-        for driver in touched:  # each connection's share of the batch, in one step
-            driver.process_now()
-            if driver.inbox:  # not processed (a step was running): keep its own copy
+        try:
+            for driver in touched:  # each connection's share of the batch, in one step
+                driver.process_now()
+        finally:
+            for driver in touched:  # anything not processed keeps a copy of its own
                 for seg in driver.inbox:
                     if isinstance(seg.payload, memoryview):
                         seg.payload = bytes(seg.payload)
