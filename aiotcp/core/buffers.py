@@ -210,7 +210,7 @@ class ReceiveBuffer:
         while ooo and ooo[0].start <= self.nxt:
             r = ooo.pop(0)
             if r.end > self.nxt:
-                chunk = bytes(r.data[self.nxt - r.start :]) if r.start < self.nxt else bytes(r.data)
+                chunk = bytes(memoryview(r.data)[self.nxt - r.start :])  # one copy
                 self._ready.append(chunk)
                 self._ready_len += len(chunk)
                 self.nxt = r.end

@@ -621,8 +621,8 @@ class Connection:
         """Can ``seg`` be skipped because ``later``, from the same batch, says all it
         says?  Then count it as received and do not process it.
 
-        A bulk sender's ACKs arrive in batches (seven at a time under load on the
-        bench path); like ACK coalescing in GRO, only the newest of consecutive
+        A bulk sender's ACKs arrive in batches (four to seven at a time under load
+        on the bench path); like ACK coalescing in GRO, only the newest of consecutive
         pure cumulative ACKs needs processing — one stretch ACK, which slow start
         and congestion avoidance count in bytes.  Anything that carries more than
         the cumulative point is never skipped: data, SYN/FIN/RST/URG, ECN flags,
