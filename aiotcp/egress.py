@@ -17,6 +17,7 @@ from aiotcp.core.segment import Segment
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io import neighbour
 from aiotcp.io.gso import IP_LEN, MAX_IP_PACKET, GsoSender, runs
+from aiotcp.io.lookup_cache import LookupCache
 from aiotcp.io.neighbour import NextHop
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.rawsock import RawSocket
@@ -42,7 +43,7 @@ class Egress:
         self.gso = gso
         self.pcap = pcap
         self._senders: dict[NextHop, GsoSender] = {}
-        self._next_hops: dict[bytes, tuple[float, NextHop]] = {}
+        self._next_hops: LookupCache[bytes, NextHop] = LookupCache(NEXT_HOP_TTL)
 
     def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
         """One segment through the raw IP socket (RSTs, listener replies)."""
@@ -86,20 +87,13 @@ class Egress:
                 send(seg, src, dst)
 
     def _sender_for(self, dst: bytes, now: float) -> GsoSender | None:
-        # Reading /proc/net/{route,arp} was an eighth of a short connection's cost:
-        # a next hop found in the last NEXT_HOP_TTL seconds is reused (and so
-        # refreshed at that pace); a miss is never cached.
-        cached = self._next_hops.get(dst)
-        if cached is not None and now - cached[0] < NEXT_HOP_TTL:
-            hop = cached[1]
-        else:
-            found = neighbour.lookup(socket.inet_ntoa(dst))
-            if found is None:
+        # Reading /proc/net/{route,arp} was an eighth of a short connection's cost.
+        hop = self._next_hops.get(dst, now)
+        if hop is None:
+            hop = neighbour.lookup(socket.inet_ntoa(dst))
+            if hop is None:
                 return None
-            hop = found
-            if len(self._next_hops) >= 4096:
-                self._next_hops.clear()
-            self._next_hops[dst] = (now, hop)
+            self._next_hops.put(dst, hop, now)
         sender = self._senders.get(hop)
         if sender is None:
             try:

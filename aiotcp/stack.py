@@ -32,6 +32,7 @@ from aiotcp.driver import ConnectionDriver
 from aiotcp.egress import Egress
 from aiotcp.io import exit_hooks, route
 from aiotcp.io.guard import GuardKind, make_guard
+from aiotcp.io.lookup_cache import LookupCache
 from aiotcp.io.packet import Packet
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
@@ -102,7 +103,7 @@ class Stack:
         self._time_wait: dict[ConnectionDriver, None] = {}  # insertion order = age
         self.max_time_wait = max_time_wait
         self._mtu_cache: dict[bytes, int] = {}
-        self._route_cache: dict[str, tuple[float, route.Route]] = {}
+        self._route_cache: LookupCache[str, route.Route] = LookupCache(ROUTE_TTL)
         self.listeners: dict[int, ListenerEntry] = {}
         self.counters: collections.Counter[str] = self.raw.counters
         self.closed = False
@@ -208,13 +209,10 @@ class Stack:
         """The kernel's route to ``dst``, reused for ROUTE_TTL seconds: asking costs a
         socket per connect, which a connections-per-second load notices."""
         now = self.loop.time()
-        cached = self._route_cache.get(dst)
-        if cached is not None and now - cached[0] < ROUTE_TTL:
-            return cached[1]
-        r = route.lookup(dst)  # raises like connect() would: not cached
-        if len(self._route_cache) >= 4096:
-            self._route_cache.clear()
-        self._route_cache[dst] = (now, r)
+        r = self._route_cache.get(dst, now)
+        if r is None:
+            r = route.lookup(dst)  # raises like connect() would: not cached
+            self._route_cache.put(dst, r, now)
         return r
 
     def accept(self, port: int) -> ConnectionDriver | None:
