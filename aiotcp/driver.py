@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from aiotcp.core.connection import Connection, State
+from aiotcp.core.connection import Connection
 from aiotcp.core.events import (
     CloseReason,
     Connected,
@@ -25,6 +25,7 @@ from aiotcp.core.events import (
     StateChanged,
 )
 from aiotcp.core.segment import Segment
+from aiotcp.core.state import State
 from aiotcp.io.gso import GsoSender
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import collections
 import socket
 
-from aiotcp.core.connection import State
 from aiotcp.core.segment import Segment
+from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io import neighbour
 from aiotcp.io.gso import IP_LEN, MAX_IP_PACKET, GsoSender, runs

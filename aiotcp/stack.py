@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiotcp.control import ControlServer
-from aiotcp.core.connection import Connection, State, reset_for
+from aiotcp.core.connection import Connection, reset_for
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import SYN, Segment
+from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 from aiotcp.egress import Egress
 from aiotcp.io import exit_hooks, route

@@ -23,8 +23,8 @@ import sys
 from typing import Any
 
 from aiotcp.core.buffers import SendBuffer
-from aiotcp.core.connection import State
 from aiotcp.core.events import CloseReason
+from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 
 log = logging.getLogger("aiotcp")

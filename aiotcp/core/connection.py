@@ -24,7 +24,6 @@ Drivers feed a whole batch of segments to ``receive`` and only then call
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -63,6 +62,7 @@ from aiotcp.core.segment import (
     Segment,
 )
 from aiotcp.core.seq import MASK, in_window, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from aiotcp.core.state import TRANSITIONS, State
 from aiotcp.core.timers import TimerName, Timers
 
 if TYPE_CHECKING:
@@ -78,47 +78,6 @@ _TS_OPTION_SPACE = 12
 #: RFC 7323 §5.5: TS.Recent is invalid after this much idle time (24 days).
 PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
 
-
-class State(enum.Enum):
-    """RFC 9293 §3.3.2 connection states (values as ``ss``/``netstat`` print them)."""
-
-    CLOSED = "CLOSED"
-    LISTEN = "LISTEN"
-    SYN_SENT = "SYN-SENT"
-    SYN_RECEIVED = "SYN-RECEIVED"
-    ESTABLISHED = "ESTABLISHED"
-    FIN_WAIT_1 = "FIN-WAIT-1"
-    FIN_WAIT_2 = "FIN-WAIT-2"
-    CLOSING = "CLOSING"
-    TIME_WAIT = "TIME-WAIT"
-    CLOSE_WAIT = "CLOSE-WAIT"
-    LAST_ACK = "LAST-ACK"
-
-
-S = State
-#: Every transition RFC 9293 §3.3.2 figure 5 allows (plus the two it leaves
-#: implicit: any state to CLOSED on RST / ABORT / timeout, and passive SYN-RECEIVED
-#: back to LISTEN, which here is CLOSED because the listener forgets it).
-TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
-    {
-        (S.CLOSED, S.LISTEN),  # passive OPEN
-        (S.CLOSED, S.SYN_SENT),  # active OPEN, send SYN
-        (S.LISTEN, S.SYN_RECEIVED),  # rcv SYN, send SYN,ACK
-        (S.SYN_SENT, S.SYN_RECEIVED),  # rcv SYN (simultaneous open)
-        (S.SYN_SENT, S.ESTABLISHED),  # rcv SYN,ACK, send ACK
-        (S.SYN_RECEIVED, S.ESTABLISHED),  # rcv ACK of SYN
-        (S.ESTABLISHED, S.FIN_WAIT_1),  # CLOSE, send FIN
-        (S.ESTABLISHED, S.CLOSE_WAIT),  # rcv FIN, send ACK
-        (S.FIN_WAIT_1, S.FIN_WAIT_2),  # rcv ACK of FIN
-        (S.FIN_WAIT_1, S.CLOSING),  # rcv FIN, send ACK
-        (S.FIN_WAIT_1, S.TIME_WAIT),  # rcv FIN with ACK of our FIN
-        (S.FIN_WAIT_2, S.TIME_WAIT),  # rcv FIN, send ACK
-        (S.CLOSING, S.TIME_WAIT),  # rcv ACK of FIN
-        (S.CLOSE_WAIT, S.LAST_ACK),  # CLOSE, send FIN
-    }
-    | {(s, S.CLOSED) for s in State if s is not S.CLOSED}
-)
-del S
 
 _FLUSHING_STATES = frozenset(
     {State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING}

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from aiotcp.core.connection import State
+from aiotcp.core.state import State
 
 
 class CloseReason(enum.StrEnum):

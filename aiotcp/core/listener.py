@@ -19,11 +19,12 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from aiotcp.core.connection import Address, Connection, State, reset_for, window_scale_for
+from aiotcp.core.connection import Address, Connection, reset_for, window_scale_for
 from aiotcp.core.isn import keyed_hash24, timestamp_offset
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
 from aiotcp.core.seq import MASK, seq_add, seq_sub
+from aiotcp.core.state import State
 
 #: MSS values a cookie can encode in its 3 bits (Linux uses a similar table).
 COOKIE_MSS_TABLE = (536, 1200, 1300, 1360, 1400, 1440, 1460, 8960)

@@ -15,7 +15,7 @@ import sys
 import time
 
 import aiotcp
-from aiotcp.core.connection import State
+from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io.packet import format_ip
 

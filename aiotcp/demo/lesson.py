@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiotcp.core.connection import State
+from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io.packet import format_ip
 from aiotcp.plot import Seen, read_pcap

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from typing import Any
 
-from aiotcp.core.connection import Connection, State
+from aiotcp.core.connection import Connection
 from aiotcp.core.events import Event
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import ACK, SYN, Segment, decode, encode, flags_str, parse_flags
 from aiotcp.core.seq import seq_add
+from aiotcp.core.state import State
 
 LOCAL_IP = bytes((198, 18, 0, 1))
 REMOTE_IP = bytes((198, 18, 0, 2))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiotcp.core.connection import State
 from aiotcp.core.events import CloseReason, ConnectionClosed, EofReceived
+from aiotcp.core.state import State
 from aiotcp.core.timers import TimerName
 from aiotcp.testing.corekit import (
     L,

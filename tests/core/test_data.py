@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from aiotcp.core.connection import State
 from aiotcp.core.events import DataReceived, SendSpaceAvailable
 from aiotcp.core.segment import ACK, ECE, Segment
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import PEER_WINDOW, Harness, L, R, established, opts
 
 # -- sending -----------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aiotcp.core.connection import State
 from aiotcp.core.events import (
     CloseReason,
     Connected,
@@ -12,6 +11,7 @@ from aiotcp.core.events import (
     EofReceived,
     StateChanged,
 )
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import L, closed, established, last_ack, opts, syn_sent
 
 
@@ -97,7 +97,7 @@ def test_data_events_of_a_batch_coalesce() -> None:
 
 
 def test_transition_table_is_rfc9293_figure_5() -> None:
-    from aiotcp.core.connection import TRANSITIONS
+    from aiotcp.core.state import TRANSITIONS
 
     assert len(TRANSITIONS) == 14 + 10
     assert (State.TIME_WAIT, State.ESTABLISHED) not in TRANSITIONS
@@ -108,7 +108,7 @@ def test_every_transition_in_the_table_is_reachable() -> None:
     """Short scripts from CLOSED; together they must walk every edge of the table
     (FIN-WAIT-1 -> TIME-WAIT happens as FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT within
     one segment, as in Linux, so it is the one edge not walked directly)."""
-    from aiotcp.core.connection import TRANSITIONS
+    from aiotcp.core.state import TRANSITIONS
     from aiotcp.testing.corekit import Harness, R, listen
 
     seen: set[tuple[State, State]] = set()

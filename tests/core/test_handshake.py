@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aiotcp.core.connection import Connection, State
+from aiotcp.core.connection import Connection
 from aiotcp.core.events import CloseReason, Connected, ConnectionClosed, ConnectionReset
 from aiotcp.core.isn import initial_sequence_number
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import (
     LOCAL,
     LOCAL_ISS,

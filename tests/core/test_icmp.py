@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aiotcp.core.connection import State
 from aiotcp.core.events import CloseReason
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import L, established, opts, syn_sent
 
 

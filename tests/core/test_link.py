@@ -6,10 +6,11 @@ import hashlib
 
 import pytest
 
-from aiotcp.core.connection import Connection, State
+from aiotcp.core.connection import Connection
 from aiotcp.core.events import CloseReason, ConnectionClosed, EofReceived
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import FIN, SYN, Segment
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import (
     LOCAL,
     LOCAL_ISS,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aiotcp.core.connection import Connection, State
+from aiotcp.core.connection import Connection
 from aiotcp.core.listener import COOKIE_MSS_TABLE, Listener
 from aiotcp.core.segment import ACK, RST, SYN, Segment
 from aiotcp.core.seq import seq_add
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import LOCAL_IP, REMOTE, REMOTE_IP, SECRET, opts
 
 PORT = REMOTE[1]

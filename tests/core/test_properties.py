@@ -6,9 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiotcp.core.buffers import ReceiveBuffer
-from aiotcp.core.connection import State
 from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
 from aiotcp.core.seq import seq_add, seq_sub
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import (
     LOCAL,
     REMOTE,

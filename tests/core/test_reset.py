@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aiotcp.core.connection import Connection, State, reset_for
+from aiotcp.core.connection import Connection, reset_for
 from aiotcp.core.events import CloseReason, ConnectionClosed, ConnectionReset
 from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import (
     STATE_FIXTURES,
     L,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aiotcp.core.connection import State
 from aiotcp.core.events import CloseReason, ConnectionClosed
 from aiotcp.core.rto import RttEstimator
+from aiotcp.core.state import State
 from aiotcp.core.timers import TimerName
 from aiotcp.testing.corekit import L, R, established, opts, syn_received, syn_sent
 

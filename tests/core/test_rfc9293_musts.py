@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 
 from aiotcp.core import checksum
-from aiotcp.core.connection import State
 from aiotcp.core.events import CloseReason, ConnectionReset, UrgentDataReceived
 from aiotcp.core.segment import (
     OPT_EOL,
@@ -23,6 +22,7 @@ from aiotcp.core.segment import (
     decode,
     encode,
 )
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import LOCAL_IP, REMOTE_IP, R, established, opts
 
 

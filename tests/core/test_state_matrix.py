@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiotcp.core.connection import State
 from aiotcp.core.seq import seq_add
+from aiotcp.core.state import State
 from aiotcp.testing.corekit import STATE_FIXTURES, Harness, L
 
 S = State

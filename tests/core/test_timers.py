@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiotcp.core.connection import State
 from aiotcp.core.events import CloseReason
+from aiotcp.core.state import State
 from aiotcp.core.timers import TimerName, Timers
 from aiotcp.testing.corekit import L, R, established, fin_wait_1, opts
 

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import pytest
 
 import aiotcp
-from aiotcp.core.connection import State
 from aiotcp.core.segment import ACK, FIN, PSH, Segment, encode, encode_options
 from aiotcp.core.seq import seq_lt, seq_sub
+from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import Host, pattern, require_root, two_hosts

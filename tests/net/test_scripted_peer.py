@@ -19,9 +19,9 @@ from typing import TypeVar
 import pytest
 
 import aiotcp
-from aiotcp.core.connection import State
 from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
 from aiotcp.core.seq import seq_add
+from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io.guard import make_guard
 from aiotcp.io.rawsock import RawSocket
