@@ -86,7 +86,7 @@ class Stack:
     ) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.linger = linger
-        self.defaults = TcpOptions(**default_tcp_options)
+        self.defaults = TcpOptions().replace(**default_tcp_options)
         self.isn_secret = isn_secret or secrets.token_bytes(32)
         self.guard = make_guard(guard, ephemeral_range)
         self.guard.install()

@@ -1,9 +1,9 @@
 """Every TCP tunable in one place, with the Linux defaults a user would expect.
 
 The asyncio layer turns ``**tcp_options`` keyword arguments into a ``TcpOptions``
-(``TcpOptions(**kwargs)`` raises ``TypeError`` for a misspelt name, which is what we
-want).  Values are read by the core on every use, never cached, so a test can tweak
-an option on a live connection.
+with ``TcpOptions().replace(**kwargs)``, which raises ``TypeError`` for a misspelt
+name or a value of the wrong type.  Values are read by the core on every use, never
+cached, so a test can tweak an option on a live connection.
 """
 
 from __future__ import annotations
@@ -115,4 +115,36 @@ class TcpOptions:
         return self.mss
 
     def replace(self, **changes: object) -> TcpOptions:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with ``changes``, checked: the way every user-given option enters.
+
+        Like ``setsockopt``, 0 and 1 stand for False and True.  Anything else of the
+        wrong type is a ``TypeError`` that names the option, here rather than deep
+        in the stack.
+        """
+        checked = {name: _checked_option(name, value) for name, value in changes.items()}
+        return dataclasses.replace(self, **checked)  # type: ignore[arg-type]
+
+
+#: Python types each annotation accepts (``float`` takes ``int``, as in typing).
+_ACCEPTED: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "int | None": (int, type(None)),
+    "float": (int, float),
+    "str": (str,),
+}
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(TcpOptions)}
+
+
+def _checked_option(name: str, value: object) -> object:
+    annotation = _FIELD_TYPES.get(name)
+    if annotation is None:
+        raise TypeError(f"unknown TCP option {name!r}")
+    if annotation == "bool" and type(value) is int and value in (0, 1):
+        return bool(value)
+    accepted = _ACCEPTED[annotation]
+    if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+        raise TypeError(f"TCP option {name} must be {annotation}, not {value!r}")
+    if annotation == "float" and isinstance(value, int):
+        return float(value)
+    return value

@@ -113,6 +113,26 @@ def test_options_reject_unknown_names() -> None:
         TcpOptions(no_such_option=1)  # type: ignore[call-arg]
 
 
+def test_options_take_0_and_1_for_booleans_like_setsockopt() -> None:
+    o = TcpOptions().replace(nodelay=1, keepalive=1, sack=0, keepalive_idle=5)
+    assert (o.nodelay, o.keepalive, o.sack) == (True, True, False)
+    assert type(o.nodelay) is bool and type(o.keepalive_idle) is float
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("mss", "1460"), ("nodelay", 2), ("nodelay", "yes"), ("mss", True), ("msl", None)],
+)
+def test_options_of_the_wrong_type_are_named_in_the_error(name: str, value: object) -> None:
+    with pytest.raises(TypeError, match=f"TCP option {name} must be"):
+        TcpOptions().replace(**{name: value})
+
+
+def test_options_replace_names_an_unknown_option() -> None:
+    with pytest.raises(TypeError, match="unknown TCP option 'nodelays'"):
+        TcpOptions().replace(nodelays=True)
+
+
 def test_options_replace_returns_copy() -> None:
     o = TcpOptions()
     p = o.replace(nodelay=True)
