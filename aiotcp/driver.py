@@ -200,13 +200,23 @@ class ConnectionDriver:
                     sink._on_closed(ev.reason)
 
     def _rearm(self) -> None:
+        """Keep one ``call_at`` no later than the core's next deadline.
+
+        A bulk sender pushes its retransmission deadline later with every ACK.
+        Cancelling and re-creating the handle each time cost a ``TimerHandle`` and
+        a heap entry per ACK; instead a handle that fires early only runs a step,
+        which finds nothing due and arms the real deadline (Linux's timers are
+        lazy the same way).  Only an earlier deadline, or none, replaces it.
+        """
         deadline = self.conn.next_deadline()
-        if deadline == self._timer_at:
+        armed = self._timer_at
+        if deadline is not None and armed is not None and armed <= deadline:
             return
         self._cancel_timer()
         if deadline is not None:
             self._timer_at = deadline
             self._timer = self.loop.call_at(deadline, self._on_timer)
+            self.stack.counters["timers_armed"] += 1
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
