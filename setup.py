@@ -1,11 +1,11 @@
-"""Compiles the sans-IO core (``aiotcp/core``) with mypyc when it can.
+"""Compiles the sans-IO core (``aiotcp/core``) and the per-segment glue with mypyc.
 
 The core is where a bulk transfer spends most of its Python time
 (``bench/core_cost.py``): compiled, it costs about a sixth of the interpreted
 version per 64 KB.  Every module stays plain, typed Python.  Without mypyc or a
 working C compiler, or with ``AIOTCP_PURE_PYTHON=1`` set, the package installs
-as pure Python and behaves the same, only slower (``aiotcp.core.COMPILED`` says
-which one runs).
+as pure Python and behaves the same, only slower (``aiotcp.COMPILED`` says which
+one runs; ``aiotcp/_compiled.py`` also ignores a build older than its sources).
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ HERE = Path(__file__).parent
 #: dataclass would reject ``nodelay=1`` with a message that names no option, and
 #: loses the ``int | None`` annotations its own checks read.
 INTERPRETED = {"__init__.py", "options.py"}
+#: What every segment passes through between the socket and the core.  The
+#: transport and streams stay interpreted (they subclass asyncio's classes), and so
+#: does the raw socket (the scripted test peer keys it in a weak dictionary, which
+#: compiled classes do not support).
+GLUE = ["aiotcp/driver.py", "aiotcp/egress.py", "aiotcp/io/gso.py", "aiotcp/io/packet.py"]
 
 
 class OptionalBuildExt(build_ext):
@@ -47,6 +52,7 @@ def compiled_core() -> list[Any]:
         return []
     core = (HERE / "aiotcp" / "core").glob("*.py")
     modules = sorted(str(p.relative_to(HERE)) for p in core if p.name not in INTERPRETED)
+    modules += GLUE
     return mypycify(modules, opt_level="3", debug_level="1")
 
 

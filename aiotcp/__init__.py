@@ -6,6 +6,7 @@ The public names mirror asyncio's (DESIGN.md is the contract)::
     server = await aiotcp.start_server(handle, port=8080)
 """
 
+from aiotcp._compiled import COMPILED
 from aiotcp.core.options import TcpOptions
 from aiotcp.stack import Stack, get_stack
 from aiotcp.streams import (
@@ -20,6 +21,7 @@ from aiotcp.streams import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "COMPILED",
     "Server",
     "Stack",
     "TcpOptions",

@@ -13,13 +13,13 @@ import sys
 
 import pytest
 
-import aiotcp.core
+import aiotcp
 
 #: A lossy, jittery two-way transfer through the core simulator; prints one digest
 #: of every wire segment both sides sent and of their final counters and estimates.
 TRANSFER = """
 import hashlib
-import aiotcp.core
+import aiotcp
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import encode
 from aiotcp.testing.corekit import LinkProfile, connected_pair
@@ -40,7 +40,7 @@ assert bytes(link.received[True]) == data
 for conn in (link.a, link.b):
     info = conn.info(link.now)
     digest.update(repr((info.counters, info.cwnd, info.ssthresh, info.srtt, info.rto)).encode())
-print(aiotcp.core.COMPILED, digest.hexdigest())
+print(aiotcp.COMPILED, digest.hexdigest())
 """
 
 
@@ -55,7 +55,7 @@ def run_transfer(*, pure: bool) -> tuple[str, str]:
     return out[0], out[1]
 
 
-@pytest.mark.skipif(not aiotcp.core.COMPILED, reason="the core is not compiled here")
+@pytest.mark.skipif(not aiotcp.COMPILED, reason="the core is not compiled here")
 def test_compiled_and_pure_core_send_the_same_segments() -> None:
     compiled, compiled_digest = run_transfer(pure=False)
     pure, pure_digest = run_transfer(pure=True)
@@ -67,4 +67,4 @@ def test_compiled_and_pure_core_send_the_same_segments() -> None:
 def test_ci_tests_the_compiled_core() -> None:
     """A build that silently fell back to pure Python would leave the suite testing
     code no benchmark runs."""
-    assert aiotcp.core.COMPILED
+    assert aiotcp.COMPILED
