@@ -31,7 +31,7 @@ GLUE = ["aiotcp/driver.py", "aiotcp/egress.py", "aiotcp/io/gso.py", "aiotcp/io/p
 
 
 class OptionalBuildExt(build_ext):
-    """All compiled modules or none: a failed build leaves the pure-Python core."""
+    """All compiled modules or none: a failed build leaves pure Python."""
 
     def run(self) -> None:
         try:
@@ -39,16 +39,16 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # compiler missing or failing: any of several types
             for ext in self.extensions:
                 Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
-            print(f"aiotcp: compiling the core failed ({exc}); pure Python", file=sys.stderr)
+            print(f"aiotcp: compiling failed ({exc}); pure Python", file=sys.stderr)
 
 
-def compiled_core() -> list[Any]:
+def compiled_modules() -> list[Any]:
     if os.environ.get("AIOTCP_PURE_PYTHON"):
         return []
     try:
         from mypyc.build import mypycify
     except ImportError:
-        print("aiotcp: mypyc not available; the core stays pure Python", file=sys.stderr)
+        print("aiotcp: mypyc not available; pure Python", file=sys.stderr)
         return []
     core = (HERE / "aiotcp" / "core").glob("*.py")
     modules = sorted(str(p.relative_to(HERE)) for p in core if p.name not in INTERPRETED)
@@ -56,4 +56,4 @@ def compiled_core() -> list[Any]:
     return mypycify(modules, opt_level="3", debug_level="1")
 
 
-setup(ext_modules=compiled_core(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=compiled_modules(), cmdclass={"build_ext": OptionalBuildExt})
