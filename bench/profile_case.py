@@ -58,33 +58,51 @@ def main() -> None:
     parser.add_argument("--no-gso", action="store_true", help="Stack(gso=False)")
     parser.add_argument("--kernel", action="store_true", help="the same case over the kernel")
     parser.add_argument("--guard", choices=("iptables", "socket"), default="iptables")
+    parser.add_argument("--pin", action="store_true", help="client on CPU 0, server on CPU 1")
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
+    cpu: list[float] = []
+
+    async def timed(host: str) -> object:
+        """The case itself, with the client process's CPU seconds around it only."""
+        c0 = os.times()
+        result = await case(args.case, host, args)  # type: ignore[misc]
+        c1 = os.times()
+        cpu[:] = [c1.user - c0.user, c1.system - c0.system]
+        return result
+
     with two_hosts("prof") as (a, b):
         server = bench.start_server(b, size, args.loop)
+        if args.pin:  # the server on one CPU, this client on the other
+            os.sched_setaffinity(server.pid, {1})
+            os.sched_setaffinity(0, {0})
         try:
             with a.entered():
 
                 async def run() -> object:
+                    if args.kernel:  # no Stack: its raw socket would see the kernel's segments
+                        return await timed(b.address)
                     async with aiotcp.Stack(
                         ephemeral_range=(20000, 65535), gso=not args.no_gso, guard=args.guard
                     ):
-                        return await case(args.case, b.address, args)  # type: ignore[misc]
+                        return await timed(b.address)
 
                 prof = cProfile.Profile()
                 with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-                    t0, c0 = time.perf_counter(), os.times()
+                    t0 = time.perf_counter()
                     if args.no_profile:
                         result = runner.run(run())
                     else:
                         result = prof.runcall(runner.run, run())
                     elapsed = time.perf_counter() - t0
-                    c1 = os.times()
-                    user, system = c1.user - c0.user, c1.system - c0.system
         finally:
             b.stop(server)
-    cpu = f"CPU user {user / elapsed:.0%} system {system / elapsed:.0%}"
-    print(f"{args.case} on {args.loop}: {result} ({elapsed:.1f} s, {cpu})")
+    user, system = cpu
+    line = f"{args.case} on {args.loop}: {result}"
+    line += f" ({elapsed:.1f} s; client CPU user {user:.2f} s, system {system:.2f} s"
+    if args.case in ("send", "receive", "to_same"):
+        line += f", {(user + system) * 1e6 / args.size_mb:.0f} µs per MiB"
+    print(line + ")")
     if not args.no_profile:
         prof.dump_stats(args.out)
         pstats.Stats(args.out).sort_stats("tottime").print_stats(args.top)
