@@ -265,6 +265,27 @@ class ReceiveBuffer:
         self._ready_len -= n
         return b"".join(parts)
 
+    def read_chunks(self, limit: int) -> bytes:
+        """Whole in-order chunks, oldest first, as many as fit in ``limit`` bytes
+        (always at least one).
+
+        A chunk is never split, and one chunk is handed over as it is: a GRO-sized
+        segment then reaches the application without a copy, while small segments
+        are still joined into one call's worth.
+        """
+        ready = self._ready
+        if not ready:
+            return b""
+        total = len(ready[0])
+        n = 1
+        while n < len(ready) and total + len(ready[n]) <= limit:
+            total += len(ready[n])
+            n += 1
+        out = ready[0] if n == 1 else b"".join(ready[:n])
+        del ready[:n]
+        self._ready_len -= total
+        return out
+
     def sack_blocks(self, rcv_nxt: int, max_blocks: int) -> tuple[tuple[int, int], ...]:
         """RFC 2018 §4 SACK blocks as sequence numbers, most recently updated first."""
         if not self._ooo or max_blocks <= 0:

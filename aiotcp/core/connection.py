@@ -206,6 +206,7 @@ class Connection:
     # One per connection and many connections per process: no per-instance dict.
     __slots__ = (
         "_ack_now",
+        "_adv_mss",
         "_board",
         "_challenge_count",
         "_challenge_window",
@@ -355,7 +356,8 @@ class Connection:
         self._ecn_recover: int | None = None  # one ECN reduction per window of data
         self.ts_recent = 0
         self._ts_offset = timestamp_offset(isn_secret, local, remote) if isn_secret else 0
-        self._rcv_mss = min(opts.advertised_mss(), DEFAULT_PEER_MSS)
+        self._adv_mss = opts.advertised_mss()  # fixed per connection; options are Python
+        self._rcv_mss = min(self._adv_mss, DEFAULT_PEER_MSS)
         self._syn_window = 0
 
         self.send_buffer = SendBuffer(opts.send_buffer)
@@ -464,7 +466,14 @@ class Connection:
 
     def read(self, max_bytes: int = -1) -> bytes:
         """RECEIVE (RFC 9293 §3.10.3): take in-order bytes; may queue a window update."""
-        data = self.recv_buffer.read(max_bytes)
+        return self._taken(self.recv_buffer.read(max_bytes))
+
+    def read_chunks(self, limit: int) -> bytes:
+        """RECEIVE in the pieces the bytes arrived in: whole chunks up to ``limit``
+        (``ReceiveBuffer.read_chunks``), without a copy for a chunk that fills it."""
+        return self._taken(self.recv_buffer.read_chunks(limit))
+
+    def _taken(self, data: bytes) -> bytes:
         if data and self.recv_buffer.capacity < self.options.recv_buffer_max:
             self._autotune_receive_buffer(len(data))
         if data and self.state in _RECEIVES_TEXT and self._window_update_due():
@@ -1246,11 +1255,11 @@ class Connection:
             self.counters.ooo_dropped += 1
         n = len(payload)
         self.counters.bytes_in += n
-        if n > self._rcv_mss:
+        if n > self._rcv_mss and self._rcv_mss < self._adv_mss:
             # Larger than the MSS we advertised means GRO merged wire segments
             # (veth, LRO): like Linux's tcp_measure_rcv_mss, which reads gso_size,
             # count what the peer really sent, or ACKs would wait for two merges.
-            self._rcv_mss = min(n, self.options.advertised_mss())
+            self._rcv_mss = min(n, self._adv_mss)
         if advanced:
             self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
             events = self._events

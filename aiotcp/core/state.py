@@ -26,6 +26,11 @@ class State(enum.Enum):
     CLOSE_WAIT = "CLOSE-WAIT"
     LAST_ACK = "LAST-ACK"
 
+    # Members are singletons, so identity hashing is exact; Enum's own __hash__ is
+    # Python code (hash of the name) that ran on every ``state in {...}`` test of
+    # the per-segment path.
+    __hash__ = object.__hash__
+
 
 S = State
 #: Every transition RFC 9293 §3.3.2 figure 5 allows (plus the two it leaves

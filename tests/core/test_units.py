@@ -41,6 +41,33 @@ def test_receive_buffer_in_order() -> None:
     assert buf.read() == b"hello"
 
 
+def test_receive_buffer_read_chunks_never_splits_and_keeps_a_lone_chunk() -> None:
+    buf = ReceiveBuffer(1 << 20)
+    big = bytes(range(256)) * 256  # one GRO-sized segment: 64 KiB
+    buf.insert(0, big, 1 << 20)
+    for part in (b"ab", b"cd", b"e" * 10):
+        buf.insert(0, part, 1 << 20)  # offsets are relative to RCV.NXT
+    first = buf.read_chunks(1000)
+    assert first == big  # larger than the limit, still whole
+    assert buf.read_chunks(5) == b"abcd"  # joined while they fit
+    assert buf.read_chunks(5) == b"e" * 10  # the next one alone, not cut
+    assert buf.readable == 0 and buf.read_chunks(5) == b""
+
+
+@given(st.lists(st.binary(min_size=1, max_size=50), max_size=30), st.integers(1, 200))
+def test_receive_buffer_read_chunks_returns_the_stream(parts: list[bytes], limit: int) -> None:
+    buf = ReceiveBuffer(1 << 20)
+    for part in parts:
+        buf.insert(0, part, 1 << 20)
+    out = b""
+    while buf.readable:
+        before = buf.readable
+        got = buf.read_chunks(limit)
+        assert got and buf.readable == before - len(got)
+        out += got
+    assert out == b"".join(parts)
+
+
 def test_receive_buffer_trims_duplicate_prefix() -> None:
     buf = ReceiveBuffer(100)
     buf.insert(0, b"abc", 100)
