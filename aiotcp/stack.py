@@ -87,6 +87,8 @@ class Stack:
         self.loop = loop or asyncio.get_running_loop()
         self.linger = linger
         self.defaults = TcpOptions().replace(**default_tcp_options)
+        """Options every connection starts from; fixed once the stack is created."""
+        self._option_sets: dict[tuple[tuple[str, Any], ...], TcpOptions] = {}
         self.isn_secret = isn_secret or secrets.token_bytes(32)
         self.guard = make_guard(guard, ephemeral_range)
         self.guard.install()
@@ -127,8 +129,22 @@ class Stack:
 
     # -- options ------------------------------------------------------------------
     def options(self, mtu: int | None = None, **overrides: Any) -> TcpOptions:
-        """Per-connection options: the stack's defaults, then the call's ``**tcp_options``."""
-        opts = self.defaults.replace(**overrides) if overrides else self.defaults.replace()
+        """Per-connection options: the stack's defaults, then the call's ``**tcp_options``.
+
+        Each distinct set of overrides is checked once (``replace``) and then only
+        copied: a connections-per-second load repeats the same few.
+        """
+        key = tuple(sorted(overrides.items()))
+        try:
+            template = self._option_sets.get(key)
+        except TypeError:  # an unhashable value: replace() names the option
+            template = None
+        if template is None:
+            template = self.defaults.replace(**overrides)
+            if len(self._option_sets) < 64:
+                with contextlib.suppress(TypeError):
+                    self._option_sets[key] = template
+        opts = template.copy()
         if mtu is not None:
             opts.mtu = mtu
         return opts

@@ -114,6 +114,14 @@ class TcpOptions:
             return max(min(self.mss, self.mtu - 40), 88)
         return self.mss
 
+    def copy(self) -> TcpOptions:
+        """An unchecked copy, for values already checked: every connection gets its
+        own options, and this costs a third of ``replace()`` (connections/s)."""
+        new = object.__new__(TcpOptions)
+        for name in _SLOTS:
+            setattr(new, name, getattr(self, name))
+        return new
+
     def replace(self, **changes: object) -> TcpOptions:
         """A copy with ``changes``, checked: the way every user-given option enters.
 
@@ -133,6 +141,7 @@ _ACCEPTED: dict[str, tuple[type, ...]] = {
     "float": (int, float),
     "str": (str,),
 }
+_SLOTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TcpOptions))
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(TcpOptions)}
 
 
