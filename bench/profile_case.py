@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--kernel", action="store_true", help="the same case over the kernel")
     parser.add_argument("--guard", choices=("iptables", "socket"), default="iptables")
     parser.add_argument("--pin", action="store_true", help="client on CPU 0, server on CPU 1")
+    parser.add_argument("--counters", action="store_true", help="print the stack's counters")
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
     cpu: list[float] = []
@@ -84,8 +85,11 @@ def main() -> None:
                         return await timed(b.address)
                     async with aiotcp.Stack(
                         ephemeral_range=(20000, 65535), gso=not args.no_gso, guard=args.guard
-                    ):
-                        return await timed(b.address)
+                    ) as stack:
+                        result = await timed(b.address)
+                        if args.counters:
+                            print(dict(sorted(stack.counters.items())))
+                        return result
 
                 prof = cProfile.Profile()
                 with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
