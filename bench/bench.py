@@ -42,6 +42,9 @@ from aiotcp.testing.loops import LOOP_KINDS, LoopKind, loop_factory
 from aiotcp.testing.netns import Host, read_line, sysctl, two_hosts
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import allocator  # noqa: E402  (bench/allocator.py, next to this file)
+
 KERNEL_BASE, AIOTCP_BASE = 9000, 9100
 SINK, SOURCE, ECHO = 0, 1, 2
 WARMUP_BYTES = 32 * 1024 * 1024
@@ -215,12 +218,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     Interleaving the two stacks and reporting medians keeps one slow phase from
     deciding a ratio.
 
-    A short bulk transfer over each stack comes first and is not counted: how fast
-    asyncio's StreamReader copies depends on the state glibc's malloc has reached
-    (its mmap and trim thresholds adapt to the sizes a process frees), and a
-    process's first transfers pay for fresh, page-faulted memory.  Measured on
-    the kernel's receive case: ~650 MB/s in a new process, 1,350-2,150 MB/s with
-    the thresholds fixed high; whichever stack ran first took the cold round.
+    Both processes (this client and the server) fix glibc's malloc thresholds
+    first (bench/allocator.py): otherwise whichever stack ran first took a round
+    in which asyncio's stream copies page-faulted fresh memory (the kernel's
+    receive case: ~700 MB/s there, ~2,000 MB/s in later rounds).  A short bulk
+    transfer over each stack also comes first and is not counted.
     """
     size = args.size_mb * 1024 * 1024
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
@@ -265,6 +267,9 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {m: statistics.median(run[m] for run in runs) for m in runs[0]}
 
 
+STEADY = allocator.steady()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
@@ -278,6 +283,7 @@ def main() -> None:
     if args.quick:
         args.size_mb, args.seconds, args.rounds, args.idle, args.repeat = 8, 0.5, 200, 100, 1
     report = run_benchmark(args)
+    report["steady_allocator"] = STEADY
     print(table(report))
     print(f"(whole run {report['seconds']:.0f} s)")
     if args.json:

@@ -60,12 +60,15 @@ def main() -> None:
     parser.add_argument("--guard", choices=("iptables", "socket"), default="iptables")
     parser.add_argument("--pin", action="store_true", help="client on CPU 0, server on CPU 1")
     parser.add_argument("--counters", action="store_true", help="print the stack's counters")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed runs of the case first")
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
     cpu: list[float] = []
 
     async def timed(host: str) -> object:
         """The case itself, with the client process's CPU seconds around it only."""
+        for _ in range(args.warmup):  # as bench.py: a process's first transfers run cold
+            await case(args.case, host, args)  # type: ignore[misc]
         c0 = os.times()
         result = await case(args.case, host, args)  # type: ignore[misc]
         c1 = os.times()

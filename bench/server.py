@@ -47,7 +47,7 @@ def handlers(size: int) -> dict[int, aiotcp.streams.ClientConnectedCb]:
 
 
 async def main(size: int) -> None:
-    servers = []
+    servers: list[asyncio.Server | aiotcp.streams.Server] = []
     for offset, handler in handlers(size).items():
         servers.append(await asyncio.start_server(handler, port=KERNEL_BASE + offset, backlog=4096))
         servers.append(
@@ -64,6 +64,9 @@ async def main(size: int) -> None:
 
 
 if __name__ == "__main__":
+    import allocator  # bench/allocator.py: the script's directory is on sys.path
+
+    allocator.steady()
     kind: LoopKind = sys.argv[2] if len(sys.argv) > 2 else "asyncio"  # type: ignore[assignment]
     with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
         runner.run(main(int(sys.argv[1])))
