@@ -220,6 +220,11 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         self._lost = True
+        if self._driver.sink is self:
+            # Nothing the connection still does (its close, TIME-WAIT) concerns the
+            # protocol now: let it, its reader and this transport go with the
+            # application's references instead of living as long as the connection.
+            self._driver.sink = None
         if self._writing_paused:
             self._writing_paused = False
         self._loop.call_soon(self._protocol.connection_lost, exc)
