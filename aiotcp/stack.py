@@ -325,8 +325,11 @@ class Stack:
         )
         conn.connect(now)
         driver = self._adopt(conn)
+        driver.process_now()  # the SYN leaves now, not after the task's first step
         try:
-            await asyncio.shield(driver.established)
+            # Awaited directly: cancelling connect() cancels it, and every reader
+            # of ``established`` checks done() first.
+            await driver.established
         except asyncio.CancelledError:
             conn.abort(self.loop.time())
             driver.poke()

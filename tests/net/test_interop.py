@@ -161,6 +161,30 @@ def test_unreachable_peer_times_out_after_syn_retries(
     assert 0.2 + 0.4 <= elapsed < 5  # 0.2 + 0.4 + 0.8 s with exponential backoff
 
 
+def test_cancelled_connect_aborts_and_frees_its_port(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """asyncio.wait_for around connect (the usual way to bound it): the SYN-SENT
+    connection is aborted, leaves the table and gives its port back."""
+    a, _ = hosts
+
+    async def main() -> tuple[int, int, int]:
+        stack = aiotcp.stack.get_stack()
+        before = len(stack.guard.reservations)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(aiotcp.open_connection("198.18.0.77", PORT), 0.3)
+        during = len(stack.connections)
+        for _ in range(100):
+            if not stack.connections:
+                break
+            await asyncio.sleep(0.01)
+        return during, len(stack.connections), len(stack.guard.reservations) - before
+
+    with a.entered():
+        during, after, ports_kept = run(main, loop_kind)
+    assert (after, ports_kept) == (0, 0), (during, after, ports_kept)
+
+
 # ---------------------------------------------------------------- aiotcp server
 
 
