@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from aiotcp.core.connection import Connection
@@ -27,11 +28,14 @@ from aiotcp.core.events import (
 from aiotcp.core.segment import Segment
 from aiotcp.core.state import State
 from aiotcp.io.gso import GsoSender
+from aiotcp.io.packet import Packet
 
 if TYPE_CHECKING:
     from aiotcp.stack import Stack
 
 log = logging.getLogger("aiotcp")
+
+Key = tuple[bytes, int, bytes, int]  # local ip, local port, remote ip, remote port
 
 
 class EventSink(Protocol):
@@ -223,3 +227,27 @@ class ConnectionDriver:
             self._timer.cancel()
             self._timer = None
             self._timer_at = None
+
+
+def demultiplex(
+    packets: list[Packet],
+    connections: Mapping[Key, ConnectionDriver],
+    listening: Mapping[int, object],
+) -> tuple[list[ConnectionDriver], list[Packet]]:
+    """Sort a receive batch into the connections it belongs to.
+
+    Returns the connections that got segments (each once, in arrival order) and
+    the packets that need the stack: no connection, or a SYN that may reopen a
+    TIME-WAIT 4-tuple for a listener (RFC 6191).  The common case runs compiled.
+    """
+    touched: dict[ConnectionDriver, None] = {}
+    rest: list[Packet] = []
+    for pkt in packets:
+        seg = pkt.segment
+        driver = connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
+        if driver is None or (seg.dst_port in listening and driver.conn.accepts_new_syn(seg)):
+            rest.append(pkt)
+            continue
+        driver.deliver(seg)
+        touched[driver] = None
+    return list(touched), rest

@@ -29,7 +29,7 @@ from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import SYN, Segment
 from aiotcp.core.state import State
-from aiotcp.driver import ConnectionDriver
+from aiotcp.driver import ConnectionDriver, Key, demultiplex
 from aiotcp.egress import Egress
 from aiotcp.io import exit_hooks, route
 from aiotcp.io.guard import GuardKind, make_guard
@@ -39,7 +39,6 @@ from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.rawsock import RawSocket
 
-Key = tuple[bytes, int, bytes, int]  # local ip, local port, remote ip, remote port
 StateObserver = Callable[[ConnectionDriver, State, State], None]
 ANY = bytes(4)
 ROUTE_TTL = 1.0  # seconds a route lookup is reused by later connects
@@ -154,11 +153,11 @@ class Stack:
         # Payloads are memoryviews into the socket's receive arena, valid until the
         # next batch: every connection processes its share before that (the core
         # copies what it keeps), which saves a copy of every byte received.
-        touched: dict[ConnectionDriver, None] = {}
-        for pkt in self.raw.recv_batch():
+        touched, rest = demultiplex(self.raw.recv_batch(), self.connections, self.listeners)
+        for pkt in rest:
             driver = self._dispatch(pkt)
-            if driver is not None:
-                touched[driver] = None
+            if driver is not None and driver not in touched:
+                touched.append(driver)
         try:
             for driver in touched:  # each connection's share of the batch, in one step
                 driver.process_now()
@@ -169,7 +168,10 @@ class Stack:
                         seg.payload = bytes(seg.payload)
 
     def _dispatch(self, pkt: Packet) -> ConnectionDriver | None:
-        """Hand ``pkt`` to its connection (returned) or its listener, or answer it."""
+        """Hand ``pkt`` to its connection (returned) or its listener, or answer it.
+
+        ``demultiplex`` has already delivered what plainly belongs to a connection.
+        """
         seg = pkt.segment
         driver = self.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
         if driver is not None:

@@ -21,9 +21,9 @@ import socket
 import struct
 from collections.abc import Iterable
 
-from aiotcp.core.segment import DropReason, Segment, encode
+from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
-from aiotcp.io.packet import Packet, parse_ipv4_tcp
+from aiotcp.io.packet import Packet, drain
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.privileges import MissingPrivilegeError, is_permission_error
 
@@ -97,33 +97,14 @@ class RawSocket:
         Returns the valid packets; malformed ones are counted in ``counters`` by
         reason and left out.
         """
-        packets: list[Packet] = []
-        view = self._view
-        recv_into = self._sock.recv_into
-        counters = self.counters
-        verify = self.verify_checksum
-        offset = 0
-        limit = len(self._arena) - MAX_IP_PACKET
-        received = 0
-        while received < max_packets and offset <= limit:
-            try:
-                n = recv_into(view[offset:])
-            except BlockingIOError:
-                break
-            except InterruptedError:
-                continue
-            received += 1
-            counters["rx_packets"] += 1
-            counters["rx_bytes"] += n
-            if self.pcap is not None:
-                self.pcap.received(view[offset : offset + n])
-            parsed = parse_ipv4_tcp(view[offset : offset + n], verify_checksum=verify)
-            if isinstance(parsed, DropReason):
-                counters["drop_" + parsed.value] += 1
-                continue
-            packets.append(parsed)
-            offset += n
-        return packets
+        return drain(
+            self._sock.recv_into,
+            self._view,
+            max_packets,
+            self.verify_checksum,
+            self.counters,
+            self.pcap,
+        )
 
     def send_segment(self, segment: Segment, src: bytes, dst: bytes) -> None:
         """Encode and send; ``src`` and ``dst`` are 4-byte IPv4 addresses."""
