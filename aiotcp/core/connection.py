@@ -263,6 +263,7 @@ class Connection:
         "_wscale_ok",
         "cc",
         "close_reason",
+        "cork",
         "counters",
         "created",
         "dupack_due",
@@ -393,6 +394,11 @@ class Connection:
         self._tlp_retrans = False
         self._tlp_due = False
         self._force_push = False
+        self.cork = False
+        """Hold back a sub-MSS tail of new data while set (a FIN still goes): Linux's
+        autocorking.  The transport sets it for the rest of a loop iteration after a
+        large write, so a write loop of 64 KiB blocks sends whole super-segments
+        instead of one frame and one runt per write; clearing it lets the tail go."""
         self.gso_max = 0
         """Largest super-segment payload the wire below accepts (0: MSS-sized only).
         The runtime sets it once a GSO path exists; see ``Segment.gso_size``."""
@@ -1594,6 +1600,8 @@ class Connection:
                     # segment must be at least half the largest window seen.
                     if n == 0 or n < self.max_snd_wnd // 2:
                         break
+                elif self.cork and not fin_pending:
+                    break  # the burst's next write may make this tail a full segment
                 elif not opts.nodelay and not fin_pending and seq_gt(self.snd_nxt, self.snd_una):
                     # Nagle (RFC 9293 §3.7.4): one small segment in flight at a time.
                     break
@@ -1619,7 +1627,7 @@ class Connection:
         piece only where the MSS-at-a-time loop would have sent it too (the end of
         the data with Nagle off or a FIN behind it, RFC 9293 §3.7.4)."""
         tail = n % self.mss
-        if tail and not (n == avail and (self.options.nodelay or fin_pending)):
+        if tail and not (n == avail and ((self.options.nodelay and not self.cork) or fin_pending)):
             n -= tail
         return n
 

@@ -44,6 +44,35 @@ def test_nodelay_puts_the_short_tail_in_the_super_segment() -> None:
     assert [p.flags for p in pieces] == [ACK, ACK, ACK | PSH]
 
 
+def test_cork_holds_the_short_tail_until_cleared() -> None:
+    """Autocorking: while corked, full segments leave and the sub-MSS tail waits; the
+    next write extends it into full segments, and uncorking sends what is left."""
+    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
+    t.conn.gso_max = GSO
+    t.conn.cork = True
+    t.send(b"z" * 2_500)
+    seg = t.expect("A", seq=L(1))
+    assert len(seg.payload) == 2_000 and seg.wire_segments == 2
+    t.expect_nothing()  # the 500-byte tail waits for the burst's next write
+    t.send(b"z" * 2_000)
+    seg = t.expect("A", seq=L(2_001))
+    assert len(seg.payload) == 2_000  # the held 500 bytes now lead full segments
+    t.expect_nothing()
+    t.conn.cork = False
+    seg = t.expect("PA", seq=L(4_001))
+    assert len(seg.payload) == 500
+
+
+def test_cork_never_holds_a_fin_or_the_data_before_it() -> None:
+    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
+    t.conn.gso_max = GSO
+    t.conn.cork = True
+    t.send(b"z" * 2_500)
+    t.conn.shutdown_write(t.now)
+    segs = t.output()
+    assert sum(len(s.payload) for s in segs) == 2_500 and segs[-1].flags & FIN
+
+
 def test_fin_rides_on_the_last_wire_segment() -> None:
     t = established(opts(initial_window=100), mss=MSS, window=60_000)
     t.conn.gso_max = GSO

@@ -52,6 +52,31 @@ def test_super_segments_arrive_byte_exact_with_software_checksums(
     assert tcp["InCsumErrors"] == "0"
 
 
+def test_a_nodelay_write_loop_sends_whole_frames(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Autocorking: 64 KiB writes are not multiples of the MSS, but a loop of them
+    sends full 45-segment frames, not a frame and a one-segment runt per write
+    (23 segments per frame on average), and every byte still arrives."""
+    a, b = hosts
+    data = pattern(SIZE, seed=23)
+
+    async def main() -> dict[str, int]:
+        _, writer = await aiotcp.open_connection(b.address, 7000, nodelay=True)
+        for i in range(0, SIZE, 1 << 16):
+            writer.write(data[i : i + (1 << 16)])
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        return dict(aiotcp.get_stack().counters)
+
+    with kernel_sink(b, 7000) as sink, a.entered():
+        counters = run(main, loop_kind, timeout=30)
+        assert sink.read_result() == (SIZE, hashlib.sha256(data).hexdigest())
+    per_frame = counters["gso_segments"] / counters["gso_frames"]
+    assert per_frame > 32, counters
+
+
 def test_without_gso_the_raw_socket_path_still_works(
     hosts: tuple[Host, Host], loop_kind: LoopKind
 ) -> None:
