@@ -12,7 +12,7 @@ to the kernel's:
 - Python memory per idle established connection (1,000 of them; tracemalloc, so
   for the kernel this leaves out its socket buffers).
 
-    .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 3] [--json F] [--quick]
+    .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 5] [--json F] [--quick] [--no-pin]
 
 Each number is the median of ``--repeat`` interleaved rounds (kernel and aiotcp
 alternate, so a slow phase of this shared machine hits both).
@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import pathlib
 import socket
 import statistics
@@ -173,6 +174,21 @@ def measure(
         return runner.run(asyncio.wait_for(with_stack(), 600))
 
 
+def pin_apart(wanted: bool) -> tuple[int, int] | None:
+    """This client on one CPU, the server on another (returned), or None.
+
+    Two processes that the scheduler may put on the same CPU or move between
+    CPUs gave run-to-run swings of 2x on this 2-CPU machine; pinned apart, each
+    stack's own cost shows.  The kernel's softirq work still runs wherever its
+    packets are raised, for both stacks alike.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if not wanted or len(cpus) < 2:
+        return None
+    os.sched_setaffinity(0, {cpus[0]})
+    return cpus[0], cpus[1]
+
+
 def start_server(b: Host, size: int, kind: LoopKind) -> subprocess.Popen[str]:
     proc = b.python(
         [str(HERE / "server.py"), str(size), kind],
@@ -235,8 +251,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         # of the next round (measured: 2,600/s in the first round, 200/s after).
         # aiotcp's stack is new each round, so this keeps the kernel's rounds alike.
         sysctl(a, "net.ipv4.tcp_tw_reuse", "1")
+        pinned = pin_apart(args.pin)
         for kind in LOOP_KINDS:
             server = start_server(b, size, kind)
+            if pinned:
+                os.sched_setaffinity(server.pid, {pinned[1]})
             try:
                 with a.entered():
                     for s in ("kernel", "aiotcp"):  # discarded: see run_benchmark
@@ -276,8 +295,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--idle", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (medians)")
     parser.add_argument("--quick", action="store_true", help="tiny run (CI regression guard)")
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="let client and server share CPUs"
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if args.quick:
