@@ -12,7 +12,8 @@ to the kernel's:
 - Python memory per idle established connection (1,000 of them; tracemalloc, so
   for the kernel this leaves out its socket buffers).
 
-    .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 5] [--json F] [--quick] [--no-pin]
+    .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 5] [--json F]
+        [--quick] [--no-pin]
 
 Each number is the median of ``--repeat`` interleaved rounds (kernel and aiotcp
 alternate, so a slow phase of this shared machine hits both).
