@@ -68,7 +68,14 @@ class ConnectionDriver:
         self.gso: GsoSender | None = None
         """The AF_PACKET path once the next hop is known; then every segment uses it."""
         self.gso_checked = -1.0
-        self.task = self.loop.create_task(self._run(), name=f"aiotcp {self.describe()}")
+        self.parked = False
+        """TIME-WAIT without a task: see ``_run``; the stack's one timer keeps 2MSL."""
+        self.park_entry: list[object] | None = None
+        """This driver's entry in the stack's TIME-WAIT heap while parked."""
+        self._step_scheduled = False
+        self.task: asyncio.Task[None] | None = self.loop.create_task(
+            self._run(), name=f"aiotcp {self.describe()}"
+        )
 
     def describe(self) -> str:
         from aiotcp.io.packet import format_ip
@@ -97,15 +104,49 @@ class ConnectionDriver:
         if self._stepping:
             return  # inside a step's event dispatch: its flush, which follows, sends it
         self.step()
-        if self.conn.state is State.CLOSED or self._dirty:
+        if self.parked:
+            self.after_parked_step()
+        elif self.conn.state is State.CLOSED or self._dirty:
             self.poke()  # the task unregisters a closed connection, or runs again
 
     def poke(self) -> None:
         """Something changed (application call, timer): run a step soon."""
         self._dirty = True
+        if self.parked:
+            if not self._step_scheduled:
+                self._step_scheduled = True
+                self.loop.call_soon(self._parked_step)
+            return
         w = self._wakeup
         if w is not None and not w.done():
             w.set_result(None)
+
+    # -- TIME-WAIT, parked -------------------------------------------------------
+    def _parked_step(self) -> None:
+        self._step_scheduled = False
+        if self.parked:
+            self.step()
+            self.after_parked_step()
+
+    def after_parked_step(self) -> None:
+        """A parked connection that closed leaves the stack; one with more to do runs
+        again (its timer was re-filed by the step's ``_rearm``)."""
+        if self.conn.state is State.CLOSED:
+            self.end()
+            self.stack._forget(self)
+        elif self._dirty:
+            self.poke()
+
+    def end(self) -> None:
+        """Stop driving the connection (the stack forgets it): cancel the task, or
+        take a parked connection off the TIME-WAIT heap."""
+        if self.parked:
+            self.parked = False
+            if self.park_entry is not None:
+                self.park_entry[2] = None
+                self.park_entry = None
+        elif self.task is not None:
+            self.task.cancel()
 
     def _on_timer(self) -> None:
         # asyncio may fire a timer up to one clock resolution early: remember the
@@ -125,8 +166,19 @@ class ConnectionDriver:
                     await self._wakeup
                     self._wakeup = None
                 self.step()
-                if self.conn.state is State.CLOSED and not self.inbox:
+                if self.inbox or self._dirty:
+                    continue
+                if self.conn.state is State.CLOSED:
                     break
+                if self.conn.state is State.TIME_WAIT:
+                    # Like Linux's timewait sockets: 2MSL needs no task of its own.
+                    # The connection stays in the table, segments still reach it
+                    # (``process_now``), and one stack-wide timer ends it.
+                    self._cancel_timer()
+                    self.parked = True
+                    self.task = None
+                    self._rearm()
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -134,8 +186,9 @@ class ConnectionDriver:
             self.conn.abort(loop.time())
             self.step()
         finally:
-            self._cancel_timer()
-            self.stack._forget(self)
+            if not self.parked:
+                self._cancel_timer()
+                self.stack._forget(self)
 
     def step(self) -> None:
         """Process the inbox and due timers, dispatch events, transmit, re-arm."""
@@ -213,6 +266,10 @@ class ConnectionDriver:
         lazy the same way).  Only an earlier deadline, or none, replaces it.
         """
         deadline = self.conn.next_deadline()
+        if self.parked:
+            if deadline is not None:
+                self.stack.park(self, deadline)
+            return
         armed = self._timer_at
         if deadline is not None and armed is not None and armed <= deadline:
             return

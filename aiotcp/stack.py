@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import heapq
 import json
 import os
 import secrets
@@ -103,6 +104,12 @@ class Stack:
         self.connections: dict[Key, ConnectionDriver] = {}
         self._port_users: collections.Counter[int] = collections.Counter()
         self._time_wait: dict[ConnectionDriver, None] = {}  # insertion order = age
+        # Parked TIME-WAIT connections (ConnectionDriver.parked): [deadline, n, driver]
+        # entries, the driver None once it left; one timer for the earliest.
+        self._parked: list[list[Any]] = []
+        self._parked_count = 0
+        self._parked_timer: asyncio.TimerHandle | None = None
+        self._parked_timer_at = 0.0
         self.max_time_wait = max_time_wait
         self._mtu_cache: dict[bytes, int] = {}
         self._route_cache: LookupCache[str, route.Route] = LookupCache(ROUTE_TTL)
@@ -182,7 +189,7 @@ class Stack:
             # 4-tuple (as Linux's tcp_timewait_state_process does); the old
             # incarnation goes and the listener takes the SYN.
             self.counters["time_wait_reopened"] += 1
-            driver.task.cancel()
+            driver.end()
             self._forget(driver)
         entry = self.listeners.get(seg.dst_port)
         if entry is not None and entry.addr in (ANY, pkt.dst):
@@ -269,6 +276,40 @@ class Stack:
             if port not in self.listeners:
                 self.guard.release(port)
 
+    def park(self, driver: ConnectionDriver, deadline: float) -> None:
+        """File a parked connection's next deadline (2MSL) with the stack's timer."""
+        entry = driver.park_entry
+        if entry is not None:
+            if entry[0] == deadline:
+                return
+            entry[2] = None  # superseded (a retransmitted FIN restarted 2MSL)
+        self._parked_count += 1
+        entry = [deadline, self._parked_count, driver]
+        driver.park_entry = entry
+        heapq.heappush(self._parked, entry)
+        if self._parked_timer is None or deadline < self._parked_timer_at:
+            if self._parked_timer is not None:
+                self._parked_timer.cancel()
+            self._parked_timer_at = deadline
+            self._parked_timer = self.loop.call_at(deadline, self._on_parked_timer)
+
+    def _on_parked_timer(self) -> None:
+        self._parked_timer = None
+        heap = self._parked
+        # asyncio may fire up to a clock tick early: what is due within 1 ms is due.
+        due = self.loop.time() + 0.001
+        while heap and heap[0][0] <= due:
+            deadline, _, driver = heapq.heappop(heap)
+            if driver is None or not driver.parked:
+                continue
+            driver.park_entry = None
+            driver._fired_at = deadline
+            driver.step()
+            driver.after_parked_step()
+        if heap and self._parked_timer is None:
+            self._parked_timer_at = heap[0][0]
+            self._parked_timer = self.loop.call_at(heap[0][0], self._on_parked_timer)
+
     def _port_in_use(self, port: int) -> bool:
         return port in self._port_users
 
@@ -300,7 +341,7 @@ class Stack:
         tcp_max_tw_buckets does: a flood of closes cannot grow the table without bound."""
         oldest = next(iter(self._time_wait))
         self.counters["time_wait_overflow"] += 1
-        oldest.task.cancel()
+        oldest.end()
         self._forget(oldest)
 
     async def connect(
@@ -405,8 +446,12 @@ class Stack:
         for driver in list(self.connections.values()):
             driver.conn.abort(now)
             driver.step()  # sends the RST and tells the transport (connection_lost)
-            driver.task.cancel()
+            driver.end()
         self.connections.clear()
+        self._parked.clear()
+        if self._parked_timer is not None:
+            self._parked_timer.cancel()
+            self._parked_timer = None
         if not self.loop.is_closed():
             self.loop.remove_reader(self.raw.fileno())
         self.raw.close()

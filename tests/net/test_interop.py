@@ -285,18 +285,26 @@ def test_many_concurrent_connections_then_table_empties(
 
 
 def test_time_wait_expires_after_2msl(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    """TIME-WAIT lasts 2·MSL, kept by the stack's one timer: the connection's own task
+    has ended (it is parked, like a Linux timewait socket) and its port is held."""
     a, b = hosts
 
     async def main() -> None:
+        stack = aiotcp.stack.get_stack()
         reader, writer = await aiotcp.open_connection(b.address, PORT, msl=0.25)
+        port = writer.get_extra_info("sockname")[1]
         writer.write(b"ping\n")
         await reader.readline()
         writer.close()
         await writer.wait_closed()
         await asyncio.sleep(0.2)
         assert [c["state"] for c in aiotcp.connections()] == ["TIME-WAIT"]
+        (driver,) = stack.connections.values()
+        assert driver.parked and driver.task is None
+        assert stack.guard.owns(port)
         await asyncio.sleep(0.6)
         assert aiotcp.connections() == []
+        assert not stack.guard.owns(port)
 
     with kernel_echo_server(b, PORT), a.entered():
         run(main, loop_kind)
