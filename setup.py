@@ -1,7 +1,7 @@
 """Compiles the sans-IO core (``aiotcp/core``) and the per-segment glue with mypyc.
 
 The core is where a bulk transfer spends most of its Python time
-(``bench/core_cost.py``): compiled, it costs about a sixth of the interpreted
+(``bench/core_cost.py``): compiled, it costs about a ninth of the interpreted
 version per 64 KB.  Every module stays plain, typed Python.  Without mypyc or a
 working C compiler, or with ``AIOTCP_PURE_PYTHON=1`` set, the package installs
 as pure Python and behaves the same, only slower (``aiotcp.COMPILED`` says which

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from aiotcp.core.connection import Connection
 from aiotcp.core.events import (
@@ -33,7 +33,7 @@ from aiotcp.io.packet import Packet
 if TYPE_CHECKING:
     from aiotcp.stack import Stack
 
-log = logging.getLogger("aiotcp")
+log: Final = logging.getLogger("aiotcp")
 
 Key = tuple[bytes, int, bytes, int]  # local ip, local port, remote ip, remote port
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import socket
+from typing import Final
 
 from aiotcp.core.segment import Segment
 from aiotcp.core.state import State
@@ -22,9 +23,9 @@ from aiotcp.io.neighbour import NextHop
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.rawsock import RawSocket
 
-GSO_RECHECK = 1.0  # seconds between next-hop lookups for a connection without one
-NEXT_HOP_TTL = 2.0  # seconds a resolved next hop is reused by new connections
-GSO_MAX_PAYLOAD = MAX_IP_PACKET - IP_LEN - 60  # minus the largest TCP header
+GSO_RECHECK: Final = 1.0  # seconds between next-hop lookups for a connection without one
+NEXT_HOP_TTL: Final = 2.0  # seconds a resolved next hop is reused by new connections
+GSO_MAX_PAYLOAD: Final = MAX_IP_PACKET - IP_LEN - 60  # minus the largest TCP header
 
 
 class Egress:

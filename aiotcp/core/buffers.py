@@ -8,6 +8,8 @@ amortised O(1) in CPython, so the acked/read prefix is simply deleted.
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiotcp.core.seq import seq_add
 
 Bytes = bytes | bytearray | memoryview
@@ -15,7 +17,7 @@ Bytes = bytes | bytearray | memoryview
 
 #: Writes shorter than this go into a growing ``bytearray`` tail chunk, so a stream
 #: of tiny writes costs neither a chunk each nor a copy of the chunk per write.
-SMALL_WRITE = 4096
+SMALL_WRITE: Final = 4096
 
 
 class SendBuffer:

@@ -10,9 +10,10 @@ non-zero sum that is a multiple of 0xffff must fold to 0xffff, not 0.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
-IPPROTO_TCP = 6
-_PSEUDO = struct.Struct("!4s4sBBH")
+IPPROTO_TCP: Final = 6
+_PSEUDO: Final = struct.Struct("!4s4sBBH")
 
 
 def ones_sum(data: bytes | bytearray | memoryview) -> int:
@@ -65,6 +66,6 @@ def verify(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> i
     return CSUM_OK if total == 0xFFFF else CSUM_BAD
 
 
-CSUM_OK = 0
-CSUM_PARTIAL = 1
-CSUM_BAD = 2
+CSUM_OK: Final = 0
+CSUM_PARTIAL: Final = 1
+CSUM_BAD: Final = 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from aiotcp.core.rto import RttEstimator
@@ -119,7 +119,7 @@ class NewReno(CongestionControl):
 
 Factory = Callable[[int, int], CongestionControl]
 
-ALGORITHMS: dict[str, Factory] = {"newreno": NewReno, "reno": NewReno}
+ALGORITHMS: Final[dict[str, Factory]] = {"newreno": NewReno, "reno": NewReno}
 
 
 def register(name: str, factory: Factory) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from aiotcp.core import congestion
 from aiotcp.core.buffers import Bytes, ReceiveBuffer, SendBuffer
@@ -71,19 +71,19 @@ if TYPE_CHECKING:
 Address = tuple[bytes, int]
 
 #: The 16-bit window field; RFC 7323 §2.2: never scaled in SYN segments.
-MAX_UNSCALED_WINDOW = 0xFFFF
+MAX_UNSCALED_WINDOW: Final = 0xFFFF
 #: Bytes the timestamp option (with its 2 NOPs) takes from every segment's payload
 #: (RFC 9293 §3.7.1: the effective send MSS excludes TCP options).
-_TS_OPTION_SPACE = 12
+_TS_OPTION_SPACE: Final = 12
 #: RFC 7323 §5.5: TS.Recent is invalid after this much idle time (24 days).
-PAWS_IDLE_LIMIT = 24 * 24 * 3600.0
+PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
 
 
-_FLUSHING_STATES = frozenset(
+_FLUSHING_STATES: Final = frozenset(
     {State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING}
     | {State.LAST_ACK}
 )
-_SYNCHRONIZED = frozenset(
+_SYNCHRONIZED: Final = frozenset(
     {
         State.ESTABLISHED,
         State.FIN_WAIT_1,
@@ -95,13 +95,15 @@ _SYNCHRONIZED = frozenset(
     }
 )
 #: States in which received segment text is delivered (RFC 9293 §3.10.7.4 step 7).
-_RECEIVES_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+_RECEIVES_TEXT: Final = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 #: States in which the application may still queue data.
-_CAN_SEND = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
+_CAN_SEND: Final = frozenset(
+    {State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT}
+)
 #: States in which our FIN is queued or sent.
-_FIN_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
+_FIN_STATES: Final = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 #: RFC 9293 §3.10.5 ABORT: states in which an abort sends a RST.
-_ABORT_SENDS_RST = frozenset(
+_ABORT_SENDS_RST: Final = frozenset(
     {
         State.SYN_RECEIVED,
         State.ESTABLISHED,
@@ -110,7 +112,7 @@ _ABORT_SENDS_RST = frozenset(
         State.CLOSE_WAIT,
     }
 )
-_KEEPALIVE_STATES = frozenset(
+_KEEPALIVE_STATES: Final = frozenset(
     {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2}
 )
 

@@ -10,11 +10,13 @@ Windows in the RFC's equations are in segments; ``cwnd`` here stays in bytes.
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiotcp.core.congestion import NewReno
 
-C = 0.4  # RFC 9438 §5.1
-BETA = 0.7  # RFC 9438 §4.6
-ALPHA = 3 * (1 - BETA) / (1 + BETA)  # RFC 9438 §4.3, Reno-friendly additive increase
+C: Final = 0.4  # RFC 9438 §5.1
+BETA: Final = 0.7  # RFC 9438 §4.6
+ALPHA: Final = 3 * (1 - BETA) / (1 + BETA)  # RFC 9438 §4.3, Reno-friendly additive increase
 
 
 class Cubic(NewReno):

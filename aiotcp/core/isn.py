@@ -9,11 +9,12 @@ cannot predict the ISN of a connection it cannot see (RFC 6528 §3).
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
 from aiotcp.core.seq import MASK
 
 #: RFC 9293 §3.4.1: the ISN clock ticks every 4 microseconds.
-TICKS_PER_SECOND = 250_000
+TICKS_PER_SECOND: Final = 250_000
 
 
 def _keyed_hash(secret: bytes, *parts: bytes, person: bytes = b"isn") -> int:

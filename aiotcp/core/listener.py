@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from aiotcp.core.connection import Address, Connection, reset_for, window_scale_for
 from aiotcp.core.isn import keyed_hash24, timestamp_offset
@@ -27,15 +27,15 @@ from aiotcp.core.seq import MASK, seq_add, seq_sub
 from aiotcp.core.state import State
 
 #: MSS values a cookie can encode in its 3 bits (Linux uses a similar table).
-COOKIE_MSS_TABLE = (536, 1200, 1300, 1360, 1400, 1440, 1460, 8960)
+COOKIE_MSS_TABLE: Final = (536, 1200, 1300, 1360, 1400, 1440, 1460, 8960)
 #: Cookie clock granularity (seconds) and how many periods a cookie stays valid.
-COOKIE_PERIOD = 64.0
-COOKIE_MAX_AGE = 2
+COOKIE_PERIOD: Final = 64.0
+COOKIE_MAX_AGE: Final = 2
 #: Options encoded in the low TSval bits of a cookie SYN-ACK: 4 bits for the peer's
 #: window scale (all ones: none), 1 bit SACK-permitted (Linux's layout, minus ECN).
-_TS_OPTION_MASK = 0x3F
-_TS_NO_WSCALE = 0xF
-_TS_SACK = 0x10
+_TS_OPTION_MASK: Final = 0x3F
+_TS_NO_WSCALE: Final = 0xF
+_TS_SACK: Final = 0x10
 
 Outgoing = tuple[Segment, bytes, bytes]
 """A segment with its IPv4 source and destination, ready for ``encode(seg, src, dst)``."""

@@ -7,11 +7,13 @@ which are unambiguous.
 
 from __future__ import annotations
 
-K = 4
-ALPHA = 1 / 8
-BETA = 1 / 4
+from typing import Final
+
+K: Final = 4
+ALPHA: Final = 1 / 8
+BETA: Final = 1 / 4
 #: RFC 6298 §5.7: RTO after a lost SYN when no RTT sample exists yet.
-RTO_FALLBACK = 3.0
+RTO_FALLBACK: Final = 3.0
 
 
 class RttEstimator:

@@ -24,20 +24,21 @@ boundary, in ``_abs``.
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import Final
 
 from aiotcp.core.seq import MASK, seq_sub
 
-SACKED = 1
+SACKED: Final = 1
 """The peer holds this range (a SACK block covered it)."""
-LOST = 2
+LOST: Final = 2
 """Marked lost and not retransmitted since: waiting for its retransmission."""
-RETRANS = 4
+RETRANS: Final = 4
 """Retransmitted and that retransmission still in flight (counts in ``pipe``)."""
-EVER_RETRANS = 8
+EVER_RETRANS: Final = 8
 """Retransmitted at least once: its delivery time is ambiguous (Karn)."""
 
 #: RFC 8985 §6.2: the reordering window stays widened for 16 loss recoveries.
-REO_WND_PERSIST = 16
+REO_WND_PERSIST: Final = 16
 
 
 class Sent:

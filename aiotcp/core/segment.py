@@ -29,7 +29,7 @@ ECT0: Final = 2
 CE: Final = 3
 
 # tcpdump's order and letters (print-tcp.c), ACK printed as ".".
-_FLAG_LETTERS = (
+_FLAG_LETTERS: Final = (
     (FIN, "F"),
     (SYN, "S"),
     (RST, "R"),
@@ -49,10 +49,10 @@ OPT_SACK: Final = 5
 OPT_TIMESTAMPS: Final = 8
 
 MAX_WSCALE: Final = 14  # RFC 7323 §2.3: larger shifts are treated as 14
-HEADER = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, offset, flags, window, csum, urp
-_MSS = struct.Struct("!BBH")
-_TS = struct.Struct("!BBII")
-_SACK_EDGE = struct.Struct("!II")
+HEADER: Final = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, offset, flags, window, csum, urp
+_MSS: Final = struct.Struct("!BBH")
+_TS: Final = struct.Struct("!BBII")
+_SACK_EDGE: Final = struct.Struct("!II")
 
 
 class DropReason(enum.StrEnum):

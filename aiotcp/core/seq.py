@@ -9,9 +9,11 @@ compares several sequence numbers per segment and a class would allocate.
 
 from __future__ import annotations
 
-MOD = 1 << 32
-MASK = MOD - 1
-HALF = 1 << 31
+from typing import Final
+
+MOD: Final = 1 << 32
+MASK: Final = MOD - 1
+HALF: Final = 1 << 31
 
 
 def seq_add(a: int, n: int) -> int:

@@ -9,6 +9,7 @@ initialise.
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 
 class State(enum.Enum):
@@ -32,11 +33,11 @@ class State(enum.Enum):
     __hash__ = object.__hash__
 
 
-S = State
+S: Final = State
 #: Every transition RFC 9293 §3.3.2 figure 5 allows (plus the two it leaves
 #: implicit: any state to CLOSED on RST / ABORT / timeout, and passive SYN-RECEIVED
 #: back to LISTEN, which here is CLOSED because the listener forgets it).
-TRANSITIONS: frozenset[tuple[State, State]] = frozenset(
+TRANSITIONS: Final[frozenset[tuple[State, State]]] = frozenset(
     {
         (S.CLOSED, S.LISTEN),  # passive OPEN
         (S.CLOSED, S.SYN_SENT),  # active OPEN, send SYN

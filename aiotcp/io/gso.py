@@ -20,23 +20,25 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Sequence
+from typing import Final
 
 from aiotcp.core.checksum import ones_sum, pseudo_header_sum
 from aiotcp.core.segment import HEADER, Segment, encode_options
 from aiotcp.io.neighbour import NextHop
 from aiotcp.io.pcap import PcapWriter
 
-SOL_PACKET = 263
-PACKET_VNET_HDR = 15
-ETH_P_IP = 0x0800
-VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
-VIRTIO_NET_HDR_GSO_NONE = 0
-VIRTIO_NET_HDR_GSO_TCPV4 = 1
-ETH_LEN, IP_LEN = 14, 20
-MAX_IP_PACKET = 65535
+SOL_PACKET: Final = 263
+PACKET_VNET_HDR: Final = 15
+ETH_P_IP: Final = 0x0800
+VIRTIO_NET_HDR_F_NEEDS_CSUM: Final = 1
+VIRTIO_NET_HDR_GSO_NONE: Final = 0
+VIRTIO_NET_HDR_GSO_TCPV4: Final = 1
+ETH_LEN: Final = 14
+IP_LEN: Final = 20
+MAX_IP_PACKET: Final = 65535
 
-_VNET = struct.Struct("<BBHHHH")
-_IP = struct.Struct("!BBHHHBBH4s4s")
+_VNET: Final = struct.Struct("<BBHHHH")
+_IP: Final = struct.Struct("!BBHHHBBH4s4s")
 
 
 class GsoSender:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import collections
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from aiotcp.core.segment import DropReason, Segment, decode
 from aiotcp.io.pcap import PcapWriter
 
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
-IPPROTO_TCP = 6
-MAX_IP_PACKET = 65535
+_IPV4: Final = struct.Struct("!BBHHHBBH4s4s")
+IPPROTO_TCP: Final = 6
+MAX_IP_PACKET: Final = 65535
 
 
 class Packet:
