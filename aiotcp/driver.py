@@ -212,11 +212,7 @@ class ConnectionDriver:
             for i, seg in enumerate(inbox):
                 if i < last and conn.ack_superseded(seg, inbox[i + 1]):
                     continue  # a newer cumulative ACK follows in this batch
-                conn.receive(seg, now)
-                if conn.dupack_due:
-                    # One duplicate ACK per out-of-order segment (RFC 5681 §4.2), so a
-                    # sender without SACK counts to three; in-order data still coalesces.
-                    self.flush(now)
+                conn.receive(seg, now)  # the batch's ACKs (and dup ACKs) go out below
         deadline = conn.next_deadline()
         if deadline is not None and deadline <= now:
             conn.handle_timer(now)

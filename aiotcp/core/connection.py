@@ -217,6 +217,7 @@ class Connection:
         "_drs_start",
         "_dsack",
         "_dupacks",
+        "_dupacks_owed",
         "_ece_echo",
         "_ecn_recover",
         "_events",
@@ -268,7 +269,6 @@ class Connection:
         "cork",
         "counters",
         "created",
-        "dupack_due",
         "ecn_ok",
         "gso_max",
         "irs",
@@ -377,10 +377,12 @@ class Connection:
 
         # Transmission control.
         self._ack_now = False
-        self.dupack_due = False
-        """An out-of-order or duplicate segment wants its own ACK now (RFC 5681 §4.2:
-        one duplicate ACK per such segment). A driver feeding a batch sends what
-        ``segments_to_send`` has right after such a segment instead of coalescing."""
+        # Out-of-order segments received since the last output: RFC 5681 §4.2 wants
+        # one duplicate ACK each, so a sender without SACK can count to three. They
+        # are sent with the batch's output, and only if a hole is still open then:
+        # a batch that also fills the hole gets one cumulative ACK (see
+        # ``_collect_segments``).
+        self._dupacks_owed = 0
         self._rcv_unacked = 0
         self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
         # Loss recovery: what is in flight / SACKed / lost, RACK (RFC 8985), PRR
@@ -1299,7 +1301,7 @@ class Connection:
             if rel > 0:
                 self.counters.ooo_segments += 1
             self._ack_now = True
-            self.dupack_due = True
+            self._dupacks_owed += 1
 
     def _process_fin(self, now: float) -> None:
         """Eighth step: an in-order FIN (RFC 9293 §3.10.7.4)."""
@@ -1466,7 +1468,7 @@ class Connection:
             self._wnd_cache = -1
 
     def _collect_segments(self, now: float) -> list[Segment]:
-        self.dupack_due = False
+        dupacks, self._dupacks_owed = self._dupacks_owed, 0
         out: list[Segment] = []
         if self._rst_out:
             out.extend(self._rst_out)
@@ -1500,8 +1502,23 @@ class Connection:
                 out.append(self._make_segment(seq_add(self.snd_una, -1), ACK, b"", now))
         if self._ack_now:
             out.append(self._make_segment(self._snd_seq_for_ack(), ACK, b"", now))
+            if dupacks > 1 and self.recv_buffer.has_out_of_order:
+                self._duplicate_acks(out, dupacks - 1, now)
         self.counters.segments_out += len(out)
         return out
+
+    def _duplicate_acks(self, out: list[Segment], n: int, now: float) -> None:
+        """The rest of one batch's duplicate ACKs, one per out-of-order segment.
+
+        Only when the batch left a hole open. On veth a burst reaches the raw socket
+        from two CPUs (the sender's softirq, and ours running the sender's
+        transmission inside our ACK's ``sendmsg``), so a segment often arrives a
+        moment after its successor, in the same batch; a duplicate ACK for that
+        SACKs a 64 KB GRO segment above the hole and the sender retransmits at
+        once, spuriously (it had 500 DSACK-undone retransmissions per 4 GB).
+        """
+        ack = self._snd_seq_for_ack()
+        out.extend(self._make_segment(ack, ACK, b"", now) for _ in range(n))
 
     def _room(self) -> int:
         """Bytes the congestion window lets out now: cwnd − pipe (RFC 6675 §5)."""

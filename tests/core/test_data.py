@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aiotcp.core.events import DataReceived, SendSpaceAvailable
 from aiotcp.core.segment import ACK, ECE, Segment
 from aiotcp.core.state import State
@@ -465,3 +467,28 @@ def test_the_newest_ack_alone_leaves_the_sender_as_all_of_them_would() -> None:
         b.cc.cwnd,
         len(b.send_buffer),
     )
+
+
+def test_batch_that_fills_its_own_hole_gets_one_cumulative_ack() -> None:
+    """A segment a moment behind its successor, in the same receive batch (veth
+    delivers a burst from two CPUs): no duplicate ACK, whose SACK block would have
+    the sender retransmit at once."""
+    t = established(opts(sack=True), sack_permitted=True)
+    t.recv("PA", seq=R(11), payload=b"B" * 10, advance_peer=False)
+    t.recv("PA", seq=R(1), payload=b"A" * 10, advance_peer=False)
+    out = t.output()
+    assert [(s.ack, s.sack_blocks) for s in out] == [(R(21), ())]
+    assert t.read() == b"A" * 10 + b"B" * 10
+
+
+@pytest.mark.parametrize("sack", [False, True])
+def test_batch_that_leaves_a_hole_gets_one_duplicate_ack_per_segment(sack: bool) -> None:
+    """RFC 5681 §4.2: one duplicate ACK per out-of-order segment, batch or not, so a
+    sender without SACK still counts to three."""
+    t = established(opts(sack=sack), sack_permitted=sack)
+    for start in (11, 21, 31):
+        t.recv("PA", seq=R(start), payload=b"x" * 10, advance_peer=False)
+    out = t.output()
+    assert [s.ack for s in out] == [R(1)] * 3
+    assert all(s.sack_blocks == (((R(11), R(41)),) if sack else ()) for s in out)
+    assert t.conn.counters.ooo_segments == 3

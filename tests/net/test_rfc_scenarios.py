@@ -1305,3 +1305,34 @@ def test_each_out_of_order_segment_of_a_burst_gets_its_own_dup_ack(
         writer.transport.abort()
 
     scenario(hosts, loop_kind, script, local)
+
+
+def test_a_hole_filled_within_one_batch_gets_one_cumulative_ack(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Two segments that reach the raw socket swapped but together (veth delivers a
+    burst from two CPUs) are one batch: one cumulative ACK, no duplicate ACK whose
+    SACK block would make a Linux sender retransmit at once. The loop is held
+    busy while the peer sends, so both are queued before the stack drains."""
+    a, b = hosts
+    data = pattern(2000, seed=15)
+
+    def script(ep: ScriptedEndpoint) -> None:
+        handshake(ep, sack_permitted=True)
+        ep.expect_segment("PA", seq=ep.rcv(1), payload=b"go", within=(0, 0.5))
+        ep.send_segment("PA", seq=ep.snd(1001), ack=ep.rcv(3), payload=data[1000:])
+        ep.send_segment("PA", seq=ep.snd(1), ack=ep.rcv(3), payload=data[:1000])
+        ep.expect_segment("A", ack=ep.snd(2001), sack=[], within=(0, 1.0))
+        ep.expect_silence(0.3)
+
+    async def local(peer: asyncio.Future[None]) -> None:
+        reader, writer = await connect(b, a, peer)
+        writer.write(b"go")
+        await writer.drain()
+        time.sleep(0.3)  # the loop is busy: the peer's two segments queue up
+        got = await while_peer_runs(peer, reader.readexactly(len(data)))
+        assert got == data
+        await peer
+        writer.transport.abort()
+
+    scenario(hosts, loop_kind, script, local)
