@@ -8,6 +8,8 @@ reserves those ports so no one else can use them.  Two implementations:
 - ``IptablesGuard`` (default): a firewall chain drops the kernel's own RSTs from
   our ports.  Ports come from a fixed range covered by one rule, so a new
   connection costs a ``bind``, not an ``iptables`` process.  Needs CAP_NET_ADMIN.
+  Its reservation sockets are filtered listeners too (below), so for a held port
+  the kernel has no RST to build; the chain covers the range's free ports.
 - ``SocketFilterGuard``: a kernel socket listening on each owned port with a BPF
   filter that drops everything; the kernel then finds a socket for every segment
   and stays quiet.  No firewall, CAP_NET_RAW only, and nothing can leak: the

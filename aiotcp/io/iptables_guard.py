@@ -16,6 +16,11 @@ so never matches ``--uid-owner``; ours leave through the raw socket, which does
 pid, so two processes never remove each other's rules, and ``cleanup`` can tell
 leftovers of dead processes (SIGKILL) from live ones.  A file lock serialises
 changes across processes.
+
+Each reserved port's socket is also a filtered listener, as in the socket guard,
+so for a port aiotcp holds the kernel drops segments before TCP and builds no RST
+at all; the chain catches the rest: RSTs from range ports that are not (or no
+longer) reserved, such as answers to a closed connection's late segments.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import itertools
 import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from aiotcp.io.guard import Guard
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.privileges import MissingPrivilegeError
+from aiotcp.io.socket_guard import listen_filtered
 
 TOP_CHAIN = "AIOTCP"
 CHAIN_PREFIX = "AIOTCP-"
@@ -144,6 +151,9 @@ class IptablesGuard(Guard):
         # Two stacks in one process (two loops) must not share, and so remove, a chain.
         suffix = f"-{instance}" if instance else ""
         self.chain = f"{CHAIN_PREFIX}{self.pid}{suffix}"
+
+    def _prepare_socket(self, sock: socket.socket) -> None:
+        listen_filtered(sock)
 
     def _install(self) -> None:
         _iptables_binary()
