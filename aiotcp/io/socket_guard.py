@@ -25,7 +25,7 @@ def listen_filtered(sock: socket.socket) -> None:
     guard then has to drop.  On veth that RST is ~15 % of a bulk receive, because
     it runs on the sender's CPU, the one that limits the transfer.
     """
-    bpf.attach(sock, bpf.drop_all())
+    bpf.attach_drop_all(sock)
     sock.listen(1)
 
 

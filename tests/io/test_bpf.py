@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiotcp.io import bpf
+from aiotcp.testing.netns import require_root
 
 
 def packet(dport: int, *, ihl: int = 5, frag: int = 0x4000) -> bytes:
@@ -71,3 +73,33 @@ def test_filter_matches_range_membership(spans: list[tuple[int, int]], port: int
     ranges = [(lo, min(lo + n, 65535)) for lo, n in spans]
     prog = bpf.tcp_dst_port_filter(ranges)
     assert admits(prog, port) == any(lo <= port <= hi for lo, hi in ranges)
+
+
+def datagram_dropped(sock: socket.socket) -> bool:
+    """Send ``sock`` a datagram over loopback: was it dropped by its filter?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(b"x", sock.getsockname())
+    sock.settimeout(0.2)
+    try:
+        sock.recv(16)
+    except TimeoutError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_drop_all_filter_drops_everything(shared: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guards' drop-all filter, loaded once as eBPF and attached by fd (root), or
+    the classic program that each attach JIT-compiles anew (the fallback)."""
+    require_root()
+    if shared:
+        assert bpf._shared_drop_all() is not None  # x86_64 as root: the fast path runs
+    else:
+        monkeypatch.setattr(bpf, "_shared_drop_all", lambda: None)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain:
+        plain.bind(("127.0.0.1", 0))
+        assert not datagram_dropped(plain)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as filtered:
+        filtered.bind(("127.0.0.1", 0))
+        bpf.attach_drop_all(filtered)
+        assert datagram_dropped(filtered)
