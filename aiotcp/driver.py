@@ -128,6 +128,13 @@ class ConnectionDriver:
             self.step()
             self.after_parked_step()
 
+    def on_parked_deadline(self, deadline: float) -> None:
+        """The stack's TIME-WAIT timer reached this parked connection's deadline."""
+        self.park_entry = None
+        self._fired_at = deadline
+        self.step()
+        self.after_parked_step()
+
     def after_parked_step(self) -> None:
         """A parked connection that closed leaves the stack; one with more to do runs
         again (its timer was re-filed by the step's ``_rearm``)."""

@@ -109,7 +109,6 @@ class Stack:
         self._parked: list[list[Any]] = []
         self._parked_count = 0
         self._parked_timer: asyncio.TimerHandle | None = None
-        self._parked_timer_at = 0.0
         self.max_time_wait = max_time_wait
         self._mtu_cache: dict[bytes, int] = {}
         self._route_cache: LookupCache[str, route.Route] = LookupCache(ROUTE_TTL)
@@ -287,10 +286,10 @@ class Stack:
         entry = [deadline, self._parked_count, driver]
         driver.park_entry = entry
         heapq.heappush(self._parked, entry)
-        if self._parked_timer is None or deadline < self._parked_timer_at:
-            if self._parked_timer is not None:
-                self._parked_timer.cancel()
-            self._parked_timer_at = deadline
+        timer = self._parked_timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
             self._parked_timer = self.loop.call_at(deadline, self._on_parked_timer)
 
     def _on_parked_timer(self) -> None:
@@ -300,14 +299,9 @@ class Stack:
         due = self.loop.time() + 0.001
         while heap and heap[0][0] <= due:
             deadline, _, driver = heapq.heappop(heap)
-            if driver is None or not driver.parked:
-                continue
-            driver.park_entry = None
-            driver._fired_at = deadline
-            driver.step()
-            driver.after_parked_step()
+            if driver is not None and driver.parked:
+                driver.on_parked_deadline(deadline)
         if heap and self._parked_timer is None:
-            self._parked_timer_at = heap[0][0]
             self._parked_timer = self.loop.call_at(heap[0][0], self._on_parked_timer)
 
     def _port_in_use(self, port: int) -> bool:
