@@ -49,16 +49,19 @@ def tcp_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview
     return ~s & 0xFFFF
 
 
-def verify(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> int:
+def verify(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview, field: int = -1) -> int:
     """Check a received TCP segment's checksum.
 
     Returns ``CSUM_OK`` for a complete, correct checksum, ``CSUM_PARTIAL`` when the
     field holds only the pseudo-header seed (the sender's kernel offloaded the
     checksum and the packet never left the host: veth, docker bridges, GRO), and
     ``CSUM_BAD`` otherwise.  The partial case is checked first because it costs only
-    the 12-byte pseudo-header, not a pass over the payload.
+    the 12-byte pseudo-header, not a pass over the payload.  ``field`` is the
+    checksum field when the caller has unpacked the header already (indexing a
+    memoryview costs a generic item lookup per byte, even compiled).
     """
-    field = (segment[16] << 8) | segment[17] if len(segment) >= 18 else -1
+    if field < 0 and len(segment) >= 18:
+        field = (segment[16] << 8) | segment[17]
     seed = pseudo_header_sum(src, dst, len(segment))
     if field == seed:
         return CSUM_PARTIAL

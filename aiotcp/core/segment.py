@@ -53,6 +53,9 @@ HEADER: Final = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, offset, flags, w
 _MSS: Final = struct.Struct("!BBH")
 _TS: Final = struct.Struct("!BBII")
 _SACK_EDGE: Final = struct.Struct("!II")
+_TS_VALUES: Final = _SACK_EDGE  # TSval, TSecr: two 32-bit numbers as well
+#: The layout Linux and aiotcp put on every non-SYN segment (RFC 7323 Appendix A).
+_NOP_NOP_TIMESTAMPS: Final = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
 
 
 class DropReason(enum.StrEnum):
@@ -306,7 +309,7 @@ def encode(seg: Segment, src: bytes, dst: bytes) -> bytes:
     return bytes(buf)
 
 
-def _parse_options(seg: Segment, opts: memoryview) -> DropReason | None:
+def _parse_options(seg: Segment, opts: bytes) -> DropReason | None:
     """Parse the option bytes into ``seg``; unknown kinds are skipped by length.
 
     RFC 9293 MUST-6/7: unknown options must be ignored, and an illegal length
@@ -370,15 +373,20 @@ def decode(
     view = data if isinstance(data, memoryview) else memoryview(data)
     if len(view) < 20:
         return DropReason.TRUNCATED_TCP
-    sport, dport, seq, ack, off, flags, window, _csum, urgent = HEADER.unpack_from(view)
+    sport, dport, seq, ack, off, flags, window, csum, urgent = HEADER.unpack_from(view)
     hlen = (off >> 4) * 4
     if hlen < 20 or hlen > len(view):
         return DropReason.BAD_DATA_OFFSET
-    if verify_checksum and checksum.verify(src, dst, view) == checksum.CSUM_BAD:
+    if verify_checksum and checksum.verify(src, dst, view, csum) == checksum.CSUM_BAD:
         return DropReason.BAD_CHECKSUM
     seg = Segment(sport, dport, seq, ack, flags, window, urgent, view[hlen:])
     if hlen > 20:
-        reason = _parse_options(seg, view[20:hlen])
+        # At most 40 bytes, copied once: bytes index natively, a memoryview does not.
+        opts = bytes(view[20:hlen])
+        if hlen == 32 and opts.startswith(_NOP_NOP_TIMESTAMPS):  # every segment but SYNs
+            seg.ts_val, seg.ts_ecr = _TS_VALUES.unpack_from(opts, 4)
+            return seg
+        reason = _parse_options(seg, opts)
         if reason is not None:
             return reason
     return seg
