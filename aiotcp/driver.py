@@ -28,7 +28,7 @@ from aiotcp.core.events import (
 from aiotcp.core.segment import Segment
 from aiotcp.core.state import State
 from aiotcp.io.gso import GsoSender
-from aiotcp.io.packet import Packet
+from aiotcp.io.packet import Packet, format_ip
 
 if TYPE_CHECKING:
     from aiotcp.stack import Stack
@@ -78,8 +78,6 @@ class ConnectionDriver:
         )
 
     def describe(self) -> str:
-        from aiotcp.io.packet import format_ip
-
         (lip, lport), (rip, rport) = self.conn.local, self.conn.remote
         return f"{format_ip(lip)}:{lport} -> {format_ip(rip)}:{rport}"
 

@@ -139,9 +139,12 @@ def window_scale_for(buffer: int) -> int:
     return shift
 
 
-@dataclass(slots=True)
 class Counters:
-    """Per-connection statistics (``info()``; ``nstat``-like names)."""
+    """Per-connection statistics (``info()``; ``nstat``-like names).
+
+    A plain class, not a dataclass: compiled, its defaults are set natively, where a
+    dataclass's generated ``__init__`` runs interpreted for every connection.
+    """
 
     segments_in: int = 0
     segments_out: int = 0
@@ -166,6 +169,36 @@ class Counters:
     keepalive_probes: int = 0
     rst_in: int = 0
     rst_out: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTER_NAMES}
+
+
+COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes keep no annotations)
+    "segments_in",
+    "segments_out",
+    "acks_coalesced",
+    "bytes_in",
+    "bytes_out",
+    "retransmits",
+    "rto_expirations",
+    "fast_retransmits",
+    "sack_retransmits",
+    "tlp_probes",
+    "dsacks_received",
+    "ce_received",
+    "ecn_reductions",
+    "dup_acks",
+    "challenge_acks",
+    "ooo_segments",
+    "ooo_dropped",
+    "unacceptable_segments",
+    "paws_rejected",
+    "zero_window_probes",
+    "keepalive_probes",
+    "rst_in",
+    "rst_out",
+)
 
 
 @dataclass(slots=True)
@@ -2065,7 +2098,7 @@ class Connection:
                 "ecn": self.ecn_ok,
                 "peer_mss": self.peer_mss,
             },
-            counters=asdict(self.counters),
+            counters=self.counters.as_dict(),
             pacing_rate=self.cc.pacing_rate,
         )
 

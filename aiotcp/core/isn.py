@@ -9,7 +9,7 @@ cannot predict the ISN of a connection it cannot see (RFC 6528 §3).
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Any, Final
 
 from aiotcp.core.seq import MASK
 
@@ -17,8 +17,19 @@ from aiotcp.core.seq import MASK
 TICKS_PER_SECOND: Final = 250_000
 
 
+#: Keyed hash states by (secret, personalisation): copying one skips hashing the key
+#: block again, which was most of a hash's cost on every connection.
+_KEYED: Final[dict[tuple[bytes, bytes], Any]] = {}
+
+
 def _keyed_hash(secret: bytes, *parts: bytes, person: bytes = b"isn") -> int:
-    h = hashlib.blake2s(key=secret[:32], digest_size=4, person=person[:8])
+    base = _KEYED.get((secret, person))
+    if base is None:
+        if len(_KEYED) >= 16:  # a few stacks' secrets, not one per connection
+            _KEYED.clear()
+        base = hashlib.blake2s(key=secret[:32], digest_size=4, person=person[:8])
+        _KEYED[(secret, person)] = base
+    h = base.copy()
     for part in parts:
         h.update(part)
     return int.from_bytes(h.digest(), "big")

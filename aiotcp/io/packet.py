@@ -9,6 +9,7 @@ fatal (DESIGN.md).
 from __future__ import annotations
 
 import collections
+import socket
 import struct
 from collections.abc import Callable
 from typing import Final
@@ -36,7 +37,8 @@ class Packet:
 
 
 def format_ip(addr: bytes) -> str:
-    return ".".join(str(b) for b in addr)
+    # inet_ntoa is C; the join is for anything that is not 4 bytes (never raises).
+    return socket.inet_ntoa(addr) if len(addr) == 4 else ".".join(str(b) for b in addr)
 
 
 def parse_ipv4_tcp(data: memoryview, *, verify_checksum: bool = True) -> Packet | DropReason:

@@ -166,6 +166,14 @@ def test_options_replace_returns_copy() -> None:
     assert p.nodelay and not o.nodelay
 
 
+def test_options_copy_keeps_every_field_and_is_independent() -> None:
+    o = TcpOptions().replace(nodelay=True, mss=1200, recv_buffer=65536, congestion="reno")
+    c = o.copy()
+    assert c == o and c is not o
+    c.mss = 900
+    assert o.mss == 1200
+
+
 def test_advertised_mss_follows_mtu() -> None:
     assert TcpOptions(mtu=1500).advertised_mss() == 1460
     assert TcpOptions(mtu=9000, mss=8960).advertised_mss() == 8960
@@ -220,3 +228,15 @@ def test_send_buffer_matches_a_plain_byte_string(ops: list[tuple[str, int, int, 
             buf.consume(a)
             del model[: min(a, len(model))]
         assert len(buf) == len(model) and buf.space == 50_000 - len(model)
+
+
+def test_connection_counters_report_every_counter() -> None:
+    """``as_dict`` (what ``info()`` shows) lists its names by hand: a compiled class
+    keeps no annotations to read them from, so a new counter must be added there."""
+    from aiotcp.core.connection import COUNTER_NAMES, Counters
+
+    counters = Counters()
+    attributes = {n for n in dir(counters) if not n.startswith("_") and n != "as_dict"}
+    assert set(COUNTER_NAMES) == attributes and len(COUNTER_NAMES) == len(attributes)
+    counters.rst_in += 2
+    assert counters.as_dict()["rst_in"] == 2 and list(counters.as_dict()) == list(COUNTER_NAMES)
