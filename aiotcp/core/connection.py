@@ -156,6 +156,7 @@ class Counters:
     fast_retransmits: int = 0
     sack_retransmits: int = 0
     tlp_probes: int = 0
+    frames_deferred: int = 0
     dsacks_received: int = 0
     ce_received: int = 0
     ecn_reductions: int = 0
@@ -185,6 +186,7 @@ COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes kee
     "fast_retransmits",
     "sack_retransmits",
     "tlp_probes",
+    "frames_deferred",
     "dsacks_received",
     "ce_received",
     "ecn_reductions",
@@ -1646,6 +1648,13 @@ class Connection:
             n = min(mss, avail, max(usable, 0))
             if n == mss and gso_limit and not self._cwr_due:
                 n = self._super_segment_length(min(avail, usable, gso_limit), avail, fin_pending)
+            if (
+                0 < n < (gso_limit or mss)
+                and not (fin_pending or force or probe)
+                and self._defers_short_frame(usable, avail, now)
+            ):
+                self.counters.frames_deferred += 1
+                break
             if avail > 0 and n < mss and not force:
                 if n < avail:
                     # RFC 9293 §3.8.6.2.1 sender SWS avoidance: a window-limited
@@ -1673,6 +1682,36 @@ class Connection:
         if self._send_pending() and self.snd_una == self.snd_max:
             # Nothing in flight will bring an ACK: probe the window (RFC 9293 §3.8.6.1).
             self._arm_persist(now, only_if_idle=True)
+
+    def _defers_short_frame(self, usable: int, avail: int, now: float) -> bool:
+        """Hold back a frame shorter than a full one until the next ACK (Linux's
+        autocorking and ``tcp_tso_should_defer``), where waiting costs no throughput.
+
+        Each frame costs a system call and the kernel's per-packet work on both
+        ends, however short: a bulk sender that sent whatever was queued at each
+        ACK averaged 36 of 45 segments per frame.  Waiting is free only while
+        plenty is in flight (two full frames: ACKs keep coming) and more data is
+        sure to come with the next ACK — the application has bytes that did not
+        fit the send buffer, or the window, not the data, cut the frame short
+        and the oldest flight left at least half a round trip ago (Linux's test
+        for an ACK due soon).  And a corked connection (a burst of large writes,
+        until the next loop iteration) sends whole frames only, as it sends
+        whole segments only.  A FIN, a forced push or a probe never waits.
+        """
+        if self.cork and avail <= usable:
+            return True  # the burst's next write fills it; the cork lifts next iteration
+        frame = max(self.gso_max // self.mss * self.mss, self.mss)
+        if seq_sub(self.snd_nxt, self.snd_una) < 2 * frame:
+            return False
+        if avail <= usable:  # the data ran out: only more of it makes the frame longer
+            return self._send_space_wanted
+        if usable >= min(self.snd_wnd, self.cc.cwnd) // 3:
+            return False  # a good part of the window is open: use it
+        records = self._board.records
+        srtt = self.rtt.srtt
+        if not records or srtt is None:
+            return False
+        return now - records[0].sent_at >= srtt / 2
 
     def _super_segment_length(self, n: int, avail: int, fin_pending: bool) -> int:
         """Bytes for one super-segment: full MSS-sized pieces, plus the short last

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from aiotcp.core.segment import ACK, CWR, FIN, PSH, Segment
 from aiotcp.testing.corekit import L, LinkProfile, connected_pair, ecn_client, established, opts
 
@@ -44,23 +46,78 @@ def test_nodelay_puts_the_short_tail_in_the_super_segment() -> None:
     assert [p.flags for p in pieces] == [ACK, ACK, ACK | PSH]
 
 
-def test_cork_holds_the_short_tail_until_cleared() -> None:
-    """Autocorking: while corked, full segments leave and the sub-MSS tail waits; the
-    next write extends it into full segments, and uncorking sends what is left."""
-    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
+def test_cork_sends_whole_frames_only_until_cleared() -> None:
+    """Autocorking: while corked (a burst of large writes, until the next loop
+    iteration) only whole frames leave; what is short of one waits for the burst's
+    next write, and uncorking sends what is left, tail and all."""
+    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=200_000)
     t.conn.gso_max = GSO
     t.conn.cork = True
     t.send(b"z" * 2_500)
+    t.expect_nothing()  # short of a frame: the next write may fill it
+    t.send(b"z" * 70_000)
     seg = t.expect("A", seq=L(1))
-    assert len(seg.payload) == 2_000 and seg.wire_segments == 2
-    t.expect_nothing()  # the 500-byte tail waits for the burst's next write
-    t.send(b"z" * 2_000)
-    seg = t.expect("A", seq=L(2_001))
-    assert len(seg.payload) == 2_000  # the held 500 bytes now lead full segments
-    t.expect_nothing()
+    assert len(seg.payload) == GSO and seg.wire_segments == GSO // MSS
+    t.expect_nothing()  # 8,500 bytes left: not a frame
     t.conn.cork = False
-    seg = t.expect("PA", seq=L(4_001))
-    assert len(seg.payload) == 500
+    seg = t.expect("PA", seq=L(GSO + 1))
+    assert len(seg.payload) == 8_500
+
+
+def test_a_window_limited_cork_still_sends() -> None:
+    """A frame the peer's window cuts short is all that can go: the cork holds only
+    what more data would lengthen."""
+    t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=30_000)
+    t.conn.gso_max = GSO
+    t.conn.cork = True
+    t.send(b"z" * 50_000)
+    seg = t.expect("A", seq=L(1))
+    assert len(seg.payload) == 30_000
+
+
+def test_a_short_frame_waits_for_the_ack_that_brings_more_data() -> None:
+    """Linux's autocorking: with two full frames in flight and the application's
+    bytes not fitting the send buffer, the ragged end waits for the next ACK, which
+    makes room for them; the frames stay whole instead of a runt at every ACK."""
+    t = established(
+        opts(initial_window=1_000, nodelay=True, send_buffer=150_000), mss=MSS, window=1_000_000
+    )
+    t.conn.gso_max = GSO
+    data = b"z" * 400_000
+    taken = t.send(data)
+    assert taken == 150_000
+    assert [len(s.payload) for s in t.output()] == [GSO, GSO]  # 22,000 wait
+    t.recv("A", ack=L(GSO + 1), window=1_000_000)
+    taken += t.send(data[taken:])  # the ACK made room: the application writes more
+    assert [len(s.payload) for s in t.output()] == [GSO]  # 22,000 + 64,000 → one frame
+    assert t.conn.counters.frames_deferred >= 2
+
+
+def test_a_short_frame_goes_when_nothing_more_is_coming() -> None:
+    """All the application's data fits: the tail leaves at once, frame or not."""
+    t = established(opts(initial_window=1_000, nodelay=True), mss=MSS, window=1_000_000)
+    t.conn.gso_max = GSO
+    t.send(b"z" * 150_000)
+    assert [len(s.payload) for s in t.output()] == [GSO, GSO, 22_000]
+
+
+@pytest.mark.parametrize(("ack_after", "expected"), [(0.006, [GSO]), (0.001, [GSO, 36_000])])
+def test_a_window_cut_frame_waits_only_when_an_ack_is_due(
+    ack_after: float, expected: list[int]
+) -> None:
+    """tcp_tso_should_defer: a frame the window cuts to less than a third of it waits
+    for the next ACK only once the oldest flight has been out half a round trip
+    (SRTT 10 ms here); before that, the next ACK is too far off to wait for."""
+    t = established(
+        opts(initial_window=1_000, nodelay=True, send_buffer=1_000_000), mss=MSS, window=400_000
+    )
+    t.conn.gso_max = GSO
+    t.conn.rtt.srtt = 0.010
+    t.send(b"z" * 600_000)
+    assert [len(s.payload) for s in t.output()] == [GSO] * 6 + [16_000]  # the window's end
+    t.advance(ack_after)
+    t.recv("A", ack=L(100_001), window=400_000)  # 100,000 more may go
+    assert [len(s.payload) for s in t.output()] == expected
 
 
 def test_cork_never_holds_a_fin_or_the_data_before_it() -> None:
