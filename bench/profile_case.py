@@ -61,7 +61,11 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="client on CPU 0, server on CPU 1")
     parser.add_argument("--counters", action="store_true", help="print the stack's counters")
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs of the case first")
+    parser.add_argument(
+        "--kernel-cc", default=bench.KERNEL_CC, help="kernel sockets' congestion control"
+    )
     args = parser.parse_args()
+    bench.KERNEL_CC = None if args.kernel_cc == "default" else args.kernel_cc
     size = args.size_mb * 1024 * 1024
     cpu: list[float] = []
 

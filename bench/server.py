@@ -4,7 +4,11 @@ Runs in host B. Ports: kernel sink/source/echo at 9000/9001/9002 (asyncio's
 ``start_server``), aiotcp sink/source/echo at 9100/9101/9102 (``aiotcp.start_server``).
 Prints "ready" once listening; runs until killed.
 
-    python bench/server.py SIZE_BYTES [asyncio|uvloop]
+    python bench/server.py SIZE_BYTES [asyncio|uvloop] [CONGESTION_CONTROL|default]
+
+The kernel servers' sockets take the congestion control bench.py chose for the
+kernel (``--kernel-cc``), so a kernel source sends with the same algorithm as
+the kernel clients do.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from typing import Any
 
 import aiotcp
+import bench  # bench.py: the script's directory is on sys.path
 from aiotcp.testing.loops import LoopKind, loop_factory
 
 KERNEL_BASE, AIOTCP_BASE = 9000, 9100
@@ -46,10 +52,28 @@ def handlers(size: int) -> dict[int, aiotcp.streams.ClientConnectedCb]:
     return {SINK: sink, SOURCE: source, ECHO: echo}
 
 
-async def main(size: int) -> None:
+def with_congestion_control(
+    handler: aiotcp.streams.ClientConnectedCb, name: str | None
+) -> aiotcp.streams.ClientConnectedCb:
+    """The handler, on a kernel socket switched to ``name`` first (bench.py's choice)."""
+
+    def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        bench.use_congestion_control(writer.get_extra_info("socket"), name)
+        return handler(reader, writer)
+
+    return handle
+
+
+async def main(size: int, kernel_cc: str | None) -> None:
     servers: list[asyncio.Server | aiotcp.streams.Server] = []
     for offset, handler in handlers(size).items():
-        servers.append(await asyncio.start_server(handler, port=KERNEL_BASE + offset, backlog=4096))
+        servers.append(
+            await asyncio.start_server(
+                with_congestion_control(handler, kernel_cc),
+                port=KERNEL_BASE + offset,
+                backlog=4096,
+            )
+        )
         servers.append(
             await aiotcp.start_server(
                 handler, port=AIOTCP_BASE + offset, backlog=4096, nodelay=True
@@ -68,5 +92,6 @@ if __name__ == "__main__":
 
     allocator.steady()
     kind: LoopKind = sys.argv[2] if len(sys.argv) > 2 else "asyncio"  # type: ignore[assignment]
+    cc = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "default" else None
     with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
-        runner.run(main(int(sys.argv[1])))
+        runner.run(main(int(sys.argv[1]), cc))
