@@ -77,28 +77,36 @@ class SendBuffer:
     def peek(self, offset: int, n: int) -> Bytes:
         """``n`` bytes at ``offset`` (fewer at the end): a view into one ``bytes``
         chunk, else a copy.  A view stays valid: ``bytes`` chunks never change."""
+        parts = self.peek_parts(offset, n)
+        if not parts:
+            return b""
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def peek_parts(self, offset: int, n: int) -> tuple[Bytes, ...]:
+        """The same bytes as the pieces of the chunks they lie in, uncopied (the
+        growing ``bytearray`` tail excepted): a frame that spans two 64 KiB writes
+        goes to ``sendmsg`` as two iovecs instead of a 64 KB join first."""
         off = offset + self._head
         chunks = self._chunks
         i = 0
         while i < len(chunks) and off >= len(chunks[i]):
             off -= len(chunks[i])
             i += 1
-        if i == len(chunks) or n <= 0:
-            return b""
-        first = chunks[i]
-        if off + n <= len(first):
-            if type(first) is not bytearray:
-                return first if off == 0 and n == len(first) else memoryview(first)[off : off + n]
-            with memoryview(first) as view:
-                return bytes(view[off : off + n])
-        parts = [memoryview(first)[off:]]  # views die with this call: no copy but join's
-        need = n - (len(first) - off)
-        for chunk in chunks[i + 1 :]:
-            if need <= 0:
-                break
-            parts.append(memoryview(chunk)[:need])
-            need -= len(chunk)
-        return b"".join(parts)
+        parts: list[Bytes] = []
+        while i < len(chunks) and n > 0:
+            chunk = chunks[i]
+            take = min(len(chunk) - off, n)
+            if type(chunk) is bytearray:
+                with memoryview(chunk) as view:
+                    parts.append(bytes(view[off : off + take]))
+            elif off == 0 and take == len(chunk):
+                parts.append(chunk)
+            else:
+                parts.append(memoryview(chunk)[off : off + take])
+            n -= take
+            off = 0
+            i += 1
+        return tuple(parts)
 
     def clear(self) -> None:
         self._chunks.clear()

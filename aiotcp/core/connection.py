@@ -1745,13 +1745,14 @@ class Connection:
             fin = False
         if n == 0 and not fin:
             return None
-        payload = self.send_buffer.peek(off, n) if n else b""
         flags = ACK
         if fin:
             flags |= FIN
         if n and off + n == buf_len:
             flags |= PSH
-        seg = self._make_segment(seq, flags, payload, now)
+        seg = self._make_segment(seq, flags, b"", now)
+        if n:
+            seg.set_parts(self.send_buffer.peek_parts(off, n))
         if n > self.mss:
             seg.gso_size = self.mss
             self.counters.segments_out += (n - 1) // self.mss  # the caller counts one

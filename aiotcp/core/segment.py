@@ -102,21 +102,37 @@ def parse_flags(text: str) -> int:
     return value
 
 
+def _header_fields(seg: Segment) -> tuple[object, ...]:
+    """Everything but the payload, for ``__eq__`` (a compiled class has no
+    ``__slots__`` to iterate)."""
+    return (
+        seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, seg.window, seg.urgent,
+        seg.mss, seg.wscale, seg.sack_permitted, seg.sack_blocks, seg.ts_val, seg.ts_ecr,
+        seg.unknown_options, seg.ecn, seg.gso_size,
+    )  # fmt: skip
+
+
 class Segment:
     """One TCP segment, decoded or to be encoded.
 
     Option fields are ``None`` when the option is absent.  ``payload`` may be a
     memoryview into a receive buffer: the receiving side copies what it keeps.
+
+    An outgoing segment may instead hold its payload as ``parts``, the pieces of
+    the send buffer it lies in: the GSO path hands them to ``sendmsg`` as they
+    are, and ``payload`` joins them only for whoever asks (the raw path, tests).
     """
 
     __slots__ = (
+        "_parts",
+        "_payload",
         "ack",
         "dst_port",
         "ecn",
         "flags",
         "gso_size",
         "mss",
-        "payload",
+        "payload_len",
         "sack_blocks",
         "sack_permitted",
         "seq",
@@ -156,7 +172,9 @@ class Segment:
         self.flags = flags
         self.window = window
         self.urgent = urgent
-        self.payload = payload
+        self._payload: bytes | bytearray | memoryview | None = payload
+        self._parts: tuple[bytes | bytearray | memoryview, ...] = ()
+        self.payload_len = len(payload)
         self.mss = mss
         self.wscale = wscale
         self.sack_permitted = sack_permitted
@@ -172,15 +190,42 @@ class Segment:
         self.gso_size = 0
 
     @property
+    def payload(self) -> bytes | bytearray | memoryview:
+        p = self._payload
+        if p is None:  # held as parts: joined once, for whoever needs one buffer
+            p = self._payload = b"".join(self._parts)
+        return p
+
+    @payload.setter
+    def payload(self, value: bytes | bytearray | memoryview) -> None:
+        self._payload = value
+        self._parts = ()
+        self.payload_len = len(value)
+
+    @property
+    def parts(self) -> tuple[bytes | bytearray | memoryview, ...]:
+        """The payload in the pieces it lies in (one piece unless ``set_parts``)."""
+        return self._parts or (self.payload,)
+
+    def set_parts(self, parts: tuple[bytes | bytearray | memoryview, ...]) -> None:
+        """Make the payload the concatenation of ``parts``, without joining them."""
+        if len(parts) == 1:
+            self.payload = parts[0]
+            return
+        self._parts = parts
+        self._payload = None
+        self.payload_len = sum(len(p) for p in parts)
+
+    @property
     def seq_len(self) -> int:
         """Sequence space consumed: payload plus one each for SYN and FIN."""
-        return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
+        return self.payload_len + (self.flags & SYN and 1) + (self.flags & FIN and 1)
 
     @property
     def wire_segments(self) -> int:
         """How many segments this puts on the wire."""
         g = self.gso_size
-        return -(-len(self.payload) // g) if g and len(self.payload) > g else 1
+        return -(-self.payload_len // g) if g and self.payload_len > g else 1
 
     def split(self) -> list[Segment]:
         """The wire segments of a super-segment, as the kernel's GSO would cut them:
@@ -218,9 +263,9 @@ class Segment:
         if self.flags & ACK:
             parts.append(f"ack={self.ack}")
         parts.append(f"win={self.window}")
-        if self.payload:
-            parts.append(f"len={len(self.payload)}")
-        if self.gso_size and len(self.payload) > self.gso_size:
+        if self.payload_len:
+            parts.append(f"len={self.payload_len}")
+        if self.gso_size and self.payload_len > self.gso_size:
             parts.append(f"gso={self.gso_size}x{self.wire_segments}")
         opts = describe_options(self)
         if opts:
@@ -230,11 +275,9 @@ class Segment:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Segment):
             return NotImplemented
-        return all(
-            (bytes(getattr(self, f)) if f == "payload" else getattr(self, f))
-            == (bytes(getattr(other, f)) if f == "payload" else getattr(other, f))
-            for f in self.__slots__
-        )
+        return bytes(self.payload) == bytes(other.payload) and _header_fields(
+            self
+        ) == _header_fields(other)
 
     __hash__ = None  # type: ignore[assignment]
 

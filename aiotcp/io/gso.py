@@ -70,14 +70,14 @@ class GsoSender:
         opts = encode_options(first)
         tcp_len_hdr = 20 + len(opts)
         if len(run) == 1:
-            payloads = [first.payload]
-            total = len(first.payload)
+            payloads = list(first.parts)  # a frame across two writes: two iovecs, no join
+            total = first.payload_len
             gso_size = first.gso_size or total
             n = first.wire_segments
         else:
-            payloads = [seg.payload for seg in run]
-            total = sum(len(p) for p in payloads)
-            gso_size = len(payloads[0])
+            payloads = [part for seg in run for part in seg.parts]
+            total = sum(seg.payload_len for seg in run)
+            gso_size = first.payload_len
             n = len(run)
         last = run[-1]
         tcp = bytearray(tcp_len_hdr)
@@ -141,7 +141,7 @@ def runs(segments: Sequence[Segment], limit: int) -> list[list[Segment]]:
     cur: list[Segment] = []
     size = 0
     for seg in segments:
-        n = len(seg.payload)
+        n = seg.payload_len
         if cur:
             head, prev = cur[0], cur[-1]
             if (
@@ -151,9 +151,9 @@ def runs(segments: Sequence[Segment], limit: int) -> list[list[Segment]]:
                 and not prev.flags & 0x09  # PSH/FIN only on the last of a run
                 and (seg.flags | 0x09) == (head.flags | 0x09)
                 and not seg.flags & 0x26  # SYN, RST, URG travel alone
-                and seg.seq == (prev.seq + len(prev.payload)) & 0xFFFFFFFF
-                and len(prev.payload) == len(head.payload)
-                and n <= len(head.payload)
+                and seg.seq == (prev.seq + prev.payload_len) & 0xFFFFFFFF
+                and prev.payload_len == head.payload_len
+                and n <= head.payload_len
                 and seg.ack == head.ack
                 and seg.window == head.window
                 and seg.ts_val == head.ts_val

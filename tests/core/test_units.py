@@ -240,3 +240,34 @@ def test_connection_counters_report_every_counter() -> None:
     assert set(COUNTER_NAMES) == attributes and len(COUNTER_NAMES) == len(attributes)
     counters.rst_in += 2
     assert counters.as_dict()["rst_in"] == 2 and list(counters.as_dict()) == list(COUNTER_NAMES)
+
+
+def test_send_buffer_peek_parts_are_the_chunks_uncopied() -> None:
+    """A frame across two writes goes to sendmsg as two views of the writes' own
+    bytes; the growing bytearray tail of small writes is copied (it changes)."""
+    a, b = bytes(range(256)) * 40, bytes(reversed(range(256))) * 40  # 10,240 each
+    buf = SendBuffer(1 << 20)
+    buf.write(a)
+    buf.write(b)
+    buf.write(b"tail")
+    parts = buf.peek_parts(10_000, 10_484)
+    assert [len(p) for p in parts] == [240, 10_240, 4]
+    assert isinstance(parts[0], memoryview) and parts[0].obj is a
+    assert parts[1] is b and type(parts[2]) is bytes
+    assert b"".join(parts) == (a + b + b"tail")[10_000:] == buf.peek(10_000, 10_484)
+    assert buf.peek_parts(0, len(a)) == (a,)  # a whole chunk is itself
+    buf.consume(10_100)
+    assert b"".join(buf.peek_parts(0, 200)) == (a + b)[10_100:10_300]
+
+
+def test_a_segment_held_as_parts_joins_only_when_asked() -> None:
+    from aiotcp.core.segment import Segment
+
+    seg = Segment(1, 2, 100, 0, 0x10, 1000)
+    pieces = (memoryview(b"abc"), b"defg")
+    seg.set_parts(pieces)
+    assert seg.payload_len == 7 and seg.seq_len == 7 and seg.parts == pieces
+    assert seg.payload == b"abcdefg" and seg.parts == pieces
+    assert seg == Segment(1, 2, 100, 0, 0x10, 1000, 0, b"abcdefg")
+    seg.payload = b"xy"  # a plain payload replaces the parts
+    assert seg.parts == (b"xy",) and seg.payload_len == 2
