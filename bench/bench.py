@@ -69,6 +69,11 @@ def use_congestion_control(sock: socket.socket, name: str | None) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
 
 
+def congestion_control_arg(value: str) -> str | None:
+    """``--kernel-cc``'s value: an algorithm's name, or None for ``default``."""
+    return None if value == "default" else value
+
+
 def congestion_control_of(sock: socket.socket) -> str:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode()
 
@@ -363,7 +368,7 @@ def main() -> None:
     )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    KERNEL_CC = None if args.kernel_cc == "default" else args.kernel_cc
+    KERNEL_CC = congestion_control_arg(args.kernel_cc)
     if args.quick:
         args.size_mb, args.seconds, args.rounds, args.idle, args.repeat = 8, 0.5, 200, 100, 1
     report = run_benchmark(args)

@@ -65,7 +65,7 @@ def main() -> None:
         "--kernel-cc", default=bench.KERNEL_CC, help="kernel sockets' congestion control"
     )
     args = parser.parse_args()
-    bench.KERNEL_CC = None if args.kernel_cc == "default" else args.kernel_cc
+    bench.KERNEL_CC = bench.congestion_control_arg(args.kernel_cc)
     size = args.size_mb * 1024 * 1024
     cpu: list[float] = []
 

@@ -92,6 +92,6 @@ if __name__ == "__main__":
 
     allocator.steady()
     kind: LoopKind = sys.argv[2] if len(sys.argv) > 2 else "asyncio"  # type: ignore[assignment]
-    cc = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "default" else None
+    cc = bench.congestion_control_arg(sys.argv[3] if len(sys.argv) > 3 else "default")
     with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
         runner.run(main(int(sys.argv[1]), cc))

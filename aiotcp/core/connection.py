@@ -1651,7 +1651,7 @@ class Connection:
             if (
                 0 < n < (gso_limit or mss)
                 and not (fin_pending or force or probe)
-                and self._defers_short_frame(usable, avail, now)
+                and self._defers_short_frame(usable, avail, gso_limit or mss, now)
             ):
                 self.counters.frames_deferred += 1
                 break
@@ -1683,7 +1683,7 @@ class Connection:
             # Nothing in flight will bring an ACK: probe the window (RFC 9293 §3.8.6.1).
             self._arm_persist(now, only_if_idle=True)
 
-    def _defers_short_frame(self, usable: int, avail: int, now: float) -> bool:
+    def _defers_short_frame(self, usable: int, avail: int, frame: int, now: float) -> bool:
         """Hold back a frame shorter than a full one until the next ACK (Linux's
         autocorking and ``tcp_tso_should_defer``), where waiting costs no throughput.
 
@@ -1700,7 +1700,6 @@ class Connection:
         """
         if self.cork and avail <= usable:
             return True  # the burst's next write fills it; the cork lifts next iteration
-        frame = max(self.gso_max // self.mss * self.mss, self.mss)
         if seq_sub(self.snd_nxt, self.snd_una) < 2 * frame:
             return False
         if avail <= usable:  # the data ran out: only more of it makes the frame longer

@@ -388,7 +388,7 @@ def _parse_options(seg: Segment, opts: bytes) -> DropReason | None:
         elif kind == OPT_TIMESTAMPS:
             if length != 10:
                 return DropReason.BAD_OPTION_LENGTH
-            seg.ts_val, seg.ts_ecr = struct.unpack_from("!II", opts, i + 2)
+            seg.ts_val, seg.ts_ecr = _TS_VALUES.unpack_from(opts, i + 2)
         elif kind == OPT_SACK:
             if (length - 2) % 8 or length == 2:
                 return DropReason.BAD_OPTION_LENGTH
