@@ -9,6 +9,7 @@ The public names mirror asyncio's (DESIGN.md is the contract)::
 from aiotcp._compiled import COMPILED
 from aiotcp.core.options import TcpOptions
 from aiotcp.stack import Stack, get_stack
+from aiotcp.stream_reader import StreamReader
 from aiotcp.streams import (
     Server,
     connections,
@@ -24,6 +25,7 @@ __all__ = [
     "COMPILED",
     "Server",
     "Stack",
+    "StreamReader",
     "TcpOptions",
     "connections",
     "create_connection",

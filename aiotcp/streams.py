@@ -1,6 +1,7 @@
 """The public API: asyncio's streams and protocols over aiotcp (DESIGN.md contract).
 
-``open_connection`` / ``start_server`` return asyncio's own ``StreamReader`` /
+``open_connection`` / ``start_server`` return a ``StreamReader`` (asyncio's, minus
+two copies of every byte on ``read``: ``aiotcp.stream_reader``), asyncio's
 ``StreamWriter`` and an ``asyncio.Server``-compatible ``Server``;
 ``create_connection`` / ``create_server`` run any ``Protocol``.  ``**tcp_options``
 are ``aiotcp.core.options.TcpOptions`` fields (``nodelay=True``, ``keepalive=True``,
@@ -16,9 +17,8 @@ from typing import Any
 
 from aiotcp.driver import ConnectionDriver
 from aiotcp.stack import Stack, _stacks, get_stack
+from aiotcp.stream_reader import STREAM_LIMIT, StreamReader
 from aiotcp.transport import TcpTransport
-
-STREAM_LIMIT = 2**16  # asyncio.streams._DEFAULT_LIMIT
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 ClientConnectedCb = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
@@ -68,7 +68,7 @@ async def open_connection(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Like ``asyncio.open_connection``, over aiotcp."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    reader = StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
         lambda: protocol, host, port, local_addr=local_addr, stack=stack, **tcp_options
@@ -230,7 +230,7 @@ async def start_server(
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.StreamReaderProtocol:
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        reader = StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
     return await create_server(

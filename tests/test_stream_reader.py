@@ -1,0 +1,267 @@
+"""aiotcp's StreamReader against asyncio's own, call for call.
+
+The reader keeps chunks out of asyncio's buffer and leans on asyncio's private
+attributes, so every behaviour here runs on both readers: a difference, or a change
+in asyncio's internals, fails here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiotcp.stream_reader import StreamReader
+
+READERS = [asyncio.StreamReader, StreamReader]
+
+
+class PausableTransport(asyncio.ReadTransport):
+    """Records the reader's flow control, as aiotcp's and asyncio's transports obey it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        self.calls.append("resume")
+
+
+def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro_fn(), 5))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_read_returns_whole_chunks_uncopied(cls: type[asyncio.StreamReader]) -> None:
+    async def main() -> list[bytes]:
+        r = cls()
+        a, b = bytes(range(200)) * 5, b"x" * 300
+        r.feed_data(a)
+        r.feed_data(b)
+        r.feed_eof()
+        first = await r.read(1 << 20)
+        if cls is StreamReader:
+            assert first == a + b
+            r2 = StreamReader()
+            r2.feed_data(a)
+            assert await r2.read(len(a)) is a  # one chunk: handed back, not copied
+        return [first, await r.read(10), await r.read()]
+
+    assert run(main) == [bytes(range(200)) * 5 + b"x" * 300, b"", b""]
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_read_smaller_than_a_chunk(cls: type[asyncio.StreamReader]) -> None:
+    async def main() -> list[bytes]:
+        r = cls()
+        r.feed_data(b"abcdefgh")
+        r.feed_data(b"ij")
+        out = [await r.read(3), await r.read(3)]
+        r.feed_data(b"kl")
+        out.append(await r.read(100))
+        r.feed_eof()
+        out.append(await r.read(1))
+        return out
+
+    got = run(main)
+    assert got[:2] == [b"abc", b"def"]
+    assert b"".join(got) == b"abcdefghijkl"
+    assert got[-1] == b""
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_readline_readuntil_readexactly_span_chunks(cls: type[asyncio.StreamReader]) -> None:
+    async def main() -> list[Any]:
+        r = cls()
+        for piece in (b"GET / HT", b"TP/1.1\r", b"\nHost: x\r\n\r\nBODY", b"1234"):
+            r.feed_data(piece)
+        out: list[Any] = [await r.readline(), await r.readuntil(b"\r\n\r\n")]
+        out.append(await r.readexactly(6))
+        r.feed_data(b"56")
+        r.feed_eof()
+        with pytest.raises(asyncio.IncompleteReadError) as e:
+            await r.readexactly(5)
+        out.append(e.value.partial)
+        out.append(r.at_eof())
+        return out
+
+    assert run(main) == [b"GET / HTTP/1.1\r\n", b"Host: x\r\n\r\n", b"BODY12", b"3456", True]
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_waiting_readers_see_data_that_arrives_later(cls: type[asyncio.StreamReader]) -> None:
+    async def main() -> list[bytes]:
+        r = cls()
+        loop = asyncio.get_running_loop()
+        for t, piece in enumerate((b"he", b"llo\nwor", b"ld", b"!")):
+            loop.call_later(0.001 * (t + 1), r.feed_data, piece)
+        loop.call_later(0.01, r.feed_eof)
+        line = await r.readline()
+        rest = await r.readexactly(3)
+        return [line, rest, await r.read()]
+
+    assert run(main) == [b"hello\n", b"wor", b"ld!"]
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_limit_overrun_matches_asyncio(cls: type[asyncio.StreamReader]) -> None:
+    async def main() -> list[Any]:
+        r = cls(limit=8)
+        r.feed_data(b"0123")
+        r.feed_data(b"456789abc")
+        with pytest.raises(asyncio.LimitOverrunError) as e:
+            await r.readuntil(b"\n")
+        consumed = e.value.consumed
+        r.feed_data(b"\nnext\n")
+        with pytest.raises(ValueError):
+            await r.readline()  # over the limit: asyncio drops through the separator
+        return [consumed, await r.readline()]
+
+    assert run(main) == [run_asyncio_consumed(), b"next\n"]
+
+
+def run_asyncio_consumed() -> int:
+    async def main() -> int:
+        r = asyncio.StreamReader(limit=8)
+        r.feed_data(b"0123456789abc")
+        try:
+            await r.readuntil(b"\n")
+        except asyncio.LimitOverrunError as e:
+            return e.consumed
+        raise AssertionError("no overrun")
+
+    return int(asyncio.run(main()))
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_exception_and_eof(cls: type[asyncio.StreamReader]) -> None:
+    async def main() -> None:
+        r = cls()
+        r.feed_data(b"left")
+        r.set_exception(ConnectionResetError("reset"))
+        with pytest.raises(ConnectionResetError):
+            await r.read(10)
+        r2 = cls()
+        assert not r2.at_eof()
+        r2.feed_data(b"z")
+        r2.feed_eof()
+        assert not r2.at_eof()
+        assert await r2.read(5) == b"z"
+        assert r2.at_eof()
+        assert [line async for line in r2] == []
+
+    run(main)
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_flow_control_pauses_and_resumes_like_asyncio(cls: type[asyncio.StreamReader]) -> None:
+    async def main() -> list[str]:
+        r = cls(limit=100)
+        t = PausableTransport()
+        r.set_transport(t)
+        for _ in range(5):
+            r.feed_data(b"a" * 50)  # 250 > 2 * limit: pause
+        assert t.paused
+        await r.read(60)  # 200 left: still over the limit
+        await r.read(120)  # at most the limit left: resume
+        assert not t.paused
+        return t.calls
+
+    calls = run(main)
+    assert calls == ["pause", "resume"]
+
+
+@pytest.mark.parametrize("cls", READERS)
+def test_readexactly_beyond_the_limit_resumes_a_paused_transport(
+    cls: type[asyncio.StreamReader],
+) -> None:
+    async def main() -> bytes:
+        r = cls(limit=10)
+        t = PausableTransport()
+        r.set_transport(t)
+        loop = asyncio.get_running_loop()
+
+        def feed() -> None:
+            if not t.paused:
+                r.feed_data(b"b" * 15)
+            loop.call_later(0.001, feed)
+
+        feed()
+        return await r.readexactly(100)  # waits while paused: asyncio resumes first
+
+    assert run(main) == b"b" * 100
+
+
+def test_other_buffer_types_are_copied() -> None:
+    async def main() -> bytes:
+        r = StreamReader()
+        buf = bytearray(b"mutable")
+        r.feed_data(buf)
+        r.feed_data(memoryview(b"-view"))
+        buf[:] = b"changed"
+        return await r.read(100)
+
+    assert run(main) == b"mutable-view"
+
+
+# One script of feeds and reads, replayed on both readers and checked against a model
+# of the stream: every result is the stream's next bytes, a line ends at its first
+# newline, an exact read is exact; read(n) may return fewer bytes than asyncio's
+# (whole chunks), never more than n and never nothing while bytes wait.
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("feed"), st.binary(min_size=1, max_size=40)),
+        st.tuples(st.just("read"), st.integers(1, 60)),
+        st.tuples(st.just("exactly"), st.integers(0, 30)),
+        st.tuples(st.just("line"), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+async def replay(cls: type[asyncio.StreamReader], ops: list[tuple[str, Any]]) -> list[Any]:
+    r = cls(limit=1 << 16)
+    unread = bytearray()  # the model: what the stream holds
+    out: list[Any] = []
+    for op, arg in ops:
+        if op == "feed":
+            r.feed_data(arg)
+            unread += arg
+            continue
+        if op == "read" and unread:
+            data = await r.read(arg)
+            assert 0 < len(data) <= arg
+        elif op == "exactly" and len(unread) >= arg:
+            data = await r.readexactly(arg)
+            assert len(data) == arg
+        elif op == "line" and b"\n" in unread:
+            data = await r.readline()
+            assert data.endswith(b"\n") and data.count(b"\n") == 1
+        else:
+            continue  # it would wait for bytes that never come
+        assert unread.startswith(data)
+        del unread[: len(data)]
+        out.append((op, data))
+    r.feed_eof()
+    rest = await r.read()
+    assert rest == unread and r.at_eof()
+    out.append(("rest", rest))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPS)
+def test_same_bytes_as_asyncio(ops: list[tuple[str, Any]]) -> None:
+    theirs = asyncio.run(replay(asyncio.StreamReader, ops))
+    ours = asyncio.run(replay(StreamReader, ops))
+    assert b"".join(d for _, d in ours) == b"".join(d for _, d in theirs)
