@@ -1,7 +1,7 @@
 """The public API: asyncio's streams and protocols over aiotcp (DESIGN.md contract).
 
-``open_connection`` / ``start_server`` return a ``StreamReader`` (asyncio's, minus
-two copies of every byte on ``read``: ``aiotcp.stream_reader``), asyncio's
+``open_connection`` / ``start_server`` return a ``StreamReader`` (asyncio's, without
+its copies of every byte on ``read``: ``aiotcp.stream_reader``), asyncio's
 ``StreamWriter`` and an ``asyncio.Server``-compatible ``Server``;
 ``create_connection`` / ``create_server`` run any ``Protocol``.  ``**tcp_options``
 are ``aiotcp.core.options.TcpOptions`` fields (``nodelay=True``, ``keepalive=True``,
