@@ -7,6 +7,8 @@ client code twice — over the kernel (``asyncio.open_connection``) and over aio
 to the kernel's:
 
 - bulk MB/s: aiotcp->kernel, kernel->aiotcp, aiotcp->aiotcp vs kernel->kernel;
+- the client process's CPU (user + system µs) per MiB sent and received: steal
+  time on a shared machine moves throughput, much less what a MiB costs;
 - kernel->aiotcp again, against the kernel with aiotcp's ``StreamReader`` on the
   same socket transport (``recv_same_reader_MBps``): aiotcp's streams read with
   fewer copies than asyncio's, and this row shows what is left once the kernel's
@@ -17,10 +19,17 @@ to the kernel's:
   for the kernel this leaves out its socket buffers).
 
     .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 5] [--json F]
-        [--quick] [--no-pin]
+        [--quick] [--no-pin] [--steer]
 
 Each number is the median of ``--repeat`` interleaved rounds (kernel and aiotcp
 alternate, so a slow phase of this shared machine hits both).
+
+``--steer`` makes the pair behave like two machines: by default a veth runs the
+receiving host's kernel work (IP, TCP, ACK generation) in the *sender's* softirq,
+on the sender's CPU.  The kernel's receiver then does its TCP work on the other
+host's CPU, while aiotcp's ACKs, sent from its own process, pull the sender's
+transmit and its own receive path onto its CPU.  RPS on each veth puts each
+host's receive processing on its own process's CPU, for both stacks alike.
 
 Bounded: each measurement stops at its byte count or time limit; traffic only
 between its own namespaces.
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -40,13 +50,13 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiotcp
 from aiotcp.stream_reader import StreamReader
 from aiotcp.testing.loops import LOOP_KINDS, LoopKind, loop_factory
-from aiotcp.testing.netns import Host, read_line, sysctl, two_hosts
+from aiotcp.testing.netns import Host, read_line, steer_receive, sysctl, two_hosts
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -187,6 +197,21 @@ async def idle_memory(open_: Opener, host: str, port: int, n: int) -> float:
     return per
 
 
+@contextlib.contextmanager
+def client_cpu(out: dict[str, float], metric: str, size: int) -> Iterator[None]:
+    """This client's CPU (user + system) per MiB moved, into ``out[metric]``.
+
+    Throughput on this shared machine moves with its neighbours' load (steal time
+    is not ours); the CPU a transfer costs the client moves much less, and the
+    system part shows the kernel work each stack's process is billed for.
+    """
+    t0 = os.times()
+    yield
+    t1 = os.times()
+    used = t1.user + t1.system - t0.user - t0.system
+    out[metric] = used * 1e6 / (size / (1 << 20))
+
+
 def measure(
     kind: LoopKind, stack: str, host: str, args: argparse.Namespace, *, warmup: bool = False
 ) -> dict[str, float]:
@@ -201,8 +226,10 @@ def measure(
             out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, WARMUP_BYTES)
             out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
             return out
-        out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, size)
-        out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
+        with client_cpu(out, "send_cpu_us_MiB", size):
+            out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, size)
+        with client_cpu(out, "receive_cpu_us_MiB", size):
+            out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
         out["recv_same_reader_MBps"] = (
             out["receive_MBps"]  # aiotcp's streams already use it
             if aiotcp_client
@@ -259,7 +286,13 @@ def start_server(b: Host, size: int, kind: LoopKind) -> subprocess.Popen[str]:
     return proc
 
 
-LOWER_IS_BETTER = ("echo_p50_us", "echo_p99_us", "idle_bytes_per_conn")
+LOWER_IS_BETTER = (
+    "send_cpu_us_MiB",
+    "receive_cpu_us_MiB",
+    "echo_p50_us",
+    "echo_p99_us",
+    "idle_bytes_per_conn",
+)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -321,6 +354,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         sysctl(a, "net.ipv4.tcp_tw_reuse", "1")
         kernel_cc = a.call(kernel_congestion_control)
         pinned = pin_apart(args.pin)
+        if args.steer:
+            if not pinned:
+                raise SystemExit("--steer needs the client and server pinned apart (no --no-pin)")
+            steer_receive(a, pinned[0])
+            steer_receive(b, pinned[1])
         for kind in LOOP_KINDS:
             server = start_server(b, size, kind)
             if pinned:
@@ -392,6 +430,11 @@ def main() -> None:
         default=KERNEL_CC,
         help=f"the kernel sockets' congestion control (default {KERNEL_CC}, as aiotcp's;"
         " 'default': the host's)",
+    )
+    parser.add_argument(
+        "--steer",
+        action="store_true",
+        help="each host's receive processing on its own process's CPU (RPS): two machines",
     )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()

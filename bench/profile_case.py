@@ -21,7 +21,7 @@ import time
 
 import aiotcp
 from aiotcp.testing.loops import LOOP_KINDS, loop_factory
-from aiotcp.testing.netns import two_hosts
+from aiotcp.testing.netns import steer_receive, two_hosts
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import bench  # bench.py next to this file
@@ -59,12 +59,15 @@ def main() -> None:
     parser.add_argument("--kernel", action="store_true", help="the same case over the kernel")
     parser.add_argument("--guard", choices=("iptables", "socket"), default="iptables")
     parser.add_argument("--pin", action="store_true", help="client on CPU 0, server on CPU 1")
+    parser.add_argument("--steer", action="store_true", help="as bench.py --steer (needs --pin)")
     parser.add_argument("--counters", action="store_true", help="print the stack's counters")
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs of the case first")
     parser.add_argument(
         "--kernel-cc", default=bench.KERNEL_CC, help="kernel sockets' congestion control"
     )
     args = parser.parse_args()
+    if args.steer and not args.pin:
+        parser.error("--steer needs --pin")
     bench.KERNEL_CC = bench.congestion_control_arg(args.kernel_cc)
     size = args.size_mb * 1024 * 1024
     cpu: list[float] = []
@@ -84,6 +87,9 @@ def main() -> None:
         if args.pin:  # the server on one CPU, this client on the other
             os.sched_setaffinity(server.pid, {1})
             os.sched_setaffinity(0, {0})
+            if args.steer:
+                steer_receive(a, 0)
+                steer_receive(b, 1)
         try:
             with a.entered():
 

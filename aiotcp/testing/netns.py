@@ -267,6 +267,19 @@ def sysctl(host: Host, key: str, value: str) -> None:
     host.call(path.write_text, value)
 
 
+def steer_receive(host: Host, cpu: int) -> None:
+    """Run ``host``'s receive processing on ``cpu`` (RPS on its veth's one queue).
+
+    A veth hands a packet to its peer inside the sender's ``sendmsg``, and the
+    peer's whole receive path (IP, TCP, the socket's wake-up) runs in the softirq
+    that follows on the *sender's* CPU.  With one process per CPU that bills each
+    host's receive work to the other one; steering each host's queue to its own
+    process's CPU makes the pair behave like two machines.
+    """
+    path = f"/sys/class/net/{host.ifname}/queues/rx-0/rps_cpus"
+    host.run(["sh", "-c", f"echo {1 << cpu:x} > {path}"])  # sysfs as the namespace sees it
+
+
 @contextlib.contextmanager
 def two_hosts(
     prefix: str = "at", *, subnet: int = 0, offload: bool = True

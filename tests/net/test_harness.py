@@ -26,6 +26,7 @@ from aiotcp.testing.netns import (
     list_netns,
     pattern,
     ping,
+    steer_receive,
     two_hosts,
 )
 
@@ -142,6 +143,28 @@ def test_kernel_sink_and_source_move_exact_bytes(hosts: tuple[Host, Host]) -> No
     with kernel_source(b, PORT + 1, 300_000), a.connect(b.address, PORT + 1) as sock:
         got = b"".join(iter(lambda: sock.recv(65536), b""))
     assert got == data
+
+
+def _rps_mask(host: Host) -> int:
+    path = f"/sys/class/net/{host.ifname}/queues/rx-0/rps_cpus"
+    return int(host.run(["cat", path]).stdout.strip().replace(",", ""), 16)
+
+
+def test_steer_receive_sets_each_hosts_queue_and_traffic_still_flows(
+    hosts: tuple[Host, Host],
+) -> None:
+    a, b = hosts
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu_a, cpu_b = cpus[0], cpus[-1]
+    assert _rps_mask(a) == _rps_mask(b) == 0  # a new veth steers nothing
+    steer_receive(a, cpu_a)
+    steer_receive(b, cpu_b)
+    assert (_rps_mask(a), _rps_mask(b)) == (1 << cpu_a, 1 << cpu_b)
+    data = pattern(2_000_000)
+    with kernel_sink(b, PORT) as sink:
+        with a.connect(b.address, PORT) as sock:
+            sock.sendall(data)
+        assert sink.read_result() == (len(data), hashlib.sha256(data).hexdigest())
 
 
 # --------------------------------------------------------------------- capture
