@@ -66,6 +66,12 @@ class TcpTransport(asyncio.Transport):
             return self._conn.info(self._loop.time())
         return self._extra.get(name, default)
 
+    @property
+    def receive_buffer_max(self) -> int:
+        """The most unread bytes the connection keeps (``TcpOptions.recv_buffer_max``):
+        aiotcp's ``StreamReader`` holds no more than this before pausing us."""
+        return self._conn.options.recv_buffer_max
+
     def is_closing(self) -> bool:
         return self._closing or self._lost
 

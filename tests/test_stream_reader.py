@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiotcp.stream_reader import StreamReader
+from aiotcp.stream_reader import READ_AHEAD, StreamReader
 
 READERS = [asyncio.StreamReader, StreamReader]
 
@@ -172,44 +172,91 @@ def test_exception_and_eof(cls: type[asyncio.StreamReader]) -> None:
     run(main)
 
 
+def pause_point(cls: type[asyncio.StreamReader], limit: int) -> int:
+    """Bytes held beyond which the reader pauses its transport.
+
+    asyncio's: twice ``limit``.  aiotcp's holds at least ``READ_AHEAD``: with 64 KiB
+    chunks, twice the default limit paused the transport in every receive batch.
+    """
+    if cls is StreamReader:
+        return max(2 * limit, READ_AHEAD)
+    return 2 * limit
+
+
+@pytest.mark.parametrize("limit", [100, READ_AHEAD])
 @pytest.mark.parametrize("cls", READERS)
-def test_flow_control_pauses_and_resumes_like_asyncio(cls: type[asyncio.StreamReader]) -> None:
-    async def main() -> list[str]:
-        r = cls(limit=100)
+def test_flow_control_pauses_past_the_pause_point_and_resumes_at_the_limit(
+    cls: type[asyncio.StreamReader], limit: int
+) -> None:
+    chunk = 1000
+
+    async def main() -> tuple[int, list[str]]:
+        r = cls(limit=limit)
         t = PausableTransport()
         r.set_transport(t)
-        for _ in range(5):
-            r.feed_data(b"a" * 50)  # 250 > 2 * limit: pause
-        consumed = 0
-        while consumed < 150:  # until at most the limit is left: still paused
+        fed = 0
+        while not t.paused:
+            r.feed_data(b"a" * chunk)
+            fed += chunk
+        held = fed
+        while held > limit:  # until at most the limit is left: still paused
             assert t.paused
-            consumed += len(await r.read(60))
+            held -= len(await r.read(chunk // 3))
         assert not t.paused
-        return t.calls
+        return fed, t.calls
 
-    calls = run(main)
+    fed, calls = run(main)
+    assert fed == (pause_point(cls, limit) // chunk + 1) * chunk  # the first feed past it
     assert calls == ["pause", "resume"]
 
 
+@pytest.mark.parametrize(("cap", "limit", "pause_at"), [(5000, 100, 5000), (5000, 4000, 8000)])
+def test_a_small_receive_buffer_caps_the_read_ahead(cap: int, limit: int, pause_at: int) -> None:
+    """A connection that keeps little (``recv_buffer=``) gets a reader that keeps
+    little: ``min(READ_AHEAD, receive_buffer_max)``, never below asyncio's 2 * limit."""
+
+    class SmallBuffer(PausableTransport):
+        receive_buffer_max = cap
+
+    async def main() -> int:
+        r = StreamReader(limit=limit)
+        t = SmallBuffer()
+        r.set_transport(t)
+        fed = 0
+        while not t.paused:
+            r.feed_data(b"c" * 100)
+            fed += 100
+        return fed
+
+    assert run(main) == pause_at + 100
+
+
 @pytest.mark.parametrize("cls", READERS)
-def test_readexactly_beyond_the_limit_resumes_a_paused_transport(
+def test_readexactly_beyond_the_pause_point_resumes_a_paused_transport(
     cls: type[asyncio.StreamReader],
 ) -> None:
-    async def main() -> bytes:
-        r = cls(limit=10)
+    limit = 10
+    wanted = pause_point(cls, limit) + 100
+    piece = max(15, wanted // 16)
+
+    async def main() -> tuple[bytes, list[str]]:
+        r = cls(limit=limit)
         t = PausableTransport()
         r.set_transport(t)
         loop = asyncio.get_running_loop()
 
         def feed() -> None:
             if not t.paused:
-                r.feed_data(b"b" * 15)
+                r.feed_data(b"b" * piece)
             loop.call_later(0.001, feed)
 
         feed()
-        return await r.readexactly(100)  # waits while paused: asyncio resumes first
+        got = await r.readexactly(wanted)  # waits while paused: asyncio resumes first
+        return got, t.calls
 
-    assert run(main) == b"b" * 100
+    got, calls = run(main)
+    assert got == b"b" * wanted
+    assert calls[:2] == ["pause", "resume"]
 
 
 def test_other_buffer_types_are_copied() -> None:
