@@ -62,13 +62,16 @@ class StreamReader(asyncio.StreamReader):
         # connection's whole cost is about 7 KB.
         self._chunks: deque[bytes] | None = None
         self._chunk_bytes = 0
-        self._pause_at = max(2 * limit, READ_AHEAD)
+        self._pause_at = self._pause_point(READ_AHEAD)
 
     def set_transport(self, transport: asyncio.BaseTransport) -> None:
         super().set_transport(transport)
         # aiotcp's transport says how much its connection may buffer (READ_AHEAD).
-        cap = getattr(transport, "receive_buffer_max", READ_AHEAD)
-        self._pause_at = max(2 * self._limit, min(READ_AHEAD, cap))
+        self._pause_at = self._pause_point(getattr(transport, "receive_buffer_max", READ_AHEAD))
+
+    def _pause_point(self, receive_buffer_max: int) -> int:
+        """Held bytes beyond which ``feed_data`` pauses the transport."""
+        return max(2 * self._limit, min(READ_AHEAD, receive_buffer_max))
 
     def _size(self) -> int:
         return len(self._buffer) + self._chunk_bytes

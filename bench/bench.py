@@ -306,10 +306,8 @@ def table(report: dict[str, Any]) -> str:
             lines.append(
                 f"{metric:<22}{kind:<9}{k[metric]:>10.1f}{t[metric]:>10.1f}{ratio:>7.2f}  {spread}"
             )
-    lines.append(
-        "ratio = median over rounds of aiotcp / kernel in the same round; "
-        "for latency and memory lower is better"
-    )
+    lines.append("ratio = median over rounds of aiotcp / kernel in the same round")
+    lines.append("lower is better for " + ", ".join(LOWER_IS_BETTER))
     cc = report["kernel_congestion_control"]
     lines.append(f"kernel congestion control: {cc['used']} (host default {cc['host_default']})")
     return "\n".join(lines)

@@ -172,6 +172,15 @@ def test_exception_and_eof(cls: type[asyncio.StreamReader]) -> None:
     run(main)
 
 
+def feed_until_paused(r: asyncio.StreamReader, t: PausableTransport, chunk: int) -> int:
+    """Feed ``chunk``-byte pieces until the reader pauses ``t``; the bytes fed."""
+    fed = 0
+    while not t.paused:
+        r.feed_data(b"a" * chunk)
+        fed += chunk
+    return fed
+
+
 def pause_point(cls: type[asyncio.StreamReader], limit: int) -> int:
     """Bytes held beyond which the reader pauses its transport.
 
@@ -194,10 +203,7 @@ def test_flow_control_pauses_past_the_pause_point_and_resumes_at_the_limit(
         r = cls(limit=limit)
         t = PausableTransport()
         r.set_transport(t)
-        fed = 0
-        while not t.paused:
-            r.feed_data(b"a" * chunk)
-            fed += chunk
+        fed = feed_until_paused(r, t, chunk)
         held = fed
         while held > limit:  # until at most the limit is left: still paused
             assert t.paused
@@ -222,11 +228,7 @@ def test_a_small_receive_buffer_caps_the_read_ahead(cap: int, limit: int, pause_
         r = StreamReader(limit=limit)
         t = SmallBuffer()
         r.set_transport(t)
-        fed = 0
-        while not t.paused:
-            r.feed_data(b"c" * 100)
-            fed += 100
-        return fed
+        return feed_until_paused(r, t, 100)
 
     assert run(main) == pause_at + 100
 
