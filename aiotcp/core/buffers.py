@@ -306,7 +306,6 @@ class ReceiveBuffer:
             for r in ranges
         )
 
-    def clear(self) -> None:
-        self._ready.clear()
-        self._ready_len = 0
+    def drop_out_of_order(self) -> None:
+        """Forget the ranges beyond a hole: nothing will fill it any more."""
         self._ooo.clear()

@@ -25,7 +25,7 @@ Drivers feed a whole batch of segments to ``receive`` and only then call
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from aiotcp.core import congestion
@@ -234,7 +234,12 @@ class ConnectionInfo:
     """Bytes/s the congestion controller would pace at (reported, not enforced)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict.  Shallow: ``info()`` builds its dicts fresh, so
+        ``dataclasses.asdict``'s deep copy of every value would only cost time."""
+        return {name: getattr(self, name) for name in INFO_FIELDS}
+
+
+INFO_FIELDS: Final = tuple(f.name for f in fields(ConnectionInfo))
 
 
 class Connection:
@@ -584,7 +589,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         if self.state in _ABORT_SENDS_RST:
-            self._queue_rst(self._snd_seq_for_ack())
+            self._queue_active_reset()
         self._enter_closed(CloseReason.ABORTED)
 
     @property
@@ -786,6 +791,12 @@ class Connection:
             acceptable = zero_window_probe = False
         if not (acceptable or zero_window_probe):
             self.counters.unacceptable_segments += 1
+            if flags & SYN and not flags & RST:
+                # RFC 5961 §4.2: a SYN, whatever its sequence number, gets a challenge
+                # ACK, a plain ACK of RCV.NXT: an old SYN is not duplicate data, so
+                # no D-SACK (RFC 2883 §4).
+                self._challenge_ack(now)
+                return
             if not flags & RST:
                 if self.sack_ok and seg_len and seq_le(seq_add(seq, seg_len), self.rcv_nxt):
                     # RFC 2883: tell the sender this was a duplicate (its retransmission
@@ -820,20 +831,6 @@ class Connection:
             if seg_len:
                 self._ack_now = True
             payload_len = 0
-
-        self._last_heard = now
-        self._keepalive_probes = 0
-        if self.ecn_ok:
-            self._receive_ecn(seg)
-        # RFC 7323 §4.3: TS.Recent tracks the segment at the left window edge.
-        if (
-            self.ts_ok
-            and seg.ts_val is not None
-            and seq_le(seq, self._last_ack_sent)
-            and (ts_stale or seq_ge(seg.ts_val, self.ts_recent))
-        ):
-            self.ts_recent = seg.ts_val
-            self._ts_recent_at = now
 
         # Second: RST (RFC 9293 §3.10.7.4 with RFC 5961 §3.2 and RFC 1337).
         if flags & RST:
@@ -870,6 +867,17 @@ class Connection:
             st = self.state
         elif not self._process_ack(seg, now):
             return
+        # The segment is accepted: only now may it update TS.Recent, the ECN echo
+        # and the keepalive clock (RFC 7323 §4.3; Linux's tcp_ack comes before
+        # tcp_replace_ts_recent and sets rcv_tstamp).  From a segment whose ACK is
+        # then refused, a newer TSval would make PAWS drop the peer's next valid
+        # segment, and the one after, and stall.
+        self._last_heard = now
+        self._keepalive_probes = 0
+        if self.ts_ok and seg.ts_val is not None:
+            self._update_ts_recent(seg.ts_val, seq, ts_stale, now)
+        if self.ecn_ok:
+            self._receive_ecn(seg)
         st = self.state
         if st is State.FIN_WAIT_1 and self._fin_acked():
             self._set_state(State.FIN_WAIT_2)
@@ -897,6 +905,12 @@ class Connection:
         # Seventh and eighth: text and FIN.
         if payload_len or flags & FIN:
             self._process_text_and_fin(seg, seq, now)
+
+    def _update_ts_recent(self, ts_val: int, seq: int, ts_stale: bool, now: float) -> None:
+        """RFC 7323 §4.3: TS.Recent tracks the segment at the left window edge."""
+        if seq_le(seq, self._last_ack_sent) and (ts_stale or seq_ge(ts_val, self.ts_recent)):
+            self.ts_recent = ts_val
+            self._ts_recent_at = now
 
     def _disordered_ack(self, seg: Segment, seg_len: int) -> bool:
         """A pure ACK reordered behind a newer one is not an old duplicate.
@@ -1267,8 +1281,13 @@ class Connection:
         payload = seg.payload
         if payload and st in _RECEIVES_TEXT:
             if self._read_closed:
-                # Data for a closed socket: the application will never read it.
-                self._queue_rst(self._snd_seq_for_ack())
+                # New data for a closed socket: the application will never read it
+                # (RFC 9293 §3.10.4 via RFC 1122 §4.2.2.13).  The RST answers this
+                # segment, <SEQ=SEG.ACK>, as Linux's does: a peer that has not yet
+                # received our FIN expects exactly that sequence number, where
+                # SND.NXT (past the FIN) is only "in the window" and an RFC 5961
+                # peer would answer it with a challenge ACK.
+                self._reply_reset(seg)
                 self._enter_closed(CloseReason.ABORTED)
                 return
             self._receive_text(data_seq, payload, seg.flags, now)
@@ -1482,7 +1501,7 @@ class Connection:
         if self._keepalive_probes >= opts.keepalive_count:
             # Like Linux (tcp_keepalive_timer), tell the peer in case it is only
             # unreachable from here, not gone: a RST, then ETIMEDOUT for the user.
-            self._queue_rst(self.snd_nxt)
+            self._queue_active_reset()
             self._enter_closed(CloseReason.TIMEOUT)
             return
         self._keepalive_probes += 1
@@ -1988,11 +2007,18 @@ class Connection:
         self.ecn_ok = opts.ecn and setup in (ECE | CWR, ECE | ACK)
         if self.ts_ok and seg.ts_val is not None:
             self.ts_recent = seg.ts_val
-        self.mss = max(
-            min(self.peer_mss, opts.advertised_mss()) - (_TS_OPTION_SPACE if self.ts_ok else 0),
-            64,
+        self._set_mss(
+            max(
+                min(self.peer_mss, opts.advertised_mss()) - (_TS_OPTION_SPACE if self.ts_ok else 0),
+                64,
+            )
         )
-        self.cc.set_mss(self.mss)
+
+    def _set_mss(self, mss: int) -> None:
+        """The effective send MSS: what counts in segments (cwnd, DupThresh) follows."""
+        self.mss = mss
+        self.cc.set_mss(mss)
+        self._board.set_mss(mss)
 
     def _establish(self, now: float) -> None:
         self._set_state(State.ESTABLISHED)
@@ -2023,7 +2049,11 @@ class Connection:
         self.timers.cancel_all()
         self._set_state(State.CLOSED)
         if reason in (CloseReason.RESET, CloseReason.REFUSED):
-            self.recv_buffer.clear()
+            # In-order bytes that arrived before the reset stay readable, as on
+            # Linux (a read returns them, the next one fails with ECONNRESET): a
+            # server's last words before it resets (an error reply) are the part
+            # the application most needs.  What sits beyond a hole can never be.
+            self.recv_buffer.drop_out_of_order()
             if notify_reset:
                 self._events.append(ConnectionReset())
         self._events.append(ConnectionClosed(reason))
@@ -2039,6 +2069,13 @@ class Connection:
 
     def _queue_rst(self, seq: int) -> None:
         self._rst_out.append(Segment(self.local[1], self.remote[1], seq, 0, RST))
+
+    def _queue_active_reset(self) -> None:
+        """Our own reset of a synchronized connection (abort, close with unread data,
+        keepalive giving up): <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5), with the ACK
+        of RCV.NXT that Linux's ``tcp_send_active_reset`` adds."""
+        seq = self._snd_seq_for_ack()
+        self._rst_out.append(Segment(self.local[1], self.remote[1], seq, self.rcv_nxt, RST | ACK))
 
     def _reply_reset(self, seg: Segment) -> None:
         rst = reset_for(seg)
@@ -2080,8 +2117,7 @@ class Connection:
         if code == 4 and next_hop_mtu:
             mss = max(next_hop_mtu - 40 - (_TS_OPTION_SPACE if self.ts_ok else 0), 64)
             if mss < self.mss:
-                self.mss = mss
-                self.cc.set_mss(mss)
+                self._set_mss(mss)
                 if self.snd_una != self.snd_max and self.state in _SYNCHRONIZED:
                     self._board.mark_all_lost()  # resend in the smaller size
             return
@@ -2108,38 +2144,43 @@ class Connection:
     # ------------------------------------------------------------------ observability
 
     def info(self, now: float) -> ConnectionInfo:
-        return ConnectionInfo(
-            state=self.state.value,
-            local=self.local,
-            remote=self.remote,
-            iss=self.iss,
-            irs=self.irs,
-            snd_una=self.snd_una,
-            snd_nxt=self.snd_nxt,
-            snd_wnd=self.snd_wnd,
-            rcv_nxt=self.rcv_nxt,
-            rcv_wnd=self.rcv_wnd,
-            mss=self.mss,
-            srtt=self.rtt.srtt,
-            rttvar=self.rtt.rttvar,
-            rto=self.rtt.rto,
-            cwnd=self.cc.cwnd,
-            ssthresh=self.cc.ssthresh,
-            congestion=self.cc.name,
-            send_queue=len(self.send_buffer),
-            recv_queue=self.recv_buffer.readable,
-            ooo_bytes=self.recv_buffer.out_of_order_bytes,
-            timers=self.timers.remaining(now),
-            options={
+        return ConnectionInfo(**self.info_dict(now))
+
+    def info_dict(self, now: float) -> dict[str, Any]:
+        """``info()``'s fields as a dict, built directly: a state-table row for each
+        of thousands of connections should not build and then copy a dataclass."""
+        return {
+            "state": self.state.value,
+            "local": self.local,
+            "remote": self.remote,
+            "iss": self.iss,
+            "irs": self.irs,
+            "snd_una": self.snd_una,
+            "snd_nxt": self.snd_nxt,
+            "snd_wnd": self.snd_wnd,
+            "rcv_nxt": self.rcv_nxt,
+            "rcv_wnd": self.rcv_wnd,
+            "mss": self.mss,
+            "srtt": self.rtt.srtt,
+            "rttvar": self.rtt.rttvar,
+            "rto": self.rtt.rto,
+            "cwnd": self.cc.cwnd,
+            "ssthresh": self.cc.ssthresh,
+            "congestion": self.cc.name,
+            "send_queue": len(self.send_buffer),
+            "recv_queue": self.recv_buffer.readable,
+            "ooo_bytes": self.recv_buffer.out_of_order_bytes,
+            "timers": self.timers.remaining(now),
+            "options": {
                 "wscale": (self.snd_wscale, self.rcv_wscale) if self._wscale_ok else None,
                 "sack": self.sack_ok,
                 "timestamps": self.ts_ok,
                 "ecn": self.ecn_ok,
                 "peer_mss": self.peer_mss,
             },
-            counters=self.counters.as_dict(),
-            pacing_rate=self.cc.pacing_rate,
-        )
+            "counters": self.counters.as_dict(),
+            "pacing_rate": self.cc.pacing_rate,
+        }
 
     def __repr__(self) -> str:
         return (

@@ -8,7 +8,10 @@ can observe, nothing per segment.
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from dataclasses import dataclass
+from typing import Final
 
 from aiotcp.core.state import State
 
@@ -28,16 +31,23 @@ class CloseReason(enum.StrEnum):
     """The local application aborted the connection (``abort()``)."""
 
     def exception(self) -> OSError | None:
-        """The ``OSError`` a socket API user would see, or ``None`` for a clean close."""
-        if self is CloseReason.REFUSED:
-            return ConnectionRefusedError("connection refused by peer (RST to SYN)")
-        if self is CloseReason.RESET:
-            return ConnectionResetError("connection reset by peer")
-        if self is CloseReason.TIMEOUT:
-            return TimeoutError("TCP connection timed out")
-        if self is CloseReason.ABORTED:
-            return ConnectionAbortedError("connection aborted locally")
-        return None
+        """The ``OSError`` a socket user would see, or ``None`` for a clean close.
+
+        Built as ``OSError(errno, strerror)``, so it is the errno's subclass
+        (``ConnectionResetError`` for ECONNRESET ...) and carries ``errno`` and the
+        message the kernel's socket would give: code that tests ``exc.errno``
+        works on aiotcp as on the kernel.
+        """
+        code = _ERRNO.get(self)
+        return None if code is None else OSError(code, os.strerror(code))
+
+
+_ERRNO: Final = {
+    CloseReason.REFUSED: errno.ECONNREFUSED,
+    CloseReason.RESET: errno.ECONNRESET,
+    CloseReason.TIMEOUT: errno.ETIMEDOUT,
+    CloseReason.ABORTED: errno.ECONNABORTED,
+}
 
 
 class Event:

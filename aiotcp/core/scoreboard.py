@@ -37,6 +37,8 @@ RETRANS: Final = 4
 EVER_RETRANS: Final = 8
 """Retransmitted at least once: its delivery time is ambiguous (Karn)."""
 
+#: RFC 8985 §6.2 (RFC 5681's DupThresh): SACKed segments that are evidence enough.
+DUPTHRESH: Final = 3
 #: RFC 8985 §6.2: the reordering window stays widened for 16 loss recoveries.
 REO_WND_PERSIST: Final = 16
 
@@ -135,8 +137,12 @@ class Scoreboard:
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
         self.dsack_round: int | None = None
-        #: RFC 8985's DupThresh segments, in bytes (set from the MSS).
-        self.dupthresh_bytes = 3 * 536
+        #: RFC 8985's DupThresh segments, in bytes of the MSS (``set_mss``).
+        self.dupthresh_bytes = DUPTHRESH * 536
+
+    def set_mss(self, mss: int) -> None:
+        """The connection's send MSS changed (negotiated, or lowered by PMTUD)."""
+        self.dupthresh_bytes = DUPTHRESH * mss
 
     # ------------------------------------------------------------------ positions
 

@@ -190,7 +190,7 @@ def test_close_with_unread_data_resets() -> None:
     t.recv("PA", payload=b"unread")
     t.expect("A")
     t.conn.close(t.now)
-    t.expect("R", seq=L(1))
+    t.expect("RA", seq=L(1), ack=R(7))  # Linux's active reset acknowledges too
     assert t.state is State.CLOSED
 
 
@@ -199,6 +199,32 @@ def test_data_after_close_is_answered_with_reset() -> None:
     t.recv("PA", ack=L(2), payload=b"nobody reads this")
     t.expect("R", seq=L(2))
     assert t.state is State.CLOSED
+
+
+def test_data_after_close_from_a_peer_that_has_not_seen_our_fin_gets_its_rst() -> None:
+    """The RST answers the segment, <SEQ=SEG.ACK><CTL=RST>, as Linux's does: for a
+    peer that has not received our FIN that is exactly its RCV.NXT.  SND.NXT, past
+    the FIN, would only be in its window, and an RFC 5961 peer answers such a RST
+    with a challenge ACK instead of resetting."""
+    t = fin_wait_1()  # FIN sent at L(1), SND.NXT = L(2)
+    t.recv("PA", ack=L(1), payload=b"nobody reads this")
+    t.expect("R", seq=L(1))
+    assert t.state is State.CLOSED
+
+
+def test_a_duplicate_of_data_read_before_close_is_not_reset() -> None:
+    """Only new data is lost on a closed socket (Linux resets when the segment ends
+    beyond RCV.NXT); a retransmission of what was read fails the sequence check
+    first and is just acknowledged."""
+    t = established()
+    t.recv("PA", payload=b"read")
+    assert t.read() == b"read"
+    t.output()
+    t.conn.close(t.now)
+    t.expect("FA", seq=L(1))
+    t.recv("PA", seq=R(1), ack=L(1), payload=b"read", advance_peer=False)
+    t.expect("A", ack=R(5))
+    assert t.state is State.FIN_WAIT_1
 
 
 def test_fin_with_data_delivers_then_eof() -> None:

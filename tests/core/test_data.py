@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 
 from aiotcp.core.events import DataReceived, SendSpaceAvailable
-from aiotcp.core.segment import ACK, ECE, Segment
+from aiotcp.core.segment import ACK, CE, ECE, Segment
 from aiotcp.core.state import State
-from aiotcp.testing.corekit import PEER_WINDOW, Harness, L, R, established, opts
+from aiotcp.testing.corekit import (
+    LOCAL,
+    PEER_WINDOW,
+    REMOTE,
+    Harness,
+    L,
+    R,
+    ecn_client,
+    established,
+    opts,
+)
 
 # -- sending -----------------------------------------------------------------------
 
@@ -414,6 +424,32 @@ def test_paws_rejects_old_timestamp() -> None:
     t.expect("A", ack=R(4))
     assert t.conn.counters.paws_rejected == 1
     assert t.read() == b"new"
+
+
+def test_ts_recent_is_taken_only_from_a_segment_that_is_accepted() -> None:
+    """RFC 7323 §4.3 (Linux: tcp_ack before tcp_replace_ts_recent): a segment whose
+    ACK acknowledges data never sent is dropped, so its TSval must not become
+    TS.Recent, or PAWS would then drop the peer's next valid segment (an older
+    TSval) and every one after it: the connection would stall."""
+    t = established(opts(timestamps=True), ts_val=1000, ts_ecr=1)
+    t.recv("PA", ack=L(500), payload=b"bad", ts_val=5000, advance_peer=False)
+    t.expect("A", ack=R(1), ts_ecr=1000)  # RFC 5961 §5.2 challenge ACK; dropped
+    assert t.conn.ts_recent == 1000
+    t.recv("PA", payload=b"good", ts_val=1001)
+    t.expect("A", ack=R(5), ts_ecr=1001)
+    assert t.read() == b"good"
+    assert t.conn.counters.paws_rejected == 0
+
+
+def test_an_unacceptable_ack_moves_neither_the_window_nor_the_ecn_echo() -> None:
+    """The ACK check drops the segment before anything else it carries is believed:
+    its window is not taken, and its CE mark is not echoed."""
+    t = ecn_client()
+    window = t.conn.snd_wnd
+    bad = Segment(REMOTE[1], LOCAL[1], R(1), L(500), ACK, 10, 0, b"x", ecn=CE)
+    t.deliver(bad)
+    t.expect("A", ack=R(1))  # the challenge ACK, without ECE
+    assert t.conn.snd_wnd == window
 
 
 def test_paws_forgets_ts_recent_after_24_days_idle() -> None:

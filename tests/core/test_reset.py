@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from aiotcp.core.connection import Connection, reset_for
@@ -76,13 +78,19 @@ def test_rst_with_ack_flag_in_established_closes() -> None:
     assert t.state is State.CLOSED
 
 
-def test_rst_discards_unread_data() -> None:
+def test_rst_keeps_in_order_data_readable_and_drops_what_lies_beyond_a_hole() -> None:
+    """Linux delivers what arrived before a reset (a read returns it, the next read
+    fails); bytes beyond a hole can never become readable."""
     t = established()
-    t.recv("PA", payload=b"gone")
+    t.recv("PA", payload=b"-ERR go away\r\n")
+    t.recv("PA", seq=R(30), payload=b"after a hole", advance_peer=False)
     t.recv("R")
-    assert t.conn.readable_bytes == 0
-    with pytest.raises(ConnectionResetError):
+    assert t.state is State.CLOSED
+    assert t.conn.readable_bytes == 14 and not t.conn.recv_buffer.has_out_of_order
+    assert t.conn.read() == b"-ERR go away\r\n"
+    with pytest.raises(ConnectionResetError) as raised:
         t.send(b"x")
+    assert raised.value.errno == errno.ECONNRESET
 
 
 def test_challenge_acks_are_rate_limited() -> None:
@@ -152,7 +160,7 @@ def test_reset_for_helper_matches_rfc() -> None:
 def test_abort_sends_rst(state: State) -> None:
     t = STATE_FIXTURES[state]()
     t.conn.abort(t.now)
-    t.expect("R")
+    t.expect("RA", ack=t.conn.rcv_nxt)  # RFC 9293 §3.10.5, with Linux's ACK
     assert t.state is State.CLOSED
     assert t.conn.close_reason is CloseReason.ABORTED
     assert ConnectionClosed in t.event_types()
@@ -174,7 +182,7 @@ def test_abort_rst_carries_snd_nxt() -> None:
     t.send(b"12345")
     t.expect("PA")
     t.conn.abort(t.now)
-    t.expect("R", seq=L(6))
+    t.expect("RA", seq=L(6))
 
 
 def test_abort_in_syn_sent_reports_abort() -> None:
@@ -193,3 +201,15 @@ def test_closed_connection_has_no_deadline() -> None:
 
 def seq_plus(a: int, n: int) -> int:
     return (a + n) % 2**32
+
+
+@pytest.mark.parametrize("state", SYNCHRONIZED, ids=lambda s: s.name)
+def test_an_old_syn_gets_a_plain_challenge_ack(state: State) -> None:
+    """RFC 5961 §4.2: a SYN in a synchronized state, whatever its sequence number,
+    gets a challenge ACK of RCV.NXT.  The peer's old SYN (at its ISN, below RCV.NXT)
+    is not duplicate data: no D-SACK block (RFC 2883 §4) rides on the ACK."""
+    t = STATE_FIXTURES[state]()
+    t.conn.sack_ok = True
+    t.recv("S", seq=R(0), advance_peer=False)
+    t.expect("A", ack=t.conn.rcv_nxt, sack_blocks=())
+    assert t.state is state

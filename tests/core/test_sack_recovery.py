@@ -251,3 +251,25 @@ def test_dsack_block_comes_before_the_ordinary_sack_blocks() -> None:
     t.expect("A", ack=R(101), sack_blocks=((R(201), R(301)),))
     t.recv("PA", seq=R(1), payload=b"x" * 100, advance_peer=False)  # a duplicate
     t.expect("A", ack=R(101), sack_blocks=((R(1), R(101)), (R(201), R(301))))
+
+
+def test_two_sacked_segments_of_a_large_mss_are_not_yet_three() -> None:
+    """RFC 8985 §6.2: the reordering window is zero once DupThresh (3) *segments* are
+    SACKed.  In bytes that is three times the connection's MSS: with MSS 1000 two
+    SACKed segments are 2000 bytes, which is not enough (3 x 536 would say it is), so
+    the sender waits out the reordering window and sends new data meanwhile (RFC 3042
+    limited transmit) instead of retransmitting at once."""
+    t = syn_sent(opts(nodelay=True))
+    t.advance(0.04)
+    t.recv("SA", ack=L(1), mss=MSS, sack_permitted=True)
+    t.expect("A")
+    t.send(bytes(12 * MSS))  # cwnd is 10 segments: two wait
+    assert len([s for s in t.output() if s.payload]) == 10
+    t.advance(0.04)
+    t.recv("A", ack=L(1), sack_blocks=sack((1, 2)))
+    t.recv("A", ack=L(1), sack_blocks=sack((1, 3)))
+    sent = [s for s in t.output() if s.payload]
+    assert [s.seq for s in sent] == [L(1 + 10 * MSS), L(1 + 11 * MSS)]  # new data only
+    assert t.conn.timers.get(TimerName.REORDER) is not None
+    t.advance(0.011)  # a quarter of the minimum RTT later: segment 0 is lost
+    t.expect("A", seq=L(1), payload=bytes(MSS))

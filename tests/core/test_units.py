@@ -114,12 +114,13 @@ def test_receive_buffer_sack_blocks_wrap_sequence_space() -> None:
     assert buf.sack_blocks(2**32 - 5, 4) == ((5, 15),)
 
 
-def test_receive_buffer_clear() -> None:
+def test_receive_buffer_drop_out_of_order_keeps_in_order_bytes() -> None:
     buf = ReceiveBuffer(100)
     buf.insert(0, b"abc", 100)
     buf.insert(10, b"z", 100)
-    buf.clear()
-    assert buf.readable == 0 and not buf.has_out_of_order
+    buf.drop_out_of_order()
+    assert buf.readable == 3 and not buf.has_out_of_order
+    assert buf.read() == b"abc"
 
 
 # -- options / events / ISN helpers ------------------------------------------------
