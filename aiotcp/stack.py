@@ -20,7 +20,7 @@ import secrets
 import socket
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,13 @@ from aiotcp.io.rawsock import RawSocket
 StateObserver = Callable[[ConnectionDriver, State, State], None]
 ANY = bytes(4)
 ROUTE_TTL = 1.0  # seconds a route lookup is reused by later connects
+TABLE_CHUNK = 200
+"""State-table rows built (and encoded, by the control socket) per loop pass."""
+ASYNCIO_DEFAULTS: dict[str, Any] = {"nodelay": True}
+"""Where asyncio's defaults differ from Linux's, the asyncio-facing API takes
+asyncio's: it sets TCP_NODELAY on every TCP transport, and a program written for
+asyncio counts on it (a header written before a body would wait ~40 ms for a
+delayed ACK).  The core's ``TcpOptions`` keeps Linux's defaults."""
 
 
 def key_of(conn: Connection) -> Key:
@@ -86,7 +93,7 @@ class Stack:
     ) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.linger = linger
-        self.defaults = TcpOptions().replace(**default_tcp_options)
+        self.defaults = TcpOptions().replace(**{**ASYNCIO_DEFAULTS, **default_tcp_options})
         """Options every connection starts from; fixed once the stack is created."""
         self._option_sets: dict[tuple[tuple[str, Any], ...], TcpOptions] = {}
         self.isn_secret = isn_secret or secrets.token_bytes(32)
@@ -351,15 +358,15 @@ class Stack:
         dst_str = route.resolve(host)
         r = self._route_to(dst_str)
         src_str = local_addr[0] if local_addr and local_addr[0] else r.source
+        # Everything that can reject the call comes before the port is claimed.
+        src, dst = socket.inet_aton(src_str), socket.inet_aton(dst_str)
+        opts = self.options(r.mtu, **tcp_options)
         local_port = self.guard.claim(local_addr[1] if local_addr else 0)
         lo, hi = self.guard.reservations.ephemeral_range
         if not lo <= local_port <= hi:  # inside it, the filter already admits the port
             self._refresh_filter()
-        src, dst = socket.inet_aton(src_str), socket.inet_aton(dst_str)
         now = self.loop.time()
-        conn = Connection(
-            (src, local_port), (dst, port), self.options(r.mtu, **tcp_options), self.isn_secret, now
-        )
+        conn = Connection((src, local_port), (dst, port), opts, self.isn_secret, now)
         conn.connect(now)
         driver = self._adopt(conn)
         driver.process_now()  # the SYN leaves now, not after the task's first step
@@ -380,14 +387,21 @@ class Stack:
         *,
         host: str | None = None,
         backlog: int = 100,
+        reuse_address: bool = True,
         **tcp_options: Any,
     ) -> ListenerEntry:
+        """Passive open on ``port`` (0: an ephemeral one).
+
+        ``reuse_address`` is ``SO_REUSEADDR`` on the port's reservation, as asyncio
+        sets it on listening sockets: a server restarts on a port the kernel still
+        has in TIME-WAIT, and still cannot share it with another listener.
+        """
         self._check_open()
         if port in self.listeners:
             raise OSError(98, f"address already in use: aiotcp already listens on {port}")
         addr = socket.inet_aton(route.resolve(host)) if host else ANY
-        port = self.guard.claim(port)
-        opts = self.options(None, backlog=backlog, **tcp_options)
+        opts = self.options(None, backlog=backlog, **tcp_options)  # before the claim
+        port = self.guard.claim(port, reuse_address=reuse_address)
         entry = ListenerEntry(
             Listener((addr, port), opts, self.isn_secret, self.loop.time()), on_ready, addr, opts
         )
@@ -419,14 +433,38 @@ class Stack:
         if self.closed:
             raise RuntimeError("this aiotcp Stack is closed")
 
-    def table(self) -> list[dict[str, Any]]:
-        """Rows for ``aiotcp.connections()``, ``ss`` and the control socket."""
-        from aiotcp.sstable import connection_row, listener_row
+    def table(self, *, state: str | None = None, port: int | None = None) -> list[dict[str, Any]]:
+        """Rows for ``aiotcp.connections()``, ``ss`` and the control socket: the
+        listeners and connections in ``state`` with ``port`` at either end (both
+        optional), filtered before any row is built."""
+        return [row for rows in self.table_chunks(state=state, port=port) for row in rows]
 
-        now = self.loop.time()
-        rows = [listener_row(entry.listener) for entry in self.listeners.values()]
-        rows += [connection_row(d.conn, now) for d in self.connections.values()]
-        return rows
+    def table_chunks(
+        self, *, state: str | None = None, port: int | None = None, chunk: int = TABLE_CHUNK
+    ) -> Iterator[list[dict[str, Any]]]:
+        """``table`` in lists of at most ``chunk`` rows, so the control socket can let
+        the loop run between them: a server with thousands of connections keeps
+        serving while ``ss`` reads its table."""
+        from aiotcp.sstable import connection_row, listener_row, state_filter
+
+        wanted = state_filter(state)
+        if wanted in (None, State.LISTEN):
+            yield [
+                listener_row(e.listener)
+                for p, e in self.listeners.items()
+                if port is None or port == p
+            ]
+        if wanted is State.LISTEN:
+            return
+        conns = [
+            d.conn
+            for d in list(self.connections.values())
+            if (wanted is None or d.conn.state is wanted)
+            and (port is None or port in (d.key[1], d.key[3]))
+        ]
+        for i in range(0, len(conns), chunk):
+            now = self.loop.time()
+            yield [connection_row(conn, now) for conn in conns[i : i + chunk]]
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:

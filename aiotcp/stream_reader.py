@@ -45,6 +45,12 @@ at that size, so a reader that asks for little buffering still gets it.
 """
 
 
+def unread_bytes(reader: asyncio.StreamReader) -> int:
+    """Bytes ``reader`` holds that no read has taken yet (asyncio's or this one)."""
+    held = len(reader._buffer)  # type: ignore[attr-defined]
+    return held + reader._chunk_bytes if isinstance(reader, StreamReader) else held
+
+
 class StreamReader(asyncio.StreamReader):
     # asyncio.StreamReader's private state, used as its own methods use it.
     _buffer: bytearray
@@ -132,11 +138,30 @@ class StreamReader(asyncio.StreamReader):
 
     async def readuntil(self, separator: _ReaduntilBuffer = b"\n") -> bytes:
         self._coalesce()
+        if self._exception is not None and self._buffer and isinstance(separator, bytes):
+            end = self._buffer.find(separator)
+            if 0 <= end <= self._limit:
+                return self._take(end + len(separator))
         return await super().readuntil(separator)
 
     async def readexactly(self, n: int) -> bytes:
         self._coalesce()
+        if self._exception is not None and 0 < n <= len(self._buffer):
+            return self._take(n)
         return await super().readexactly(n)
+
+    def _take(self, n: int) -> bytes:
+        """The first ``n`` bytes of ``_buffer`` (all of it, if it holds fewer).
+
+        Bytes that arrived before the connection failed are read before its error
+        is raised, as a kernel socket returns them before ECONNRESET; asyncio's
+        methods raise the error first and the bytes are lost (``read``,
+        ``readexactly`` and ``readuntil`` here serve them when they can be served
+        whole).
+        """
+        data = bytes(memoryview(self._buffer)[:n])
+        del self._buffer[:n]
+        return data
 
     async def read(self, n: int = -1) -> bytes:
         """``asyncio.StreamReader.read``: at most ``n`` bytes, as soon as any are here.
@@ -145,8 +170,8 @@ class StreamReader(asyncio.StreamReader):
         moves to ``_buffer`` and is served from there, as asyncio would (a
         bytearray gives up its front without copying the rest).
         """
-        if self._exception is not None:
-            raise self._exception
+        if self._exception is not None and (n <= 0 or not self._size()):
+            raise self._exception  # only once what came before the error is read
         if n <= 0:
             return await super().read(n)  # b"" or everything to EOF, via this read()
         if not self._buffer and not self._chunks and not self._eof:
@@ -154,8 +179,7 @@ class StreamReader(asyncio.StreamReader):
         chunks = self._chunks
         if self._buffer or not chunks or len(chunks[0]) > n:
             self._coalesce()
-            data = bytes(memoryview(self._buffer)[:n])
-            del self._buffer[:n]
+            data = self._take(n)
         else:
             data = chunks.popleft()
             self._chunk_bytes -= len(data)

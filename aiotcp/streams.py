@@ -88,8 +88,10 @@ class Server(asyncio.AbstractServer):
         port: int,
         backlog: int,
         tcp_options: dict[str, Any],
+        reuse_address: bool = True,
     ) -> None:
         self._stack = stack
+        self._reuse_address = reuse_address
         self._loop = stack.loop
         self._factory = protocol_factory
         self._host = host
@@ -129,6 +131,7 @@ class Server(asyncio.AbstractServer):
             self._accept_ready,
             host=self._host,
             backlog=self._backlog,
+            reuse_address=self._reuse_address,
             **self._tcp_options,
         )
         self._port = entry.listener.local[1]
@@ -203,12 +206,25 @@ async def create_server(
     port: int = 0,
     *,
     backlog: int = 100,
+    reuse_address: bool | None = None,
     start_serving: bool = True,
     stack: Stack | None = None,
     **tcp_options: Any,
 ) -> Server:
-    """Like ``loop.create_server``, over aiotcp."""
-    server = Server(_stack(stack), protocol_factory, host, port, backlog, tcp_options)
+    """Like ``loop.create_server``, over aiotcp.
+
+    ``reuse_address`` defaults to True as in asyncio (``SO_REUSEADDR``): a server
+    restarts on a port the kernel still has in TIME-WAIT.
+    """
+    server = Server(
+        _stack(stack),
+        protocol_factory,
+        host,
+        port,
+        backlog,
+        tcp_options,
+        reuse_address=reuse_address is not False,
+    )
     server._listen()
     if start_serving:
         await server.start_serving()
@@ -222,11 +238,13 @@ async def start_server(
     *,
     backlog: int = 100,
     limit: int = STREAM_LIMIT,
+    reuse_address: bool | None = None,
     start_serving: bool = True,
     stack: Stack | None = None,
     **tcp_options: Any,
 ) -> Server:
-    """Like ``asyncio.start_server``, over aiotcp."""
+    """Like ``asyncio.start_server``, over aiotcp (``reuse_address`` as in
+    ``create_server``)."""
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.StreamReaderProtocol:
@@ -238,21 +256,27 @@ async def start_server(
         host,
         port,
         backlog=backlog,
+        reuse_address=reuse_address,
         start_serving=start_serving,
         stack=stack,
         **tcp_options,
     )
 
 
-def connections(stack: Stack | None = None) -> list[dict[str, Any]]:
+def connections(
+    stack: Stack | None = None, *, state: str | None = None, port: int | None = None
+) -> list[dict[str, Any]]:
     """Snapshot of the running loop's listeners and connections, like ``ss -tan``.
 
     Each row is a dict: ``state``, ``local``/``remote`` as ``(ip, port)``, queues,
     sequence numbers, windows, ``srtt``, ``rto``, ``cwnd``, ``timers`` (seconds
     left), ``counters``.  ``aiotcp.sstable.format_rows`` prints them as a table.
+    ``state`` (``"ESTABLISHED"``, ``"time-wait"`` ...) and ``port`` (either end)
+    select rows before they are built, which is what makes a narrow query cheap
+    on a busy stack.
     """
     st = stack if stack is not None else _stacks.get(asyncio.get_running_loop())
-    return st.table() if st is not None else []
+    return st.table(state=state, port=port) if st is not None else []
 
 
 __all__ = [

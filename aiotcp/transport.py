@@ -26,6 +26,7 @@ from aiotcp.core.buffers import SendBuffer
 from aiotcp.core.events import CloseReason
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
+from aiotcp.stream_reader import unread_bytes
 
 log = logging.getLogger("aiotcp")
 
@@ -51,6 +52,7 @@ class TcpTransport(asyncio.Transport):
         self._eof_requested = False  # write_eof() called
         self._eof_pending = False  # peer FIN seen, not yet reported (reading paused)
         self._eof_delivered = False
+        self._reset: OSError | None = None  # the peer reset; told once read is drained
         self._lost = False
         (lip, lport), (rip, rport) = self._conn.local, self._conn.remote
         self._extra: dict[str, Any] = {
@@ -113,9 +115,13 @@ class TcpTransport(asyncio.Transport):
             data = conn.read_chunks(MAX_DELIVERY)
             proto.data_received(data)  # type: ignore[attr-defined]
         self._driver.process_now()  # a window update may be due
-        if self._eof_pending and not self._reading_paused and not conn.readable_bytes:
+        if self._reading_paused or conn.readable_bytes:
+            return
+        if self._eof_pending:
             self._eof_pending = False
             self._deliver_eof()
+        if self._reset is not None:
+            self._connection_lost(self._reset)
 
     def _deliver_eof(self) -> None:
         if self._eof_delivered or self._lost:
@@ -230,12 +236,27 @@ class TcpTransport(asyncio.Transport):
             return
         now = self._loop.time()
         if self._closing:
-            self._conn.close(now)
+            if self._application_left_input_unread():
+                self._conn.abort(now)  # RST, as close() does for the core's own
+            else:
+                self._conn.close(now)
             self._driver.poke()
             self._connection_lost(None)
         elif self._eof_requested:
             self._conn.shutdown_write(now)
             self._driver.poke()
+
+    def _application_left_input_unread(self) -> bool:
+        """Does a stream reader hold received bytes the application never read?
+
+        A kernel socket closed with unread input resets the connection (RFC 2525
+        §2.17, RFC 9293 §3.10.4; ``Connection.close`` does the same for the bytes
+        it holds), so the peer learns that data was lost.  Over aiotcp those bytes
+        may have moved on to the protocol: for a ``StreamReaderProtocol``, its
+        reader's buffer is input the application has not read either.
+        """
+        reader = getattr(self._protocol, "_stream_reader", None)
+        return isinstance(reader, asyncio.StreamReader) and unread_bytes(reader) > 0
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
@@ -274,5 +295,10 @@ class TcpTransport(asyncio.Transport):
             if not self._closing and not self._eof_delivered:
                 self._on_eof()
             self._connection_lost(None)
+        elif self._conn.readable_bytes and not self._closing:
+            # Data that arrived before a reset is delivered first, as a kernel
+            # socket returns it before ECONNRESET: the error comes once it is read.
+            self._reset = reason.exception()
+            self._on_data()
         else:
             self._connection_lost(reason.exception())

@@ -152,11 +152,48 @@ def run_asyncio_consumed() -> int:
     return int(asyncio.run(main()))
 
 
+def test_asyncios_reader_raises_before_the_bytes_that_came_first() -> None:
+    """What aiotcp's reader does differently (below): asyncio's loses the bytes."""
+
+    async def main() -> None:
+        r = asyncio.StreamReader()
+        r.feed_data(b"left")
+        r.set_exception(ConnectionResetError("reset"))
+        with pytest.raises(ConnectionResetError):
+            await r.read(10)
+
+    run(main)
+
+
+def test_bytes_received_before_a_reset_are_read_before_it_is_raised() -> None:
+    """A kernel socket returns the data that arrived before a RST, then ECONNRESET:
+    each read method serves what it can serve whole, then the error comes."""
+
+    async def main() -> None:
+        r = StreamReader()
+        r.feed_data(b"-ERR go away\r\n")
+        r.feed_data(b"ab")
+        r.feed_data(b"cdef")
+        r.feed_data(b"tail")
+        r.set_exception(ConnectionResetError("reset"))
+        assert await r.readline() == b"-ERR go away\r\n"
+        assert await r.readexactly(3) == b"abc"
+        assert await r.readuntil(b"f") == b"def"
+        with pytest.raises(ConnectionResetError):
+            await r.readexactly(5)  # cannot be served whole: the error, bytes kept
+        with pytest.raises(ConnectionResetError):
+            await r.readline()
+        assert await r.read(100) == b"tail"
+        with pytest.raises(ConnectionResetError):
+            await r.read(100)
+
+    run(main)
+
+
 @pytest.mark.parametrize("cls", READERS)
 def test_exception_and_eof(cls: type[asyncio.StreamReader]) -> None:
     async def main() -> None:
         r = cls()
-        r.feed_data(b"left")
         r.set_exception(ConnectionResetError("reset"))
         with pytest.raises(ConnectionResetError):
             await r.read(10)

@@ -70,10 +70,14 @@ class Guard:
         self._installed = True
         self._hook_key = exit_hooks.register(self.close)
 
-    def claim(self, port: int = 0) -> int:
-        """Own ``port`` (0: an ephemeral one); raises OSError(EADDRINUSE) if taken."""
+    def claim(self, port: int = 0, *, reuse_address: bool = False) -> int:
+        """Own ``port`` (0: an ephemeral one); raises OSError(EADDRINUSE) if taken.
+
+        ``reuse_address`` (``SO_REUSEADDR``): a kernel socket in TIME-WAIT on the
+        port does not count as taking it.
+        """
         self.install()
-        port = self.reservations.reserve(port)
+        port = self.reservations.reserve(port, reuse_address=reuse_address)
         try:
             self._guard_port(port)
         except BaseException:

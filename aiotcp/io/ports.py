@@ -69,17 +69,20 @@ class PortReservations:
     def ports(self) -> list[int]:
         return sorted(self._sockets)
 
-    def reserve(self, port: int) -> int:
+    def reserve(self, port: int, *, reuse_address: bool = False) -> int:
         """Hold ``port``, or an ephemeral port from the range when ``port`` is 0.
 
         Raises ``OSError(EADDRINUSE)`` when the port is taken (by anyone, aiotcp
         included) and ``OSError(EADDRNOTAVAIL)`` when the range is exhausted — the
-        errors a kernel ``bind``/``connect`` would give.
+        errors a kernel ``bind``/``connect`` would give.  ``reuse_address`` binds
+        with ``SO_REUSEADDR``, as a server does: the kernel's TIME-WAIT sockets on
+        the port are no obstacle, a listening socket still is (both guards make the
+        reservation a listener, so two stacks cannot hold the port at once).
         """
         if port:
             if port in self._sockets:
                 raise OSError(errno.EADDRINUSE, f"port {port} is already used by this stack")
-            self._sockets[port] = self._bind(port)
+            self._sockets[port] = self._bind(port, reuse_address)
             return port
         lo, hi = self.ephemeral_range
         size = hi - lo + 1
@@ -89,7 +92,7 @@ class PortReservations:
             if candidate in self._sockets:
                 continue
             try:
-                self._sockets[candidate] = self._bind(candidate)
+                self._sockets[candidate] = self._bind(candidate, reuse_address)
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     continue
@@ -97,9 +100,11 @@ class PortReservations:
             return candidate
         raise OSError(errno.EADDRNOTAVAIL, f"no free port in aiotcp's range {lo}-{hi}")
 
-    def _bind(self, port: int) -> socket.socket:
+    def _bind(self, port: int, reuse_address: bool = False) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
+            if reuse_address:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", port))
             if self._prepare is not None:
                 self._prepare(s)

@@ -502,6 +502,12 @@ def handle(conn):
             while data := conn.recv(262144):
                 h.update(data); n += len(data)
             print(n, h.hexdigest(), flush=True)
+        elif mode == "refuse":
+            # Like Redis in protected mode: wait for the request, answer without
+            # reading it, close.  The unread request turns the close into a RST
+            # that follows the reply within microseconds.
+            conn.recv(1, socket.MSG_PEEK)
+            conn.sendall(b"-ERR go away\r\n")
         elif mode == "source":
             conn.sendall(random.Random(0).randbytes(arg))
             conn.shutdown(socket.SHUT_WR)
@@ -545,7 +551,7 @@ def read_line(stream: IO[str] | None, timeout: float) -> str:
 
 @contextlib.contextmanager
 def _kernel_server(host: Host, port: int, mode: str, arg: int = 0) -> Iterator[KernelServer]:
-    lsock = host.listen(port)
+    lsock = host.listen(port, backlog=4096)  # many clients at once: no SYN cookies
     try:
         proc = host.python(
             ["-c", _PEER_CODE, mode, str(lsock.fileno()), str(arg)],
@@ -569,6 +575,15 @@ def kernel_echo_server(host: Host, port: int) -> contextlib.AbstractContextManag
 def kernel_sink(host: Host, port: int) -> contextlib.AbstractContextManager[KernelServer]:
     """Kernel server that reads to EOF and reports ``(bytes, sha256)`` per connection."""
     return _kernel_server(host, port, "sink")
+
+
+def kernel_refuser(host: Host, port: int) -> contextlib.AbstractContextManager[KernelServer]:
+    """Kernel server that answers a client's first bytes with ``REFUSAL`` and closes
+    without reading them: the reply, then a RST (RFC 2525 §2.17)."""
+    return _kernel_server(host, port, "refuse")
+
+
+REFUSAL = b"-ERR go away\r\n"
 
 
 def kernel_source(

@@ -742,6 +742,32 @@ def test_nagle_holds_small_segments_while_one_is_unacknowledged(
     scenario(hosts, loop_kind, script, local)
 
 
+def test_asyncio_api_turns_nagle_off_by_default(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """asyncio sets TCP_NODELAY on every TCP transport, so the asyncio-facing API
+    defaults to ``nodelay=True``: a handler that writes a header and then a body
+    sends the body at once, not after the header's (delayed) ACK, ~40 ms later
+    against a Linux client."""
+
+    def script(ep: ScriptedEndpoint) -> None:
+        ep.send_segment("S", seq=PEER_ISN, win=WIN, mss=1460)
+        ep.expect_segment("SA", ack=ep.snd(1), within=(0, 0.5))
+        ep.send_segment("PA", seq=ep.snd(1), ack=ep.rcv(1), payload=b"GET /\r\n")
+        ep.expect_segment("PA", seq=ep.rcv(1), payload=b"header\r\n", within=(0, 0.5))
+        # Not acknowledged: with Nagle the body would wait for this ACK.
+        ep.expect_segment("PA", seq=ep.rcv(9), payload=b"body", within=(0, 0.1))
+        ep.send_segment("A", seq=ep.snd(9), ack=ep.rcv(13))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"header\r\n")
+        await asyncio.sleep(0.02)  # a handler's await between the two writes
+        writer.write(b"body")
+
+    scenario(hosts, loop_kind, script, serve=handler)
+
+
 @pytest.mark.parametrize("wscale", [7, None], ids=["wscale", "no-wscale"])
 def test_acks_are_delayed_but_every_second_full_segment_is_acked_at_once(
     hosts: tuple[Host, Host], loop_kind: LoopKind, wscale: int | None
@@ -951,7 +977,7 @@ def test_segment_for_a_closed_connection_gets_a_rst(
 
     def script(ep: ScriptedEndpoint) -> None:
         handshake(ep)
-        ep.expect_segment("R", seq=ep.rcv(1))
+        ep.expect_segment("RA", seq=ep.rcv(1), ack=ep.snd(1))  # Linux's active reset
         for _ in range(100):  # until the stack has forgotten the connection
             if not view.states():
                 break
