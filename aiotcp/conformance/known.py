@@ -7,10 +7,4 @@ once (as an unexpected pass) and the entry must then go.
 
 from __future__ import annotations
 
-AIOTCP_KNOWN_BUGS: dict[str, str] = {
-    "close/close-with-unread-data-sends-rst.pkt": (
-        "aiotcp sends FIN, not RST, when the application closes with unread received "
-        "data (RFC 1122 §4.2.2.13 SHOULD; Linux sends RST): asyncio's StreamReader holds "
-        "the unread bytes, so the transport never learns they were lost"
-    ),
-}
+AIOTCP_KNOWN_BUGS: dict[str, str] = {}

@@ -30,6 +30,7 @@ import concurrent.futures
 import contextlib
 import errno
 import multiprocessing
+import os
 import queue
 import socket
 import struct
@@ -302,8 +303,12 @@ class AiotcpApp(AppSide):
     def __init__(self, host: Host, loop: asyncio.AbstractEventLoop) -> None:
         self.host = host
         self.loop = loop
-        self.options: dict[str, Any] = {}
+        # The script's application holds a socket: Nagle on, as on a kernel socket
+        # (the asyncio-facing API turns it off by default, as asyncio does).
+        self.options: dict[str, Any] = {"nodelay": False}
         self.server: Any = None
+        self.connected_once = False
+        self.shut_down = False
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self._accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
@@ -366,6 +371,9 @@ class AiotcpApp(AppSide):
             self.reader, self.writer = await self._accepted.get()
             return None
         if verb == "connect":
+            # A kernel socket exists from here on, even when connect fails: a
+            # ``close`` after ``connect => ECONNREFUSED`` is legal on both stacks.
+            self.connected_once = True
             self.reader, self.writer = await aiotcp.open_connection(
                 self.host.peer,
                 PEER_PORT,
@@ -377,10 +385,19 @@ class AiotcpApp(AppSide):
             return None
         reader, writer = self.reader, self.writer
         if reader is None or writer is None:
+            if verb in ("close", "abort") and self.connected_once:
+                return None  # closing the socket of a failed connect
             raise RuntimeError(f"{verb} without a connection (connect or accept first)")
         if verb == "write":
             assert p.data is not None
-            writer.write(p.data)
+            try:
+                writer.write(p.data)
+            except RuntimeError as exc:
+                if not self.shut_down:
+                    raise
+                # asyncio refuses a write after write_eof() with RuntimeError where
+                # a socket's send after shutdown(SHUT_WR) fails with EPIPE.
+                raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)) from exc
         elif verb == "read":
             if act.eof:
                 return await reader.read(1)
@@ -391,6 +408,7 @@ class AiotcpApp(AppSide):
                 return exc.partial
         elif verb == "shutdown":
             writer.write_eof()
+            self.shut_down = True
         elif verb == "close":
             writer.close()
         elif verb == "abort":
