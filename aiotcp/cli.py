@@ -1,4 +1,4 @@
-"""``python -m aiotcp`` / ``aiotcp``: the demo, the state table and the guard's housekeeping."""
+"""python -m aiotcp / aiotcp: the demo, the state table and the guard's housekeeping."""
 
 from __future__ import annotations
 
@@ -46,7 +46,13 @@ def _ss(args: argparse.Namespace) -> int:
     import time
 
     from aiotcp.control import query, running_stacks
-    from aiotcp.sstable import format_rows, matches
+    from aiotcp.sstable import format_rows, state_filter
+
+    try:
+        state_filter(args.state)
+    except ValueError as exc:
+        print(f"aiotcp ss: {exc}", file=sys.stderr)
+        return 2
 
     while True:
         stacks = [(pid, path) for pid, path in running_stacks() if args.pid in (None, pid)]
@@ -59,11 +65,10 @@ def _ss(args: argparse.Namespace) -> int:
         out = []
         for pid, path in stacks:
             try:
-                rows = query(path)["rows"]
-            except (OSError, ValueError) as exc:
+                rows = query(path, state=args.state, port=args.port)["rows"]
+            except (OSError, ValueError, KeyError) as exc:
                 out.append(f"pid {pid}: unreachable ({exc})")
                 continue
-            rows = [r for r in rows if matches(r, state=args.state, port=args.port)]
             out.append(json.dumps(rows) if args.json else f"pid {pid}\n{format_rows(rows)}")
         if args.watch:
             print("\033[H\033[2J", end="")

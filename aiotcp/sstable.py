@@ -12,6 +12,7 @@ from typing import Any
 
 from aiotcp.core.connection import Connection
 from aiotcp.core.listener import Listener
+from aiotcp.core.state import State
 
 
 def _addr(addr: tuple[bytes, int]) -> tuple[str, int]:
@@ -19,7 +20,7 @@ def _addr(addr: tuple[bytes, int]) -> tuple[str, int]:
 
 
 def connection_row(conn: Connection, now: float) -> dict[str, Any]:
-    row = conn.info(now).as_dict()
+    row = conn.info_dict(now)
     row["local"], row["remote"] = _addr(conn.local), _addr(conn.remote)
     return row
 
@@ -90,8 +91,13 @@ def format_rows(rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def matches(row: dict[str, Any], *, state: str | None = None, port: int | None = None) -> bool:
-    """Filters of ``python -m aiotcp ss``: state name (either spelling) and either port."""
-    if state and row["state"].replace("-", "_").upper() != state.replace("-", "_").upper():
-        return False
-    return not port or port in (row["local"][1], row["remote"][1])
+def state_filter(name: str | None) -> State | None:
+    """The state ``ss --state`` names, in either spelling (``time-wait``, ``TIME_WAIT``);
+    ``None`` for no filter.  An unknown name is a ``ValueError`` naming the choices."""
+    if not name:
+        return None
+    key = name.replace("-", "_").upper()
+    for st in State:
+        if st.name == key:
+            return st
+    raise ValueError(f"unknown state {name!r}: one of {', '.join(s.value for s in State)}")

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import os
 import stat
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
+import pytest
+
+import aiotcp
+from aiotcp import sstable
 from aiotcp.control import CONTROL_DIR
+from aiotcp.core.connection import Connection
+from aiotcp.stack import TABLE_CHUNK
+from aiotcp.testing.loops import run
 from aiotcp.testing.netns import Host, kernel_echo_server, read_line
 
 HOLDER = textwrap.dedent(
@@ -61,3 +71,83 @@ def test_ss_lists_a_running_stack_from_another_process(hosts: tuple[Host, Host])
         holder.terminate()
         holder.wait(10)
     assert not sock.exists()
+
+
+CLIENTS = textwrap.dedent(
+    """
+    import resource, socket, sys
+    resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
+    socks = [socket.create_connection((sys.argv[1], 8080)) for _ in range(int(sys.argv[2]))]
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+MANY = 3000
+
+
+def test_the_table_of_thousands_of_connections_is_built_a_chunk_per_loop_pass(
+    hosts: tuple[Host, Host], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With thousands of connections, ``ss`` and ``aiotcp.connections()`` must not
+    freeze the program they watch: filters run before any row is built (a query
+    that matches nothing builds none), and the control socket builds and sends the
+    table at most ``TABLE_CHUNK`` rows per pass of the event loop, so the served
+    program runs in between.  Rows are counted, not timed; the time each pass
+    took is printed for the record (``bench/ss_cost.py`` measures it)."""
+    a, b = hosts
+    built = [0]
+    real_row = sstable.connection_row
+
+    def counted_row(conn: Connection, now: float) -> dict[str, Any]:
+        built[0] += 1
+        return real_row(conn, now)
+
+    monkeypatch.setattr(sstable, "connection_row", counted_row)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with await aiotcp.start_server(lambda r, w: None, port=8080, backlog=4096):
+            clients = b.python(
+                ["-c", CLIENTS, a.address, str(MANY)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert (await asyncio.to_thread(read_line, clients.stdout, 60)).strip() == "ready"
+            while len(aiotcp.connections(state="established")) < MANY:
+                await asyncio.sleep(0.05)
+
+            built[0] = 0
+            assert aiotcp.connections(port=1) == []
+            assert built[0] == 0  # filtered before formatting
+
+            passes: list[tuple[int, float]] = []  # rows built so far, at each loop pass
+            ticking = True
+
+            async def ticker() -> None:
+                while ticking:
+                    passes.append((built[0], loop.time()))
+                    await asyncio.sleep(0)
+
+            tick = asyncio.create_task(ticker())
+            cli = [sys.executable, "-m", "aiotcp", "ss", "--pid", str(os.getpid())]
+            built[0] = 0
+            ss = await asyncio.create_subprocess_exec(*cli, "--json", stdout=subprocess.PIPE)
+            rows = json.loads((await ss.communicate())[0])
+            assert len(rows) == MANY + 1  # and the listener
+            assert built[0] == MANY
+            nothing = await asyncio.create_subprocess_exec(
+                *cli, "--port", "1", "--json", stdout=subprocess.PIPE
+            )
+            assert json.loads((await nothing.communicate())[0]) == []
+            ticking = False
+            await tick
+            assert built[0] == MANY  # the second query built no row
+            per_pass = [n2 - n1 for (n1, _), (n2, _) in itertools.pairwise(passes)]
+            assert max(per_pass) <= TABLE_CHUNK
+            stall = max(t2 - t1 for (_, t1), (_, t2) in itertools.pairwise(passes))
+            print(f"{MANY} connections: longest loop pass during ss {stall * 1000:.1f} ms")
+            b.stop(clients)
+
+    with a.entered():
+        run(main, "asyncio", timeout=120, control=True)
