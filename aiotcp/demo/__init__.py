@@ -20,11 +20,16 @@ def run(
     """Build the two hosts, run the chosen parts, tear down. Returns an exit code."""
     from aiotcp.demo.handshake import run_handshake_demo
     from aiotcp.demo.streams import run_streams_demo
-    from aiotcp.io.privileges import HINT, has_effective_root
+    from aiotcp.io.privileges import has_effective_root
     from aiotcp.testing.netns import two_hosts
 
     if not has_effective_root():
-        say(f"The demo creates network namespaces, which needs root. {HINT}")
+        # Not the library's setcap hint: capabilities on the interpreter cannot
+        # let it create namespaces and veth pairs and enter them.
+        say(
+            "The demo creates two network namespaces joined by a veth pair, which "
+            "needs root: run it as root (sudo .venv/bin/python -m aiotcp demo)."
+        )
         return 2
     code = 0
     with two_hosts("demo") as (a, b):

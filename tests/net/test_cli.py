@@ -44,3 +44,29 @@ def test_demo_runs_and_verifies_its_echo() -> None:
     for transition in ("LISTEN -> SYN-RECEIVED", "SYN-SENT -> ESTABLISHED", "TIME-WAIT -> CLOSED"):
         assert transition in out.stdout
     assert "Both fetches verified: True" in out.stdout
+
+
+def test_help_is_plain_text() -> None:
+    """``--help`` is read in a terminal: no reST markup from docstrings."""
+    out = subprocess.run(
+        [sys.executable, "-m", "aiotcp", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "python -m aiotcp" in out and "``" not in out
+
+
+def test_demo_without_root_says_to_run_it_as_root() -> None:
+    """The demo builds namespaces: only root can.  Its message says so, and does not
+    suggest ``setcap``, which cannot grant that."""
+    from aiotcp.testing.netns import require_root
+
+    require_root()  # to run it as someone else, below
+    # In a user namespace of its own the process is no longer root (euid 65534)
+    # but can still read the root-owned interpreter.
+    out = subprocess.run(
+        ["unshare", "--user", sys.executable, "-m", "aiotcp", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "run it as root" in out.stdout and "setcap" not in out.stdout
