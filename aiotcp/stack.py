@@ -20,7 +20,7 @@ import secrets
 import socket
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from aiotcp.io.packet import Packet
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.rawsock import RawSocket
+from aiotcp.io.wires import find_wires
 
 StateObserver = Callable[[ConnectionDriver, State, State], None]
 ANY = bytes(4)
@@ -89,8 +90,12 @@ class Stack:
         linger: float = 10.0,
         pcap: str | None = None,
         events: str | None = None,
+        wire_interfaces: Iterable[str] | None = None,
         **default_tcp_options: Any,
     ) -> None:
+        """``wire_interfaces``: the interfaces whose segments must carry a real TCP
+        checksum unless they are GRO aggregates (``aiotcp.io.wires``); None finds
+        them (NICs on a hardware bus that are not paravirtual)."""
         self.loop = loop or asyncio.get_running_loop()
         self.linger = linger
         self.defaults = TcpOptions().replace(**{**ASYNCIO_DEFAULTS, **default_tcp_options})
@@ -101,7 +106,11 @@ class Stack:
         self.guard.install()
         self._filter_ranges = self.guard.port_ranges()  # what the raw socket admits
         try:
-            self.raw = RawSocket(port_ranges=self._filter_ranges, verify_checksum=verify_checksum)
+            self.raw = RawSocket(
+                port_ranges=self._filter_ranges,
+                verify_checksum=verify_checksum,
+                wires=find_wires(wire_interfaces),
+            )
         except BaseException:
             self.guard.close()
             raise
@@ -130,7 +139,8 @@ class Stack:
         self._events_file = open(events, "a") if events else None  # noqa: SIM115
         if self._events_file is not None:
             self.state_observers.append(self._log_transition)
-        self.loop.add_reader(self.raw.fileno(), self._on_readable)
+        for fd in self.raw.filenos():
+            self.loop.add_reader(fd, self._on_readable)
         if control is None:
             control = os.environ.get("AIOTCP_CONTROL", "").lower() in ("1", "true", "yes")
         self.control: ControlServer | None = None
@@ -485,7 +495,8 @@ class Stack:
             self._parked_timer.cancel()
             self._parked_timer = None
         if not self.loop.is_closed():
-            self.loop.remove_reader(self.raw.fileno())
+            for fd in self.raw.filenos():
+                self.loop.remove_reader(fd)
         self.raw.close()
         self.egress.close()
         if self.pcap is not None:

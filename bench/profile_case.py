@@ -6,7 +6,7 @@ time (and writes a ``.prof`` for snakeviz/pstats).  The issue-7 notes quote thes
 profiles to say where the floor is.
 
     .venv/bin/python bench/profile_case.py send|receive|to_same|conn|echo [--size-mb 100]
-        [--loop asyncio|uvloop] [--out /tmp/aiotcp.prof] [--top 30]
+        [--loop asyncio|uvloop] [--out /tmp/aiotcp.prof] [--top 30] [--nic-like | --wire]
 """
 
 from __future__ import annotations
@@ -63,6 +63,14 @@ def main() -> None:
     parser.add_argument("--counters", action="store_true", help="print the stack's counters")
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs of the case first")
     parser.add_argument(
+        "--nic-like",
+        action="store_true",
+        help="the link as a NIC delivers: B computes checksums, A aggregates (GRO)",
+    )
+    parser.add_argument(
+        "--wire", action="store_true", help="--nic-like, and aiotcp takes A's veth for a wire"
+    )
+    parser.add_argument(
         "--kernel-cc", default=bench.KERNEL_CC, help="kernel sockets' congestion control"
     )
     args = parser.parse_args()
@@ -83,6 +91,9 @@ def main() -> None:
         return result
 
     with two_hosts("prof") as (a, b):
+        if args.nic_like or args.wire:
+            b.run(["ethtool", "-K", b.ifname, "tx", "off"])
+            a.run(["ethtool", "-K", a.ifname, "gro", "on"])
         server = bench.start_server(b, size, args.loop)
         if args.pin:  # the server on one CPU, this client on the other
             os.sched_setaffinity(server.pid, {1})
@@ -97,7 +108,10 @@ def main() -> None:
                     if args.kernel:  # no Stack: its raw socket would see the kernel's segments
                         return await timed(b.address)
                     async with aiotcp.Stack(
-                        ephemeral_range=(20000, 65535), gso=not args.no_gso, guard=args.guard
+                        ephemeral_range=(20000, 65535),
+                        gso=not args.no_gso,
+                        guard=args.guard,
+                        wire_interfaces=[a.ifname] if args.wire else None,
                     ) as stack:
                         result = await timed(b.address)
                         if args.counters:

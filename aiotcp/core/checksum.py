@@ -49,21 +49,29 @@ def tcp_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview
     return ~s & 0xFFFF
 
 
-def verify(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview, field: int = -1) -> int:
+def verify(
+    src: bytes,
+    dst: bytes,
+    segment: bytes | bytearray | memoryview,
+    field: int = -1,
+    partial_ok: bool = True,
+) -> int:
     """Check a received TCP segment's checksum.
 
     Returns ``CSUM_OK`` for a complete, correct checksum, ``CSUM_PARTIAL`` when the
     field holds only the pseudo-header seed (the sender's kernel offloaded the
     checksum and the packet never left the host: veth, docker bridges, GRO), and
     ``CSUM_BAD`` otherwise.  The partial case is checked first because it costs only
-    the 12-byte pseudo-header, not a pass over the payload.  ``field`` is the
-    checksum field when the caller has unpacked the header already (indexing a
-    memoryview costs a generic item lookup per byte, even compiled).
+    the 12-byte pseudo-header, not a pass over the payload.  ``partial_ok=False``
+    (a packet from a wire, ``aiotcp.io.wires``) verifies a seed-valued field in
+    full: a real checksum that happens to equal the seed still passes.  ``field``
+    is the checksum field when the caller has unpacked the header already
+    (indexing a memoryview costs a generic item lookup per byte, even compiled).
     """
     if field < 0 and len(segment) >= 18:
         field = (segment[16] << 8) | segment[17]
     seed = pseudo_header_sum(src, dst, len(segment))
-    if field == seed:
+    if field == seed and partial_ok:
         return CSUM_PARTIAL
     total = fold_add(seed, ones_sum(segment))
     return CSUM_OK if total == 0xFFFF else CSUM_BAD

@@ -407,11 +407,14 @@ def decode(
     dst: bytes,
     *,
     verify_checksum: bool = True,
+    trust_partial: bool = True,
 ) -> Segment | DropReason:
     """Decode a TCP segment (header onwards) that arrived from ``src`` to ``dst``.
 
     Returns the ``Segment`` or the reason it must be dropped; never raises.
-    The payload is a memoryview into ``data`` (no copy).
+    The payload is a memoryview into ``data`` (no copy).  ``trust_partial``: a
+    checksum field holding only the pseudo-header sum is accepted unverified
+    (``checksum.verify``'s ``partial_ok``).
     """
     view = data if isinstance(data, memoryview) else memoryview(data)
     if len(view) < 20:
@@ -420,7 +423,10 @@ def decode(
     hlen = (off >> 4) * 4
     if hlen < 20 or hlen > len(view):
         return DropReason.BAD_DATA_OFFSET
-    if verify_checksum and checksum.verify(src, dst, view, csum) == checksum.CSUM_BAD:
+    if (
+        verify_checksum
+        and checksum.verify(src, dst, view, csum, trust_partial) == checksum.CSUM_BAD
+    ):
         return DropReason.BAD_CHECKSUM
     seg = Segment(sport, dport, seq, ack, flags, window, urgent, view[hlen:])
     if hlen > 20:

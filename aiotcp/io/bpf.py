@@ -25,6 +25,7 @@ SO_ATTACH_BPF = 50
 BPF_MAXINSNS = 4096
 
 # opcodes (linux/filter.h)
+BPF_LD_W_ABS = 0x20  # A = u32 at [k]; with k = SKF_AD_OFF + n, an ancillary value
 BPF_LD_H_ABS = 0x28  # A = u16 at [k]
 BPF_LD_B_ABS = 0x30
 BPF_LDX_B_MSH = 0xB1  # X = 4 * ([k] & 0xf)   (IP header length)
@@ -34,6 +35,8 @@ BPF_JMP_JGT_K = 0x25
 BPF_JMP_JGE_K = 0x35
 BPF_JMP_JSET_K = 0x45
 BPF_RET_K = 0x06
+
+SKF_AD_IFINDEX = (-0x1000 + 8) & 0xFFFFFFFF  # SKF_AD_OFF + SKF_AD_IFINDEX: ingress device
 
 ACCEPT = 0x40000  # bytes to keep: more than any IPv4 packet
 DROP = 0
@@ -63,20 +66,41 @@ def merge_ranges(
     return out
 
 
-def tcp_dst_port_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+def tcp_dst_port_filter(
+    ranges: Iterable[tuple[int, int]],
+    *,
+    only_interface: int | None = None,
+    not_interfaces: Iterable[int] = (),
+) -> list[Insn]:
     """Program for a raw IPv4 socket (data starts at the IP header).
 
-    Non-first fragments are dropped: they carry no TCP header to look at.
+    Non-first fragments are dropped: they carry no TCP header to look at.  With
+    ``only_interface`` (an ifindex) the socket admits packets from that interface
+    alone; ``not_interfaces`` keeps theirs out.  The stack reads each wire's
+    packets on a socket of its own that way (``aiotcp.io.wires``).
     """
-    prog: list[Insn] = [
+    prog: list[Insn] = []
+    if only_interface is not None:
+        prog += [
+            (BPF_LD_W_ABS, 0, 0, SKF_AD_IFINDEX),
+            (BPF_JMP_JEQ_K, 1, 0, only_interface),  # this interface: go on
+            (BPF_RET_K, 0, 0, DROP),
+        ]
+    excluded = sorted(set(not_interfaces))
+    if excluded:
+        prog.append((BPF_LD_W_ABS, 0, 0, SKF_AD_IFINDEX))
+        for index in excluded:
+            prog += [(BPF_JMP_JEQ_K, 0, 1, index), (BPF_RET_K, 0, 0, DROP)]
+    preamble = len(prog)
+    prog += [
         (BPF_LD_H_ABS, 0, 0, 6),  # flags + fragment offset
         (BPF_JMP_JSET_K, 0, 1, 0x1FFF),  # a fragment offset: drop
         (BPF_RET_K, 0, 0, DROP),
         (BPF_LDX_B_MSH, 0, 0, 0),  # X = IP header length
         (BPF_LD_H_IND, 0, 0, 2),  # A = TCP destination port
     ]
-    assert len(prog) == _PREAMBLE_LEN
-    for lo, hi in merge_ranges(ranges):
+    assert len(prog) == preamble + _PREAMBLE_LEN
+    for lo, hi in merge_ranges(ranges, (BPF_MAXINSNS - len(prog) - 1) // 3):
         prog += [
             (BPF_JMP_JGE_K, 0, 2, lo),  # port < lo: next range
             (BPF_JMP_JGT_K, 1, 0, hi),  # port > hi: next range
@@ -149,8 +173,9 @@ def attach(sock: socket.socket, prog: Sequence[Insn]) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-def run(prog: Sequence[Insn], packet: bytes) -> int:
-    """Interpret a program the way the kernel would (tests check the compiler with it).
+def run(prog: Sequence[Insn], packet: bytes, *, ifindex: int = 0) -> int:
+    """Interpret a program the way the kernel would (tests check the compiler with it),
+    for a packet that came in on interface ``ifindex``.
 
     Out-of-bounds loads end the program with 0, as in the kernel.
     """
@@ -161,7 +186,9 @@ def run(prog: Sequence[Insn], packet: bytes) -> int:
         pc += 1
         if code == BPF_RET_K:
             return k
-        if code in (BPF_LD_H_ABS, BPF_LD_H_IND):
+        if code == BPF_LD_W_ABS and k == SKF_AD_IFINDEX:
+            a = ifindex
+        elif code in (BPF_LD_H_ABS, BPF_LD_H_IND):
             off = k + (x if code == BPF_LD_H_IND else 0)
             if off + 2 > len(packet):
                 return 0

@@ -41,12 +41,16 @@ def format_ip(addr: bytes) -> str:
     return socket.inet_ntoa(addr) if len(addr) == 4 else ".".join(str(b) for b in addr)
 
 
-def parse_ipv4_tcp(data: memoryview, *, verify_checksum: bool = True) -> Packet | DropReason:
+def parse_ipv4_tcp(
+    data: memoryview, *, verify_checksum: bool = True, partial_above: int = 0
+) -> Packet | DropReason:
     """Parse one IPv4 datagram carrying TCP.
 
     Fragments are dropped: the stack sets DF and advertises an MSS that fits the
     path, and the raw socket would see each fragment separately (only the kernel
-    reassembles for real protocol handlers).
+    reassembles for real protocol handlers).  A checksum field holding only the
+    pseudo-header sum is trusted in a datagram longer than ``partial_above``: 0
+    trusts every one; a wire's MTU trusts GRO aggregates only (``aiotcp.io.wires``).
     """
     if len(data) < 20:
         return DropReason.TRUNCATED_IP
@@ -64,7 +68,13 @@ def parse_ipv4_tcp(data: memoryview, *, verify_checksum: bool = True) -> Packet 
         return DropReason.NOT_TCP
     if src[0] == 0 or src[0] >= 224:  # RFC 1122 §3.2.1.3: never a valid TCP source
         return DropReason.BAD_ADDRESS
-    seg = decode(data[ihl:total], src, dst, verify_checksum=verify_checksum)
+    seg = decode(
+        data[ihl:total],
+        src,
+        dst,
+        verify_checksum=verify_checksum,
+        trust_partial=total > partial_above,
+    )
     if isinstance(seg, DropReason):
         return seg
     if seg.src_port == 0 or seg.dst_port == 0:
@@ -80,16 +90,19 @@ def drain(
     verify_checksum: bool,
     counters: collections.Counter[str],
     pcap: PcapWriter | None,
-) -> list[Packet]:
+    packets: list[Packet],
+    partial_above: int = 0,
+) -> int:
     """Receive until EAGAIN, ``max_packets``, or less than one IP packet of room is
-    left in ``view``; parse each packet where it landed.
+    left in ``view``; parse each packet where it landed and append it to
+    ``packets``.  Returns how much of ``view`` the kept packets take.
 
     Here rather than in the raw socket's class so that the loop runs compiled:
     a bulk sender's ACKs or an echo's segments each wake the loop for a packet or
     two, and the interpreted loop was a good part of that wake-up's cost.
-    Malformed packets are counted by reason and left out.
+    Malformed packets are counted by reason and left out.  ``partial_above`` as in
+    ``parse_ipv4_tcp``.
     """
-    packets: list[Packet] = []
     limit = len(view) - MAX_IP_PACKET
     offset = 0
     received = 0
@@ -106,7 +119,9 @@ def drain(
         datagram = view[offset : offset + n]
         if pcap is not None:
             pcap.received(datagram)
-        parsed = parse_ipv4_tcp(datagram, verify_checksum=verify_checksum)
+        parsed = parse_ipv4_tcp(
+            datagram, verify_checksum=verify_checksum, partial_above=partial_above
+        )
         if isinstance(parsed, DropReason):
             counters["drop_" + parsed.value] += 1
             continue
@@ -115,4 +130,4 @@ def drain(
     if received:
         counters["rx_packets"] += received
         counters["rx_bytes"] += nbytes
-    return packets
+    return offset

@@ -19,20 +19,33 @@ import contextlib
 import errno
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
 from aiotcp.io.packet import Packet, drain
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.privileges import MissingPrivilegeError, is_permission_error
+from aiotcp.io.wires import Wire
 
 MAX_IP_PACKET = 65535
 IP_PKTINFO = 8  # linux/in.h; the socket module lacks it before Python 3.12
 
 
+def _drain_unfiltered(sock: socket.socket) -> None:
+    """Discard what arrived between ``socket()`` and the filter taking effect."""
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.recv(MAX_IP_PACKET)
+    except BlockingIOError:
+        pass
+
+
 class RawSocket:
-    """One raw socket per stack; every connection's segments go through it."""
+    """A stack's raw IP socket, through which every segment goes; plus, on a host
+    with wires (``aiotcp.io.wires``), a receive-only socket per wire, so its
+    packets are told apart without a per-packet cost."""
 
     def __init__(
         self,
@@ -42,26 +55,18 @@ class RawSocket:
         rcvbuf: int = 4 << 20,
         sndbuf: int = 4 << 20,
         verify_checksum: bool = True,
+        wires: Sequence[Wire] = (),
     ) -> None:
+        self._wires = list(wires)
+        """Interfaces whose packets have a socket of their own (``aiotcp.io.wires``)."""
+        self._wire_socks: list[socket.socket] = []
+        ranges = list(port_ranges)
+        self._sock = self._open(ranges, rcvbuf, sndbuf, None)
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-        except PermissionError as exc:
-            raise MissingPrivilegeError("cannot open a raw socket") from exc
-        except OSError as exc:
-            if is_permission_error(exc):
-                raise MissingPrivilegeError("cannot open a raw socket") from exc
-            raise
-        self._sock = sock
-        try:
-            # Admit nothing until the caller says which ports are ours.
-            bpf.attach(sock, bpf.tcp_dst_port_filter(port_ranges))
-            self._drain_unfiltered()
-            sock.setblocking(False)
-            for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            for wire in self._wires:
+                self._wire_socks.append(self._open(ranges, rcvbuf, sndbuf, wire.index))
         except BaseException:
-            sock.close()
+            self.close()
             raise
         self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
         self._view = memoryview(self._arena)
@@ -71,40 +76,83 @@ class RawSocket:
         """When set, every datagram received and every segment sent is recorded."""
         self.counters: collections.Counter[str] = collections.Counter()
 
-    def _drain_unfiltered(self) -> None:
-        """Discard what arrived between ``socket()`` and the filter taking effect."""
-        self._sock.setblocking(False)
+    def _open(
+        self, ranges: list[tuple[int, int]], rcvbuf: int, sndbuf: int, wire: int | None
+    ) -> socket.socket:
+        """A raw socket admitting ``ranges``: from interface ``wire`` only, or (None)
+        from every interface that is not one of the wires."""
         try:
-            while True:
-                self._sock.recv(MAX_IP_PACKET)
-        except BlockingIOError:
-            pass
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+        except PermissionError as exc:
+            raise MissingPrivilegeError("cannot open a raw socket") from exc
+        except OSError as exc:
+            if is_permission_error(exc):
+                raise MissingPrivilegeError("cannot open a raw socket") from exc
+            raise
+        try:
+            # Admit nothing until the caller says which ports are ours.
+            bpf.attach(sock, self._filter(ranges, wire))
+            _drain_unfiltered(sock)
+            for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _filter(self, ranges: Iterable[tuple[int, int]], wire: int | None) -> list[bpf.Insn]:
+        if wire is not None:
+            return bpf.tcp_dst_port_filter(ranges, only_interface=wire)
+        return bpf.tcp_dst_port_filter(ranges, not_interfaces=[w.index for w in self._wires])
 
     def fileno(self) -> int:
         return self._sock.fileno()
+
+    def filenos(self) -> list[int]:
+        """Every socket the stack must watch: this one and one per wire."""
+        return [self._sock.fileno(), *(s.fileno() for s in self._wire_socks)]
 
     @property
     def socket(self) -> socket.socket:
         return self._sock
 
     def set_port_ranges(self, ranges: Iterable[tuple[int, int]]) -> None:
-        """Replace the BPF filter: only TCP to these destination ports wakes us up."""
-        bpf.attach(self._sock, bpf.tcp_dst_port_filter(ranges))
+        """Replace the BPF filters: only TCP to these destination ports wakes us up."""
+        ranges = list(ranges)
+        bpf.attach(self._sock, self._filter(ranges, None))
+        for wire, sock in zip(self._wires, self._wire_socks, strict=True):
+            bpf.attach(sock, self._filter(ranges, wire.index))
 
     def recv_batch(self, max_packets: int = 256) -> list[Packet]:
         """Drain until EAGAIN (or the arena or ``max_packets`` is full).
 
         Returns the valid packets; malformed ones are counted in ``counters`` by
-        reason and left out.
+        reason and left out.  A wire's packets trust a partial checksum only when
+        they are longer than its MTU (GRO aggregates).
         """
-        return drain(
+        packets: list[Packet] = []
+        used = drain(
             self._sock.recv_into,
             self._view,
             max_packets,
             self.verify_checksum,
             self.counters,
             self.pcap,
+            packets,
         )
+        for wire, sock in zip(self._wires, self._wire_socks, strict=True):
+            used += drain(
+                sock.recv_into,
+                self._view[used:],
+                max_packets,
+                self.verify_checksum,
+                self.counters,
+                self.pcap,
+                packets,
+                wire.mtu,
+            )
+        return packets
 
     def send_segment(self, segment: Segment, src: bytes, dst: bytes) -> None:
         """Encode and send; ``src`` and ``dst`` are 4-byte IPv4 addresses."""
@@ -142,7 +190,8 @@ class RawSocket:
             self.pcap.sent(src, dst, data)
 
     def close(self) -> None:
-        self._sock.close()
+        for sock in (self._sock, *self._wire_socks):
+            sock.close()
 
     def __enter__(self) -> RawSocket:
         return self

@@ -103,3 +103,21 @@ def test_drop_all_filter_drops_everything(shared: bool, monkeypatch: pytest.Monk
         filtered.bind(("127.0.0.1", 0))
         bpf.attach_drop_all(filtered)
         assert datagram_dropped(filtered)
+
+
+def test_a_wire_socket_admits_its_interface_only_and_the_main_one_the_rest() -> None:
+    """``aiotcp.io.wires``: each wire's packets reach the socket of that wire alone."""
+    wire = bpf.tcp_dst_port_filter([(8080, 8080)], only_interface=3)
+    rest = bpf.tcp_dst_port_filter([(8080, 8080)], not_interfaces=[3, 7])
+    for ifindex in (1, 2, 3, 7, 9):
+        admitted_by = [bpf.run(p, packet(8080), ifindex=ifindex) != 0 for p in (wire, rest)]
+        assert admitted_by == ([True, False] if ifindex == 3 else [False, ifindex != 7])
+    assert bpf.run(wire, packet(8081), ifindex=3) == 0  # the ports still decide
+
+
+@pytest.mark.root
+def test_the_kernel_accepts_the_interface_filters() -> None:
+    require_root()
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP) as s:
+        bpf.attach(s, bpf.tcp_dst_port_filter([(1, 2)], only_interface=1))
+        bpf.attach(s, bpf.tcp_dst_port_filter([(1, 2)], not_interfaces=[1, 2, 3]))

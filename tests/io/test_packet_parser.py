@@ -229,3 +229,36 @@ def test_random_options_on_a_valid_header_never_raise(options: bytes, payload: b
     result = parse(ip_packet(raw_tcp_with_options(padded, payload)))
     assert isinstance(result, (Packet, DropReason))
     assert result != DropReason.BAD_CHECKSUM
+
+
+def with_seed_in_the_field(tcp: bytes) -> bytearray:
+    from aiotcp.core.checksum import pseudo_header_sum
+
+    out = bytearray(tcp)
+    out[16:18] = pseudo_header_sum(A, B, len(out)).to_bytes(2, "big")
+    return out
+
+
+def test_a_wire_trusts_a_partial_checksum_only_on_a_gro_aggregate() -> None:
+    """``partial_above`` is the wire's MTU: a datagram no longer than that is one
+    wire packet and its seed-valued field is verified (and fails); a longer one is
+    a GRO aggregate, which the kernel verified segment by segment."""
+    small = ip_packet(bytes(with_seed_in_the_field(tcp_bytes())))
+    assert isinstance(parse_ipv4_tcp(memoryview(small), partial_above=0), Packet)
+    assert parse_ipv4_tcp(memoryview(small), partial_above=1500) == DropReason.BAD_CHECKSUM
+    big = ip_packet(bytes(with_seed_in_the_field(tcp_bytes(payload=bytes(3000)))))
+    assert isinstance(parse_ipv4_tcp(memoryview(big), partial_above=1500), Packet)
+
+
+def test_a_real_checksum_equal_to_the_seed_passes_on_a_wire() -> None:
+    """One valid segment in 65,536 has the seed as its true checksum: verified in
+    full, it passes."""
+    from aiotcp.core.checksum import ones_sum
+
+    tcp = with_seed_in_the_field(tcp_bytes(payload=b"hello!\0\0"))
+    seed = int.from_bytes(tcp[16:18], "big")
+    # Choose the last payload word so the whole sum, seed field included, is 0xFFFF.
+    word = (0xFFFF - ones_sum(bytes(tcp)) - seed) % 0xFFFF
+    tcp[-2:] = word.to_bytes(2, "big")
+    parsed = parse_ipv4_tcp(memoryview(ip_packet(bytes(tcp))), partial_above=1500)
+    assert isinstance(parsed, Packet)
