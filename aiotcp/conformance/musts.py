@@ -152,9 +152,14 @@ MUST_STATUS: dict[int, Status] = {
         (
             _PARSER + "test_bad_checksum_is_rejected",
             _PARSER + "test_flipped_payload_bit_fails_the_checksum",
+            _PARSER + "test_a_wire_trusts_a_partial_checksum_only_on_a_gro_aggregate",
             _RFC + "test_segment_with_a_bad_checksum_is_dropped",
+            "tests/net/test_wires.py::"
+            "test_a_corrupted_segment_with_the_seed_as_checksum_is_dropped_from_a_wire",
         ),
-        "on by default; ``Stack(verify_checksum=False)`` exists for benchmarks",
+        "on by default; ``Stack(verify_checksum=False)`` exists for benchmarks; a partial "
+        "checksum (the pseudo-header sum alone) is trusted only where one can come from: "
+        "software interfaces, and GRO aggregates on a NIC (docs/checksums.md)",
     ),
     4: Status(
         "yes",
@@ -896,8 +901,12 @@ RFC9293_SECTIONS: tuple[Requirement, ...] = (
         "yes",
         (
             _CLOSE + "test_close_with_unread_data_resets",
+            _CLOSE + "test_data_after_close_from_a_peer_that_has_not_seen_our_fin_gets_its_rst",
+            "tests/net/test_asyncio_parity.py::"
+            "test_closing_with_input_left_in_the_reader_resets_the_connection",
             _TIMERS + "test_orphaned_fin_wait_2_times_out",
         ),
+        "unread bytes include those an asyncio stream reader holds",
     ),
     _req(
         "RFC9293-3.10.5",
