@@ -586,6 +586,29 @@ def kernel_refuser(host: Host, port: int) -> contextlib.AbstractContextManager[K
 REFUSAL = b"-ERR go away\r\n"
 
 
+_IDLE_CLIENTS = r"""
+import resource, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+socks = [socket.create_connection((sys.argv[1], int(sys.argv[2]))) for _ in range(int(sys.argv[3]))]
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def idle_kernel_clients(host: Host, address: str, port: int, count: int) -> subprocess.Popen[str]:
+    """A process in ``host`` that opens ``count`` kernel connections to
+    ``address:port`` and holds them idle.  It prints ``ready`` once all are open
+    (``read_line``; from a thread if the server runs on this thread's loop), and
+    ``host.stop`` ends it."""
+    return host.python(
+        ["-c", _IDLE_CLIENTS, address, str(port), str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def kernel_source(
     host: Host, port: int, nbytes: int
 ) -> contextlib.AbstractContextManager[KernelServer]:

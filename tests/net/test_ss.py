@@ -20,7 +20,7 @@ from aiotcp.control import CONTROL_DIR
 from aiotcp.core.connection import Connection
 from aiotcp.stack import TABLE_CHUNK
 from aiotcp.testing.loops import run
-from aiotcp.testing.netns import Host, kernel_echo_server, read_line
+from aiotcp.testing.netns import Host, idle_kernel_clients, kernel_echo_server, read_line
 
 HOLDER = textwrap.dedent(
     """
@@ -73,15 +73,6 @@ def test_ss_lists_a_running_stack_from_another_process(hosts: tuple[Host, Host])
     assert not sock.exists()
 
 
-CLIENTS = textwrap.dedent(
-    """
-    import resource, socket, sys
-    resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
-    socks = [socket.create_connection((sys.argv[1], 8080)) for _ in range(int(sys.argv[2]))]
-    print("ready", flush=True)
-    sys.stdin.read()
-    """
-)
 MANY = 3000
 
 
@@ -107,12 +98,7 @@ def test_the_table_of_thousands_of_connections_is_built_a_chunk_per_loop_pass(
     async def main() -> None:
         loop = asyncio.get_running_loop()
         async with await aiotcp.start_server(lambda r, w: None, port=8080, backlog=4096):
-            clients = b.python(
-                ["-c", CLIENTS, a.address, str(MANY)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            clients = idle_kernel_clients(b, a.address, 8080, MANY)
             assert (await asyncio.to_thread(read_line, clients.stdout, 60)).strip() == "ready"
             while len(aiotcp.connections(state="established")) < MANY:
                 await asyncio.sleep(0.05)
