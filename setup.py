@@ -50,7 +50,7 @@ def compiled_modules() -> list[Any]:
     except ImportError:
         print("aiotcp: mypyc not available; pure Python", file=sys.stderr)
         return []
-    core = (HERE / "aiotcp" / "core").glob("*.py")
+    core = (HERE / "aiotcp" / "core").rglob("*.py")
     modules = sorted(str(p.relative_to(HERE)) for p in core if p.name not in INTERPRETED)
     modules += GLUE
     return mypycify(modules, opt_level="3", debug_level="1")

@@ -15,7 +15,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "aiotcp"
 
 KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"aiotcp.core.congestion", "aiotcp.core.cubic"}),
     frozenset({"aiotcp.core.connection", "aiotcp.core.listener"}),
     frozenset({"aiotcp.io.guard", "aiotcp.io.iptables_guard", "aiotcp.io.socket_guard"}),
     frozenset({"aiotcp.control", "aiotcp.driver", "aiotcp.egress", "aiotcp.stack"}),

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from aiotcp.core.congestion import create
-from aiotcp.core.cubic import ALPHA, BETA, C, Cubic
+from aiotcp.core.congestion.cubic import ALPHA, BETA, C, Cubic
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.rto import RttEstimator
 from aiotcp.testing.corekit import LinkProfile, connected_pair

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiotcp.core.congestion import NewReno, create
+from aiotcp.core.congestion import create
+from aiotcp.core.congestion.newreno import NewReno
 from aiotcp.testing.corekit import L, R, established, opts
 
 MSS = 100

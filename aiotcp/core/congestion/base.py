@@ -1,21 +1,31 @@
-"""Congestion control behind a small interface (RFC 5681, RFC 6582 NewReno).
+"""The interface every congestion control algorithm implements, and their registry.
 
 The connection detects loss (duplicate ACKs, partial ACKs, RTO) and tells the
 algorithm; the algorithm only does window arithmetic.  That split lets CUBIC
-and NewReno share RACK-TLP, SACK recovery and PRR in the connection.
-Windows are in bytes.
+and NewReno share RACK-TLP, SACK recovery and PRR.  Windows are in bytes.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 if TYPE_CHECKING:
     from aiotcp.core.rto import RttEstimator
 
+try:
+    from mypy_extensions import mypyc_attr as mypyc_attr  # for the algorithms too
+except ImportError:  # installed without mypy, so nothing was compiled either
 
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> Callable[[_C], _C]:
+        return lambda cls: cls
+
+
+_C = TypeVar("_C")
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # an application's own algorithm
 class CongestionControl(ABC):
     """What the connection calls; ``cwnd``, ``ssthresh`` and ``pacing_rate`` are what
     comes out (read after each call)."""
@@ -77,67 +87,13 @@ class CongestionControl(ABC):
         self.cwnd = min(self.cwnd, self.initial_window * self.mss)
 
 
-class NewReno(CongestionControl):
-    """RFC 5681 slow start / congestion avoidance with RFC 6582 fast recovery."""
-
-    name = "newreno"
-
-    def __init__(self, mss: int, initial_window: int = 10) -> None:
-        super().__init__(mss, initial_window)
-        self._bytes_acked = 0
-
-    def _half_flight(self, flight_size: int) -> int:
-        """RFC 5681 equation (4): ``max(FlightSize / 2, 2*SMSS)``."""
-        return max(flight_size // 2, 2 * self.mss)
-
-    def on_ack(self, acked: int, flight_size: int, now: float) -> None:
-        if self.cwnd < self.ssthresh:
-            # RFC 5681 §3.1 slow start with byte counting (RFC 3465) and no per-ACK
-            # limit, as Linux: the driver processes segments in batches, so one ACK
-            # often covers many segments (a "stretch ACK", like GRO), and capping
-            # growth per ACK would make slow start crawl.
-            grow = min(acked, self.ssthresh - self.cwnd)
-            self.cwnd += grow
-            acked -= grow
-        if acked and self.cwnd >= self.ssthresh:
-            # RFC 5681 §3.1 congestion avoidance: about one SMSS per RTT, byte-counted.
-            self._bytes_acked += acked
-            if self._bytes_acked >= self.cwnd:
-                self._bytes_acked -= self.cwnd
-                self.cwnd += self.mss
-
-    def on_enter_recovery(self, flight_size: int, now: float) -> None:
-        self.ssthresh = self._half_flight(flight_size)  # RFC 5681 equation (4)
-        self.cwnd = self.ssthresh
-        self._bytes_acked = 0
-
-    def on_timeout(self, flight_size: int, now: float) -> None:
-        self.ssthresh = self._half_flight(flight_size)
-        self.cwnd = self.mss  # RFC 5681 §3.1: loss window LW = 1 SMSS
-        self._bytes_acked = 0
-
-
 Factory = Callable[[int, int], CongestionControl]
 
-ALGORITHMS: Final[dict[str, Factory]] = {"newreno": NewReno, "reno": NewReno}
+ALGORITHMS: Final[dict[str, Factory]] = {}
+"""Algorithms by the name ``TcpOptions.congestion`` gives; each module of this
+package adds its own (``register``) when it is imported."""
 
 
 def register(name: str, factory: Factory) -> None:
     """Add an algorithm under ``name`` (what ``TcpOptions.congestion`` selects)."""
     ALGORITHMS[name] = factory
-
-
-def create(name: str, mss: int, initial_window: int = 10) -> CongestionControl:
-    try:
-        factory = ALGORITHMS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown congestion control {name!r}; choose from {sorted(ALGORITHMS)}"
-        ) from None
-    return factory(mss, initial_window)
-
-
-# CUBIC builds on NewReno above, so it is imported once that exists.
-from aiotcp.core.cubic import Cubic  # noqa: E402
-
-register("cubic", Cubic)

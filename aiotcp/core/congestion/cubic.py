@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from aiotcp.core.congestion import NewReno
+from aiotcp.core.congestion.base import mypyc_attr, register
+from aiotcp.core.congestion.newreno import NewReno
 
 C: Final = 0.4  # RFC 9438 §5.1
 BETA: Final = 0.7  # RFC 9438 §4.6
 ALPHA: Final = 3 * (1 - BETA) / (1 + BETA)  # RFC 9438 §4.3, Reno-friendly additive increase
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Cubic(NewReno):
     name = "cubic"
 
@@ -84,3 +86,6 @@ class Cubic(NewReno):
         self._reduce(now)
         self.cwnd = self.mss
         self._bytes_acked = 0
+
+
+register("cubic", Cubic)

@@ -1,0 +1,50 @@
+"""NewReno: RFC 5681 slow start and congestion avoidance, RFC 6582 fast recovery."""
+
+from __future__ import annotations
+
+from aiotcp.core.congestion.base import CongestionControl, mypyc_attr, register
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class NewReno(CongestionControl):
+    """RFC 5681 slow start / congestion avoidance with RFC 6582 fast recovery."""
+
+    name = "newreno"
+
+    def __init__(self, mss: int, initial_window: int = 10) -> None:
+        super().__init__(mss, initial_window)
+        self._bytes_acked = 0
+
+    def _half_flight(self, flight_size: int) -> int:
+        """RFC 5681 equation (4): ``max(FlightSize / 2, 2*SMSS)``."""
+        return max(flight_size // 2, 2 * self.mss)
+
+    def on_ack(self, acked: int, flight_size: int, now: float) -> None:
+        if self.cwnd < self.ssthresh:
+            # RFC 5681 §3.1 slow start with byte counting (RFC 3465) and no per-ACK
+            # limit, as Linux: the driver processes segments in batches, so one ACK
+            # often covers many segments (a "stretch ACK", like GRO), and capping
+            # growth per ACK would make slow start crawl.
+            grow = min(acked, self.ssthresh - self.cwnd)
+            self.cwnd += grow
+            acked -= grow
+        if acked and self.cwnd >= self.ssthresh:
+            # RFC 5681 §3.1 congestion avoidance: about one SMSS per RTT, byte-counted.
+            self._bytes_acked += acked
+            if self._bytes_acked >= self.cwnd:
+                self._bytes_acked -= self.cwnd
+                self.cwnd += self.mss
+
+    def on_enter_recovery(self, flight_size: int, now: float) -> None:
+        self.ssthresh = self._half_flight(flight_size)  # RFC 5681 equation (4)
+        self.cwnd = self.ssthresh
+        self._bytes_acked = 0
+
+    def on_timeout(self, flight_size: int, now: float) -> None:
+        self.ssthresh = self._half_flight(flight_size)
+        self.cwnd = self.mss  # RFC 5681 §3.1: loss window LW = 1 SMSS
+        self._bytes_acked = 0
+
+
+register("newreno", NewReno)
+register("reno", NewReno)
