@@ -33,7 +33,7 @@ from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver, Key, demultiplex
 from aiotcp.egress import Egress
 from aiotcp.io import exit_hooks, route
-from aiotcp.io.guard import GuardKind, make_guard
+from aiotcp.io.guards import GuardKind, make_guard
 from aiotcp.io.lookup_cache import LookupCache
 from aiotcp.io.packet import Packet
 from aiotcp.io.pcap import PcapWriter

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from aiotcp.io.guard import make_guard
+from aiotcp.io.guards import make_guard
 from aiotcp.io.iptables_guard import iptables
 from aiotcp.testing.netns import two_hosts
 

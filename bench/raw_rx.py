@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from aiotcp.io.guard import make_guard
+from aiotcp.io.guards import make_guard
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.testing.netns import Host, kernel_sink, two_hosts
 

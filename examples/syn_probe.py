@@ -14,7 +14,7 @@ import secrets
 
 from aiotcp.core.segment import ACK, RST, SYN, Segment
 from aiotcp.io import route
-from aiotcp.io.guard import make_guard
+from aiotcp.io.guards import make_guard
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.testing.scripted import ScriptedEndpoint
 

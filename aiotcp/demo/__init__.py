@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from aiotcp.io.guard import GuardKind
+from aiotcp.io.guards import GuardKind
 
 Part = Literal["all", "handshake", "streams"]
 

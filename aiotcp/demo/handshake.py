@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
 from aiotcp.core.seq import seq_add
-from aiotcp.io.guard import GuardKind
+from aiotcp.io.guards import GuardKind
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.testing.netns import Host
 from aiotcp.testing.scripted import ScriptedEndpoint
@@ -99,7 +99,7 @@ def run_handshake_demo(
     a: Host, b: Host, say: Callable[[str], None] = print, *, guard_kind: GuardKind = "iptables"
 ) -> int:
     """The exchange between two prepared hosts. Returns an exit code."""
-    from aiotcp.io.guard import guarded_raw_socket
+    from aiotcp.io.guards import guarded_raw_socket
     from aiotcp.testing.netns import kernel_echo_server
 
     payload = b"hello from aiotcp\n"

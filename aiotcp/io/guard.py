@@ -18,18 +18,10 @@ reserves those ports so no one else can use them.  Two implementations:
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Literal
 
 from aiotcp.io import exit_hooks
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE, PortReservations
-
-if TYPE_CHECKING:
-    from aiotcp.io.rawsock import RawSocket
-
-GuardKind = Literal["iptables", "socket", "none"]
 
 
 class Guard:
@@ -129,37 +121,3 @@ class NoGuard(Guard):
     """Reservation only: the kernel's RSTs go out (for experiments and tests)."""
 
     kind = "none"
-
-
-def make_guard(
-    kind: GuardKind = "iptables", ephemeral_range: tuple[int, int] = DEFAULT_EPHEMERAL_RANGE
-) -> Guard:
-    """The guard for a stack's ``guard=`` option."""
-    if kind == "iptables":
-        from aiotcp.io.iptables_guard import IptablesGuard
-
-        return IptablesGuard(ephemeral_range)
-    if kind == "socket":
-        from aiotcp.io.socket_guard import SocketFilterGuard
-
-        return SocketFilterGuard(ephemeral_range)
-    if kind == "none":
-        return NoGuard(ephemeral_range)
-    raise ValueError(f"unknown guard {kind!r}: choose 'iptables', 'socket' or 'none'")
-
-
-@contextlib.contextmanager
-def guarded_raw_socket(
-    kind: GuardKind = "iptables", ports: Sequence[int] = (0,)
-) -> Iterator[tuple[RawSocket, list[int]]]:
-    """A raw socket admitting ``ports`` (0: an ephemeral one), guarded and reserved.
-
-    Packet-level tools (the handshake demo, scripted peers, probes) need exactly
-    this: the ports claimed, the kernel kept quiet on them, the filter set.
-    """
-    from aiotcp.io.rawsock import RawSocket
-
-    with make_guard(kind) as guard, RawSocket() as raw:
-        claimed = [guard.claim(p) for p in ports]
-        raw.set_port_ranges(guard.port_ranges())
-        yield raw, claimed

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiotcp.core.segment import SYN, Segment, describe_options, flags_str, parse_flags
 from aiotcp.core.seq import seq_add, seq_sub
-from aiotcp.io.guard import GuardKind, make_guard
+from aiotcp.io.guards import GuardKind, make_guard
 from aiotcp.io.packet import Packet, format_ip
 from aiotcp.io.rawsock import RawSocket
 

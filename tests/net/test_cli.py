@@ -15,7 +15,7 @@ def aiotcp_cli(host: Host, *args: str) -> str:
 def test_guard_status_and_cleanup_after_a_killed_process(hosts: tuple[Host, Host]) -> None:
     a, _ = hosts
     assert "no aiotcp firewall rules" in aiotcp_cli(a, "guard", "status")
-    code = "from aiotcp.io.guard import make_guard; import time; g = make_guard();"
+    code = "from aiotcp.io.guards import make_guard; import time; g = make_guard();"
     code += "g.install(); print(g.claim(8080), flush=True); time.sleep(60)"
     proc = a.python(["-c", code], stdout=subprocess.PIPE, text=True)
     read_line(proc.stdout, 20.0)

@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from aiotcp.io import iptables_guard
-from aiotcp.io.guard import make_guard
+from aiotcp.io.guards import make_guard
 from aiotcp.io.iptables_guard import IptablesGuard
 from aiotcp.io.privileges import MissingPrivilegeError
 from aiotcp.io.socket_guard import SocketFilterGuard
@@ -93,7 +93,7 @@ def test_other_traffic_still_gets_the_kernels_rst(hosts: tuple[Host, Host]) -> N
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from aiotcp.io.guard import make_guard
+    from aiotcp.io.guards import make_guard
     guard = make_guard(sys.argv[1])
     guard.install()
     print(guard.claim(), flush=True)
@@ -185,7 +185,7 @@ UNPRIVILEGED = textwrap.dedent(
             from aiotcp.io.rawsock import RawSocket
             RawSocket()
         else:
-            from aiotcp.io.guard import make_guard
+            from aiotcp.io.guards import make_guard
             make_guard("iptables").install()
     except MissingPrivilegeError as exc:
         print(exc)

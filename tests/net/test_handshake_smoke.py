@@ -14,7 +14,7 @@ import pytest
 
 from aiotcp.core.segment import ACK, RST, SYN, Segment
 from aiotcp.demo.handshake import scripted_echo_exchange
-from aiotcp.io.guard import guarded_raw_socket, make_guard
+from aiotcp.io.guards import guarded_raw_socket, make_guard
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.testing.capture import capture
 from aiotcp.testing.netns import Host, kernel_echo_server

@@ -23,7 +23,7 @@ from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
 from aiotcp.core.seq import seq_add
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
-from aiotcp.io.guard import make_guard
+from aiotcp.io.guards import make_guard
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import Host
