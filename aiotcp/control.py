@@ -10,14 +10,13 @@ so a stack running inside a namespace is visible from the host's shell.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from aiotcp.stack import Stack
+from typing import Any, Protocol
 
 CONTROL_DIR = Path(os.environ.get("AIOTCP_CONTROL_DIR", "/run/aiotcp"))
 
@@ -26,10 +25,21 @@ def socket_path(pid: int, index: int = 0) -> Path:
     return CONTROL_DIR / (f"{pid}.sock" if index == 0 else f"{pid}-{index}.sock")
 
 
+class Observed(Protocol):
+    """What the control socket reads of a stack."""
+
+    counters: collections.Counter[str]
+
+    def table_chunks(
+        self, *, state: str | None = None, port: int | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The state table's rows, a chunk at a time (``Stack.table_chunks``)."""
+
+
 class ControlServer:
     """Serves ``{"cmd": "connections"}`` and ``{"cmd": "counters"}`` for one stack."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Observed) -> None:
         self.stack = stack
         self.path: Path | None = None
         self._server: asyncio.AbstractServer | None = None

@@ -11,9 +11,10 @@ wake-up, and the ACKs it triggers coalesce.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
 from aiotcp.core.connection import Connection
 from aiotcp.core.events import (
@@ -27,11 +28,8 @@ from aiotcp.core.events import (
 )
 from aiotcp.core.segment import Segment
 from aiotcp.core.state import State
-from aiotcp.io.gso import GsoSender
+from aiotcp.egress import SendPath
 from aiotcp.io.packet import Packet, format_ip
-
-if TYPE_CHECKING:
-    from aiotcp.stack import Stack
 
 log: Final = logging.getLogger("aiotcp")
 
@@ -47,14 +45,33 @@ class EventSink(Protocol):
     def _on_closed(self, reason: CloseReason) -> None: ...
 
 
+class DriverHost(Protocol):
+    """What a driver tells the stack that owns it: events go up, never sideways."""
+
+    loop: asyncio.AbstractEventLoop
+    counters: collections.Counter[str]
+
+    def forget(self, driver: ConnectionDriver) -> None:
+        """The connection is CLOSED and its driver stopped: take it out of the table."""
+
+    def state_changed(self, driver: ConnectionDriver, old: State, new: State) -> None:
+        """A transition, for observers and the TIME-WAIT table."""
+
+    def park(self, driver: ConnectionDriver, deadline: float) -> None:
+        """A parked (TIME-WAIT) driver's next deadline: wake it then
+        (``on_parked_deadline``)."""
+
+
 class ConnectionDriver:
     """Drives one ``Connection`` from the event loop; owned by the ``Stack``."""
 
-    def __init__(self, stack: Stack, conn: Connection) -> None:
-        self.stack = stack
+    def __init__(self, host: DriverHost, conn: Connection, path: SendPath) -> None:
+        self.host = host
         self.conn = conn
+        self.path = path
+        """Where the connection's segments leave (``aiotcp.egress``)."""
         self.key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
-        self.loop = stack.loop
+        self.loop = host.loop
         self.inbox: list[Segment] = []
         self.sink: EventSink | None = None
         self.established: asyncio.Future[None] = self.loop.create_future()
@@ -65,13 +82,8 @@ class ConnectionDriver:
         self._fired_at: float | None = None
         self._last_now = 0.0
         self._stepping = False
-        self.gso: GsoSender | None = None
-        """The AF_PACKET path once the next hop is known; then every segment uses it."""
-        self.gso_checked = -1.0
         self.parked = False
         """TIME-WAIT without a task: see ``_run``; the stack's one timer keeps 2MSL."""
-        self.park_entry: list[object] | None = None
-        """This driver's entry in the stack's TIME-WAIT heap while parked."""
         self._step_scheduled = False
         self.task: asyncio.Task[None] | None = self.loop.create_task(
             self._run(), name=f"aiotcp {self.describe()}"
@@ -128,7 +140,6 @@ class ConnectionDriver:
 
     def on_parked_deadline(self, deadline: float) -> None:
         """The stack's TIME-WAIT timer reached this parked connection's deadline."""
-        self.park_entry = None
         self._fired_at = deadline
         self.step()
         self.after_parked_step()
@@ -138,18 +149,15 @@ class ConnectionDriver:
         again (its timer was re-filed by the step's ``_rearm``)."""
         if self.conn.state is State.CLOSED:
             self.end()
-            self.stack._forget(self)
+            self.host.forget(self)
         elif self._dirty:
             self.poke()
 
     def end(self) -> None:
-        """Stop driving the connection (the stack forgets it): cancel the task, or
-        take a parked connection off the TIME-WAIT heap."""
+        """Stop driving the connection (the stack forgets it): cancel the task; a
+        parked connection has none (the stack's TIME-WAIT table lets go of it)."""
         if self.parked:
             self.parked = False
-            if self.park_entry is not None:
-                self.park_entry[2] = None
-                self.park_entry = None
         elif self.task is not None:
             self.task.cancel()
 
@@ -193,7 +201,7 @@ class ConnectionDriver:
         finally:
             if not self.parked:
                 self._cancel_timer()
-                self.stack._forget(self)
+                self.host.forget(self)
 
     def step(self) -> None:
         """Process the inbox and due timers, dispatch events, transmit, re-arm."""
@@ -226,9 +234,13 @@ class ConnectionDriver:
         self._rearm()
 
     def flush(self, now: float) -> None:
-        segments = self.conn.segments_to_send(now)
+        conn = self.conn
+        segments = conn.segments_to_send(now)
         if segments:
-            self.stack.transmit(self, segments, now)
+            path = self.path
+            path.transmit(segments, now, conn.state in (State.SYN_SENT, State.SYN_RECEIVED))
+            # Once the path has an AF_PACKET sender, the core may build super-segments.
+            conn.gso_max = path.gso_max
 
     def _dispatch_events(self) -> None:
         conn = self.conn
@@ -237,7 +249,7 @@ class ConnectionDriver:
             if isinstance(ev, StateChanged):
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s %s -> %s", self.describe(), ev.old.name, ev.new.name)
-                self.stack._state_changed(self, ev.old, ev.new)
+                self.host.state_changed(self, ev.old, ev.new)
             elif isinstance(ev, Connected):
                 if not self.established.done():
                     self.established.set_result(None)
@@ -269,7 +281,7 @@ class ConnectionDriver:
         deadline = self.conn.next_deadline()
         if self.parked:
             if deadline is not None:
-                self.stack.park(self, deadline)
+                self.host.park(self, deadline)
             return
         armed = self._timer_at
         if deadline is not None and armed is not None and armed <= deadline:
@@ -278,7 +290,7 @@ class ConnectionDriver:
         if deadline is not None:
             self._timer_at = deadline
             self._timer = self.loop.call_at(deadline, self._on_timer)
-            self.stack.counters["timers_armed"] += 1
+            self.host.counters["timers_armed"] += 1
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -14,8 +14,6 @@ import socket
 from typing import Final
 
 from aiotcp.core.segment import Segment
-from aiotcp.core.state import State
-from aiotcp.driver import ConnectionDriver
 from aiotcp.io import neighbour
 from aiotcp.io.gso import IP_LEN, MAX_IP_PACKET, GsoSender, runs
 from aiotcp.io.lookup_cache import LookupCache
@@ -50,32 +48,9 @@ class Egress:
         """One segment through the raw IP socket (RSTs, listener replies)."""
         self.raw.send_segment(seg, src, dst)
 
-    def transmit(self, driver: ConnectionDriver, segments: list[Segment], now: float) -> None:
-        """A connection's segments, as GSO runs once its next hop is known."""
-        src, dst = driver.conn.local[0], driver.conn.remote[0]
-        sender = driver.gso
-        if (
-            sender is None
-            and self.gso
-            and now - driver.gso_checked >= GSO_RECHECK
-            and driver.conn.state not in (State.SYN_SENT, State.SYN_RECEIVED)
-        ):
-            driver.gso_checked = now  # the handshake resolved the neighbour by now
-            sender = driver.gso = self._sender_for(dst, now)
-            if sender is not None:
-                driver.conn.gso_max = GSO_MAX_PAYLOAD  # the core may now emit super-segments
-        if sender is None:
-            self._send_raw(segments, src, dst)
-            return
-        counters = self.counters
-        for run in runs(segments, GSO_MAX_PAYLOAD):
-            sent = sender.send_run(run, src, dst)
-            if sent:
-                counters["gso_frames"] += 1
-                counters["gso_segments"] += sent
-            else:
-                counters["gso_fallback"] += len(run)
-                self._send_raw(run, src, dst)
+    def path(self, src: bytes, dst: bytes) -> SendPath:
+        """The way out for one connection from ``src`` to ``dst``."""
+        return SendPath(self, src, dst)
 
     def _send_raw(self, segments: list[Segment], src: bytes, dst: bytes) -> None:
         """The raw IP socket has no GSO: super-segments go as their wire segments."""
@@ -110,3 +85,43 @@ class Egress:
         for sender in self._senders.values():
             sender.close()
         self._senders.clear()
+
+
+class SendPath:
+    """One connection's way out: the raw IP socket until its next hop is known (the
+    handshake resolves it), then the AF_PACKET sender of that hop, for every segment."""
+
+    __slots__ = ("_checked", "_egress", "_sender", "dst", "src")
+
+    def __init__(self, egress: Egress, src: bytes, dst: bytes) -> None:
+        self._egress = egress
+        self.src = src
+        self.dst = dst
+        self._sender: GsoSender | None = None
+        self._checked = -1.0  # when the next hop was last looked for
+
+    @property
+    def gso_max(self) -> int:
+        """Largest super-segment payload this path takes (0: MSS-sized segments only)."""
+        return GSO_MAX_PAYLOAD if self._sender is not None else 0
+
+    def transmit(self, segments: list[Segment], now: float, handshaking: bool) -> None:
+        """The segments, as GSO runs once the next hop is known."""
+        egress = self._egress
+        src, dst = self.src, self.dst
+        sender = self._sender
+        if sender is None and egress.gso and not handshaking and now - self._checked >= GSO_RECHECK:
+            self._checked = now  # the handshake resolved the neighbour by now
+            sender = self._sender = egress._sender_for(dst, now)
+        if sender is None:
+            egress._send_raw(segments, src, dst)
+            return
+        counters = egress.counters
+        for run in runs(segments, GSO_MAX_PAYLOAD):
+            sent = sender.send_run(run, src, dst)
+            if sent:
+                counters["gso_frames"] += 1
+                counters["gso_segments"] += sent
+            else:
+                counters["gso_fallback"] += len(run)
+                egress._send_raw(run, src, dst)

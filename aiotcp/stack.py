@@ -13,7 +13,6 @@ import asyncio
 import collections
 import contextlib
 import functools
-import heapq
 import json
 import os
 import secrets
@@ -28,7 +27,7 @@ from aiotcp.control import ControlServer
 from aiotcp.core.connection import Connection, reset_for
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
-from aiotcp.core.segment import SYN, Segment
+from aiotcp.core.segment import SYN
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver, Key, demultiplex
 from aiotcp.egress import Egress
@@ -40,6 +39,7 @@ from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.io.wires import find_wires
+from aiotcp.time_wait import TimeWaitTable
 
 StateObserver = Callable[[ConnectionDriver, State, State], None]
 ANY = bytes(4)
@@ -119,13 +119,9 @@ class Stack:
         self.raw.pcap = self.pcap
         self.connections: dict[Key, ConnectionDriver] = {}
         self._port_users: collections.Counter[int] = collections.Counter()
-        self._time_wait: dict[ConnectionDriver, None] = {}  # insertion order = age
-        # Parked TIME-WAIT connections (ConnectionDriver.parked): [deadline, n, driver]
-        # entries, the driver None once it left; one timer for the earliest.
-        self._parked: list[list[Any]] = []
-        self._parked_count = 0
-        self._parked_timer: asyncio.TimerHandle | None = None
-        self.max_time_wait = max_time_wait
+        self.time_wait = TimeWaitTable(self.loop, max_time_wait)
+        """TIME-WAIT connections: bounded like ``tcp_max_tw_buckets``, parked drivers
+        woken by one timer."""
         self._mtu_cache: dict[bytes, int] = {}
         self._route_cache: LookupCache[str, route.Route] = LookupCache(ROUTE_TTL)
         self.listeners: dict[int, ListenerEntry] = {}
@@ -206,7 +202,7 @@ class Stack:
             # incarnation goes and the listener takes the SYN.
             self.counters["time_wait_reopened"] += 1
             driver.end()
-            self._forget(driver)
+            self.forget(driver)
         entry = self.listeners.get(seg.dst_port)
         if entry is not None and entry.addr in (ANY, pkt.dst):
             if seg.payload:
@@ -217,7 +213,7 @@ class Stack:
                 entry.listener.options = entry.options.replace(mtu=self._mtu_to(pkt.src))
             conn = entry.listener.receive(seg, pkt.src, pkt.dst, now)
             for out, src, dst in entry.listener.segments_to_send(now):
-                self.send_segment(out, src, dst)
+                self.egress.send_segment(out, src, dst)
             if conn is not None:
                 driver = self._adopt(conn)
                 driver.established.add_done_callback(functools.partial(_established, entry))
@@ -228,7 +224,7 @@ class Stack:
             rst = reset_for(seg)
             self.counters["rst_no_connection"] += 1
             if rst is not None:
-                self.send_segment(rst, pkt.dst, pkt.src)
+                self.egress.send_segment(rst, pkt.dst, pkt.src)
         else:
             self.counters["ignored_not_our_port"] += 1
         return None
@@ -266,25 +262,19 @@ class Stack:
                 return driver
         return None
 
-    # -- send path ------------------------------------------------------------------
-    def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
-        self.egress.send_segment(seg, src, dst)
-
-    def transmit(self, driver: ConnectionDriver, segments: list[Segment], now: float) -> None:
-        self.egress.transmit(driver, segments, now)
-
     # -- connections ------------------------------------------------------------------
     def _adopt(self, conn: Connection) -> ConnectionDriver:
-        driver = ConnectionDriver(self, conn)
+        driver = ConnectionDriver(self, conn, self.egress.path(conn.local[0], conn.remote[0]))
         self.connections[driver.key] = driver
         self._port_users[conn.local[1]] += 1
         return driver
 
-    def _forget(self, driver: ConnectionDriver) -> None:
+    # -- what the drivers tell the stack (DriverHost) ---------------------------------
+    def forget(self, driver: ConnectionDriver) -> None:
         if self.connections.get(driver.key) is not driver:
             return
         del self.connections[driver.key]
-        self._time_wait.pop(driver, None)
+        self.time_wait.left(driver)
         port = driver.conn.local[1]
         self._port_users[port] -= 1
         if not self._port_users[port]:
@@ -293,33 +283,7 @@ class Stack:
                 self.guard.release(port)
 
     def park(self, driver: ConnectionDriver, deadline: float) -> None:
-        """File a parked connection's next deadline (2MSL) with the stack's timer."""
-        entry = driver.park_entry
-        if entry is not None:
-            if entry[0] == deadline:
-                return
-            entry[2] = None  # superseded (a retransmitted FIN restarted 2MSL)
-        self._parked_count += 1
-        entry = [deadline, self._parked_count, driver]
-        driver.park_entry = entry
-        heapq.heappush(self._parked, entry)
-        timer = self._parked_timer
-        if timer is None or deadline < timer.when():
-            if timer is not None:
-                timer.cancel()
-            self._parked_timer = self.loop.call_at(deadline, self._on_parked_timer)
-
-    def _on_parked_timer(self) -> None:
-        self._parked_timer = None
-        heap = self._parked
-        # asyncio may fire up to a clock tick early: what is due within 1 ms is due.
-        due = self.loop.time() + 0.001
-        while heap and heap[0][0] <= due:
-            deadline, _, driver = heapq.heappop(heap)
-            if driver is not None and driver.parked:
-                driver.on_parked_deadline(deadline)
-        if heap and self._parked_timer is None:
-            self._parked_timer = self.loop.call_at(heap[0][0], self._on_parked_timer)
+        self.time_wait.park(driver, deadline)
 
     def _port_in_use(self, port: int) -> bool:
         return port in self._port_users
@@ -337,23 +301,20 @@ class Stack:
         assert self._events_file is not None
         self._events_file.write(json.dumps(record) + "\n")
 
-    def _state_changed(self, driver: ConnectionDriver, old: State, new: State) -> None:
+    def state_changed(self, driver: ConnectionDriver, old: State, new: State) -> None:
         for observer in self.state_observers:
             observer(driver, old, new)
         if new is State.TIME_WAIT:
-            self._time_wait[driver] = None
-            if len(self._time_wait) > self.max_time_wait:
-                self._recycle_oldest_time_wait()
+            oldest = self.time_wait.entered(driver)
+            if oldest is not None:
+                # Past ``max_time_wait`` the oldest entry goes early, as Linux's
+                # tcp_max_tw_buckets does: a flood of closes cannot grow the table.
+                self.counters["time_wait_overflow"] += 1
+                assert isinstance(oldest, ConnectionDriver)
+                oldest.end()
+                self.forget(oldest)
         elif old is State.TIME_WAIT:
-            self._time_wait.pop(driver, None)
-
-    def _recycle_oldest_time_wait(self) -> None:
-        """Past ``max_time_wait``, the oldest TIME-WAIT entry goes early, as Linux's
-        tcp_max_tw_buckets does: a flood of closes cannot grow the table without bound."""
-        oldest = next(iter(self._time_wait))
-        self.counters["time_wait_overflow"] += 1
-        oldest.end()
-        self._forget(oldest)
+            self.time_wait.left(driver)
 
     async def connect(
         self,
@@ -490,10 +451,7 @@ class Stack:
             driver.step()  # sends the RST and tells the transport (connection_lost)
             driver.end()
         self.connections.clear()
-        self._parked.clear()
-        if self._parked_timer is not None:
-            self._parked_timer.cancel()
-            self._parked_timer = None
+        self.time_wait.close()
         if not self.loop.is_closed():
             for fd in self.raw.filenos():
                 self.loop.remove_reader(fd)
