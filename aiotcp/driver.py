@@ -26,14 +26,13 @@ from aiotcp.core.events import (
     SendSpaceAvailable,
     StateChanged,
 )
+from aiotcp.core.flow import FlowKey
 from aiotcp.core.segment import Segment
 from aiotcp.core.state import State
 from aiotcp.egress import SendPath
 from aiotcp.io.packet import Packet, format_ip
 
 log: Final = logging.getLogger("aiotcp")
-
-Key = tuple[bytes, int, bytes, int]  # local ip, local port, remote ip, remote port
 
 
 class EventSink(Protocol):
@@ -70,7 +69,7 @@ class ConnectionDriver:
         self.conn = conn
         self.path = path
         """Where the connection's segments leave (``aiotcp.egress``)."""
-        self.key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        self.key = conn.key
         self.loop = host.loop
         self.inbox: list[Segment] = []
         self.sink: EventSink | None = None
@@ -301,7 +300,7 @@ class ConnectionDriver:
 
 def demultiplex(
     packets: list[Packet],
-    connections: Mapping[Key, ConnectionDriver],
+    connections: Mapping[FlowKey, ConnectionDriver],
     listening: Mapping[int, object],
 ) -> tuple[list[ConnectionDriver], list[Packet]]:
     """Sort a receive batch into the connections it belongs to.
@@ -314,7 +313,7 @@ def demultiplex(
     rest: list[Packet] = []
     for pkt in packets:
         seg = pkt.segment
-        driver = connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
+        driver = connections.get(pkt.flow())
         if driver is None or (seg.dst_port in listening and driver.conn.accepts_new_syn(seg)):
             rest.append(pkt)
             continue

@@ -25,11 +25,12 @@ from typing import Any
 
 from aiotcp.control import ControlServer
 from aiotcp.core.connection import Connection, reset_for
+from aiotcp.core.flow import FlowKey
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import SYN
 from aiotcp.core.state import State
-from aiotcp.driver import ConnectionDriver, Key, demultiplex
+from aiotcp.driver import ConnectionDriver, demultiplex
 from aiotcp.egress import Egress
 from aiotcp.io import exit_hooks, route
 from aiotcp.io.guards import GuardKind, make_guard
@@ -51,10 +52,6 @@ ASYNCIO_DEFAULTS: dict[str, Any] = {"nodelay": True}
 asyncio's: it sets TCP_NODELAY on every TCP transport, and a program written for
 asyncio counts on it (a header written before a body would wait ~40 ms for a
 delayed ACK).  The core's ``TcpOptions`` keeps Linux's defaults."""
-
-
-def key_of(conn: Connection) -> Key:
-    return (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
 
 
 @dataclass
@@ -117,7 +114,7 @@ class Stack:
         pcap = pcap or os.environ.get("AIOTCP_PCAP") or None
         self.pcap = PcapWriter(pcap) if pcap else None
         self.raw.pcap = self.pcap
-        self.connections: dict[Key, ConnectionDriver] = {}
+        self.connections: dict[FlowKey, ConnectionDriver] = {}
         self._port_users: collections.Counter[int] = collections.Counter()
         self.time_wait = TimeWaitTable(self.loop, max_time_wait)
         """TIME-WAIT connections: bounded like ``tcp_max_tw_buckets``, parked drivers
@@ -192,7 +189,7 @@ class Stack:
         ``demultiplex`` has already delivered what plainly belongs to a connection.
         """
         seg = pkt.segment
-        driver = self.connections.get((pkt.dst, seg.dst_port, pkt.src, seg.src_port))
+        driver = self.connections.get(pkt.flow())
         if driver is not None:
             if not (seg.dst_port in self.listeners and driver.conn.accepts_new_syn(seg)):
                 driver.deliver(seg)
@@ -257,7 +254,7 @@ class Stack:
         """Take the oldest established connection from ``port``'s accept queue."""
         entry = self.listeners.get(port)
         while entry is not None and (conn := entry.listener.accept()) is not None:
-            driver = self.connections.get(key_of(conn))
+            driver = self.connections.get(conn.key)
             if driver is not None and conn.state is not State.CLOSED:
                 return driver
         return None
@@ -385,7 +382,7 @@ class Stack:
         if entry is None:
             return
         for conn in entry.listener.close():
-            driver = self.connections.get(key_of(conn))
+            driver = self.connections.get(conn.key)
             if driver is not None:
                 driver.poke()
         if not self._port_in_use(port):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from aiotcp.core import congestion
 from aiotcp.core.buffers import Bytes, ReceiveBuffer, SendBuffer
@@ -43,6 +43,7 @@ from aiotcp.core.events import (
     StateChanged,
     UrgentDataReceived,
 )
+from aiotcp.core.flow import Address, flow_key
 from aiotcp.core.isn import initial_sequence_number, timestamp_offset
 from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
 from aiotcp.core.rto import RttEstimator
@@ -65,10 +66,20 @@ from aiotcp.core.seq import MASK, in_window, seq_add, seq_ge, seq_gt, seq_le, se
 from aiotcp.core.state import TRANSITIONS, State
 from aiotcp.core.timers import TimerName, Timers
 
-if TYPE_CHECKING:
-    from aiotcp.core.listener import Listener
 
-Address = tuple[bytes, int]
+class AcceptQueue(Protocol):
+    """The listener a passive connection came from, as the connection sees it: the
+    accept queue it joins once established (the SYN queue it leaves)."""
+
+    def has_room(self) -> bool:
+        """May one more connection become ESTABLISHED (the accept queue is not full)?"""
+
+    def child_established(self, conn: Connection) -> None:
+        """``conn`` completed its handshake: from the SYN queue to the accept queue."""
+
+    def child_closed(self, conn: Connection) -> None:
+        """``conn`` closed before it was accepted."""
+
 
 #: The 16-bit window field; RFC 7323 §2.2: never scaled in SYN segments.
 MAX_UNSCALED_WINDOW: Final = 0xFFFF
@@ -247,6 +258,7 @@ class Connection:
 
     # One per connection and many connections per process: no per-instance dict.
     __slots__ = (
+        "_accept_queue",
         "_ack_now",
         "_adv_mss",
         "_board",
@@ -276,7 +288,6 @@ class Connection:
         "_max_flight",
         "_max_flight_end",
         "_orphaned",
-        "_parent",
         "_persist_backoff",
         "_persist_probes",
         "_probe_pending",
@@ -313,6 +324,7 @@ class Connection:
         "gso_max",
         "irs",
         "iss",
+        "key",
         "local",
         "max_snd_wnd",
         "mss",
@@ -352,9 +364,14 @@ class Connection:
         now: float = 0.0,
         *,
         iss: int | None = None,
+        accept_queue: AcceptQueue | None = None,
     ) -> None:
+        """``iss``: a fixed initial sequence number instead of RFC 6528's (tests use
+        ISNs near 2**32); ``accept_queue``: the listener of a passive connection."""
         self.local = local
         self.remote = remote
+        self.key = flow_key(local[0], local[1], remote[0], remote[1])
+        """The 4-tuple every table finds this connection by (``aiotcp.core.flow``)."""
         self.options = opts = options if options is not None else TcpOptions()
         self._secret = isn_secret
         self._iss_override = iss
@@ -365,7 +382,7 @@ class Connection:
         self.counters = Counters()
         self.timers = Timers()
         self._events: deque[Event] = deque()
-        self._parent: Listener | None = None
+        self._accept_queue = accept_queue
         self.passive = False
 
         # RFC 9293 §3.3.1 send sequence variables.
@@ -471,6 +488,31 @@ class Connection:
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
         self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window)
         self.cc.rtt = self.rtt
+
+    @classmethod
+    def from_cookie(
+        cls,
+        local: Address,
+        remote: Address,
+        options: TcpOptions,
+        isn_secret: bytes,
+        now: float,
+        *,
+        syn: Segment,
+        iss: int,
+        accept_queue: AcceptQueue,
+    ) -> Connection:
+        """A passive connection whose SYN-ACK its listener sent without keeping state
+        (a SYN cookie): rebuilt from ``syn``, the SYN the cookie stands for, with the
+        SYN-ACK at ``iss`` already sent.  The ACK that carried the cookie is the next
+        segment it receives."""
+        conn = cls(local, remote, options, isn_secret, now, iss=iss, accept_queue=accept_queue)
+        conn.listen(now)
+        conn.receive(syn, now)
+        conn.snd_nxt = conn.snd_max = seq_add(iss, 1)
+        conn.rcv_adv = seq_add(conn.rcv_nxt, min(options.recv_buffer_start, MAX_UNSCALED_WINDOW))
+        conn.timers.cancel_all()
+        return conn
 
     # ------------------------------------------------------------------ user calls
 
@@ -854,7 +896,7 @@ class Connection:
             if not (seq_gt(seg.ack, self.snd_una) and seq_le(seg.ack, self.snd_max)):
                 self._queue_rst(seg.ack)  # <SEQ=SEG.ACK><CTL=RST>
                 return
-            if self._parent is not None and not self._parent._can_establish():
+            if self._accept_queue is not None and not self._accept_queue.has_room():
                 # Accept queue full: drop the ACK (SYN-ACK will be resent) or RST,
                 # as Linux's tcp_abort_on_overflow.
                 if self.options.abort_on_overflow:
@@ -2023,8 +2065,8 @@ class Connection:
     def _establish(self, now: float) -> None:
         self._set_state(State.ESTABLISHED)
         self._events.append(Connected())
-        if self._parent is not None:
-            self._parent._child_established(self)
+        if self._accept_queue is not None:
+            self._accept_queue.child_established(self)
         if self.options.keepalive:
             self.timers.set(TimerName.KEEPALIVE, now + self.options.keepalive_idle)
         if self._fin_queued:
@@ -2057,8 +2099,8 @@ class Connection:
             if notify_reset:
                 self._events.append(ConnectionReset())
         self._events.append(ConnectionClosed(reason))
-        if self._parent is not None:
-            self._parent._child_closed(self)
+        if self._accept_queue is not None:
+            self._accept_queue.child_closed(self)
 
     def _set_state(self, new: State) -> None:
         old = self.state

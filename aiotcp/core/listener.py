@@ -4,8 +4,8 @@ The listener owns no connection state machine of its own: each SYN it admits
 becomes a ``Connection`` that runs RFC 9293 §3.10.7.2 LISTEN processing and lives
 in SYN-RECEIVED until its handshake completes.  The stack registers the returned
 connection in its demux table and drives it like any other; the connection
-reports back (``_child_established`` / ``_child_closed``) so both queues stay
-exact.  Queues follow Linux: the SYN queue holds half-open connections, the
+reports back through ``AcceptQueue`` (``child_established`` / ``child_closed``)
+so both queues stay exact.  Queues follow Linux: the SYN queue holds half-open connections, the
 accept queue established ones not yet accepted, both bounded by ``backlog``.
 
 SYN cookies (D. J. Bernstein; Linux ``tcp_syncookies``) let a full SYN queue keep
@@ -19,7 +19,8 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Final, Literal
 
-from aiotcp.core.connection import Address, Connection, reset_for, window_scale_for
+from aiotcp.core.connection import Connection, reset_for, window_scale_for
+from aiotcp.core.flow import Address, FlowKey, flow_key
 from aiotcp.core.isn import keyed_hash24, timestamp_offset
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
@@ -61,18 +62,21 @@ class Listener:
         options: TcpOptions | None = None,
         isn_secret: bytes = b"",
         now: float = 0.0,
+        *,
+        iss: int | None = None,
     ) -> None:
+        """``iss``: one fixed initial sequence number for every passive connection,
+        instead of RFC 6528's (tests use ISNs near 2**32)."""
         self.local = local
         self.options = options if options is not None else TcpOptions()
         self._secret = isn_secret
         self.created = now
         self.counters = ListenerCounters()
-        self._syn_queue: dict[tuple[bytes, int, bytes, int], Connection] = {}
+        self._syn_queue: dict[FlowKey, Connection] = {}
         self._accept_queue: deque[Connection] = deque()
         self._out: list[Outgoing] = []
         self.closed = False
-        self.iss_for_tests: int | None = None
-        """Fixed ISN for passive connections (tests pick ISNs near 2**32)."""
+        self._iss = iss
 
     # ------------------------------------------------------------------ queues
 
@@ -103,21 +107,19 @@ class Listener:
         self._syn_queue.clear()
         self._accept_queue.clear()
         for conn in victims:
-            conn._parent = None
             conn.abort(0.0)
         return victims
 
-    def _can_establish(self) -> bool:
+    # -- the accept queue its connections see (``connection.AcceptQueue``) ---------
+    def has_room(self) -> bool:
         return len(self._accept_queue) < self.backlog
 
-    def _child_established(self, conn: Connection) -> None:
-        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
-        if self._syn_queue.pop(key, None) is not None:
+    def child_established(self, conn: Connection) -> None:
+        if self._syn_queue.pop(conn.key, None) is not None:
             self._accept_queue.append(conn)
 
-    def _child_closed(self, conn: Connection) -> None:
-        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
-        self._syn_queue.pop(key, None)
+    def child_closed(self, conn: Connection) -> None:
+        self._syn_queue.pop(conn.key, None)
 
     # ------------------------------------------------------------------ input
 
@@ -129,7 +131,7 @@ class Listener:
         """
         local = (dst_ip, self.local[1])
         remote = (src_ip, seg.src_port)
-        key = (dst_ip, self.local[1], src_ip, seg.src_port)
+        key = flow_key(dst_ip, self.local[1], src_ip, seg.src_port)
         child = self._syn_queue.get(key)
         if child is not None:
             child.receive(seg, now)
@@ -157,7 +159,7 @@ class Listener:
         if not flags & SYN or flags & FIN:
             return None  # RFC 9293 §3.10.7.2: anything else is dropped
         self.counters.syns_received += 1
-        if not self._can_establish():
+        if not self.has_room():
             # Linux drops SYNs while the accept queue is full: no point in half-
             # opening what could never be accepted.
             self.counters.accept_queue_overflows += 1
@@ -167,8 +169,9 @@ class Listener:
             if self.options.syn_cookies:
                 self._send_cookie(seg, local, remote, now)
             return None
-        conn = Connection(local, remote, self.options, self._secret, now, iss=self.iss_for_tests)
-        conn._parent = self
+        conn = Connection(
+            local, remote, self.options, self._secret, now, iss=self._iss, accept_queue=self
+        )
         conn.listen(now)
         self._syn_queue[key] = conn
         conn.receive(seg, now)
@@ -267,29 +270,23 @@ class Listener:
         if mss is None:
             self.counters.cookies_rejected += 1
             return "invalid"
-        if not self._can_establish():
+        if not self.has_room():
             self.counters.accept_queue_overflows += 1
             return "overflow"
         self.counters.cookies_accepted += 1
-        conn = Connection(local, remote, self.options, self._secret, now, iss=iss)
-        conn._parent = self
-        conn.listen(now)
         syn = Segment(seg.src_port, seg.dst_port, irs, 0, SYN, seg.window, mss=mss)
         if self.options.timestamps and seg.ts_val is not None and seg.ts_ecr is not None:
             bits = seg.ts_ecr & _TS_OPTION_MASK
             syn.ts_val = seg.ts_val
             syn.wscale = None if bits & _TS_NO_WSCALE == _TS_NO_WSCALE else bits & 0xF
             syn.sack_permitted = bool(bits & _TS_SACK)
-        conn.receive(syn, now)
-        conn.snd_nxt = conn.snd_max = seq_add(iss, 1)  # the SYN-ACK was sent statelessly
-        conn.rcv_adv = seq_add(conn.rcv_nxt, min(self.options.recv_buffer_start, 0xFFFF))
-        conn.timers.cancel_all()
-        key = (local[0], local[1], remote[0], remote[1])
-        self._syn_queue[key] = conn
+        conn = Connection.from_cookie(
+            local, remote, self.options, self._secret, now, syn=syn, iss=iss, accept_queue=self
+        )
+        self._syn_queue[conn.key] = conn
         conn.receive(seg, now)
         if conn.state is State.SYN_RECEIVED:
-            self._syn_queue.pop(key, None)
-            conn._parent = None
+            self._syn_queue.pop(conn.key, None)
             conn.abort(now)
             return "invalid"
         return conn

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from aiotcp.core.flow import FlowKey, flow_key
 from aiotcp.core.segment import DropReason, Segment, decode
 from aiotcp.io.pcap import PcapWriter
 
@@ -31,6 +32,11 @@ class Packet:
         self.src = src
         self.dst = dst
         self.segment = segment
+
+    def flow(self) -> FlowKey:
+        """The key of the connection this packet is for, from this end's side."""
+        seg = self.segment
+        return flow_key(self.dst, seg.dst_port, self.src, seg.src_port)
 
     def __repr__(self) -> str:
         return f"Packet({format_ip(self.src)}->{format_ip(self.dst)} {self.segment!r})"

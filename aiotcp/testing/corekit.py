@@ -478,8 +478,7 @@ def connected_pair(
     a.connect(0.0)
     syn = a.segments_to_send(0.0)
     assert len(syn) == 1 and syn[0].flags == SYN
-    listener = Listener(REMOTE, opts_b, SECRET + b"b", 0.0)
-    listener.iss_for_tests = REMOTE_ISS
+    listener = Listener(REMOTE, opts_b, SECRET + b"b", 0.0, iss=REMOTE_ISS)
     b = listener.receive(syn[0], LOCAL_IP, REMOTE_IP, 0.0)
     assert b is not None
     link = Link(a, b, profile, seed)

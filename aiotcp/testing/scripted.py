@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from aiotcp.core.flow import FlowKey, flow_key
 from aiotcp.core.segment import SYN, Segment, describe_options, flags_str, parse_flags
 from aiotcp.core.seq import seq_add, seq_sub
 from aiotcp.io.guards import GuardKind, make_guard
@@ -64,9 +65,6 @@ def tcpdump_line(src: bytes, sport: int, dst: bytes, dport: int, seg: Segment) -
     return line + f", length {len(seg.payload)}"
 
 
-Key = tuple[bytes, int, bytes, int]  # (local ip, local port, remote ip, remote port)
-
-
 class _Mailboxes:
     """Sorts what one raw socket receives into per-4-tuple queues.
 
@@ -78,8 +76,8 @@ class _Mailboxes:
 
     def __init__(self, raw: RawSocket) -> None:
         self.raw = raw
-        self.queues: dict[Key, collections.deque[tuple[float, Packet]]] = collections.defaultdict(
-            collections.deque
+        self.queues: dict[FlowKey, collections.deque[tuple[float, Packet]]] = (
+            collections.defaultdict(collections.deque)
         )
 
     def pump(self, timeout: float) -> None:
@@ -90,7 +88,7 @@ class _Mailboxes:
         for pkt in self.raw.recv_batch():
             seg = pkt.segment
             seg.payload = bytes(seg.payload)  # the arena is reused by the next batch
-            self.queues[(pkt.dst, seg.dst_port, pkt.src, seg.src_port)].append((now, pkt))
+            self.queues[pkt.flow()].append((now, pkt))
 
 
 _mailboxes: weakref.WeakKeyDictionary[RawSocket, _Mailboxes] = weakref.WeakKeyDictionary()
@@ -128,7 +126,7 @@ class ScriptedEndpoint:
         if boxes is None:
             boxes = _mailboxes[self.raw] = _Mailboxes(self.raw)
         self._boxes = boxes
-        self._queue = boxes.queues[(self._src, self.local[1], self._dst, self.remote[1])]
+        self._queue = boxes.queues[flow_key(self._src, self.local[1], self._dst, self.remote[1])]
 
     # -- relative sequence numbers ----------------------------------------------------
     def snd(self, offset: int) -> int:

@@ -123,8 +123,9 @@ def test_accept_queue_full_drops_new_syns() -> None:
 def test_accept_queue_overflow_drops_final_ack_by_default() -> None:
     lst = make_listener(backlog=1)
     a = open_half(lst, 40000)
-    b_conn = Connection((REMOTE_IP, PORT), (LOCAL_IP, 40001), lst.options, SECRET, 0.0)
-    b_conn._parent = lst
+    b_conn = Connection(
+        (REMOTE_IP, PORT), (LOCAL_IP, 40001), lst.options, SECRET, 0.0, accept_queue=lst
+    )
     b_conn.listen(0.0)
     b_conn.receive(syn_from(40001), 0.0)
     a.receive(handshake_ack(a, 40000), 0.1)  # fills the accept queue
@@ -137,8 +138,9 @@ def test_accept_queue_overflow_drops_final_ack_by_default() -> None:
 def test_accept_queue_overflow_resets_with_abort_on_overflow() -> None:
     lst = make_listener(backlog=1, abort_on_overflow=True)
     a = open_half(lst, 40000)
-    b_conn = Connection((REMOTE_IP, PORT), (LOCAL_IP, 40001), lst.options, SECRET, 0.0)
-    b_conn._parent = lst
+    b_conn = Connection(
+        (REMOTE_IP, PORT), (LOCAL_IP, 40001), lst.options, SECRET, 0.0, accept_queue=lst
+    )
     b_conn.listen(0.0)
     b_conn.receive(syn_from(40001), 0.0)
     a.receive(handshake_ack(a, 40000), 0.1)
