@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol
 
 from aiotcp.core import congestion
 from aiotcp.core.buffers import Bytes, ReceiveBuffer, SendBuffer
+from aiotcp.core.counters import Counters
 from aiotcp.core.events import (
     CloseReason,
     Connected,
@@ -46,8 +47,8 @@ from aiotcp.core.events import (
 from aiotcp.core.flow import Address, flow_key
 from aiotcp.core.isn import initial_sequence_number, timestamp_offset
 from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
+from aiotcp.core.recovery import LossRecovery
 from aiotcp.core.rto import RttEstimator
-from aiotcp.core.scoreboard import Scoreboard
 from aiotcp.core.segment import (
     ACK,
     CE,
@@ -150,70 +151,6 @@ def window_scale_for(buffer: int) -> int:
     return shift
 
 
-class Counters:
-    """Per-connection statistics (``info()``; ``nstat``-like names).
-
-    A plain class, not a dataclass: compiled, its defaults are set natively, where a
-    dataclass's generated ``__init__`` runs interpreted for every connection.
-    """
-
-    segments_in: int = 0
-    segments_out: int = 0
-    acks_coalesced: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    retransmits: int = 0
-    rto_expirations: int = 0
-    fast_retransmits: int = 0
-    sack_retransmits: int = 0
-    tlp_probes: int = 0
-    frames_deferred: int = 0
-    dsacks_received: int = 0
-    ce_received: int = 0
-    ecn_reductions: int = 0
-    dup_acks: int = 0
-    challenge_acks: int = 0
-    ooo_segments: int = 0
-    ooo_dropped: int = 0
-    unacceptable_segments: int = 0
-    paws_rejected: int = 0
-    zero_window_probes: int = 0
-    keepalive_probes: int = 0
-    rst_in: int = 0
-    rst_out: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in COUNTER_NAMES}
-
-
-COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes keep no annotations)
-    "segments_in",
-    "segments_out",
-    "acks_coalesced",
-    "bytes_in",
-    "bytes_out",
-    "retransmits",
-    "rto_expirations",
-    "fast_retransmits",
-    "sack_retransmits",
-    "tlp_probes",
-    "frames_deferred",
-    "dsacks_received",
-    "ce_received",
-    "ecn_reductions",
-    "dup_acks",
-    "challenge_acks",
-    "ooo_segments",
-    "ooo_dropped",
-    "unacceptable_segments",
-    "paws_rejected",
-    "zero_window_probes",
-    "keepalive_probes",
-    "rst_in",
-    "rst_out",
-)
-
-
 @dataclass(slots=True)
 class ConnectionInfo:
     """Snapshot for ``aiotcp.connections()`` and ``get_extra_info('aiotcp')``."""
@@ -261,23 +198,18 @@ class Connection:
         "_accept_queue",
         "_ack_now",
         "_adv_mss",
-        "_board",
         "_challenge_count",
         "_challenge_window",
-        "_cwr_due",
         "_drs_bytes",
         "_drs_start",
         "_dsack",
-        "_dupacks",
         "_dupacks_owed",
         "_ece_echo",
-        "_ecn_recover",
         "_events",
         "_fin_queued",
         "_fin_received",
         "_force_push",
         "_handshake_retransmitted",
-        "_in_recovery",
         "_iss_override",
         "_keepalive_probes",
         "_last_ack_sent",
@@ -285,20 +217,14 @@ class Connection:
         "_last_oow_ack",
         "_last_progress",
         "_last_send",
-        "_max_flight",
-        "_max_flight_end",
         "_orphaned",
         "_persist_backoff",
         "_persist_probes",
         "_probe_pending",
-        "_prr_delivered",
-        "_prr_out",
         "_rcv_fin_seq",
         "_rcv_mss",
         "_rcv_unacked",
         "_read_closed",
-        "_recover",
-        "_recover_fs",
         "_retries",
         "_rst_out",
         "_rtt_seq",
@@ -307,9 +233,6 @@ class Connection:
         "_send_space_wanted",
         "_snd_buf_seq",
         "_syn_window",
-        "_tlp_due",
-        "_tlp_end",
-        "_tlp_retrans",
         "_ts_floor",
         "_ts_offset",
         "_ts_recent_at",
@@ -335,6 +258,7 @@ class Connection:
         "rcv_nxt",
         "rcv_up",
         "rcv_wscale",
+        "recovery",
         "recv_buffer",
         "remote",
         "rtt",
@@ -412,8 +336,6 @@ class Connection:
         self.ts_ok = False
         self.ecn_ok = False  # RFC 3168 negotiated
         self._ece_echo = False  # CE seen: set ECE on ACKs until the peer's CWR
-        self._cwr_due = False  # we reduced for an ECE: the next new data carries CWR
-        self._ecn_recover: int | None = None  # one ECN reduction per window of data
         self.ts_recent = 0
         self._ts_offset = timestamp_offset(isn_secret, local, remote) if isn_secret else 0
         self._adv_mss = opts.advertised_mss()  # fixed per connection; options are Python
@@ -442,18 +364,6 @@ class Connection:
         self._dupacks_owed = 0
         self._rcv_unacked = 0
         self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
-        # Loss recovery: what is in flight / SACKed / lost, RACK (RFC 8985), PRR
-        # (RFC 6937: bytes delivered and sent since recovery began, and the flight
-        # size then) and the tail loss probe (its end and whether it was a resend).
-        self._board = Scoreboard(0)
-        self._prr_delivered = 0
-        self._prr_out = 0
-        self._recover_fs = 1
-        self._max_flight = 0  # largest flight sent this round trip (cwnd-limited test)
-        self._max_flight_end = 0  # the round trip ends when this is acknowledged
-        self._tlp_end: int | None = None
-        self._tlp_retrans = False
-        self._tlp_due = False
         self._force_push = False
         self.cork = False
         """Hold back a sub-MSS tail of new data while set (a FIN still goes): Linux's
@@ -469,9 +379,6 @@ class Connection:
         self._handshake_retransmitted = False
         self._rtt_seq: int | None = None
         self._rtt_time = 0.0
-        self._dupacks = 0
-        self._recover: int | None = None
-        self._in_recovery = False
         self._persist_probes = 0  # unanswered probes (reset by any ACK)
         self._persist_backoff = 0  # probe interval exponent (reset when the window opens)
         self._keepalive_probes = 0
@@ -488,6 +395,8 @@ class Connection:
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
         self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window)
         self.cc.rtt = self.rtt
+        self.recovery = LossRecovery(self.cc, self.rtt, self.timers, self.counters, self.mss)
+        """What is in flight and lost, and the window's response (``aiotcp.core.recovery``)."""
 
     @classmethod
     def from_cookie(
@@ -1014,23 +923,17 @@ class Connection:
             self._persist_backoff = 0
 
     def _on_ack(self, seg: Segment, now: float) -> None:
-        """An acceptable ACK (SND.UNA =< SEG.ACK =< SND.MAX): the scoreboard learns
-        what arrived, then loss detection and the congestion window follow."""
+        """An acceptable ACK (SND.UNA =< SEG.ACK =< SND.MAX): the recovery learns what
+        arrived, then loss detection and the congestion window follow."""
         ack = seg.ack
-        board = self._board
-        if not board.records and ack == self.snd_una:
-            self._maybe_dup_ack(seg, now, 0)  # nothing in flight: the cheap path
+        rec = self.recovery
+        if not rec.in_flight and ack == self.snd_una:
+            self._maybe_dup_ack(seg, 0)  # nothing in flight: the cheap path
             return
         if self.ecn_ok and seg.flags & ECE:
-            self._on_ecn_echo(now)
-        blocks = seg.sack_blocks if self.sack_ok else ()
-        delivery = board.on_ack(ack, blocks, now, self.snd_max)
-        if delivery.dsack:
-            self.counters.dsacks_received += 1
-            if self._tlp_end is not None and self._tlp_retrans:
-                self._tlp_end = None  # RFC 8985 §7.4.2: the probe was a duplicate
+            rec.on_ecn_echo(self.snd_una, self.snd_max, now)
+        delivery = rec.on_ack(ack, seg.sack_blocks if self.sack_ok else (), self.snd_max, now)
         advanced = seq_gt(ack, self.snd_una)
-        dupacks = self._dupacks
         rtt = delivery.rtt(now)
         if rtt is not None:
             self.rtt.sample(rtt)  # from our own send times: exact, no echo needed
@@ -1040,30 +943,11 @@ class Connection:
         if advanced:
             self._on_new_ack(seg, now)
         else:
-            self._maybe_dup_ack(seg, now, delivery.sacked)
-        if self._tlp_end is not None and seq_ge(ack, self._tlp_end):
-            self._end_tlp_episode(now)
-        if not self.sack_ok:
-            newly_lost = self._dupack_losses(advanced)
-        elif board.sacked_bytes or board.lost_bytes or self._in_recovery:
-            newly_lost = self._rack_detect(now)
-        else:
-            newly_lost = 0
-        if newly_lost and not self._in_recovery:
-            self._enter_recovery(now)
-        if self._in_recovery:
-            delivered = delivery.delivered
-            if not self.sack_ok:
-                # No SACK: each duplicate ACK is a segment that left; a partial ACK
-                # delivers what those did not already account for.
-                if advanced:
-                    delivered = max(delivered - (dupacks - self._dupacks) * self.mss, 0)
-                else:
-                    delivered = self.mss
-            self._prr_update(delivered)
-        if advanced or delivery.sacked:
-            self._tlp_due = False
-            self._arm_loss_probe(now)  # RFC 8985 §7.2: re-armed by every ACK of progress
+            self._maybe_dup_ack(seg, delivery.sacked)
+        if rec.after_ack(
+            ack, advanced, delivery, self.snd_una, self.snd_max, self._send_pending(), now
+        ):
+            self._rtt_seq = None  # Karn: the timed segment may be the one resent
 
     def _on_new_ack(self, seg: Segment, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged (RFC 9293, RFC 6298 §5)."""
@@ -1080,24 +964,7 @@ class Connection:
         self._retries = 0
         self.rtt.reset_backoff()
         self._last_progress = now
-        # Congestion control (RFC 5681 §3, RFC 6582 §3.2, RFC 6937).
-        if self._in_recovery:
-            if self._recover is not None and seq_ge(ack, self._recover):
-                self._exit_recovery()
-        elif 2 * self._max_flight >= self.cc.cwnd:
-            # Grow cwnd only while it limits us (RFC 7661 §4.2, Linux
-            # ``tcp_is_cwnd_limited``): an application-limited sender must not
-            # build up a window the path never carried.  The flight is the largest
-            # of the last round trip, as sent — not what is left when a batch of
-            # ACKs is being processed, or slow start would stall under batching.
-            self.cc.on_ack(acked, flight, now)
-        if self._in_recovery and not self.sack_ok:
-            # A partial ACK covers the retransmission and what arrived after it: the
-            # duplicate ACKs beyond those still stand for segments that left (Linux
-            # ``tcp_remove_reno_sacks``), or pipe would ignore them and stall.
-            self._dupacks = max(self._dupacks - (-(-acked // self.mss) - 1), 0)
-        else:
-            self._dupacks = 0
+        self.recovery.on_new_ack(ack, acked, flight, now)
         # RFC 6298 §5.2 / §5.3.
         if self.snd_una == self.snd_max:
             self.timers.cancel(TimerName.RETRANSMIT)
@@ -1110,7 +977,7 @@ class Connection:
             self._send_space_wanted = False
             self._events.append(SendSpaceAvailable(self.send_space))
 
-    def _maybe_dup_ack(self, seg: Segment, now: float, sacked: int) -> None:
+    def _maybe_dup_ack(self, seg: Segment, sacked: int) -> None:
         """RFC 5681 §2 duplicate ACK definition (RFC 6675 §2: or one that SACKs new data).
 
         "Outstanding data": a lone FIN in flight is none, so duplicate ACKs then
@@ -1123,53 +990,7 @@ class Connection:
             or not seq_lt(self.snd_una, seq_add(self._snd_buf_seq, len(self.send_buffer)))
         ):
             return
-        self._dupacks += 1
-        self.counters.dup_acks += 1
-
-    # ------------------------------------------------------------------ loss recovery
-
-    def _dupack_losses(self, advanced: bool) -> int:
-        """Without SACK information, RFC 5681/6582: the segment at SND.UNA is lost after
-        DupThresh duplicate ACKs, and again after each partial ACK in recovery."""
-        board = self._board
-        if advanced:
-            if self._in_recovery:
-                return board.mark_head_lost(self.mss)  # RFC 6582 §3.2 step 5
-            return 0
-        if self._in_recovery or self._dupacks != self._dupack_threshold():
-            return 0
-        if self._recover is not None and not seq_gt(self.snd_una, self._recover):
-            # RFC 6582 §3.2 step 2: not for the window an RTO already dealt with.
-            return 0
-        return board.mark_head_lost(self.mss)
-
-    def _rack_detect(self, now: float) -> int:
-        """RFC 8985 §6.2: mark losses; arm the reordering timer for the undecided."""
-        board = self._board
-        srtt = self.rtt.srtt if self.rtt.srtt is not None else self.rtt.rto
-        lost, wait = board.detect_lost(now, board.reo_wnd(srtt, self._in_recovery))
-        if wait is not None:
-            self.timers.set(TimerName.REORDER, now + wait)
-        else:
-            self.timers.cancel(TimerName.REORDER)
-        return lost
-
-    def _enter_recovery(self, now: float) -> None:
-        """A loss was found: reduce once per window of data (RFC 6582 §3.2 step 2)."""
-        if self._recover is not None and not seq_gt(self.snd_una, self._recover):
-            return  # still repairing the window an RTO or a recovery already reduced for
-        flight = seq_sub(self.snd_max, self.snd_una)
-        self._recover = self.snd_max
-        self._in_recovery = True
-        if self._ecn_recover is None or seq_ge(self.snd_una, self._ecn_recover):
-            self.cc.on_enter_recovery(flight, now)
-        # else: an ECN echo already reduced for this window (RFC 3168 §6.1.2)
-        self._prr_delivered = 0
-        self._prr_out = 0
-        self._recover_fs = max(flight, 1)  # RFC 6937 RecoverFS
-        self.counters.fast_retransmits += 1
-        self._rtt_seq = None  # Karn: the timed segment may be the one resent
-        self._tlp_end = None
+        self.recovery.on_duplicate_ack()
 
     def _receive_ecn(self, seg: Segment) -> None:
         """RFC 3168 §6.1.3: echo congestion (ECE on every ACK) until the sender says
@@ -1181,97 +1002,6 @@ class Connection:
             if not self._ece_echo:
                 self._ece_echo = True
                 self._ack_now = True
-
-    def _on_ecn_echo(self, now: float) -> None:
-        """RFC 3168 §6.1.2: a router marked our data: reduce as for a loss (but send
-        nothing again), at most once per window of data, then tell the peer (CWR)."""
-        if self._in_recovery or self.snd_una == self.snd_max:
-            return
-        if self._ecn_recover is not None and seq_lt(self.snd_una, self._ecn_recover):
-            return
-        flight = seq_sub(self.snd_max, self.snd_una)
-        self.cc.on_enter_recovery(flight, now)
-        self.cc.on_exit_recovery(flight)
-        self._ecn_recover = self.snd_max
-        self._cwr_due = True
-        self.counters.ecn_reductions += 1
-
-    def _exit_recovery(self) -> None:
-        self._in_recovery = False
-        self.cc.on_exit_recovery(seq_sub(self.snd_max, self.snd_una))
-        self._board.on_recovery_done()
-
-    def _prr_update(self, delivered: int) -> None:
-        """RFC 6937 Proportional Rate Reduction: how much may go out on this ACK, as
-        the window ``pipe + sndcnt`` (Linux ``tcp_cwnd_reduction``)."""
-        self._prr_delivered += delivered
-        pipe = self._pipe()
-        ssthresh = self.cc.ssthresh
-        if pipe > ssthresh:
-            sndcnt = -(-self._prr_delivered * ssthresh // self._recover_fs) - self._prr_out
-        else:  # PRR-SSRB: slow start back up to ssthresh
-            limit = max(self._prr_delivered - self._prr_out, delivered) + self.mss
-            sndcnt = min(ssthresh - pipe, limit)
-        if self._prr_out == 0 and self._board.lost_bytes:
-            sndcnt = max(sndcnt, self.mss)  # the fast retransmit goes out at once
-        self.cc.cwnd = pipe + max(sndcnt, 0)
-
-    def _pipe(self) -> int:
-        """RFC 6675 pipe; without SACK each duplicate ACK stands for one segment that
-        left the network (Linux's emulated ``sacked_out``, at most all but one)."""
-        pipe = self._board.pipe()
-        if not self.sack_ok and self._dupacks:
-            pipe -= min(self._dupacks * self.mss, max(self._board.outstanding - self.mss, 0))
-        return max(pipe, 0)
-
-    def _end_tlp_episode(self, now: float) -> None:
-        """RFC 8985 §7.4.2: the probe's ACK arrived.  A retransmitted probe that was not
-        reported as a duplicate repaired a real loss: reduce the window once."""
-        if self._tlp_retrans and not self._in_recovery:
-            flight = seq_sub(self.snd_max, self.snd_una)
-            self.cc.on_enter_recovery(flight, now)
-            self.cc.on_exit_recovery(flight)
-        self._tlp_end = None
-
-    def _tlp_allowed(self) -> bool:
-        """RFC 8985 §7.2: with SACK, one probe at a time.
-
-        A deviation: RFC 8985 probes only outside recovery; aiotcp also probes in
-        recovery (one segment, the first lost range, after 2·SRTT without an ACK).
-        At high loss the whole flight, retransmissions included, is often lost, and
-        then only the RTO with its backoff was left: measured at 20 % loss each way,
-        this halves the transfer time (simulator) and more than doubles goodput
-        against the kernel."""
-        return (
-            self.sack_ok
-            and self._tlp_end is None
-            and self.snd_una != self.snd_max
-            and self.state in _SYNCHRONIZED
-        )
-
-    def _tlp_timeout(self, now: float) -> float | None:
-        """RFC 8985 §7.2 PTO: two SRTTs, plus a delayed-ACK allowance for a lone
-        segment; None if the RTO would come first or a probe makes no sense."""
-        srtt = self.rtt.srtt
-        if srtt is None or not self._tlp_allowed():
-            return None
-        pto = 2 * srtt
-        if seq_sub(self.snd_max, self.snd_una) <= self.mss:
-            pto += 0.2  # RFC 8985 WCDelAckT
-        else:
-            pto += 0.002
-        rto_at = self.timers.get(TimerName.RETRANSMIT)
-        if rto_at is not None and now + pto >= rto_at:
-            return None
-        return pto
-
-    def _dupack_threshold(self) -> int:
-        """3 (RFC 5681), lowered by early retransmit (RFC 5827 §3.1) when fewer than
-        four segments are outstanding and nothing new could produce more ACKs."""
-        outstanding = -(-seq_sub(self.snd_max, self.snd_una) // self.mss)
-        if outstanding < 4 and not self._send_pending():
-            return max(outstanding - 1, 1)
-        return 3
 
     def _sample_rtt(self, seg: Segment, now: float) -> None:
         """RTT samples: timestamp echo (RFC 7323 §4.1) or one timed segment (Karn).
@@ -1431,12 +1161,12 @@ class Connection:
             elif name is TimerName.DELAYED_ACK:
                 self._ack_now = True
             elif name is TimerName.LOSS_PROBE:
-                self._tlp_due = self._tlp_allowed()
+                self.recovery.on_probe_timer(
+                    self.snd_una, self.snd_max, self.state in _SYNCHRONIZED
+                )
             elif name is TimerName.REORDER:
-                if self._rack_detect(now) and not self._in_recovery:
-                    self._enter_recovery(now)
-                if self._in_recovery:
-                    self._prr_update(0)
+                if self.recovery.on_reorder_timer(self.snd_una, self.snd_max, now):
+                    self._rtt_seq = None  # Karn: the timed segment may be the one resent
             elif name is TimerName.PERSIST:
                 self._on_persist_timeout(now)
             elif name is TimerName.KEEPALIVE:
@@ -1480,28 +1210,7 @@ class Connection:
             self.counters.retransmits += 1  # the SYN or SYN-ACK goes again (Linux counts it)
             self.snd_nxt = self.iss
         else:
-            reduced = self._in_recovery or (
-                self._recover is not None and seq_lt(self.snd_una, self._recover)
-            )
-            if self._retries > 1 or reduced:
-                # RFC 5681 §3.1: a segment already resent by a timeout holds ssthresh;
-                # as Linux (tcp_enter_loss), neither does a window already reduced.
-                self.cc.cwnd = self.mss
-            else:
-                self.cc.on_timeout(seq_sub(self.snd_max, self.snd_una), now)
-            # RFC 6582 §3.2 step 4: no fast recovery for what was sent before now.
-            self._recover = self.snd_max
-            if self._in_recovery:
-                self._in_recovery = False
-                self._board.on_recovery_done()
-            # RFC 8985 §6.3: everything not SACKed is lost and goes again, in order,
-            # as the (now one-segment) window allows; SACKed data is not resent.
-            self._board.mark_all_lost()
-            self._dupacks = 0
-            self._tlp_end = None
-            self._tlp_due = False
-            self.timers.cancel(TimerName.LOSS_PROBE)
-            self.timers.cancel(TimerName.REORDER)
+            self.recovery.on_retransmit_timeout(self.snd_una, self.snd_max, self._retries, now)
         self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
 
     def _on_persist_timeout(self, now: float) -> None:
@@ -1584,15 +1293,15 @@ class Connection:
             return out
         if st is not State.TIME_WAIT:
             sent = len(out)
-            if self._board.lost_bytes:
+            rec = self.recovery
+            if rec.lost_bytes:
                 self._retransmit_lost(out, now)
             snd_max = self.snd_max
             self._transmit_data(out, now)
-            if self._tlp_due:
-                self._tlp_due = False
+            if rec.take_probe_due():
                 self._send_loss_probe(out, now, new_data=len(out) > sent)
             elif self.snd_max != snd_max or len(out) > sent:
-                self._arm_loss_probe(now)
+                rec.arm_loss_probe(self.snd_una, self.snd_max, now)
             if self._probe_pending:
                 self._probe_pending = False
                 out.append(self._make_segment(seq_add(self.snd_una, -1), ACK, b"", now))
@@ -1616,29 +1325,24 @@ class Connection:
         ack = self._snd_seq_for_ack()
         out.extend(self._make_segment(ack, ACK, b"", now) for _ in range(n))
 
-    def _room(self) -> int:
-        """Bytes the congestion window lets out now: cwnd − pipe (RFC 6675 §5)."""
-        return self.cc.cwnd - self._pipe()
-
     def _retransmit_lost(self, out: list[Segment], now: float) -> None:
         """RFC 6675 NextSeg rule 1 / RFC 8985: resend what is marked lost, in
         sequence order, while the window has room (at least one after an RTO)."""
-        board = self._board
+        rec = self.recovery
         mss = self.mss
         first = True
         while True:
-            nxt = board.next_lost(mss)
+            nxt = rec.next_lost()
             if nxt is None:
                 return
-            room = self._room()
-            if room < mss and not (first and board.pipe() == 0):
+            if rec.room() < mss and not (first and rec.network_empty()):
                 return
             seq, length = nxt
             seg = self._build_data_segment(seq, length, now, retransmit=True)
             if seg is None:
                 return
             out.append(seg)
-            if self._in_recovery:
+            if rec.in_recovery:
                 self.counters.sack_retransmits += self.sack_ok
             first = False
 
@@ -1647,11 +1351,8 @@ class Connection:
         again (in recovery: the first lost range); then the RTO guards the probe."""
         if self.snd_una == self.snd_max:
             return
-        board = self._board
-        resend = None
-        if not new_data and (board.lost_bytes or board.sacked_bytes):
-            # In recovery the useful probe repairs the lowest hole, never SACKed data.
-            resend = board.next_lost(self.mss) or board.first_unsacked(self.mss)
+        rec = self.recovery
+        resend = None if new_data else rec.probe_resend(self.snd_una, self.snd_max)
         if resend is None and not new_data and self._send_pending():
             before = len(out)
             self._transmit_data(out, now, probe=True)
@@ -1665,17 +1366,8 @@ class Connection:
             if seg is None:
                 return
             out.append(seg)
-        self._tlp_end = self.snd_max
-        self._tlp_retrans = not new_data
-        self.counters.tlp_probes += 1
+        rec.on_probe_sent(self.snd_max, retransmission=not new_data)
         self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
-
-    def _arm_loss_probe(self, now: float) -> None:
-        pto = self._tlp_timeout(now)
-        if pto is None:
-            self.timers.cancel(TimerName.LOSS_PROBE)
-        else:
-            self.timers.set(TimerName.LOSS_PROBE, now + pto)
 
     def _transmit_data(self, out: list[Segment], now: float, *, probe: bool = False) -> None:
         """New data and FIN within min(SND.WND, cwnd), with Nagle and SWS avoidance."""
@@ -1693,7 +1385,7 @@ class Connection:
         # The congestion window limits what is in the network (cwnd − pipe; RFC 6675
         # pipe already subtracts what duplicate ACKs or SACKs say has left, which
         # is RFC 3042 limited transmit); a tail loss probe may send one segment more.
-        room = mss if probe else self._room()
+        room = mss if probe else self.recovery.room()
         # Super-segments: whole MSS multiples; no urgent data (URG is per segment).
         gso_limit = 0 if probe or self.snd_up is not None else self.gso_max // mss * mss
         while True:
@@ -1707,7 +1399,7 @@ class Connection:
                 break
             usable = min(seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt), room)
             n = min(mss, avail, max(usable, 0))
-            if n == mss and gso_limit and not self._cwr_due:
+            if n == mss and gso_limit and not self.recovery.cwr_due:
                 n = self._super_segment_length(min(avail, usable, gso_limit), avail, fin_pending)
             if (
                 0 < n < (gso_limit or mss)
@@ -1767,11 +1459,11 @@ class Connection:
             return self._send_space_wanted
         if usable >= min(self.snd_wnd, self.cc.cwnd) // 3:
             return False  # a good part of the window is open: use it
-        records = self._board.records
+        oldest = self.recovery.oldest_sent_at()
         srtt = self.rtt.srtt
-        if not records or srtt is None:
+        if oldest is None or srtt is None:
             return False
-        return now - records[0].sent_at >= srtt / 2
+        return now - oldest >= srtt / 2
 
     def _super_segment_length(self, n: int, avail: int, fin_pending: bool) -> int:
         """Bytes for one super-segment: full MSS-sized pieces, plus the short last
@@ -1822,26 +1514,18 @@ class Connection:
             seg.urgent = min(seq_sub(self.snd_up, seq), 0xFFFF)
         length = n + (1 if fin else 0)
         end = seq_add(seq, length)
-        if self._in_recovery:
-            self._prr_out += length  # RFC 6937 prr_out: everything sent in recovery
         if retransmit or seq_lt(seq, self.snd_max):
             self.counters.retransmits += 1
-            self._board.on_retransmitted(seq, length, now)
+            self.recovery.on_retransmitted(seq, length, now)
             if self._rtt_seq is not None and seq_lt(seq, self._rtt_seq):
                 self._rtt_seq = None  # Karn: never time a retransmitted segment
         else:
-            self._board.on_sent(seq, length, now)
-            # Linux ``tcp_cwnd_validate``: the largest flight of the last round trip.
-            flight = seq_sub(end, self.snd_una)
-            if flight > self._max_flight or seq_ge(self.snd_una, self._max_flight_end):
-                self._max_flight = flight
-                self._max_flight_end = end
+            self.recovery.on_sent(seq, length, self.snd_una, now)
             if self.ecn_ok and n:
                 # RFC 3168 §6.1.5: only new data is ECN-capable (never retransmissions,
                 # pure ACKs or probes); the first after a reduction carries CWR.
                 seg.ecn = ECT0
-                if self._cwr_due:
-                    self._cwr_due = False
+                if self.recovery.take_cwr():
                     seg.flags |= CWR
             if self._rtt_seq is None and not self.ts_ok:
                 self._rtt_seq = end
@@ -2028,8 +1712,7 @@ class Connection:
             self.iss = initial_sequence_number(self._secret, self.local, self.remote, now)
         self.snd_una = self.snd_nxt = self.snd_max = self.iss
         self._snd_buf_seq = seq_add(self.iss, 1)
-        self._board.reset(self.iss)
-        self._max_flight_end = self.iss
+        self.recovery.reset(self.iss)
 
     def _negotiate(self, seg: Segment) -> None:
         """Options from the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §1.3, RFC 2018 §2)."""
@@ -2043,6 +1726,7 @@ class Connection:
             self.snd_wscale = 0
             self.rcv_wscale = 0
         self.sack_ok = opts.sack and seg.sack_permitted
+        self.recovery.sack = self.sack_ok
         self.ts_ok = opts.timestamps and seg.ts_val is not None
         # RFC 3168 §6.1.1: an ECN-setup SYN has ECE and CWR, its SYN-ACK only ECE.
         setup = seg.flags & (ECE | CWR | ACK)
@@ -2060,7 +1744,7 @@ class Connection:
         """The effective send MSS: what counts in segments (cwnd, DupThresh) follows."""
         self.mss = mss
         self.cc.set_mss(mss)
-        self._board.set_mss(mss)
+        self.recovery.set_mss(mss)
 
     def _establish(self, now: float) -> None:
         self._set_state(State.ESTABLISHED)
@@ -2161,7 +1845,7 @@ class Connection:
             if mss < self.mss:
                 self._set_mss(mss)
                 if self.snd_una != self.snd_max and self.state in _SYNCHRONIZED:
-                    self._board.mark_all_lost()  # resend in the smaller size
+                    self.recovery.mark_all_lost()  # resend in the smaller size
             return
         self.soft_error = code
         if code in (2, 3) and self.state in (State.SYN_SENT, State.SYN_RECEIVED):

@@ -51,7 +51,7 @@ def test_fast_retransmit_halves_ssthresh_and_goes_out_at_once() -> None:
     _dupacks(t, 3, L(101))
     assert t.conn.cc.ssthresh == flight // 2
     # pipe: 700 outstanding - 3 segments the dupacks stand for - the lost one.
-    assert t.conn._pipe() == 300
+    assert t.conn.recovery.pipe() == 300
     assert t.conn.cc.cwnd == 300 + MSS
     t.expect("A", seq=L(101))
 
@@ -88,7 +88,7 @@ def test_full_ack_exits_recovery_with_cwnd_at_most_ssthresh() -> None:
     _dupacks(t, 3, L(1))
     t.output()
     t.recv("A", ack=L(801))
-    assert not t.conn._in_recovery
+    assert not t.conn.recovery.in_recovery
     assert t.conn.cc.cwnd <= t.conn.cc.ssthresh
 
 

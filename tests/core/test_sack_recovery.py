@@ -52,7 +52,7 @@ def test_second_hole_is_resent_before_any_partial_ack() -> None:
         t.recv("A", ack=una, sack_blocks=blocks)
     t.expect("A", seq=una, payload=bytes(MSS))  # fast retransmit of segment 1
     t.recv("A", ack=una, sack_blocks=sack((2, 5), (6, 7)))
-    assert t.conn._board.lost_bytes == 2 * MSS  # 1 (resent) and 5: marked at once
+    assert t.conn.recovery.board.lost_bytes == 2 * MSS  # 1 (resent) and 5: marked at once
     t.recv("A", ack=una, sack_blocks=sack((2, 5), (6, 8)))  # PRR: room for one more
     hole = [s for s in t.output() if s.seq == L(1 + 5 * MSS)]
     assert len(hole) == 1 and len(hole[0].payload) == MSS
@@ -78,7 +78,7 @@ def test_reordering_seen_keeps_the_window_open_in_recovery() -> None:
     t = sender_with_ten_segments_out(rtt=0.04)
     t.recv("A", ack=L(1), sack_blocks=sack((2, 3)))
     t.recv("A", ack=L(1), sack_blocks=sack((1, 3)))  # 1 arrives after 2: reordering
-    assert t.conn._board.reordering_seen
+    assert t.conn.recovery.board.reordering_seen
     t.recv("A", ack=L(1), sack_blocks=sack((1, 3), (4, 6)))
     assert all(s.seq != L(1) for s in t.output())
     assert TimerName.REORDER in t.conn.timers
@@ -162,7 +162,7 @@ def test_dsack_widens_the_reordering_window() -> None:
     """RFC 8985 §6.2 step 4: a D-SACK says a retransmission was spurious; the
     reordering window grows (by min_rtt/4 per round, for 16 recoveries)."""
     t = sender_with_ten_segments_out(rtt=0.04)
-    board = t.conn._board
+    board = t.conn.recovery.board
     before = board.reo_wnd(0.04, in_recovery=False)
     t.recv("A", ack=L(1 + MSS), sack_blocks=((L(1), L(1 + MSS)),))  # below the ACK
     assert t.conn.counters.dsacks_received == 1
@@ -195,9 +195,9 @@ def test_without_sack_the_second_hole_waits_for_the_partial_ack() -> None:
 def test_scoreboard_ignores_blocks_below_the_ack_or_beyond_what_was_sent() -> None:
     t = sender_with_ten_segments_out()
     t.recv("A", ack=L(1 + 2 * MSS), sack_blocks=((L(1), L(1 + MSS)), (R(0), R(50))))
-    assert t.conn._board.sack_ranges() == []
+    assert t.conn.recovery.board.sack_ranges() == []
     t.recv("A", ack=L(1 + 2 * MSS), sack_blocks=((L(1 + 20 * MSS), L(1 + 21 * MSS)),))
-    assert t.conn._board.sack_ranges() == []
+    assert t.conn.recovery.board.sack_ranges() == []
 
 
 def test_sack_recovery_beats_newreno_under_moderate_loss() -> None:

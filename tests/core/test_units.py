@@ -234,7 +234,7 @@ def test_send_buffer_matches_a_plain_byte_string(ops: list[tuple[str, int, int, 
 def test_connection_counters_report_every_counter() -> None:
     """``as_dict`` (what ``info()`` shows) lists its names by hand: a compiled class
     keeps no annotations to read them from, so a new counter must be added there."""
-    from aiotcp.core.connection import COUNTER_NAMES, Counters
+    from aiotcp.core.counters import COUNTER_NAMES, Counters
 
     counters = Counters()
     attributes = {n for n in dir(counters) if not n.startswith("_") and n != "as_dict"}
