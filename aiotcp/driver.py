@@ -22,9 +22,11 @@ from aiotcp.core.events import (
     Connected,
     ConnectionClosed,
     DataReceived,
+    DeliveryProblem,
     EofReceived,
     SendSpaceAvailable,
     StateChanged,
+    UrgentDataReceived,
 )
 from aiotcp.core.flow import FlowKey
 from aiotcp.core.segment import Segment
@@ -42,6 +44,8 @@ class EventSink(Protocol):
     def _on_eof(self) -> None: ...
     def _on_send_space(self) -> None: ...
     def _on_closed(self, reason: CloseReason) -> None: ...
+    def _on_urgent(self, end_offset: int) -> None: ...
+    def _on_delivery_problem(self, retransmissions: int, soft_error: int | None) -> None: ...
 
 
 class DriverHost(Protocol):
@@ -195,7 +199,7 @@ class ConnectionDriver:
             raise
         except Exception:
             log.exception("aiotcp: connection %s crashed; aborting it", self.describe())
-            self.conn.abort(loop.time())
+            self.conn.abort()
             self.step()
         finally:
             if not self.parked:
@@ -267,6 +271,19 @@ class ConnectionDriver:
                     self.established.set_exception(exc)
                 if sink is not None:
                     sink._on_closed(ev.reason)
+            elif isinstance(ev, UrgentDataReceived):
+                if sink is not None:
+                    sink._on_urgent(ev.end_offset)
+            elif isinstance(ev, DeliveryProblem):
+                # RFC 9293 §3.8.3 R1 (MUST-20): the layers above hear of it.
+                log.warning(
+                    "aiotcp: %s: %d retransmissions unanswered (last ICMP code %s)",
+                    self.describe(),
+                    ev.retransmissions,
+                    ev.soft_error,
+                )
+                if sink is not None:
+                    sink._on_delivery_problem(ev.retransmissions, ev.soft_error)
 
     def _rearm(self) -> None:
         """Keep one ``call_at`` no later than the core's next deadline.

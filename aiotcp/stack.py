@@ -343,7 +343,7 @@ class Stack:
             # of ``established`` checks done() first.
             await driver.established
         except asyncio.CancelledError:
-            conn.abort(self.loop.time())
+            conn.abort()
             driver.poke()
             raise
         return driver
@@ -440,11 +440,10 @@ class Stack:
         if self.closed:
             return
         self.closed = True
-        now = self.loop.time()
         for port in list(self.listeners):
             self.unlisten(port)
         for driver in list(self.connections.values()):
-            driver.conn.abort(now)
+            driver.conn.abort()
             driver.step()  # sends the RST and tells the transport (connection_lost)
             driver.end()
         self.connections.clear()

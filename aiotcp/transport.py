@@ -199,7 +199,7 @@ class TcpTransport(asyncio.Transport):
             return
         self._closing = True
         self._pending.clear()
-        self._conn.abort(self._loop.time())
+        self._conn.abort()
         self._driver.poke()
         self._connection_lost(None)
 
@@ -237,13 +237,13 @@ class TcpTransport(asyncio.Transport):
         now = self._loop.time()
         if self._closing:
             if self._application_left_input_unread():
-                self._conn.abort(now)  # RST, as close() does for the core's own
+                self._conn.abort()  # RST, as close() does for the core's own
             else:
                 self._conn.close(now)
             self._driver.poke()
             self._connection_lost(None)
         elif self._eof_requested:
-            self._conn.shutdown_write(now)
+            self._conn.shutdown_write()
             self._driver.poke()
 
     def _application_left_input_unread(self) -> bool:
@@ -287,6 +287,25 @@ class TcpTransport(asyncio.Transport):
     def _on_send_space(self) -> None:
         self._move_pending()
         self._finish_close_if_flushed()
+
+    def _on_urgent(self, end_offset: int) -> None:
+        """RFC 9293 §3.8.5 (MUST-32): the peer's urgent pointer advanced.  The urgent
+        bytes stay in the stream (RFC 6093); a protocol that defines
+        ``urgent_data_received(end_offset)`` learns where they end, as a stream
+        offset (bytes since the connection began).  asyncio has no such call, so
+        other protocols are not told."""
+        handler = getattr(self._protocol, "urgent_data_received", None)
+        if handler is not None:
+            handler(end_offset)
+
+    def _on_delivery_problem(self, retransmissions: int, soft_error: int | None) -> None:
+        """RFC 9293 §3.8.3 R1 (MUST-20): retransmissions went unanswered this many
+        times; the connection goes on until R2.  A protocol that defines
+        ``delivery_problem(retransmissions, soft_error)`` is told (``soft_error``:
+        the last ICMP unreachable code, or None)."""
+        handler = getattr(self._protocol, "delivery_problem", None)
+        if handler is not None:
+            handler(retransmissions, soft_error)
 
     def _on_closed(self, reason: CloseReason) -> None:
         if self._lost:

@@ -293,10 +293,11 @@ MUST_STATUS: dict[int, Status] = {
             _RETRANSMIT + "test_r1_threshold_reports_delivery_problem",
             _RETRANSMIT + "test_retransmissions_give_up_with_timeout",
             "tests/net/test_impaired.py::test_a_link_that_stays_down_times_out_and_frees_everything",
+            _RFC + "test_a_protocol_hears_of_retransmissions_past_r1",
         ),
-        "R2 (``retries``) closes the connection; at R1 the core raises ``DeliveryProblem``, "
-        "but no negative advice reaches IP (routing is the kernel's) and the asyncio API "
-        "does not pass the event on",
+        "R2 (``retries``) closes the connection; at R1 the asyncio layer logs a warning and "
+        "calls a protocol's ``delivery_problem``, but no negative advice reaches IP "
+        "(routing is the kernel's)",
     ),
     21: Status(
         "yes",
@@ -365,18 +366,23 @@ MUST_STATUS: dict[int, Status] = {
         "pointers beyond the segment are kept",
     ),
     32: Status(
-        "partly",
+        "yes",
         (
             _DATA + "test_urgent_pointer_reported_only_when_it_advances",
             _MUSTS + "test_urgent_pointer_is_processed_with_a_zero_receive_window",
+            _RFC + "test_a_protocol_hears_where_urgent_data_ends",
         ),
-        "the core raises ``UrgentDataReceived`` when the pointer advances; the asyncio "
-        "transport does not pass it on",
+        "when the pointer advances the transport calls a protocol's "
+        "``urgent_data_received(end_offset)`` (asyncio has no such call)",
     ),
     33: Status(
-        "partly",
-        (_DATA + "test_urgent_pointer_reported_and_data_kept_in_line",),
-        "the event carries the stream offset where urgent data ends (core API only)",
+        "yes",
+        (
+            _DATA + "test_urgent_pointer_reported_and_data_kept_in_line",
+            _RFC + "test_a_protocol_hears_where_urgent_data_ends",
+        ),
+        "the call carries the stream offset where the urgent data ends: the application "
+        "knows how much of it is still to read",
     ),
     34: Status(
         "yes",
@@ -474,8 +480,9 @@ MUST_STATUS: dict[int, Status] = {
             _RETRANSMIT + "test_r1_threshold_reports_delivery_problem",
             _ICMP + "test_hard_error_on_established_connection_is_only_recorded",
         ),
-        "core events (``DeliveryProblem`` with the last ICMP code); the asyncio API does "
-        "not surface them",
+        "``DeliveryProblem`` carries the last ICMP code to a protocol's "
+        "``delivery_problem``; a connect fails on a hard error, but the asyncio API has "
+        "no soft-error report outside R1",
     ),
     48: Status(
         "no",

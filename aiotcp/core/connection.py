@@ -1,21 +1,22 @@
 """The TCP state machine: one ``Connection`` class, all 11 RFC 9293 states.
 
-Everything that affects the state machine lives in this file (h11's rule).  Input
-is processed in RFC 9293 §3.10.7 order — sequence check, RST, SYN, ACK, text, FIN —
-with RFC 5961 challenge ACKs, RFC 7323 PAWS and RFC 1337 folded in at the step
-where those RFCs put them.  Output is pulled with ``segments_to_send(now)``; time
-only ever arrives as an argument (aioquic's ``QuicConnection`` shape).
+Every decision of the state machine is made in this file, against the table of
+allowed transitions in ``aiotcp.core.state`` (h11's rule, with the table apart so
+tests and docs can read it).  Input is processed in RFC 9293 §3.10.7 order —
+sequence check, RST, SYN, ACK, text, FIN — with RFC 5961 challenge ACKs, RFC 7323
+PAWS and RFC 1337 folded in at the step where those RFCs put them.  Output is
+pulled with ``segments_to_send(now)``; time only ever arrives as an argument
+(aioquic's ``QuicConnection`` shape).
 
 Sequence variables use RFC 9293 names.  One addition: ``snd_max`` is the highest
 sequence number ever sent (equal to ``snd_nxt`` once established: retransmissions
 are chosen by the scoreboard, ``aiotcp.core.scoreboard``, not by rewinding
 ``snd_nxt``; only the handshake rewinds it to resend a SYN).
 
-Loss recovery is Linux's design in RFC terms: RACK-TLP (RFC 8985) finds losses
-from send times and SACKs, RFC 6675's pipe decides how much may be in flight,
-and Proportional Rate Reduction (RFC 6937) paces the window down to ssthresh
-during recovery; without SACK, RFC 6582 NewReno's duplicate ACK and partial ACK
-rules mark what is lost.  The congestion controller only sets the windows.
+Loss recovery (RACK-TLP, PRR, NewReno's rules, ECN's reduction) is a part of its
+own, ``aiotcp.core.recovery``: the connection tells it what was sent and what the
+ACKs say, and asks it how much may go out and what to resend.  The congestion
+controller (``aiotcp.core.congestion``) only sets the windows.
 
 Drivers feed a whole batch of segments to ``receive`` and only then call
 ``segments_to_send``: one ACK then covers the batch, as RFC 9293 requires
@@ -132,9 +133,9 @@ _KEEPALIVE_STATES: Final = frozenset(
 def reset_for(seg: Segment) -> Segment | None:
     """The RST that answers ``seg`` when no connection exists (RFC 9293 §3.10.7.1).
 
-    An incoming RST is never answered (MUST-? "a RST is never sent in response to a
-    RST"); otherwise the RST takes its sequence number from the offending ACK field,
-    or acknowledges the segment when it carried no ACK.
+    "An incoming segment containing a RST is discarded" (same section), never
+    answered; otherwise the RST takes its sequence number from the offending ACK
+    field, or acknowledges the segment when it carried no ACK.
     """
     if seg.flags & RST:
         return None
@@ -416,7 +417,7 @@ class Connection:
         SYN-ACK at ``iss`` already sent.  The ACK that carried the cookie is the next
         segment it receives."""
         conn = cls(local, remote, options, isn_secret, now, iss=iss, accept_queue=accept_queue)
-        conn.listen(now)
+        conn.listen()
         conn.receive(syn, now)
         conn.snd_nxt = conn.snd_max = seq_add(iss, 1)
         conn.rcv_adv = seq_add(conn.rcv_nxt, min(options.recv_buffer_start, MAX_UNSCALED_WINDOW))
@@ -433,7 +434,7 @@ class Connection:
         self._last_heard = now
         self._set_state(State.SYN_SENT)
 
-    def listen(self, now: float) -> None:
+    def listen(self) -> None:
         """Passive OPEN (RFC 9293 §3.10.1): wait in LISTEN for a SYN."""
         if self.state is not State.CLOSED:
             raise ConnectionError(f"listen() in state {self.state.name}")
@@ -500,7 +501,7 @@ class Connection:
         self._drs_start = now
         self._drs_bytes = 0
 
-    def shutdown_write(self, now: float) -> None:
+    def shutdown_write(self) -> None:
         """Half-close: FIN after the queued data (RFC 9293 §3.10.4 CLOSE, "half-close")."""
         st = self.state
         if self._fin_queued or st in (State.CLOSED, State.LISTEN):
@@ -529,13 +530,13 @@ class Connection:
         self._read_closed = True
         self._orphaned = True
         if self.recv_buffer.readable:
-            self.abort(now)
+            self.abort()
             return
-        self.shutdown_write(now)
+        self.shutdown_write()
         if self.state is State.FIN_WAIT_2:
             self.timers.set(TimerName.FIN_WAIT_2, now + self.options.fin_wait_2_timeout)
 
-    def abort(self, now: float) -> None:
+    def abort(self) -> None:
         """ABORT (RFC 9293 §3.10.5): RST in synchronized states, then CLOSED."""
         if self.state is State.CLOSED:
             return
@@ -1062,11 +1063,11 @@ class Connection:
                 self._reply_reset(seg)
                 self._enter_closed(CloseReason.ABORTED)
                 return
-            self._receive_text(data_seq, payload, seg.flags, now)
+            self._receive_text(data_seq, payload, now)
         if not seg.flags & FIN:
             return
         fin_seq = seq_add(data_seq, len(payload))
-        if st in _RECEIVES_TEXT or st is State.SYN_RECEIVED:
+        if st in _RECEIVES_TEXT:
             if fin_seq == self.rcv_nxt:
                 self._process_fin(now)
             elif seq_gt(fin_seq, self.rcv_nxt) and in_window(
@@ -1078,7 +1079,7 @@ class Connection:
             # CLOSE-WAIT, CLOSING, LAST-ACK: a retransmitted FIN; acknowledge it.
             self._ack_now = True
 
-    def _receive_text(self, seq: int, payload: Bytes, flags: int, now: float) -> None:
+    def _receive_text(self, seq: int, payload: Bytes, now: float) -> None:
         rel = seq_sub(seq, self.rcv_nxt)
         buf = self.recv_buffer
         if rel < 0 and self.sack_ok and payload:
@@ -1136,7 +1137,7 @@ class Connection:
         self._ack_now = True
         self._events.append(EofReceived())
         st = self.state
-        if st in (State.SYN_RECEIVED, State.ESTABLISHED):
+        if st is State.ESTABLISHED:
             self._set_state(State.CLOSE_WAIT)
         elif st is State.FIN_WAIT_1:
             if self._fin_acked():
@@ -1826,7 +1827,7 @@ class Connection:
     # ------------------------------------------------------------------ ICMP
 
     def icmp_unreachable(
-        self, code: int, now: float, *, seq: int | None = None, next_hop_mtu: int | None = None
+        self, code: int, *, seq: int | None = None, next_hop_mtu: int | None = None
     ) -> None:
         """An ICMP Destination Unreachable quoting one of our segments (RFC 9293 §3.9.2.2).
 

@@ -87,7 +87,8 @@ class UrgentDataReceived(Event):
     """The peer's urgent pointer advanced (RFC 9293 §3.8.5, MUST-32).
 
     Urgent bytes are delivered in line with the rest of the stream (RFC 6093 §5
-    recommends exactly this); only the position is reported.
+    recommends exactly this); only the position is reported.  The asyncio layer
+    passes it to a protocol that defines ``urgent_data_received(end_offset)``.
     """
 
     end_offset: int
@@ -98,8 +99,8 @@ class UrgentDataReceived(Event):
 class DeliveryProblem(Event):
     """Retransmissions reached the R1 threshold (RFC 9293 §3.8.3, MUST-20, SHLD-9).
 
-    The connection is still open (it gives up at R2); the stack may re-validate
-    the route, the application may warn.
+    The connection is still open (it gives up at R2).  The asyncio layer logs a
+    warning and passes it to a protocol that defines ``delivery_problem``.
     """
 
     retransmissions: int
@@ -110,7 +111,10 @@ class DeliveryProblem(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionReset(Event):
-    """The peer sent an acceptable RST (RFC 9293 §3.10.7.4); ``ConnectionClosed`` follows."""
+    """The peer sent an acceptable RST (RFC 9293 §3.10.7.4); ``ConnectionClosed`` follows.
+
+    Core only: the asyncio layer learns of a reset from ``ConnectionClosed``'s
+    reason; this event is for direct users of the core (tests, simulators)."""
 
 
 @dataclass(frozen=True, slots=True)

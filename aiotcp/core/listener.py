@@ -107,7 +107,7 @@ class Listener:
         self._syn_queue.clear()
         self._accept_queue.clear()
         for conn in victims:
-            conn.abort(0.0)
+            conn.abort()
         return victims
 
     # -- the accept queue its connections see (``connection.AcceptQueue``) ---------
@@ -172,7 +172,7 @@ class Listener:
         conn = Connection(
             local, remote, self.options, self._secret, now, iss=self._iss, accept_queue=self
         )
-        conn.listen(now)
+        conn.listen()
         self._syn_queue[key] = conn
         conn.receive(seg, now)
         if conn.state is not State.SYN_RECEIVED:
@@ -287,7 +287,7 @@ class Listener:
         conn.receive(seg, now)
         if conn.state is State.SYN_RECEIVED:
             self._syn_queue.pop(conn.key, None)
-            conn.abort(now)
+            conn.abort()
             return "invalid"
         return conn
 

@@ -227,7 +227,7 @@ def ecn_client(
 
 def listen(options: TcpOptions | None = None) -> Harness:
     t = closed(options)
-    t.conn.listen(t.now)
+    t.conn.listen()
     t.clear_events()
     return t
 
@@ -384,7 +384,7 @@ class Link:
                 del box[:n]
             if not box and self._eof_after[is_b]:
                 self._eof_after[is_b] = False
-                conn.shutdown_write(self.now)
+                conn.shutdown_write()
 
     def _ip(self, conn: Connection) -> bytes:
         return conn.local[0]

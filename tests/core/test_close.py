@@ -139,7 +139,7 @@ def test_fin_lost_is_retransmitted_in_fin_wait_1() -> None:
 
 def test_half_close_keeps_reading() -> None:
     t = established()
-    t.conn.shutdown_write(t.now)
+    t.conn.shutdown_write()
     t.expect("FA")
     t.recv("A", ack=L(2))
     assert t.state is State.FIN_WAIT_2
@@ -152,7 +152,7 @@ def test_half_close_keeps_reading() -> None:
 
 def test_shutdown_then_send_is_broken_pipe() -> None:
     t = established()
-    t.conn.shutdown_write(t.now)
+    t.conn.shutdown_write()
     with pytest.raises(BrokenPipeError):
         t.send(b"x")
     assert t.conn.send_space == 0
@@ -161,7 +161,7 @@ def test_shutdown_then_send_is_broken_pipe() -> None:
 def test_shutdown_in_syn_sent_sends_fin_after_handshake() -> None:
     t = syn_sent()
     t.send(b"req")
-    t.conn.shutdown_write(t.now)
+    t.conn.shutdown_write()
     t.expect_nothing()
     t.recv("SA", ack=L(1))
     assert t.state is State.FIN_WAIT_1

@@ -366,4 +366,4 @@ def test_listen_twice_is_an_error() -> None:
 
     t = listen()
     with pytest.raises(ConnectionError):
-        t.conn.listen(t.now)
+        t.conn.listen()

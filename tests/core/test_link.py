@@ -135,7 +135,7 @@ def test_small_buffers_force_zero_window_and_persist() -> None:
 def test_lost_syn_is_retransmitted_over_link() -> None:
     a = Connection(LOCAL, REMOTE, TcpOptions(), SECRET, 0.0, iss=LOCAL_ISS)
     b = Connection(REMOTE, LOCAL, TcpOptions(), SECRET, 0.0, iss=REMOTE_ISS)
-    b.listen(0.0)
+    b.listen()
     link = Link(a, b)
     dropped: list[Segment] = []
 
@@ -238,7 +238,7 @@ def test_lossy_close_in_every_order() -> None:
 
 def test_abort_resets_peer() -> None:
     link = connected_pair()
-    link.a.abort(link.now)
+    link.a.abort()
     link.run_until(lambda: link.b.state is State.CLOSED)
     assert link.b.close_reason is CloseReason.RESET
     assert ConnectionClosed(CloseReason.RESET) in link.events[True]

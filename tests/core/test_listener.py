@@ -126,7 +126,7 @@ def test_accept_queue_overflow_drops_final_ack_by_default() -> None:
     b_conn = Connection(
         (REMOTE_IP, PORT), (LOCAL_IP, 40001), lst.options, SECRET, 0.0, accept_queue=lst
     )
-    b_conn.listen(0.0)
+    b_conn.listen()
     b_conn.receive(syn_from(40001), 0.0)
     a.receive(handshake_ack(a, 40000), 0.1)  # fills the accept queue
     b_conn.segments_to_send(0.0)
@@ -141,7 +141,7 @@ def test_accept_queue_overflow_resets_with_abort_on_overflow() -> None:
     b_conn = Connection(
         (REMOTE_IP, PORT), (LOCAL_IP, 40001), lst.options, SECRET, 0.0, accept_queue=lst
     )
-    b_conn.listen(0.0)
+    b_conn.listen()
     b_conn.receive(syn_from(40001), 0.0)
     a.receive(handshake_ack(a, 40000), 0.1)
     b_conn.segments_to_send(0.0)

@@ -211,15 +211,15 @@ def test_api_calls_in_any_state_fail_only_with_socket_errors(
             elif call == "read":
                 t.read()
             elif call == "shutdown":
-                t.conn.shutdown_write(t.now)
+                t.conn.shutdown_write()
             elif call == "close":
                 t.conn.close(t.now)
             elif call == "abort":
-                t.conn.abort(t.now)
+                t.conn.abort()
             elif call == "connect":
                 t.conn.connect(t.now)
             elif call == "listen":
-                t.conn.listen(t.now)
+                t.conn.listen()
             elif call == "timer":
                 t.conn.handle_timer(t.now)
             else:

@@ -159,7 +159,7 @@ def test_reset_for_helper_matches_rfc() -> None:
 )
 def test_abort_sends_rst(state: State) -> None:
     t = STATE_FIXTURES[state]()
-    t.conn.abort(t.now)
+    t.conn.abort()
     t.expect("RA", ack=t.conn.rcv_nxt)  # RFC 9293 §3.10.5, with Linux's ACK
     assert t.state is State.CLOSED
     assert t.conn.close_reason is CloseReason.ABORTED
@@ -172,7 +172,7 @@ def test_abort_sends_rst(state: State) -> None:
 )
 def test_abort_without_rst(state: State) -> None:
     t = STATE_FIXTURES[state]()
-    t.conn.abort(t.now)
+    t.conn.abort()
     t.expect_nothing()
     assert t.state is State.CLOSED
 
@@ -181,13 +181,13 @@ def test_abort_rst_carries_snd_nxt() -> None:
     t = established()
     t.send(b"12345")
     t.expect("PA")
-    t.conn.abort(t.now)
+    t.conn.abort()
     t.expect("RA", seq=L(6))
 
 
 def test_abort_in_syn_sent_reports_abort() -> None:
     t = syn_sent()
-    t.conn.abort(t.now)
+    t.conn.abort()
     assert t.conn.close_reason is CloseReason.ABORTED
     assert isinstance(CloseReason.ABORTED.exception(), ConnectionAbortedError)
 

@@ -125,7 +125,7 @@ def test_cork_never_holds_a_fin_or_the_data_before_it() -> None:
     t.conn.gso_max = GSO
     t.conn.cork = True
     t.send(b"z" * 2_500)
-    t.conn.shutdown_write(t.now)
+    t.conn.shutdown_write()
     segs = t.output()
     assert sum(len(s.payload) for s in segs) == 2_500 and segs[-1].flags & FIN
 
@@ -134,7 +134,7 @@ def test_fin_rides_on_the_last_wire_segment() -> None:
     t = established(opts(initial_window=100), mss=MSS, window=60_000)
     t.conn.gso_max = GSO
     t.send(b"z" * 2_500)
-    t.conn.shutdown_write(t.now)
+    t.conn.shutdown_write()
     seg = t.expect("FPA", seq=L(1))
     assert len(seg.payload) == 2_500
     flags = [p.flags for p in seg.split()]

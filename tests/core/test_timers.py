@@ -267,7 +267,7 @@ def test_orphaned_fin_wait_2_times_out() -> None:
 
 def test_half_closed_fin_wait_2_does_not_time_out() -> None:
     t = established()
-    t.conn.shutdown_write(t.now)
+    t.conn.shutdown_write()
     t.expect("FA")
     t.recv("A", ack=L(2))
     t.advance(3600)
@@ -276,7 +276,7 @@ def test_half_closed_fin_wait_2_does_not_time_out() -> None:
 
 def test_close_after_shutdown_arms_fin_wait_2_timer() -> None:
     t = established(opts(fin_wait_2_timeout=5.0))
-    t.conn.shutdown_write(t.now)
+    t.conn.shutdown_write()
     t.output()
     t.recv("A", ack=L(2))
     t.conn.close(t.now)

@@ -1362,3 +1362,87 @@ def test_a_hole_filled_within_one_batch_gets_one_cumulative_ack(
         writer.transport.abort()
 
     scenario(hosts, loop_kind, script, local)
+
+
+class Watcher(asyncio.Protocol):
+    """A protocol that takes aiotcp's two calls beyond asyncio's interface."""
+
+    def __init__(self) -> None:
+        self.urgent: list[int] = []
+        self.problems: list[tuple[int, int | None]] = []
+        self.data = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def urgent_data_received(self, end_offset: int) -> None:
+        self.urgent.append(end_offset)
+
+    def delivery_problem(self, retransmissions: int, soft_error: int | None) -> None:
+        self.problems.append((retransmissions, soft_error))
+
+
+def test_a_protocol_hears_where_urgent_data_ends(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 9293 §3.8.5 (MUST-32): the application is told when the urgent pointer
+    advances; the bytes stay in line (RFC 6093).  The offset counts stream bytes."""
+    a, b = hosts
+    watcher = Watcher()
+
+    def script(ep: ScriptedEndpoint) -> None:
+        handshake(ep)
+        ep.send_segment("PAU", seq=ep.snd(1), ack=ep.rcv(1), payload=b"abc!", urgent=4)
+        ep.expect_segment("A", ack=ep.snd(5), within=(0, 0.5))
+        ep.send_segment("PA", seq=ep.snd(5), ack=ep.rcv(1), payload=b"defg")
+        ep.expect_segment("A", ack=ep.snd(9), within=(0, 0.5))
+        ep.send_segment("PAU", seq=ep.snd(9), ack=ep.rcv(1), payload=b"hi", urgent=2)
+        ep.expect_segment("A", ack=ep.snd(11), within=(0, 0.5))
+
+    async def local(peer: asyncio.Future[None]) -> None:
+        transport, _ = await while_peer_runs(
+            peer,
+            aiotcp.create_connection(
+                lambda: watcher, b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT)
+            ),
+        )
+        await peer
+        transport.abort()
+
+    scenario(hosts, loop_kind, script, local)
+    assert watcher.urgent == [4, 10] and bytes(watcher.data) == b"abc!defghi"
+
+
+def test_a_protocol_hears_of_retransmissions_past_r1(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 9293 §3.8.3 (MUST-20): after R1 unanswered retransmissions the layers
+    above are told, while the connection goes on toward R2."""
+    a, b = hosts
+    watcher = Watcher()
+
+    def script(ep: ScriptedEndpoint) -> None:
+        handshake(ep)
+        for _ in range(3):  # the segment and two retransmissions, none acknowledged
+            ep.expect_segment("PA", seq=ep.rcv(1), payload=b"data", timeout=3.0)
+        ep.send_segment("A", seq=ep.snd(1), ack=ep.rcv(5))
+
+    async def local(peer: asyncio.Future[None]) -> None:
+        transport, _ = await while_peer_runs(
+            peer,
+            aiotcp.create_connection(
+                lambda: watcher,
+                b.address,
+                PEER_PORT,
+                local_addr=(a.address, LOCAL_PORT),
+                rto_min=0.1,
+                retries_r1=2,
+            ),
+        )
+        transport.write(b"data")
+        await peer
+        assert not transport.is_closing()  # only R2 ends it
+        transport.abort()
+
+    scenario(hosts, loop_kind, script, local)
+    assert watcher.problems == [(2, None)]
