@@ -1,4 +1,5 @@
-"""The differential conformance suite: every ``tests/conformance/**/*.pkt`` on Linux and aiotcp.
+"""The differential conformance suite: every ``aiotcp/conformance/scripts/**/*.pkt`` on
+Linux and aiotcp.
 
 Each (script, stack) pair is one test.  The runs themselves happen once, in parallel
 worker processes (each in its own namespace pair), in a module fixture that runs
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from aiotcp.conformance.__main__ import markdown, rfc_references
+from aiotcp.conformance.__main__ import DEFAULT_ROOT, markdown, rfc_references
 from aiotcp.conformance.known import AIOTCP_KNOWN_BUGS
 from aiotcp.conformance.matrix import (
     GENERATED_DIRS,
@@ -48,7 +49,7 @@ from aiotcp.conformance.script import (
 from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN
 from aiotcp.testing.netns import is_root, require_root
 
-ROOT = Path(__file__).parent / "conformance"
+ROOT = DEFAULT_ROOT
 SCRIPTS = find_scripts(ROOT)
 WORKERS = int(os.environ.get("AIOTCP_CONFORMANCE_JOBS", "4"))
 

@@ -1,9 +1,11 @@
 """``python -m aiotcp.conformance [PATH ...]``: run scripts on both stacks, print a table.
 
 Needs root (namespaces, raw sockets).  PATH is a ``.pkt`` file or a folder (default:
-``tests/conformance``).  Exit status 0 when every result is what its script declares
-(Linux passes, or differs as declared; aiotcp passes, or fails a script listed in
-``aiotcp.conformance.known``), 1 otherwise.
+the suite that ships with the package, ``aiotcp/conformance/scripts``; ``--stack
+linux`` runs it against the kernel alone, on any machine).  Exit status 0 when
+every result is what its script declares (Linux passes, or differs as declared;
+aiotcp passes, or fails a script listed in ``aiotcp.conformance.known``), 1
+otherwise.
 
 ``--markdown-musts docs/conformance.md`` also writes the requirement tables of issue
 10 (``aiotcp.conformance.report``); ``--save-json`` keeps the results, and
@@ -33,11 +35,12 @@ from aiotcp.conformance.script import Script, ScriptError, find_scripts, load_sc
 
 __all__ = ["main", "markdown", "rfc_references"]
 
-DEFAULT_ROOT = Path("tests/conformance")
+DEFAULT_ROOT = Path(__file__).resolve().parent / "scripts"
+"""The suite, shipped as package data: an installed aiotcp runs it too."""
 
 
 def _common_root(paths: list[Path]) -> Path | None:
-    """The folder names are relative to: ``tests/conformance`` if inside it."""
+    """The folder names are relative to: the suite's root if inside it."""
     root = DEFAULT_ROOT.resolve()
     if all(root in p.resolve().parents for p in paths):
         return root

@@ -31,7 +31,7 @@ default): every RST ignored.
 ``generate_paws`` repeats the ESTABLISHED cases with timestamps and an old TSval,
 ``generate_reorderings`` adds all 120 arrival orders of five segments,
 ``generate_sack_reorderings`` 24 of them with SACK blocks checked.  The
-files are written to ``tests/conformance/{matrix,paws,reorder,reorder-sack}/`` by
+files are written to ``aiotcp/conformance/scripts/{matrix,paws,reorder,reorder-sack}/`` by
 ``python -m aiotcp.conformance.matrix`` and committed, so each case can be read,
 run alone and diffed; a test checks they match this generator.
 """
@@ -647,5 +647,5 @@ def write(root: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tests/conformance")
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "scripts"
     print(f"wrote {len(write(target))} scripts below {target}/{{{','.join(GENERATED_DIRS)}}}")

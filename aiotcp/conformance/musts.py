@@ -110,7 +110,7 @@ RFC9293_MUSTS: tuple[tuple[int, str, str], ...] = (
 class Status:
     """What aiotcp does about one requirement.
 
-    ``tests`` are pytest tests outside ``tests/conformance`` (``path::function``)
+    ``tests`` are pytest tests outside the scripts (``path::function``)
     that show it; the scripts that cover it declare that themselves (``covers:``).
     """
 
