@@ -1,8 +1,8 @@
 """Compiles the sans-IO core (``aiotcp/core``) and the per-segment glue with mypyc.
 
 The core is where a bulk transfer spends most of its Python time
-(``bench/core_cost.py``): compiled, it costs about a ninth of the interpreted
-version per 64 KB.  Every module stays plain, typed Python.  Without mypyc or a
+(``bench/core_cost.py``); compiled, it costs a fraction of the interpreted version
+(docs/performance.md).  Every module stays plain, typed Python.  Without mypyc or a
 working C compiler, or with ``AIOTCP_PURE_PYTHON=1`` set, the package installs
 as pure Python and behaves the same, only slower (``aiotcp.COMPILED`` says which
 one runs; ``aiotcp/_compiled.py`` also ignores a build older than its sources).

@@ -1,6 +1,6 @@
 """aiotcp: a TCP stack in Python, in user space, on asyncio.
 
-The public names mirror asyncio's (DESIGN.md is the contract)::
+The public names mirror asyncio's, and behave as asyncio's over the kernel do::
 
     reader, writer = await aiotcp.open_connection("198.18.0.2", 80)
     server = await aiotcp.start_server(handle, port=8080)

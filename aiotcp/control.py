@@ -83,9 +83,9 @@ class ControlServer:
     ) -> None:
         """The reply ``{"pid": ..., "rows": [...]}`` written a chunk of rows at a time.
 
-        The program this stack serves keeps running between chunks: with 5,000
-        connections, building and encoding the whole table in one go held its
-        loop for half a second.  The filter runs first, on the connections
+        The program this stack serves keeps running between chunks: building and
+        encoding thousands of rows in one go held its loop for most of a second
+        (docs/performance.md).  The filter runs first, on the connections
         themselves, so a query that matches little costs little.
         """
         try:

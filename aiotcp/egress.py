@@ -63,7 +63,8 @@ class Egress:
                 send(seg, src, dst)
 
     def _sender_for(self, dst: bytes, now: float) -> GsoSender | None:
-        # Reading /proc/net/{route,arp} was an eighth of a short connection's cost.
+        # Cached: reading /proc/net/{route,arp} was a good part of a short
+        # connection's cost (docs/performance.md).
         hop = self._next_hops.get(dst, now)
         if hop is None:
             hop = neighbour.lookup(socket.inet_ntoa(dst))

@@ -2,14 +2,14 @@
 
 asyncio's reader copies each received byte three times: ``feed_data`` extends its
 ``bytearray``, and ``read(n)`` slices that (a copy) and turns the slice into
-``bytes`` (another).  Measured on the bulk-receive path, those copies were 19 % of
-the receiving client's CPU.  aiotcp's transport hands over ``bytes`` chunks that
+``bytes`` (another): a good part of a bulk receiver's CPU (docs/performance.md).
+aiotcp's transport hands over ``bytes`` chunks that
 nothing else holds (``Connection.read_chunks``), so this reader keeps them as they
 are: ``read(n)`` returns the oldest chunk itself when it fits in ``n``.  That may be
 fewer bytes than are buffered, which ``read``'s contract allows ("at most n bytes,
 as soon as at least one is available") and which a socket's ``recv`` also does;
-joining the chunks instead was another copy, 12 % of the receive rate.  It also
-pauses its transport later than asyncio's (``READ_AHEAD``).
+joining the chunks instead would be another copy.  It also pauses its transport
+later than asyncio's (``READ_AHEAD``).
 
 Only ``read`` has a fast path.  ``readline``, ``readuntil``, ``readexactly`` and
 iteration first move the kept chunks into asyncio's own buffer and then run
@@ -36,9 +36,8 @@ READ_AHEAD = 2**20
 
 asyncio pauses at twice ``limit``: 128 KiB by default, less than one batch of
 aiotcp's receive path (about 1 MB of 64 KiB chunks per wake-up under bulk load).
-The transport then paused and resumed about five times per MiB, each resume a
-loop pass, a delivery and an ACK: 4.4 ACKs per MiB instead of one, and 1.7x the
-client CPU per MiB (1,020 against 600 µs).  The chunks held here are the bytes
+The transport then paused and resumed several times per MiB, each resume a loop
+pass, a delivery and an ACK (docs/performance.md).  The chunks held here are the bytes
 the connection would otherwise keep in its receive buffer, so holding them costs
 no copy; a connection whose receive buffer is smaller (``recv_buffer=``) caps this
 at that size, so a reader that asks for little buffering still gets it.

@@ -1,4 +1,4 @@
-"""The public API: asyncio's streams and protocols over aiotcp (DESIGN.md contract).
+"""The public API: asyncio's streams and protocols over aiotcp, with asyncio's semantics.
 
 ``open_connection`` / ``start_server`` return a ``StreamReader`` (asyncio's, without
 its copies of every byte on ``read``: ``aiotcp.stream_reader``), asyncio's

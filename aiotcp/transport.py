@@ -151,9 +151,8 @@ class TcpTransport(asyncio.Transport):
         if len(data) >= conn.mss and not conn.cork:
             # Autocorking, as Linux does for such loops: a large write is likely one
             # of a burst that does not yield.  Full segments leave now; a short tail
-            # waits for the next write or, at the latest, the next loop iteration.
-            # Measured on the bench path: one 65,160-byte frame plus a runt per
-            # 64 KiB write before, 770 -> 520 µs of client CPU per MiB after.
+            # waits for the next write or, at the latest, the next loop iteration,
+            # instead of a frame and a runt per write (docs/performance.md).
             conn.cork = True
             self._loop.call_soon(self._uncork)
         self._driver.process_now()  # nodelay data leaves now, not an iteration later

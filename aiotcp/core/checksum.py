@@ -1,7 +1,7 @@
 """Internet checksum (RFC 1071) for TCP over IPv4.
 
-Measured on this kind of machine (PERF-NOTES.md): turning the buffer into one big
-``int`` and reducing it modulo 0xffff is the fastest pure-Python method, because
+Turning the buffer into one big ``int`` and reducing it modulo 0xffff is the
+fastest pure-Python method measured (docs/performance.md), and correct because
 2**16 ≡ 1 (mod 0xffff) makes the remainder equal to the end-around-carry sum of the
 16-bit words.  The one wrinkle: one's-complement arithmetic has two zeros, and a
 non-zero sum that is a multiple of 0xffff must fold to 0xffff, not 0.

@@ -1264,7 +1264,8 @@ class Connection:
     # ------------------------------------------------------------------ output
 
     def segments_to_send(self, now: float) -> list[Segment]:
-        """Everything that should go out now, as one run (DESIGN.md: GSO-friendly)."""
+        """Everything that should go out now, as one run: consecutive data segments
+        become one GSO frame on the way out."""
         # The advertised window cannot change while one run is built: compute it
         # once, lazily (computing it advertises it), instead of once per segment.
         self._wnd_cache = -1
@@ -1321,7 +1322,7 @@ class Connection:
         transmission inside our ACK's ``sendmsg``), so a segment often arrives a
         moment after its successor, in the same batch; a duplicate ACK for that
         SACKs a 64 KB GRO segment above the hole and the sender retransmits at
-        once, spuriously (it had 500 DSACK-undone retransmissions per 4 GB).
+        once, spuriously (docs/performance.md).
         """
         ack = self._snd_seq_for_ack()
         out.extend(self._make_segment(ack, ACK, b"", now) for _ in range(n))
@@ -1443,7 +1444,8 @@ class Connection:
 
         Each frame costs a system call and the kernel's per-packet work on both
         ends, however short: a bulk sender that sent whatever was queued at each
-        ACK averaged 36 of 45 segments per frame.  Waiting is free only while
+        ACK sent frames well short of full (docs/performance.md).  Waiting is free
+        only while
         plenty is in flight (two full frames: ACKs keep coming) and more data is
         sure to come with the next ACK — the application has bytes that did not
         fit the send buffer, or the window, not the data, cut the frame short

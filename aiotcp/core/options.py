@@ -32,8 +32,8 @@ class TcpOptions:
     send_buffer: int = 4194304
     """Send buffer capacity: bytes queued but not yet acknowledged (``SO_SNDBUF``).
     4 MiB is Linux's ``tcp_wmem[2]``, where its send-buffer autotuning ends up on a
-    fast path; only bytes really queued use memory.  256 KiB held bulk sends on
-    veth to two thirds of this rate: the buffer, not cwnd, limited the flight."""
+    fast path; only bytes really queued use memory.  A smaller buffer, not cwnd,
+    limited the flight of bulk sends on veth (docs/performance.md)."""
     recv_buffer: int | None = None
     """Receive buffer capacity, the largest window we offer.  ``None`` (the
     default) autotunes as Linux does: it starts at 128 KiB (``tcp_rmem[1]``) and
@@ -117,8 +117,8 @@ class TcpOptions:
 
     def copy(self) -> TcpOptions:
         """An unchecked copy, for values already checked: every connection gets its
-        own options.  One C-level ``attrgetter`` into the generated ``__init__``
-        costs 0.9 µs, a ``getattr``/``setattr`` loop 2.3, ``replace()`` 7."""
+        own options.  One C-level ``attrgetter`` into the generated ``__init__`` is
+        the cheapest way measured (docs/performance.md)."""
         return TcpOptions(*_FIELD_VALUES(self))
 
     def replace(self, **changes: object) -> TcpOptions:

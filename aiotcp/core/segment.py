@@ -1,8 +1,8 @@
 """TCP segment codec: header, options and validation (RFC 9293 §3.1, RFC 7323, RFC 2018).
 
 ``decode`` never raises on wire input: every malformed segment comes back as a
-``DropReason`` so the caller can count it (DESIGN.md: bad input is dropped and
-counted).  ``encode`` builds a header with options and the checksum in one buffer.
+``DropReason`` so the caller can count it: bad input is dropped and counted, never
+fatal.  ``encode`` builds a header with options and the checksum in one buffer.
 """
 
 from __future__ import annotations

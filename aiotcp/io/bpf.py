@@ -1,7 +1,7 @@
 """Classic BPF programs for the raw socket and the socket-filter guard.
 
 A raw IPPROTO_TCP socket receives *every* TCP packet of the network namespace
-(PERF-NOTES.md), so the kernel must filter before Python sees anything.  The
+(docs/architecture.md), so the kernel must filter before Python sees anything.  The
 filter admits packets whose TCP destination port lies in one of the stack's port
 ranges.  Each range compiles to three instructions whose jumps are all local, so
 the program never needs a jump longer than classic BPF's 8-bit offsets.  When
@@ -129,8 +129,9 @@ def _shared_drop_all() -> int | None:
 
     Every reservation socket of both guards carries a drop-all filter.  A classic
     program is translated and JIT-compiled anew by each ``SO_ATTACH_FILTER``
-    (14 us here, more than the ``bind``); a loaded program is attached by fd to
-    any number of sockets for 3.5 us.  None where bpf(2) is refused (an
+    (dearer than the ``bind`` itself); a loaded program is attached by fd to any
+    number of sockets, at a quarter of that (docs/performance.md).  None where
+    bpf(2) is refused (an
     unprivileged process with ``unprivileged_bpf_disabled``) or unknown.
     """
     nr = _BPF_SYSCALL.get(platform.machine())

@@ -1,11 +1,11 @@
 """The bulk send path: TCP super-segments through AF_PACKET with a virtio-net header.
 
 The raw IP socket has no GSO, so every MTU-sized segment costs a Python encode,
-a checksum over its payload and a syscall (PERF-NOTES.md: ~140 MB/s, CPU-bound).
-With ``PACKET_VNET_HDR`` the kernel accepts one frame of up to 64 KB carrying a
-run of consecutive segments, splits it into MSS-sized segments (copying the
-header, advancing seq, keeping PSH/FIN for the last one) and computes every
-checksum — the prototype measured ~1,850 MB/s byte-exact to a kernel receiver.
+a checksum over its payload and a syscall: CPU-bound, far below what the kernel
+takes (docs/performance.md).  With ``PACKET_VNET_HDR`` the kernel accepts one frame
+of up to 64 KB carrying a run of consecutive segments, splits it into MSS-sized
+segments (copying the header, advancing seq, keeping PSH/FIN for the last one) and
+computes every checksum.
 
 Header recipe (verified on Linux 6.x): virtio_net_hdr ``<BBHHHH`` with flags
 NEEDS_CSUM, gso_type TCPV4 (0 for a single segment), hdr_len, gso_size = payload

@@ -1,7 +1,7 @@
 """Next hop for the AF_PACKET send path: outgoing interface and the neighbour's MAC.
 
 AF_PACKET frames bypass routing and the neighbour table, so aiotcp must fill in
-the Ethernet header itself (PERF-NOTES.md).  The kernel already knows the answer:
+the Ethernet header itself.  The kernel already knows the answer:
 ``/proc/net/route`` gives the interface and gateway for a destination (main
 table, longest prefix, lowest metric) and ``/proc/net/arp`` the resolved MAC.
 The first segments of a connection go through the raw IP socket, which makes

@@ -3,7 +3,7 @@
 A raw IPv4 socket hands us the IP header too, so the addresses needed for the
 TCP pseudo-header checksum come from the packet itself.  Everything here returns
 a ``DropReason`` instead of raising: hostile or broken packets are counted, never
-fatal (DESIGN.md).
+fatal.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ to each port we use is the one mechanism every process on the host respects: the
 kernel will not hand the port to its own clients (ephemeral allocation skips bound
 ports), another program's ``bind`` gets EADDRINUSE, and a second aiotcp process
 cannot pick the same port.  When the process dies the kernel closes the sockets,
-so nothing leaks.  Cost: one ``socket`` + ``bind`` (~10 µs) and one file
-descriptor per port.
+so nothing leaks.  Cost: one ``socket`` + ``bind`` and one file descriptor per
+port.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The raw IPv4 TCP socket: filtered, non-blocking, batch receive, checksummed send.
 
-Receive path (PERF-NOTES.md): the kernel-side BPF filter drops packets for ports
+Receive path (docs/architecture.md): the kernel-side BPF filter drops packets for ports
 we do not own before Python wakes up; ``recv_batch`` then drains the socket until
 EAGAIN into one preallocated arena, so a burst costs one Python call per packet
 and no buffer allocation.  The packets of a batch are memoryviews into that arena

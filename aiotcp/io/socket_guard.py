@@ -22,8 +22,9 @@ def listen_filtered(sock: socket.socket) -> None:
 
     Both guards do this: with no socket for the port the kernel would run TCP on
     every segment only to build a RST (``tcp_v4_send_reset``), which the iptables
-    guard then has to drop.  On veth that RST is ~15 % of a bulk receive, because
-    it runs on the sender's CPU, the one that limits the transfer.
+    guard then has to drop.  On veth that RST costs a good part of a bulk receive,
+    because it runs on the sender's CPU, the one that limits the transfer
+    (docs/performance.md).
     """
     bpf.attach_drop_all(sock)
     sock.listen(1)

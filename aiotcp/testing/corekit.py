@@ -8,7 +8,7 @@ A ``Harness`` wraps one ``Connection`` and plays the remote peer on virtual time
     t.advance(0.2)                         # move the clock, fire due timers
     t.expect_nothing()
 
-ISNs sit just below 2**32 so every test crosses the wrap (TESTING.md).  Fixture
+ISNs sit just below 2**32 so every test crosses the wrap (docs/testing.md).  Fixture
 functions build a connection directly in each state by driving it there.
 """
 
