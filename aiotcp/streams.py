@@ -11,6 +11,7 @@ are ``aiotcp.core.options.TcpOptions`` fields (``nodelay=True``, ``keepalive=Tru
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +19,15 @@ from typing import Any
 from aiotcp.driver import ConnectionDriver
 from aiotcp.stack import Stack, _stacks, get_stack
 from aiotcp.stream_reader import STREAM_LIMIT, StreamReader
+from aiotcp.tls import (
+    SSLOption,
+    app_transport,
+    client_tls,
+    retrieve,
+    server_tls,
+    start_tls,
+    tls_protocol,
+)
 from aiotcp.transport import TcpTransport
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
@@ -48,13 +58,38 @@ async def create_connection(
     port: int,
     *,
     local_addr: tuple[str, int] | None = None,
+    ssl: SSLOption = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     stack: Stack | None = None,
     **tcp_options: Any,
-) -> tuple[TcpTransport, asyncio.BaseProtocol]:
-    """Like ``loop.create_connection``, over aiotcp."""
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """Like ``loop.create_connection``, over aiotcp: with ``ssl`` (a context, or True
+    for the default client one) the transport returned is TLS's, after the
+    handshake (``aiotcp.tls``)."""
+    context, hostname = client_tls(
+        ssl, host, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
     driver = await _stack(stack).connect(host, port, local_addr=local_addr, **tcp_options)
     protocol = protocol_factory()
-    return _attach(driver, protocol), protocol
+    if context is None:
+        return _attach(driver, protocol), protocol
+    layer, handshake = tls_protocol(
+        protocol,
+        context,
+        server_side=False,
+        server_hostname=hostname,
+        handshake_timeout=ssl_handshake_timeout,
+        shutdown_timeout=ssl_shutdown_timeout,
+    )
+    transport = _attach(driver, layer)
+    try:
+        await handshake
+    except BaseException:
+        transport.close()
+        raise
+    return app_transport(layer), protocol
 
 
 async def open_connection(
@@ -63,18 +98,62 @@ async def open_connection(
     *,
     local_addr: tuple[str, int] | None = None,
     limit: int = STREAM_LIMIT,
+    ssl: SSLOption = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     stack: Stack | None = None,
     **tcp_options: Any,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Like ``asyncio.open_connection``, over aiotcp."""
+    """Like ``asyncio.open_connection``, over aiotcp (TLS as ``create_connection``)."""
     loop = asyncio.get_running_loop()
     reader = StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
-        lambda: protocol, host, port, local_addr=local_addr, stack=stack, **tcp_options
+        lambda: protocol,
+        host,
+        port,
+        local_addr=local_addr,
+        ssl=ssl,
+        server_hostname=server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+        stack=stack,
+        **tcp_options,
     )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    writer = StreamWriter(transport, protocol, reader, loop)
     return reader, writer
+
+
+class StreamWriter(asyncio.StreamWriter):
+    """asyncio's ``StreamWriter``, whose ``start_tls`` works on any loop.
+
+    asyncio's calls ``loop.start_tls``, which uvloop refuses for a transport not its
+    own; this one upgrades through ``aiotcp.tls.start_tls`` (asyncio's TLS layer).
+    """
+
+    async def start_tls(
+        self,
+        sslcontext: Any,
+        *,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> None:
+        protocol: Any = self._protocol  # type: ignore[attr-defined]
+        server_side = protocol._client_connected_cb is not None
+        await self.drain()
+        new_transport = await start_tls(
+            self.transport,
+            protocol,
+            sslcontext,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        self._transport = new_transport
+        protocol._replace_writer(self)
 
 
 class Server(asyncio.AbstractServer):
@@ -89,9 +168,14 @@ class Server(asyncio.AbstractServer):
         backlog: int,
         tcp_options: dict[str, Any],
         reuse_address: bool = True,
+        tls: ssl_module.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
     ) -> None:
         self._stack = stack
         self._reuse_address = reuse_address
+        self._tls = tls
+        self._tls_timeouts = (ssl_handshake_timeout, ssl_shutdown_timeout)
         self._loop = stack.loop
         self._factory = protocol_factory
         self._host = host
@@ -146,7 +230,18 @@ class Server(asyncio.AbstractServer):
             driver = self._stack.accept(self._port)
             if driver is None:
                 return
-            transport = _attach(driver, self._factory())
+            protocol = self._factory()
+            if self._tls is not None:
+                handshake_timeout, shutdown_timeout = self._tls_timeouts
+                protocol, handshake = tls_protocol(
+                    protocol,
+                    self._tls,
+                    server_side=True,
+                    handshake_timeout=handshake_timeout,
+                    shutdown_timeout=shutdown_timeout,
+                )
+                handshake.add_done_callback(retrieve)
+            transport = _attach(driver, protocol)
             self._transports.add(transport)
 
     def close(self) -> None:
@@ -207,6 +302,9 @@ async def create_server(
     *,
     backlog: int = 100,
     reuse_address: bool | None = None,
+    ssl: SSLOption = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     start_serving: bool = True,
     stack: Stack | None = None,
     **tcp_options: Any,
@@ -214,7 +312,8 @@ async def create_server(
     """Like ``loop.create_server``, over aiotcp.
 
     ``reuse_address`` defaults to True as in asyncio (``SO_REUSEADDR``): a server
-    restarts on a port the kernel still has in TIME-WAIT.
+    restarts on a port the kernel still has in TIME-WAIT.  ``ssl`` (a context with
+    the server's certificate) serves TLS (``aiotcp.tls``).
     """
     server = Server(
         _stack(stack),
@@ -224,6 +323,9 @@ async def create_server(
         backlog,
         tcp_options,
         reuse_address=reuse_address is not False,
+        tls=server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout),
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
     )
     server._listen()
     if start_serving:
@@ -239,6 +341,9 @@ async def start_server(
     backlog: int = 100,
     limit: int = STREAM_LIMIT,
     reuse_address: bool | None = None,
+    ssl: SSLOption = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
     start_serving: bool = True,
     stack: Stack | None = None,
     **tcp_options: Any,
@@ -257,6 +362,9 @@ async def start_server(
         port,
         backlog=backlog,
         reuse_address=reuse_address,
+        ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
         start_serving=start_serving,
         stack=stack,
         **tcp_options,

@@ -35,12 +35,17 @@ MAX_DELIVERY = 64 * 1024  # bytes per data_received call, unless one chunk is la
 
 
 class TcpTransport(asyncio.Transport):
+    _start_tls_compatible = True
+    """asyncio's ``loop.start_tls`` upgrades this transport (uvloop's refuses any
+    transport but its own: ``aiotcp.tls.start_tls`` works on both)."""
+
     def __init__(self, driver: ConnectionDriver, protocol: asyncio.BaseProtocol) -> None:
         super().__init__()
         self._driver = driver
         self._conn = driver.conn
         self._loop = driver.loop
         self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         # Bytes the core has no room for yet, kept like the core keeps them: a
         # ``bytes`` write by reference (memoryview), anything mutable copied once.
         self._pending = SendBuffer(sys.maxsize)
@@ -86,6 +91,7 @@ class TcpTransport(asyncio.Transport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -108,6 +114,16 @@ class TcpTransport(asyncio.Transport):
         conn = self._conn
         proto = self._protocol
         while not self._reading_paused and not self._lost and conn.readable_bytes:
+            if self._buffered:
+                # asyncio.BufferedProtocol (TLS among them): the bytes go straight
+                # from the connection's chunks into the protocol's own buffer.
+                buffered: Any = proto
+                buf = memoryview(buffered.get_buffer(conn.readable_bytes)).cast("B")
+                n = conn.read_into(buf)
+                if not n:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                buffered.buffer_updated(n)
+                continue
             # Whole chunks, about 64 KiB per call: a GRO-sized segment is handed
             # over without the copy a join costs, and the StreamReader pauses us
             # after a few calls instead of taking megabytes at once (large
@@ -192,6 +208,19 @@ class TcpTransport(asyncio.Transport):
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high, self._low = high, low
         self._maybe_pause_protocol()
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Close at once, what is still queued dropped, and report ``exc``: what
+        asyncio's own transports offer their TLS layer (``SSLProtocol``) for a
+        failed handshake or a fatal TLS error."""
+        if self._lost:
+            return
+        self._closing = True
+        self._reading_paused = True
+        self._pending.clear()
+        self._conn.close(self._loop.time())
+        self._driver.poke()
+        self._connection_lost(exc if isinstance(exc, Exception) else None)
 
     def abort(self) -> None:
         if self._lost:

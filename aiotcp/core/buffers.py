@@ -275,6 +275,29 @@ class ReceiveBuffer:
         self._ready_len -= n
         return b"".join(parts)
 
+    def read_into(self, buf: memoryview) -> int:
+        """Copy in-order bytes into ``buf``, as many as fit; returns how many.
+
+        For a reader with memory of its own (``asyncio.BufferedProtocol``, TLS):
+        one copy, however many chunks the bytes arrived in.
+        """
+        ready = self._ready
+        size = len(buf)
+        n = 0
+        i = 0
+        while i < len(ready) and n < size:
+            chunk = ready[i]
+            take = min(len(chunk), size - n)
+            buf[n : n + take] = memoryview(chunk)[:take]
+            n += take
+            if take < len(chunk):
+                ready[i] = chunk[take:]
+                break
+            i += 1
+        del ready[:i]
+        self._ready_len -= n
+        return n
+
     def read_chunks(self, limit: int) -> bytes:
         """Whole in-order chunks, oldest first, as many as fit in ``limit`` bytes
         (always at least one).

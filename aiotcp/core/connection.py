@@ -475,13 +475,23 @@ class Connection:
         (``ReceiveBuffer.read_chunks``), without a copy for a chunk that fills it."""
         return self._taken(self.recv_buffer.read_chunks(limit))
 
+    def read_into(self, buf: memoryview) -> int:
+        """RECEIVE into the caller's memory (``ReceiveBuffer.read_into``)."""
+        n = self.recv_buffer.read_into(buf)
+        self._consumed(n)
+        return n
+
     def _taken(self, data: bytes) -> bytes:
-        if data and self.recv_buffer.capacity < self.options.recv_buffer_max:
-            self._autotune_receive_buffer(len(data))
-        if data and self.state in _RECEIVES_TEXT and self._window_update_due():
+        self._consumed(len(data))
+        return data
+
+    def _consumed(self, n: int) -> None:
+        """The application took ``n`` bytes: autotune, and open the window."""
+        if n and self.recv_buffer.capacity < self.options.recv_buffer_max:
+            self._autotune_receive_buffer(n)
+        if n and self.state in _RECEIVES_TEXT and self._window_update_due():
             # RFC 9293 §3.8.6.2.2: tell the peer once the window grew enough.
             self._ack_now = True
-        return data
 
     def _autotune_receive_buffer(self, copied: int) -> None:
         """Grow the receive buffer when the window, not the reader, limits the peer.
