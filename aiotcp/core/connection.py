@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 
 from aiotcp.core import congestion
 from aiotcp.core.buffers import Bytes, ReceiveBuffer, SendBuffer
+from aiotcp.core.congestion.base import CongestionControl
 from aiotcp.core.counters import Counters
 from aiotcp.core.events import (
     CloseReason,
@@ -553,6 +554,133 @@ class Connection:
         if self.state in _ABORT_SENDS_RST:
             self._queue_active_reset()
         self._enter_closed(CloseReason.ABORTED)
+
+    def set_option(self, name: str, value: object, now: float) -> None:
+        """``setsockopt`` on this connection: one ``TcpOptions`` field, with the side
+        effects Linux's ``setsockopt`` has on a live socket.
+
+        Assigning ``conn.options`` changes a value but not what was already derived
+        from it (a timer armed, a buffer sized, a controller built), so a socket
+        API needs this instead.  The value is checked as every user-given option
+        is (``TcpOptions.replace``: ``TypeError`` naming the option); an unknown
+        congestion control is a ``ValueError`` (Linux: ``ENOENT``); either way
+        nothing has changed.  Only this connection's options are replaced.
+
+        - ``nodelay`` on: what Nagle held back goes with the next output, the
+          autocork's tail too: Linux pushes the pending frames (``TCP_NAGLE_PUSH``).
+        - ``keepalive`` on (it was off): the first probe after a whole idle period
+          from now (Linux ``tcp_set_keepalive``: ``keepalive_time`` from the call,
+          not from the last segment heard); off: no timer, and the probe count
+          starts afresh.  Before ESTABLISHED, establishing arms it.
+        - ``keepalive_idle``, while keepalive is on: the idle period counts from
+          the last segment heard, so an idle time already exceeded probes now
+          (Linux ``tcp_sock_set_keepidle_locked``).
+        - ``keepalive_interval``, ``keepalive_count``: from the next probe on
+          (they are read only then).
+        - ``user_timeout``: re-armed from the last progress while data is in
+          flight or the window is probed (an expired one fires at once); 0
+          cancels it.
+        - ``congestion``: the named controller takes over with the current cwnd
+          and ssthresh, its own state fresh (Linux
+          ``tcp_reinit_congestion_control``); the loss recovery's state (PRR, what
+          is lost) is the connection's and carries on.  The same algorithm again
+          changes nothing.
+        - ``send_buffer``: the new capacity.  Queued data is never dropped; a
+          buffer holding more than it just stops taking writes until ACKs drain
+          it.  If writes were refused and there is room now, ``SendSpaceAvailable``.
+        - ``recv_buffer``: a fixed size from now on, as ``SO_RCVBUF`` (autotuning
+          stops; ``None`` resumes it).  The right edge already advertised stays
+          (RFC 9293 §3.8.6, RFC 7323 §2.4): a smaller buffer closes the window
+          only as data arrives; a larger one may open it (a window update is
+          sent if worth one).  It cannot exceed what the window scale agreed in
+          the handshake can carry.
+        - ``rto_min``, ``rto_max``, ``ooo_max_segments``: bounds for the next RTO
+          and the next out-of-order range.
+        - Everything else (``mss``, ``mtu``, ``window_scaling``, ``sack``,
+          ``timestamps``, ``ecn``, ``syn_retries``, ``initial_window``,
+          ``rto_initial``, ``retries``, ``msl`` ...) is stored and matters only for
+          what has not happened yet: what the handshake negotiated stays
+          negotiated, as on Linux, and a timeout already running keeps its
+          deadline.  A connection not yet opened (CLOSED and never connected, or
+          LISTEN) has done nothing yet, so everything it derived from its options
+          is derived again and its handshake uses the new values.
+        """
+        old = self.options
+        new = old.replace(**{name: value})
+        cc: CongestionControl | None = None
+        if name == "congestion":
+            # Before anything changes: an unknown name leaves the connection as it was.
+            cc = congestion.create(new.congestion, self.mss, self.cc.initial_window)
+        self.options = new
+        if self.state is State.LISTEN or (self.state is State.CLOSED and self.close_reason is None):
+            self._derive_from_options()
+            return
+        if name == "nodelay":
+            if new.nodelay:
+                self.cork = False
+        elif name == "keepalive":
+            if not new.keepalive:
+                self.timers.cancel(TimerName.KEEPALIVE)
+                self._keepalive_probes = 0
+            elif self.state in _KEEPALIVE_STATES and (
+                not old.keepalive or TimerName.KEEPALIVE not in self.timers
+            ):
+                self.timers.set(TimerName.KEEPALIVE, now + new.keepalive_idle)
+        elif name == "keepalive_idle":
+            if (
+                new.keepalive
+                and new.keepalive_idle != old.keepalive_idle
+                and self.state in _KEEPALIVE_STATES
+            ):
+                at = max(self._last_heard + new.keepalive_idle, now)
+                self.timers.set(TimerName.KEEPALIVE, at)
+        elif name == "user_timeout":
+            self._rearm_user_timeout()
+        elif name == "congestion":
+            if cc is not None and type(cc) is not type(self.cc):
+                self._switch_congestion_control(cc)
+        elif name == "send_buffer":
+            self.send_buffer.capacity = new.send_buffer
+            if self._send_space_wanted and self.send_space > 0:
+                self._send_space_wanted = False
+                self._events.append(SendSpaceAvailable(self.send_space))
+        elif name == "recv_buffer":
+            if new.recv_buffer is not None:
+                self.recv_buffer.capacity = new.recv_buffer
+            if self.state in _RECEIVES_TEXT and self._window_update_due():
+                self._ack_now = True
+        elif name == "rto_min" or name == "rto_max":
+            self.rtt.rto_min = new.rto_min
+            self.rtt.rto_max = new.rto_max
+        elif name == "ooo_max_segments":
+            self.recv_buffer.max_ranges = new.ooo_max_segments
+
+    def _derive_from_options(self) -> None:
+        """A connection not yet opened takes its options afresh, as if created with them."""
+        opts = self.options
+        self._adv_mss = opts.advertised_mss()
+        self._rcv_mss = min(self._adv_mss, DEFAULT_PEER_MSS)
+        self.rcv_wscale = window_scale_for(opts.recv_buffer_max) if opts.window_scaling else 0
+        self.send_buffer.capacity = opts.send_buffer
+        self.recv_buffer.capacity = opts.recv_buffer_start
+        self.recv_buffer.max_ranges = opts.ooo_max_segments
+        self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
+        self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window)
+        self.cc.rtt = self.rtt
+        self.recovery.rtt = self.rtt
+        self.recovery.cc = self.cc
+        self._set_mss(min(DEFAULT_PEER_MSS, self._adv_mss))
+
+    def _switch_congestion_control(self, cc: CongestionControl) -> None:
+        """Hand the windows to ``cc``: Linux keeps ``snd_cwnd`` and ``snd_ssthresh``
+        (they are the socket's, not the algorithm's) and starts the algorithm's own
+        state afresh.  Recovery keeps its state and now asks ``cc``."""
+        old = self.cc
+        cc.cwnd = old.cwnd
+        cc.ssthresh = old.ssthresh
+        cc.rtt = self.rtt
+        self.cc = cc
+        self.recovery.cc = cc
 
     @property
     def flushing(self) -> bool:
@@ -1715,6 +1843,18 @@ class Connection:
         ut = self.options.user_timeout
         if ut > 0 and self.snd_una != self.snd_max:
             self.timers.set(TimerName.USER_TIMEOUT, self._last_progress + ut)
+
+    def _rearm_user_timeout(self) -> None:
+        """A new user timeout: where the connection would have armed it (data in
+        flight, or the window being probed), it now runs with the new value."""
+        ut = self.options.user_timeout
+        if ut > 0 and (
+            self.state in _SYNCHRONIZED
+            and (self.snd_una != self.snd_max or TimerName.PERSIST in self.timers)
+        ):
+            self.timers.set(TimerName.USER_TIMEOUT, self._last_progress + ut)
+        else:
+            self.timers.cancel(TimerName.USER_TIMEOUT)
 
     # ------------------------------------------------------------------ helpers
 
