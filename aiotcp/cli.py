@@ -89,6 +89,49 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    """Run a program unchanged, with every loop it makes going over aiotcp."""
+    import asyncio
+    import os
+    import runpy
+
+    from aiotcp.dropin import EventLoopPolicy, hook_uvloop
+    from aiotcp.io.privileges import HINT, MissingPrivilegeError, missing_capabilities
+
+    if args.module is None and not args.program:
+        print("aiotcp run: name a script or -m module", file=sys.stderr)
+        return 2
+    missing = missing_capabilities(args.guard)
+    if missing:
+        print(f"aiotcp run: missing {', '.join(missing)}. {HINT}", file=sys.stderr)
+        return 1
+    options: dict[str, object] = {"guard": args.guard}
+    if args.pcap:
+        options["pcap"] = args.pcap
+    if args.control:
+        options["control"] = True
+    factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    asyncio.set_event_loop_policy(EventLoopPolicy(factory, **options))
+    hook_uvloop(**options)
+    try:
+        if args.module is not None:
+            sys.argv = [args.module, *args.program]
+            runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+        else:
+            script, *rest = args.program
+            sys.argv = [script, *rest]
+            sys.path[0] = os.path.dirname(os.path.abspath(script))
+            runpy.run_path(script, run_name="__main__")
+    except MissingPrivilegeError as exc:
+        print(f"aiotcp run: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiotcp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", help="PNG path (default: next to the pcap)")
     plot.set_defaults(func=_plot)
 
+    run = sub.add_parser(
+        "run",
+        help="run a Python program unchanged, its TCP over aiotcp (needs root)",
+        description="Runs SCRIPT (or -m MODULE) as python would, with every asyncio "
+        "event loop it creates going over aiotcp: asyncio.run, new_event_loop, "
+        "uvloop.run and uvloop.install included.",
+    )
+    run.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    run.add_argument("--guard", choices=["iptables", "socket"], default="iptables")
+    run.add_argument("--pcap", metavar="FILE", help="write every segment to FILE (pcap)")
+    run.add_argument("--control", action="store_true", help="serve the state table to `aiotcp ss`")
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    run.add_argument("program", nargs=argparse.REMAINDER, help="SCRIPT [ARGS...]")
+    run.set_defaults(func=_run)
+
     guard = sub.add_parser("guard", help="the RST guard's firewall rules")
     gsub = guard.add_subparsers(dest="guard_command", required=True)
     gsub.add_parser("status", help="list aiotcp's rules in this namespace").set_defaults(
@@ -125,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        # The program's own exceptions and exit status are its own, as under python.
+        return _run(args)
     try:
         code: int = args.func(args)
     except PermissionError as exc:

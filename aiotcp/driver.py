@@ -45,6 +45,7 @@ class EventSink(Protocol):
     def _on_send_space(self) -> None: ...
     def _on_closed(self, reason: CloseReason) -> None: ...
     def _on_urgent(self, end_offset: int) -> None: ...
+    def _on_state_changed(self) -> None: ...
     def _on_delivery_problem(self, retransmissions: int, soft_error: int | None) -> None: ...
 
 
@@ -253,6 +254,8 @@ class ConnectionDriver:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s %s -> %s", self.describe(), ev.old.name, ev.new.name)
                 self.host.state_changed(self, ev.old, ev.new)
+                if sink is not None:
+                    sink._on_state_changed()
             elif isinstance(ev, Connected):
                 if not self.established.done():
                     self.established.set_result(None)

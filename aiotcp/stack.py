@@ -325,7 +325,8 @@ class Stack:
         self._check_open()
         dst_str = route.resolve(host)
         r = self._route_to(dst_str)
-        src_str = local_addr[0] if local_addr and local_addr[0] else r.source
+        bound = local_addr[0] if local_addr else None
+        src_str = bound if bound and bound != "0.0.0.0" else r.source  # INADDR_ANY: the route's
         # Everything that can reject the call comes before the port is claimed.
         src, dst = socket.inet_aton(src_str), socket.inet_aton(dst_str)
         opts = self.options(r.mtu, **tcp_options)
@@ -492,6 +493,15 @@ def _established(entry: ListenerEntry, fut: asyncio.Future[None]) -> None:
 
 
 _stacks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Stack] = weakref.WeakKeyDictionary()
+_loop_options: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def configure_loop(loop: asyncio.AbstractEventLoop, options: dict[str, Any]) -> None:
+    """The options ``get_stack`` creates ``loop``'s stack with when its caller gives
+    none: what ``aiotcp.run(..., guard="socket")`` means for every connection."""
+    _loop_options[loop] = dict(options)
 
 
 def get_stack(**kwargs: Any) -> Stack:
@@ -499,20 +509,27 @@ def get_stack(**kwargs: Any) -> Stack:
     loop = asyncio.get_running_loop()
     stack = _stacks.get(loop)
     if stack is None or stack.closed:
-        stack = Stack(loop=loop, **kwargs)
+        stack = Stack(loop=loop, **(kwargs or _loop_options.get(loop, {})))
         _stacks[loop] = stack
         _close_with_loop(loop, stack)
     return stack
 
 
 def _close_with_loop(loop: asyncio.AbstractEventLoop, stack: Stack) -> None:
-    """Close the stack when its loop closes (asyncio.run closes the loop at the end)."""
+    """Close the stack when its loop closes (asyncio.run closes the loop at the end).
+
+    Connections the program closed first get up to ``Stack.linger`` seconds to
+    deliver what it wrote (``aclose``): a kernel would go on sending after the
+    program returned, and a user-space stack cannot outlive its loop.
+    """
     original_close = loop.close
 
     def close() -> None:
+        if not stack.closed and not loop.is_running() and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(stack.aclose())
         stack.close()
         original_close()
 
-    # uvloop's close cannot be replaced; the guard's exit hook still cleans up then.
     with contextlib.suppress(AttributeError, TypeError):
         loop.close = close  # type: ignore[method-assign]

@@ -11,12 +11,15 @@ are ``aiotcp.core.options.TcpOptions`` fields (``nodelay=True``, ``keepalive=Tru
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_module
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from aiotcp import addressing
 from aiotcp.driver import ConnectionDriver
+from aiotcp.socketlike import TcpSocket
 from aiotcp.stack import Stack, _stacks, get_stack
 from aiotcp.stream_reader import STREAM_LIMIT, StreamReader
 from aiotcp.tls import (
@@ -54,27 +57,65 @@ def _attach(driver: ConnectionDriver, protocol: asyncio.BaseProtocol) -> TcpTran
 
 async def create_connection(
     protocol_factory: ProtocolFactory,
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | str | None = None,
     *,
-    local_addr: tuple[str, int] | None = None,
     ssl: SSLOption = None,
+    family: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+    local_addr: tuple[str | None, int] | None = None,
     server_hostname: str | None = None,
     ssl_handshake_timeout: float | None = None,
     ssl_shutdown_timeout: float | None = None,
+    happy_eyeballs_delay: float | None = None,
+    interleave: int | None = None,
     stack: Stack | None = None,
     **tcp_options: Any,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-    """Like ``loop.create_connection``, over aiotcp: with ``ssl`` (a context, or True
-    for the default client one) the transport returned is TLS's, after the
-    handshake (``aiotcp.tls``)."""
-    context, hostname = client_tls(
-        ssl, host, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+    """Like ``loop.create_connection``, over aiotcp, with its arguments and their
+    meaning (``aiotcp.addressing``): names resolved without blocking the loop,
+    every address tried, Happy Eyeballs when ``happy_eyeballs_delay`` is given.
+    With ``ssl`` (a context, or True for the default client one) the transport
+    returned is TLS's, after the handshake (``aiotcp.tls``).  ``sock=`` has no
+    meaning here (the drop-in loop gives it to the kernel); ``**tcp_options`` are
+    ``TcpOptions`` fields."""
+    tls = client_tls(ssl, host or "", server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+    driver = await addressing.connect(
+        _stack(stack),
+        host,
+        port,
+        family=family,
+        proto=proto,
+        flags=flags,
+        local_addr=local_addr,
+        happy_eyeballs_delay=happy_eyeballs_delay,
+        interleave_count=interleave,
+        tcp_options=tcp_options,
     )
-    driver = await _stack(stack).connect(host, port, local_addr=local_addr, **tcp_options)
+    return await over_connection(
+        driver, protocol_factory, tls, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
+
+
+async def over_connection(
+    driver: ConnectionDriver,
+    protocol_factory: ProtocolFactory,
+    tls: tuple[ssl_module.SSLContext | None, str | None],
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+    linger: float | None = None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """A protocol on an established connection, through TLS when ``tls`` (from
+    ``client_tls``) has a context: ``create_connection``'s second half, also how
+    the drop-in loop adopts a connection made for ``sock=`` (with the ``SO_LINGER``
+    set on it meanwhile)."""
+    context, hostname = tls
     protocol = protocol_factory()
     if context is None:
-        return _attach(driver, protocol), protocol
+        plain = _attach(driver, protocol)
+        plain._linger = linger
+        return plain, protocol
     layer, handshake = tls_protocol(
         protocol,
         context,
@@ -84,6 +125,7 @@ async def create_connection(
         shutdown_timeout=ssl_shutdown_timeout,
     )
     transport = _attach(driver, layer)
+    transport._linger = linger
     try:
         await handshake
     except BaseException:
@@ -93,34 +135,18 @@ async def create_connection(
 
 
 async def open_connection(
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | str | None = None,
     *,
-    local_addr: tuple[str, int] | None = None,
     limit: int = STREAM_LIMIT,
-    ssl: SSLOption = None,
-    server_hostname: str | None = None,
-    ssl_handshake_timeout: float | None = None,
-    ssl_shutdown_timeout: float | None = None,
-    stack: Stack | None = None,
-    **tcp_options: Any,
+    **kwds: Any,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Like ``asyncio.open_connection``, over aiotcp (TLS as ``create_connection``)."""
+    """Like ``asyncio.open_connection``, over aiotcp: ``kwds`` are
+    ``create_connection``'s (TLS, addressing, ``stack``, ``TcpOptions`` fields)."""
     loop = asyncio.get_running_loop()
     reader = StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await create_connection(
-        lambda: protocol,
-        host,
-        port,
-        local_addr=local_addr,
-        ssl=ssl,
-        server_hostname=server_hostname,
-        ssl_handshake_timeout=ssl_handshake_timeout,
-        ssl_shutdown_timeout=ssl_shutdown_timeout,
-        stack=stack,
-        **tcp_options,
-    )
+    transport, _ = await create_connection(lambda: protocol, host, port, **kwds)
     writer = StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
@@ -187,6 +213,7 @@ class Server(asyncio.AbstractServer):
         self._transports: weakref.WeakSet[TcpTransport] = weakref.WeakSet()
         self._serving_forever: asyncio.Future[None] | None = None
         self._closed = asyncio.Event()
+        self._linger: float | None = None
 
     @property
     def port(self) -> int | None:
@@ -199,11 +226,38 @@ class Server(asyncio.AbstractServer):
         return self._serving
 
     @property
-    def sockets(self) -> tuple[Any, ...]:
-        """aiotcp has no kernel sockets; ``(host, port)`` pairs stand in for them."""
+    def sockets(self) -> tuple[TcpSocket, ...]:
+        """Socket-like objects, as asyncio's ``TransportSocket``: what aiohttp's and
+        websockets' servers read their address from, and where ``setsockopt``
+        sets options every connection accepted afterwards starts with."""
         if self._port is None:
             return ()
-        return ((self._host or "0.0.0.0", self._port),)
+        return (TcpSocket(self, (self._host or "0.0.0.0", self._port), None),)
+
+    def _get_option(self, name: str) -> Any:
+        if name == "linger":
+            return self._linger
+        if name in ("reuse_address", "reuse_port"):
+            return self._reuse_address
+        if name == "recv_buffer":
+            return self._options().recv_buffer_start
+        return getattr(self._options(), name)
+
+    def _set_option(self, name: str, value: Any) -> None:
+        """Like a listening socket's options, they are the accepted connections'."""
+        if name == "linger":
+            self._linger = value
+        elif name in ("reuse_address", "reuse_port"):
+            pass  # the port is bound already: no effect, as on a kernel listener
+        elif self._port is not None:
+            self._tcp_options = {**self._tcp_options, name: value}
+            entry = self._stack.listeners[self._port]
+            entry.options = entry.options.replace(**{name: value})
+
+    def _options(self) -> Any:
+        if self._port is None:
+            return self._stack.options(None, **self._tcp_options)
+        return self._stack.listeners[self._port].options
 
     def _listen(self) -> None:
         """Open the listening port; connections queue until ``start_serving``."""
@@ -242,6 +296,7 @@ class Server(asyncio.AbstractServer):
                 )
                 handshake.add_done_callback(retrieve)
             transport = _attach(driver, protocol)
+            transport._linger = self._linger
             self._transports.add(transport)
 
     def close(self) -> None:
@@ -297,12 +352,15 @@ class Server(asyncio.AbstractServer):
 
 async def create_server(
     protocol_factory: ProtocolFactory,
-    host: str | None = None,
-    port: int = 0,
+    host: str | Sequence[str] | None = None,
+    port: int | str | None = None,
     *,
+    family: int = socket.AF_UNSPEC,
+    flags: int = socket.AI_PASSIVE,
     backlog: int = 100,
-    reuse_address: bool | None = None,
     ssl: SSLOption = None,
+    reuse_address: bool | None = None,
+    reuse_port: bool | None = None,
     ssl_handshake_timeout: float | None = None,
     ssl_shutdown_timeout: float | None = None,
     start_serving: bool = True,
@@ -312,18 +370,28 @@ async def create_server(
     """Like ``loop.create_server``, over aiotcp.
 
     ``reuse_address`` defaults to True as in asyncio (``SO_REUSEADDR``): a server
-    restarts on a port the kernel still has in TIME-WAIT.  ``ssl`` (a context with
-    the server's certificate) serves TLS (``aiotcp.tls``).
+    restarts on a port the kernel still has in TIME-WAIT.  ``reuse_port`` is
+    accepted and means the same here: one aiotcp stack has one listener per port,
+    and sharing a port among processes (SO_REUSEPORT's purpose) is issue 26's.
+    ``host`` (a name, an address, a list of them, or None for all addresses) must
+    come down to one IPv4 address or to all (``aiotcp.addressing``).  ``ssl`` (a
+    context with the server's certificate) serves TLS (``aiotcp.tls``).
     """
+    st = _stack(stack)
+    tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    st.options(None, **tcp_options)  # a misspelt option fails before any lookup
+    address, number = await addressing.listen_address(
+        st.loop, host, port, family=family, flags=flags
+    )
     server = Server(
-        _stack(stack),
+        st,
         protocol_factory,
-        host,
-        port,
+        address,
+        number,
         backlog,
         tcp_options,
-        reuse_address=reuse_address is not False,
-        tls=server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout),
+        reuse_address=reuse_address is not False or bool(reuse_port),
+        tls=tls,
         ssl_handshake_timeout=ssl_handshake_timeout,
         ssl_shutdown_timeout=ssl_shutdown_timeout,
     )
@@ -335,40 +403,20 @@ async def create_server(
 
 async def start_server(
     client_connected_cb: ClientConnectedCb,
-    host: str | None = None,
-    port: int = 0,
+    host: str | Sequence[str] | None = None,
+    port: int | str | None = None,
     *,
-    backlog: int = 100,
     limit: int = STREAM_LIMIT,
-    reuse_address: bool | None = None,
-    ssl: SSLOption = None,
-    ssl_handshake_timeout: float | None = None,
-    ssl_shutdown_timeout: float | None = None,
-    start_serving: bool = True,
-    stack: Stack | None = None,
-    **tcp_options: Any,
+    **kwds: Any,
 ) -> Server:
-    """Like ``asyncio.start_server``, over aiotcp (``reuse_address`` as in
-    ``create_server``)."""
+    """Like ``asyncio.start_server``, over aiotcp: ``kwds`` are ``create_server``'s."""
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.StreamReaderProtocol:
         reader = StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-    return await create_server(
-        factory,
-        host,
-        port,
-        backlog=backlog,
-        reuse_address=reuse_address,
-        ssl=ssl,
-        ssl_handshake_timeout=ssl_handshake_timeout,
-        ssl_shutdown_timeout=ssl_shutdown_timeout,
-        start_serving=start_serving,
-        stack=stack,
-        **tcp_options,
-    )
+    return await create_server(factory, host, port, **kwds)
 
 
 def connections(

@@ -26,6 +26,7 @@ from aiotcp.core.buffers import SendBuffer
 from aiotcp.core.events import CloseReason
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
+from aiotcp.socketlike import TcpSocket, connection_option, set_connection_option
 from aiotcp.stream_reader import unread_bytes
 
 log = logging.getLogger("aiotcp")
@@ -59,11 +60,13 @@ class TcpTransport(asyncio.Transport):
         self._eof_delivered = False
         self._reset: OSError | None = None  # the peer reset; told once read is drained
         self._lost = False
+        self._linger: float | None = None  # SO_LINGER: None off, else seconds
+        self._lingering: asyncio.TimerHandle | None = None
+        self._space_waiters: list[asyncio.Future[None]] = []
         (lip, lport), (rip, rport) = self._conn.local, self._conn.remote
         self._extra: dict[str, Any] = {
             "peername": (socket.inet_ntoa(rip), rport),
             "sockname": (socket.inet_ntoa(lip), lport),
-            "socket": None,
         }
         driver.sink = self
 
@@ -71,7 +74,28 @@ class TcpTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "aiotcp":
             return self._conn.info(self._loop.time())
+        if name == "socket" and name not in self._extra:
+            # Made on first request: most programs never ask.
+            self._extra["socket"] = TcpSocket(
+                self, self._extra["sockname"], self._extra["peername"]
+            )
         return self._extra.get(name, default)
+
+    # -- socket options (aiotcp.socketlike) -------------------------------------------
+    def _get_option(self, name: str) -> Any:
+        if name == "linger":
+            return self._linger
+        return connection_option(self._conn, name)
+
+    def _set_option(self, name: str, value: Any) -> None:
+        """``setsockopt`` on the live connection: the core applies it with the
+        kernel's side effects (Nagle's held bytes leave, keepalive arms ...)."""
+        if name == "linger":
+            self._linger = value
+            return
+        set_connection_option(self._conn, name, value, self._loop.time())
+        self._move_pending()  # a larger send buffer takes what waited
+        self._driver.process_now()
 
     @property
     def receive_buffer_max(self) -> int:
@@ -84,6 +108,9 @@ class TcpTransport(asyncio.Transport):
 
     def close(self) -> None:
         if self._closing or self._lost:
+            return
+        if self._linger == 0:
+            self.abort()  # SO_LINGER {on, 0}: RST, queued bytes dropped
             return
         self._closing = True
         self._reading_paused = True
@@ -240,7 +267,29 @@ class TcpTransport(asyncio.Transport):
             except Exception:
                 log.exception("protocol.pause_writing() failed")
 
+    async def _write_space(self) -> None:
+        """Until the write buffer is down to its low-water mark: how ``sendfile``
+        paces itself without taking the protocol's pause/resume calls."""
+        if self._lost or self._closing:
+            raise ConnectionError("Connection closed")
+        if len(self._pending) <= self._low:
+            return
+        waiter = self._loop.create_future()
+        self._space_waiters.append(waiter)
+        await waiter
+
+    def _wake_space_waiters(self, exc: Exception | None) -> None:
+        waiters, self._space_waiters = self._space_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+
     def _maybe_resume_protocol(self) -> None:
+        if self._space_waiters and len(self._pending) <= self._low:
+            self._wake_space_waiters(None)
         if self._writing_paused and len(self._pending) <= self._low:
             self._writing_paused = False
             try:
@@ -260,7 +309,7 @@ class TcpTransport(asyncio.Transport):
 
     def _finish_close_if_flushed(self) -> None:
         """FIN (or close) once every byte the application wrote is in the core."""
-        if self._pending or self._lost:
+        if self._pending or self._lost or self._lingering is not None:
             return
         now = self._loop.time()
         if self._closing:
@@ -269,6 +318,12 @@ class TcpTransport(asyncio.Transport):
             else:
                 self._conn.close(now)
             self._driver.poke()
+            if self._linger and self._conn.flushing:
+                # SO_LINGER {on, n}: the close is over when the peer has acknowledged
+                # everything, or after n seconds; then the connection goes on alone
+                # (Linux, unlike BSD, does not reset it).
+                self._lingering = self._loop.call_later(self._linger, self._linger_over)
+                return
             self._connection_lost(None)
         elif self._eof_requested:
             self._conn.shutdown_write()
@@ -286,10 +341,19 @@ class TcpTransport(asyncio.Transport):
         reader = getattr(self._protocol, "_stream_reader", None)
         return isinstance(reader, asyncio.StreamReader) and unread_bytes(reader) > 0
 
+    def _linger_over(self) -> None:
+        self._lingering = None
+        self._connection_lost(None)
+
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return
         self._lost = True
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
+        if self._space_waiters:
+            self._wake_space_waiters(exc or ConnectionError("Connection closed"))
         if self._driver.sink is self:
             # Nothing the connection still does (its close, TIME-WAIT) concerns the
             # protocol now: let it, its reader and this transport go with the
@@ -315,6 +379,11 @@ class TcpTransport(asyncio.Transport):
     def _on_send_space(self) -> None:
         self._move_pending()
         self._finish_close_if_flushed()
+
+    def _on_state_changed(self) -> None:
+        """A lingering close ends when the peer has acknowledged our FIN."""
+        if self._lingering is not None and not self._conn.flushing:
+            self._linger_over()
 
     def _on_urgent(self, end_offset: int) -> None:
         """RFC 9293 §3.8.5 (MUST-32): the peer's urgent pointer advanced.  The urgent

@@ -26,3 +26,23 @@ def is_permission_error(exc: OSError) -> bool:
 
 def has_effective_root() -> bool:
     return os.geteuid() == 0
+
+
+CAP_NET_ADMIN = 12
+CAP_NET_RAW = 13
+
+
+def missing_capabilities(guard: str) -> list[str]:
+    """The capabilities this process lacks for a stack with ``guard``, read from
+    /proc before anything is attempted: a program run by ``python -m aiotcp run``
+    should hear this at once, not at its first connection."""
+    wanted = {"CAP_NET_RAW": CAP_NET_RAW}
+    if guard == "iptables":
+        wanted["CAP_NET_ADMIN"] = CAP_NET_ADMIN
+    try:
+        with open("/proc/self/status") as status:
+            line = next(ln for ln in status if ln.startswith("CapEff:"))
+        effective = int(line.split()[1], 16)
+    except (OSError, StopIteration, ValueError, IndexError):
+        return []  # no /proc: the stack's own check will tell
+    return [name for name, bit in wanted.items() if not effective >> bit & 1]

@@ -123,13 +123,15 @@ def test_a_rejected_call_leaves_its_port_free(
         with pytest.raises(TypeError):
             await aiotcp.start_server(lambda r, w: None, port=PORT, no_such_option=1)
         with pytest.raises(TypeError):
-            await aiotcp.open_connection(b.address, PORT, local_addr=("", 62000), nodelai=True)
+            await aiotcp.open_connection(
+                b.address, PORT, local_addr=("0.0.0.0", 62000), nodelai=True
+            )
         assert len(stack.guard.reservations) == held
         server = await aiotcp.start_server(lambda r, w: None, port=PORT)
         server.close()
         listener = await asyncio.to_thread(b.listen, PORT)
         try:
-            _, writer = await aiotcp.open_connection(b.address, PORT, local_addr=("", 62000))
+            _, writer = await aiotcp.open_connection(b.address, PORT, local_addr=("0.0.0.0", 62000))
             assert writer.get_extra_info("sockname")[1] == 62000
             writer.close()
         finally:

@@ -1,0 +1,543 @@
+"""The drop-in loop: ``aiotcp.run`` and ``python -m aiotcp run`` put unchanged asyncio
+programs on aiotcp, against the kernel's TCP in another namespace.
+
+Each test checks that the traffic went over aiotcp (the transport's class, or the
+absence of a kernel socket), and that the program cannot tell otherwise: exit
+codes, exceptions, signals and cleanup are what plain ``python`` gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohappyeyeballs
+import pytest
+
+import aiotcp
+from aiotcp.handoff import HandedOffConnection
+from aiotcp.testing.loops import LoopKind, loop_factory
+from aiotcp.testing.netns import (
+    Host,
+    kernel_echo_server,
+    kernel_sink,
+    kernel_source,
+    pattern,
+    read_line,
+)
+from aiotcp.transport import TcpTransport
+
+PORT = 8123
+
+# A program that knows nothing of aiotcp: it reports which transport it got.
+ECHO_CLIENT = """
+import asyncio, sys
+
+async def main(host, port):
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"ping\\n")
+    line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    print(type(writer.transport).__name__, line.decode().strip(), flush=True)
+"""
+
+
+def write_program(path: Path, body: str) -> Path:
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def aiotcp_run(host: Host, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    result: subprocess.CompletedProcess[str] = host.run(
+        [sys.executable, "-m", "aiotcp", "run", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    return result
+
+
+def no_aiotcp_rules(host: Host) -> bool:
+    out = host.run(["iptables", "-S"], capture_output=True, text=True).stdout
+    return "aiotcp" not in out
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "asyncio.run(main(sys.argv[1], int(sys.argv[2])))",
+        # A program that makes and drives its own loop.
+        "loop = asyncio.new_event_loop()\n"
+        "loop.run_until_complete(main(sys.argv[1], int(sys.argv[2])))\n"
+        "loop.close()",
+        # A program that picks uvloop itself.
+        "import uvloop\nuvloop.run(main(sys.argv[1], int(sys.argv[2])))",
+        "import uvloop\nuvloop.install()\nasyncio.run(main(sys.argv[1], int(sys.argv[2])))",
+    ],
+    ids=["asyncio.run", "new_event_loop", "uvloop.run", "uvloop.install"],
+)
+def test_run_puts_an_unchanged_programs_connections_on_aiotcp(
+    hosts: tuple[Host, Host], tmp_path: Path, entry: str
+) -> None:
+    a, b = hosts
+    program = write_program(tmp_path / "client.py", ECHO_CLIENT + entry + "\n")
+    with kernel_echo_server(b, PORT):
+        result = aiotcp_run(a, str(program), b.address, str(PORT))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["TcpTransport", "ping"]
+        # The same program under plain python gets a kernel transport (the check can fail).
+        plain = a.run([sys.executable, str(program), b.address, str(PORT)],
+                      capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert plain.stdout.split()[0] != "TcpTransport"
+    assert no_aiotcp_rules(a)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_run_m_module_passes_arguments_and_exit_status(
+    hosts: tuple[Host, Host], tmp_path: Path, loop: str
+) -> None:
+    """``-m module args``: ``sys.argv`` as ``python -m`` sets it, and the program's
+    own exit status comes back unchanged."""
+    a, b = hosts
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    write_program(
+        package / "client.py",
+        ECHO_CLIENT
+        + """
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    print(sys.argv[3:], flush=True)
+    sys.exit(7)
+""",
+    )
+    with kernel_echo_server(b, PORT):
+        result = a.run(
+            [sys.executable, "-m", "aiotcp", "run", "--loop", loop, "-m", "pkg.client",
+             b.address, str(PORT), "--flag", "x"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.splitlines() == ["TcpTransport ping", "['--flag', 'x']"]
+
+
+def test_run_reports_errors_and_interrupts_as_python_does(
+    hosts: tuple[Host, Host], tmp_path: Path
+) -> None:
+    """An uncaught exception: its traceback and status 1.  Ctrl-C of a serving
+    program: asyncio.run's KeyboardInterrupt, the status python gives, and no
+    firewall rule left behind."""
+    a, b = hosts
+    failing = write_program(
+        tmp_path / "failing.py",
+        """
+        import asyncio
+        async def main():
+            server = await asyncio.start_server(lambda r, w: None, "0.0.0.0", 0)
+            raise ValueError("the program's own error")
+        asyncio.run(main())
+        """,
+    )
+    result = aiotcp_run(a, str(failing))
+    assert result.returncode == 1
+    assert result.stderr.rstrip().endswith("ValueError: the program's own error")
+    assert no_aiotcp_rules(a)
+
+    server = write_program(
+        tmp_path / "server.py",
+        f"""
+        import asyncio
+        async def handle(reader, writer):
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+        async def main():
+            server = await asyncio.start_server(handle, "0.0.0.0", {PORT})
+            print(type(server).__module__, flush=True)
+            await server.serve_forever()
+        asyncio.run(main())
+        """,
+    )
+    statuses = []
+    for command in (
+        [sys.executable, str(server)],
+        [sys.executable, "-m", "aiotcp", "run", str(server)],
+    ):
+        proc = a.popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            module = read_line(proc.stdout, 20).strip()
+            with b.connect(a.address, PORT) as sock:
+                sock.sendall(b"hello\n")
+                assert sock.recv(100) == b"hello\n"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert "KeyboardInterrupt" in err
+        statuses.append((module, proc.returncode))
+    assert statuses == [("asyncio.base_events", -signal.SIGINT), ("aiotcp.streams", -signal.SIGINT)]
+    assert no_aiotcp_rules(a)
+
+
+def test_run_without_privileges_says_what_to_do(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+    a, _ = hosts
+    program = write_program(tmp_path / "p.py", "print('ran')\n")
+    os.chmod(tmp_path, 0o755)
+    result = a.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+         sys.executable, "-m", "aiotcp", "run", str(program)],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "ran" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CAP_NET_RAW" in lines[0] and "CAP_NET_ADMIN" in lines[0]
+
+
+def run_in(host: Host, kind: LoopKind, main: Callable[[], Any]) -> Any:
+    """``aiotcp.run(main())`` inside ``host``, on the loop ``kind``."""
+    with host.entered():
+        return aiotcp.run(asyncio.wait_for(main(), 60), loop_factory=loop_factory(kind))
+
+
+def test_aiotcp_run_and_what_stays_on_the_kernel(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Connections and servers made through the loop are aiotcp's; a caller's own
+    socket (``sock=``) and IPv6 stay the kernel's, as the docs say."""
+    a, b = hosts
+    a.run(["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=0"])
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection(b.address, PORT)
+        assert isinstance(writer.transport, TcpTransport)
+        writer.write(b"over aiotcp\n")
+        assert await reader.readline() == b"over aiotcp\n"
+        writer.close()
+
+        own = socket.create_connection((b.address, PORT))
+        own.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=own)
+        assert not isinstance(writer.transport, TcpTransport)
+        writer.write(b"kernel\n")
+        assert await reader.readline() == b"kernel\n"
+        writer.close()
+
+        v6 = await asyncio.start_server(echo, "::1", 0)
+        assert not isinstance(v6, aiotcp.Server)
+        reader, writer = await asyncio.open_connection("::1", v6.sockets[0].getsockname()[1])
+        assert not isinstance(writer.transport, TcpTransport)
+        writer.write(b"v6\n")
+        assert await reader.readline() == b"v6\n"
+        writer.close()
+        v6.close()
+
+        # aiotcp's own API says IPv6 is not there yet, clearly.
+        with pytest.raises(OSError) as refused:
+            await aiotcp.open_connection("::1", 1, family=socket.AF_INET6)
+        assert refused.value.errno == errno.EAFNOSUPPORT
+
+    with kernel_echo_server(b, PORT):
+        run_in(a, loop_kind, main)
+
+
+def test_server_sockets_are_socket_like_and_tune_accepted_connections(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """``Server.sockets[0]`` as aiohttp and websockets use it; options set on it are
+    the accepted connections' (as a listening socket's are inherited); unknown
+    options fail as the kernel's do."""
+    a, b = hosts
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(writer)
+        await reader.read()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "0.0.0.0", PORT)
+        (listening,) = server.sockets
+        assert listening.getsockname() == ("0.0.0.0", PORT)
+        assert (listening.family, listening.type) == (socket.AF_INET, socket.SOCK_STREAM)
+        assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+        assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 33)
+        with pytest.raises(OSError) as unknown:
+            listening.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
+        assert unknown.value.errno == errno.ENOPROTOOPT
+        with pytest.raises(OSError) as unconnected:
+            listening.getpeername()
+        assert unconnected.value.errno == errno.ENOTCONN
+
+        client = await asyncio.to_thread(b.connect, a.address, PORT)
+        writer = await asyncio.wait_for(accepted.get(), 10)
+        sock = writer.get_extra_info("socket")
+        assert sock.getpeername() == client.getsockname()
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 33
+        client.close()
+        server.close()
+
+    run_in(a, loop_kind, main)
+
+
+def test_setsockopt_reaches_the_live_connection(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """What redis-py and aiohttp set on ``get_extra_info('socket')`` takes effect:
+    keepalive probes go out on an idle connection (counted by the connection and
+    answered by the kernel), TCP_NODELAY and TCP_CONGESTION change the options, and
+    the buffer sizes read back doubled, as Linux reports them."""
+    a, b = hosts
+
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection(b.address, PORT)
+        sock = writer.get_extra_info("socket")
+        conn = writer.transport._conn  # type: ignore[attr-defined]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        assert conn.options.nodelay is False
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"reno")
+        name = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+        assert name.rstrip(b"\0") == b"reno"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 131072
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1500)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 1500
+
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        assert conn.counters.keepalive_probes == 0
+        await asyncio.sleep(2.6)
+        assert conn.counters.keepalive_probes >= 2
+        writer.write(b"still alive\n")  # the kernel answered every probe
+        assert await reader.readline() == b"still alive\n"
+        writer.close()
+
+    with kernel_echo_server(b, PORT):
+        run_in(a, loop_kind, main)
+
+
+def test_so_linger(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+    """SO_LINGER {1, 0}: close() resets the connection (the kernel peer's recv
+    raises ECONNRESET).  {1, n}: the close is over (``wait_closed``) once the peer
+    has acknowledged everything written, and the peer gets every byte."""
+    a, b = hosts
+    data = pattern(2 * 1024 * 1024, seed=3)
+
+    async def main() -> None:
+        peer = await asyncio.to_thread(b.listen, PORT)
+        try:
+            _, writer = await asyncio.open_connection(b.address, PORT)
+            accepted, _ = await asyncio.to_thread(peer.accept)
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            writer.write(b"dropped")
+            writer.close()
+            await writer.wait_closed()
+            accepted.settimeout(10)
+            with pytest.raises(ConnectionResetError):
+                while accepted.recv(100):
+                    pass
+            accepted.close()
+
+            _, writer = await asyncio.open_connection(b.address, PORT)
+            accepted, _ = await asyncio.to_thread(peer.accept)
+            conn = writer.transport._conn  # type: ignore[attr-defined]
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 20)
+            )
+            reading = asyncio.create_task(asyncio.to_thread(_read_all, accepted))
+            writer.write(data)
+            writer.close()
+            await writer.wait_closed()
+            # Over only when everything, the FIN included, was acknowledged.
+            assert not conn.flushing
+            assert conn.snd_una == conn.snd_max
+            assert hashlib.sha256(await reading).digest() == hashlib.sha256(data).digest()
+        finally:
+            peer.close()
+
+    run_in(a, loop_kind, main)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(20)
+    chunks = []
+    while chunk := sock.recv(1 << 20):
+        chunks.append(chunk)
+    sock.close()
+    return b"".join(chunks)
+
+
+def test_sendfile_sends_a_file_without_reading_it_whole(
+    hosts: tuple[Host, Host], loop_kind: LoopKind, tmp_path: Path
+) -> None:
+    """``loop.sendfile`` (what aiohttp's FileResponse calls): a whole 24 MB file,
+    then a slice of it by offset and count; the file position ends after what was
+    sent, as asyncio documents."""
+    a, b = hosts
+    data = pattern(24 * 1024 * 1024, seed=4)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+
+    async def connect() -> asyncio.StreamWriter:
+        _, writer = await asyncio.open_connection(b.address, PORT)
+        # wait_closed() returns when the sink has everything, however slow the machine.
+        linger = struct.pack("ii", 1, 50)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        return writer
+
+    async def main() -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        with open(path, "rb") as file:
+            writer = await connect()
+            whole = await loop.sendfile(writer.transport, file)
+            writer.close()
+            await writer.wait_closed()
+            writer = await connect()
+            part = await loop.sendfile(writer.transport, file, 1000, 5_000_000)
+            position = file.tell()
+            writer.close()
+            await writer.wait_closed()
+        return whole, part, position
+
+    with kernel_sink(b, PORT) as sink:
+        whole, part, position = run_in(a, loop_kind, main)
+        assert (whole, part, position) == (len(data), 5_000_000, 1000 + 5_000_000)
+        results = sorted([sink.read_result(), sink.read_result()])
+    assert results == sorted(
+        [
+            (len(data), hashlib.sha256(data).hexdigest()),
+            (5_000_000, hashlib.sha256(data[1000:5_001_000]).hexdigest()),
+        ]
+    )
+
+
+def test_connections_made_before_their_transport_are_handed_over(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """aiohttp's client connects with ``aiohappyeyeballs.start_connection`` and then
+    passes the socket as ``create_connection(sock=...)``: on a drop-in loop both
+    halves are aiotcp's, the handed-over connection can be tuned before the
+    hand-off, and it can be handed over once.  A ``socket_factory`` (the caller
+    making its own kernel socket) keeps the kernel's."""
+    a, b = hosts
+    infos = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (b.address, PORT))]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sock = await aiohappyeyeballs.start_connection(infos)
+        assert isinstance(sock, HandedOffConnection)
+        assert sock.getpeername() == (b.address, PORT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.create_connection(
+            lambda: asyncio.StreamReaderProtocol(reader), sock=sock
+        )
+        assert isinstance(transport, TcpTransport)
+        assert transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        transport.write(b"handed over\n")
+        assert await reader.readline() == b"handed over\n"
+        with pytest.raises(OSError) as twice:
+            await loop.create_connection(asyncio.Protocol, sock=sock)
+        assert twice.value.errno == errno.EBADF
+        transport.close()
+
+        def kernel_socket(info: Any) -> socket.socket:
+            return socket.socket(info[0], info[1], info[2])
+
+        own = await aiohappyeyeballs.start_connection(infos, socket_factory=kernel_socket)
+        assert type(own) is socket.socket
+        own.close()
+
+    with kernel_echo_server(b, PORT):
+        run_in(a, loop_kind, main)
+
+
+def test_happy_eyeballs_over_every_resolved_address(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """A name with two addresses, the first silent (nothing answers there): with
+    ``happy_eyeballs_delay`` the second attempt starts after the delay and wins, the
+    silent one is given up; names (also ``local_addr``'s) are resolved through
+    ``loop.getaddrinfo``, never by a blocking call on the loop."""
+    a, b = hosts
+    silent = "198.18.0.77"  # on the link, but no host: its SYNs go unanswered
+    names = {"service.test": [silent, b.address], "me.test": [a.address]}
+    asked: list[str] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        real = loop.getaddrinfo
+
+        async def getaddrinfo(host: Any, port: Any, **kw: Any) -> list[Any]:
+            if host not in names:
+                return await real(host, port, **kw)
+            asked.append(host)
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, int(port or 0)))
+                for ip in names[host]
+            ]
+
+        loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+        started = loop.time()
+        reader, writer = await asyncio.open_connection(
+            "service.test", PORT, happy_eyeballs_delay=0.3, local_addr=("me.test", 0)
+        )
+        took = loop.time() - started
+        assert writer.get_extra_info("peername") == (b.address, PORT)
+        assert writer.get_extra_info("sockname")[0] == a.address
+        writer.write(b"hi\n")
+        assert await reader.readline() == b"hi\n"
+        writer.close()
+        # The silent attempt was abandoned: no connection to it is left.
+        assert not [row for row in aiotcp.connections() if row["remote"][0] == silent]
+        return took
+
+    with kernel_echo_server(b, PORT):
+        took = run_in(a, loop_kind, main)
+    assert 0.3 <= took < 3.0
+    assert asked == ["service.test", "me.test"]
+
+
+def test_a_kernel_source_reaches_an_aiotcp_run_client_whole(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Bulk receive through asyncio's own StreamReader (the drop-in does not swap
+    it): 16 MB byte-exact."""
+    a, b = hosts
+    size = 16 * 1024 * 1024
+
+    async def main() -> bytes:
+        reader, writer = await asyncio.open_connection(b.address, PORT)
+        assert isinstance(writer.transport, TcpTransport)
+        data = await reader.read(-1)
+        writer.close()
+        return data
+
+    with kernel_source(b, PORT, size):
+        data = run_in(a, loop_kind, main)
+    assert hashlib.sha256(data).digest() == hashlib.sha256(pattern(size, seed=0)).digest()
