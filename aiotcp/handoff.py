@@ -83,6 +83,9 @@ class _DriverOptions:
             return self.linger
         return connection_option(self._driver.conn, name)
 
+    def _fileno(self) -> int:
+        return -1  # nothing polls a connection before it has a transport
+
     def _set_option(self, name: str, value: Any) -> None:
         if name == "linger":
             self.linger = value

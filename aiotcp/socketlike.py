@@ -54,6 +54,8 @@ class OptionTarget(Protocol):
 
     def _set_option(self, name: str, value: Any) -> None: ...
 
+    def _fileno(self) -> int: ...
+
 
 def _seconds_to_ms(v: Any) -> int:
     return round(float(v) * 1000)
@@ -143,8 +145,10 @@ class TcpSocket:
         return s + ">"
 
     def fileno(self) -> int:
-        """-1: there is no kernel file descriptor (as a closed socket reports)."""
-        return -1
+        """A descriptor to poll for readability, for a connection (``TcpTransport``
+        says when it is readable); -1 (a closed socket's answer) for a listener and
+        for a closed connection.  Not a socket: I/O on it is the transport's."""
+        return self._target._fileno()
 
     def getsockname(self) -> tuple[str, int]:
         return self._sockname

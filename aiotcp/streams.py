@@ -254,6 +254,9 @@ class Server(asyncio.AbstractServer):
             entry = self._stack.listeners[self._port]
             entry.options = entry.options.replace(**{name: value})
 
+    def _fileno(self) -> int:
+        return -1  # no descriptor says "a connection is waiting": accept is ours
+
     def _options(self) -> Any:
         if self._port is None:
             return self._stack.options(None, **self._tcp_options)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from typing import Any
@@ -63,6 +64,8 @@ class TcpTransport(asyncio.Transport):
         self._linger: float | None = None  # SO_LINGER: None off, else seconds
         self._lingering: asyncio.TimerHandle | None = None
         self._space_waiters: list[asyncio.Future[None]] = []
+        self._poll_fd: int | None = None  # fileno()'s eventfd, made on first request
+        self._poll_readable = False
         (lip, lport), (rip, rport) = self._conn.local, self._conn.remote
         self._extra: dict[str, Any] = {
             "peername": (socket.inet_ntoa(rip), rport),
@@ -110,7 +113,7 @@ class TcpTransport(asyncio.Transport):
         if self._closing or self._lost:
             return
         if self._linger == 0:
-            self.abort()  # SO_LINGER {on, 0}: RST, queued bytes dropped
+            self._close_with_reset()  # SO_LINGER {on, 0}
             return
         self._closing = True
         self._reading_paused = True
@@ -157,6 +160,8 @@ class TcpTransport(asyncio.Transport):
             # transient buffers cost fresh, page-faulted memory on every read).
             data = conn.read_chunks(MAX_DELIVERY)
             proto.data_received(data)  # type: ignore[attr-defined]
+        if self._poll_fd is not None:
+            self._poll_update()
         self._driver.process_now()  # a window update may be due
         if self._reading_paused or conn.readable_bytes:
             return
@@ -250,6 +255,20 @@ class TcpTransport(asyncio.Transport):
         self._connection_lost(exc if isinstance(exc, Exception) else None)
 
     def abort(self) -> None:
+        """asyncio's ``abort``: the transport's own buffer is dropped and the socket
+        closed at once.  For a kernel socket that is ``close(2)``: what the socket
+        buffer holds (here, the core's send buffer) is still delivered, then a FIN;
+        a RST only if input was left unread or ``SO_LINGER`` is ``{1, 0}``.  anyio
+        (so httpx) ends every connection this way, after its last send."""
+        if self._lost:
+            return
+        if self._linger == 0 or self._application_left_input_unread():
+            self._close_with_reset()
+        else:
+            self._force_close(None)
+
+    def _close_with_reset(self) -> None:
+        """RST now, everything queued dropped: ``close()`` with ``SO_LINGER {1, 0}``."""
         if self._lost:
             return
         self._closing = True
@@ -341,6 +360,35 @@ class TcpTransport(asyncio.Transport):
         reader = getattr(self._protocol, "_stream_reader", None)
         return isinstance(reader, asyncio.StreamReader) and unread_bytes(reader) > 0
 
+    # -- fileno(): readiness for code that polls the socket ---------------------------
+    def _fileno(self) -> int:
+        """An eventfd that polls readable while the connection has something the
+        application has not taken (unread bytes, an end of stream, an error), as a
+        kernel socket's descriptor does; -1 once closed, as a closed socket's.
+
+        httpcore (httpx) polls an idle pooled connection's descriptor to learn
+        whether the server closed it: without one it could keep no connection.
+        Made on first request, so connections nobody polls pay nothing."""
+        if self._lost:
+            return -1
+        if self._poll_fd is None:
+            self._poll_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._poll_update()
+        return self._poll_fd
+
+    def _poll_update(self) -> None:
+        fd = self._poll_fd
+        if fd is None:
+            return
+        conn = self._conn
+        readable = bool(conn.readable_bytes) or conn.eof_received or conn.close_reason is not None
+        if readable != self._poll_readable:
+            self._poll_readable = readable
+            if readable:
+                os.eventfd_write(fd, 1)
+            else:
+                os.eventfd_read(fd)
+
     def _linger_over(self) -> None:
         self._lingering = None
         self._connection_lost(None)
@@ -349,6 +397,9 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         self._lost = True
+        if self._poll_fd is not None:
+            os.close(self._poll_fd)
+            self._poll_fd = None
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
@@ -367,8 +418,12 @@ class TcpTransport(asyncio.Transport):
     def _on_data(self) -> None:
         if not self._reading_paused:
             self._deliver_readable()
+        elif self._poll_fd is not None:
+            self._poll_update()
 
     def _on_eof(self) -> None:
+        if self._poll_fd is not None:
+            self._poll_update()
         if self._reading_paused or self._conn.readable_bytes:
             self._eof_pending = True
             if not self._reading_paused:
@@ -407,6 +462,8 @@ class TcpTransport(asyncio.Transport):
     def _on_closed(self, reason: CloseReason) -> None:
         if self._lost:
             return
+        if self._poll_fd is not None:
+            self._poll_update()
         if reason is CloseReason.NORMAL:
             if not self._closing and not self._eof_delivered:
                 self._on_eof()

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import hashlib
 import os
+import select
 import signal
 import socket
 import struct
@@ -472,6 +473,39 @@ def test_connections_made_before_their_transport_are_handed_over(
         own = await aiohappyeyeballs.start_connection(infos, socket_factory=kernel_socket)
         assert type(own) is socket.socket
         own.close()
+
+    with kernel_echo_server(b, PORT):
+        run_in(a, loop_kind, main)
+
+
+def test_a_connections_descriptor_polls_as_a_kernel_sockets(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """``get_extra_info("socket").fileno()`` polls readable exactly when a kernel
+    socket's would for an asyncio program: not while the connection is idle with
+    everything read, yes once the peer has closed (how httpcore's pool tells a
+    reusable connection from a dead one); -1 after the transport is closed."""
+    a, b = hosts
+
+    def readable(fd: int) -> bool:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection(b.address, PORT)
+        sock = writer.get_extra_info("socket")
+        fd = sock.fileno()
+        assert fd >= 0 and not readable(fd)
+        writer.write(b"ping\n")
+        assert await reader.readline() == b"ping\n"
+        assert not readable(fd)
+        writer.write_eof()  # the echo server closes when it reads EOF
+        assert await reader.read() == b""
+        assert readable(fd)
+        writer.close()
+        await writer.wait_closed()
+        assert sock.fileno() == -1
 
     with kernel_echo_server(b, PORT):
         run_in(a, loop_kind, main)

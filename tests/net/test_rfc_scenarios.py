@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -970,8 +971,9 @@ def test_segment_for_a_closed_connection_gets_a_rst(
     hosts: tuple[Host, Host], loop_kind: LoopKind, guard: str
 ) -> None:
     """RFC 9293 §3.10.7.1: once the TCB is gone (here: aiotcp aborted with its RST,
-    §3.10.5), a segment for the 4-tuple is answered with <SEQ=SEG.ACK><CTL=RST>,
-    whoever answers it: aiotcp or the host's kernel."""
+    §3.10.5, by a close with ``SO_LINGER {1, 0}`` as on Linux), a segment for the
+    4-tuple is answered with <SEQ=SEG.ACK><CTL=RST>, whoever answers it: aiotcp or
+    the host's kernel."""
     a, b = hosts
     view = StackView()
 
@@ -988,7 +990,9 @@ def test_segment_for_a_closed_connection_gets_a_rst(
 
     async def local(peer: asyncio.Future[None]) -> None:
         _, writer = await connect(b, a, peer)
-        writer.transport.abort()
+        linger = struct.pack("ii", 1, 0)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        writer.close()
 
     scenario(hosts, loop_kind, script, local, view=view, guard=guard)
 

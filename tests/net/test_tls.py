@@ -210,6 +210,9 @@ def test_an_aiotcp_server_upgrades_with_start_tls(
 
         def data_received(self, data: bytes) -> None:
             if data == b"STARTTLS\r\n":
+                # The ClientHello may follow before the upgrade task runs: hold it
+                # back (start_tls resumes reading), as a STARTTLS server must.
+                self.transport.pause_reading()
                 self.transport.write(b"OK\r\n")
                 self.upgrading = asyncio.ensure_future(self.upgrade())
             else:
