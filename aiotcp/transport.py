@@ -181,17 +181,23 @@ class TcpTransport(asyncio.Transport):
 
     # -- writing ------------------------------------------------------------------
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._queue(data):
+            self._driver.process_now()  # nodelay data leaves now, not an iteration later
+            self._maybe_pause_protocol()
+
+    def _queue(self, data: bytes | bytearray | memoryview) -> bool:
+        """``write`` without the push: False if there was nothing to queue."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__}")
         if self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
-            return
+            return False
         if self._closing or self._lost:
             log.debug("aiotcp: write() on a closing transport ignored")
-            return
+            return False
         if self._conn.state is State.CLOSED:
-            return  # connection_lost has been or is being called with the reason
+            return False  # connection_lost has been or is being called with the reason
         conn = self._conn
         n = 0 if self._pending else conn.send(data)
         if n < len(data):
@@ -203,8 +209,7 @@ class TcpTransport(asyncio.Transport):
             # instead of a frame and a runt per write (docs/performance.md).
             conn.cork = True
             self._loop.call_soon(self._uncork)
-        self._driver.process_now()  # nodelay data leaves now, not an iteration later
-        self._maybe_pause_protocol()
+        return True
 
     def _uncork(self) -> None:
         """The burst is over (the loop came round): send any held tail."""
@@ -213,8 +218,14 @@ class TcpTransport(asyncio.Transport):
             self._driver.process_now()
 
     def writelines(self, list_of_data: Any) -> None:
+        """All of it queued, then one push: the pieces leave as one segment where
+        they fit in one, as the kernel's ``sendmsg`` of them would."""
+        queued = False
         for data in list_of_data:
-            self.write(data)
+            queued = self._queue(data) or queued
+        if queued:
+            self._driver.process_now()
+            self._maybe_pause_protocol()
 
     def can_write_eof(self) -> bool:
         return True

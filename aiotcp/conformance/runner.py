@@ -412,7 +412,11 @@ class AiotcpApp(AppSide):
         elif verb == "close":
             writer.close()
         elif verb == "abort":
-            writer.transport.abort()
+            # As on Linux: SO_LINGER {1, 0}, then close (transport.abort() is
+            # asyncio's, which closes the way close(2) does).
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.close()
         else:
             raise RuntimeError(f"unknown action {verb}")
         return None
