@@ -326,7 +326,11 @@ class Stack:
         dst_str = route.resolve(host)
         r = self._route_to(dst_str)
         bound = local_addr[0] if local_addr else None
-        src_str = bound if bound and bound != "0.0.0.0" else r.source  # INADDR_ANY: the route's
+        if bound and bound != "0.0.0.0":
+            route.check_local(bound)
+            src_str = bound
+        else:
+            src_str = r.source  # INADDR_ANY: the route's
         # Everything that can reject the call comes before the port is claimed.
         src, dst = socket.inet_aton(src_str), socket.inet_aton(dst_str)
         opts = self.options(r.mtu, **tcp_options)
@@ -346,6 +350,13 @@ class Stack:
         except asyncio.CancelledError:
             conn.abort()
             driver.poke()
+            raise
+        except OSError:
+            if conn.state is State.CLOSED:
+                # Refused or timed out: asyncio closes its socket before raising,
+                # so the port is free when the caller hears of it; here too.
+                driver.end()
+                self.forget(driver)
             raise
         return driver
 
@@ -368,7 +379,12 @@ class Stack:
         self._check_open()
         if port in self.listeners:
             raise OSError(98, f"address already in use: aiotcp already listens on {port}")
-        addr = socket.inet_aton(route.resolve(host)) if host else ANY
+        if host:
+            address = route.resolve(host)
+            route.check_local(address)
+            addr = socket.inet_aton(address)
+        else:
+            addr = ANY
         opts = self.options(None, backlog=backlog, **tcp_options)  # before the claim
         port = self.guard.claim(port, reuse_address=reuse_address)
         entry = ListenerEntry(

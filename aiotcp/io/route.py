@@ -57,3 +57,11 @@ def resolve(host: str) -> str:
     except OSError:
         return socket.gethostbyname(host)
     return socket.inet_ntoa(socket.inet_aton(host))
+
+
+def check_local(address: str) -> None:
+    """Raise ``OSError(EADDRNOTAVAIL)`` unless this host may use ``address`` as its
+    own, as ``bind(2)`` would: the kernel decides (its ``ip_nonlocal_bind`` too),
+    so a connection never leaves from an address that is not ours."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((address, 0))

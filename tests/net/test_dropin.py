@@ -393,6 +393,36 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def test_the_loops_methods_reject_what_asyncios_reject(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """Unknown keywords are still TypeErrors, asyncio's argument errors are still
+    raised, and a rejected call (also one refused after its port was chosen: a
+    refused connect, a bad local address) leaves no port reserved."""
+    a, b = hosts
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TypeError):
+            await loop.create_connection(asyncio.Protocol, b.address, PORT, no_such=1)  # type: ignore[call-overload]
+        with pytest.raises(TypeError):
+            await loop.create_server(asyncio.Protocol, port=PORT, no_such=1)  # type: ignore[call-overload]
+        with pytest.raises(ValueError):
+            await loop.create_connection(asyncio.Protocol, b.address, PORT, server_hostname="x")
+        stack = aiotcp.get_stack()
+        held = len(stack.guard.reservations)
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(asyncio.Protocol, b.address, PORT)
+        with pytest.raises(OSError):
+            await loop.create_connection(
+                asyncio.Protocol, b.address, PORT, local_addr=("198.18.9.9", 0)
+            )
+        assert len(stack.guard.reservations) == held
+
+    with a.entered():
+        aiotcp.run(asyncio.wait_for(main(), 30), loop_factory=loop_factory(loop_kind))
+
+
 def test_sendfile_sends_a_file_without_reading_it_whole(
     hosts: tuple[Host, Host], loop_kind: LoopKind, tmp_path: Path
 ) -> None:

@@ -496,7 +496,9 @@ def test_httpx_over_http_and_https(
         run_in(a, loop_kind, main)
 
 
-def test_httpx_keeps_a_connection_alive(hosts: tuple[Host, Host], www: Path) -> None:
+def test_httpx_keeps_a_connection_alive(
+    hosts: tuple[Host, Host], www: Path, loop_kind: LoopKind
+) -> None:
     """Three requests on one ``AsyncClient`` to an HTTP/1.1 server share one
     connection, as they do on the kernel.  Whenever a response ends, httpcore's
     pool asks each idle connection whether the server closed it
@@ -518,12 +520,12 @@ def test_httpx_keeps_a_connection_alive(hosts: tuple[Host, Host], www: Path) -> 
         return ports
 
     with kernel_http_server(b, www, PORT):
-        ports = run_in(a, "asyncio", main)
+        ports = run_in(a, loop_kind, main)
     assert len(set(ports)) == 1, ports
 
 
 def test_an_anyio_stream_closed_after_sending_delivers_everything(
-    hosts: tuple[Host, Host],
+    hosts: tuple[Host, Host], loop_kind: LoopKind
 ) -> None:
     """anyio (httpx's I/O layer) closes a TCP stream with
     ``transport.abort()``.  On asyncio's socket transports that drops only the
@@ -558,7 +560,7 @@ def test_an_anyio_stream_closed_after_sending_delivers_everything(
         return await reading
 
     try:
-        received = run_in(a, "asyncio", main)
+        received = run_in(a, loop_kind, main)
     finally:
         listening.close()
     assert isinstance(received, bytes), received
