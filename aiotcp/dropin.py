@@ -101,20 +101,23 @@ class _Hooks:
                 linger,
             )
         kernel = sock is not None or family == socket.AF_INET6 or _is_ipv6_literal(host)
+        both: dict[str, Any] = {
+            "ssl": ssl,
+            "family": family,
+            "proto": proto,
+            "flags": flags,
+            "local_addr": local_addr,
+            "server_hostname": server_hostname,
+            "ssl_handshake_timeout": ssl_handshake_timeout,
+            "ssl_shutdown_timeout": ssl_shutdown_timeout,
+        }
         if not kernel:
             try:
                 return await streams.create_connection(
                     protocol_factory,
                     host,
                     port,
-                    ssl=ssl,
-                    family=family,
-                    proto=proto,
-                    flags=flags,
-                    local_addr=local_addr,
-                    server_hostname=server_hostname,
-                    ssl_handshake_timeout=ssl_handshake_timeout,
-                    ssl_shutdown_timeout=ssl_shutdown_timeout,
+                    **both,
                     happy_eyeballs_delay=happy_eyeballs_delay,
                     interleave=interleave,
                 )
@@ -124,15 +127,8 @@ class _Hooks:
             protocol_factory,
             host,
             port,
-            ssl=ssl,
-            family=family,
-            proto=proto,
-            flags=flags,
+            **both,
             sock=sock,
-            local_addr=local_addr,
-            server_hostname=server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
             # uvloop has no Happy Eyeballs parameters: pass them only when given,
             # so the loop's own method judges them as it would without aiotcp.
             **_given(happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave),
@@ -156,36 +152,20 @@ class _Hooks:
         start_serving: bool = True,
     ) -> asyncio.AbstractServer:
         hosts = [host] if host is None or isinstance(host, str) else list(host)
+        both: dict[str, Any] = {
+            "family": family,
+            "flags": flags,
+            "backlog": backlog,
+            "ssl": ssl,
+            "reuse_address": reuse_address,
+            "reuse_port": reuse_port,
+            "ssl_handshake_timeout": ssl_handshake_timeout,
+            "ssl_shutdown_timeout": ssl_shutdown_timeout,
+            "start_serving": start_serving,
+        }
         if sock is not None or family == socket.AF_INET6 or any(map(_is_ipv6_literal, hosts)):
-            return await self.kernel_create_server(
-                protocol_factory,
-                host,
-                port,
-                family=family,
-                flags=flags,
-                sock=sock,
-                backlog=backlog,
-                ssl=ssl,
-                reuse_address=reuse_address,
-                reuse_port=reuse_port,
-                ssl_handshake_timeout=ssl_handshake_timeout,
-                ssl_shutdown_timeout=ssl_shutdown_timeout,
-                start_serving=start_serving,
-            )
-        return await streams.create_server(
-            protocol_factory,
-            host,
-            port,
-            family=family,
-            flags=flags,
-            backlog=backlog,
-            ssl=ssl,
-            reuse_address=reuse_address,
-            reuse_port=reuse_port,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-            start_serving=start_serving,
-        )
+            return await self.kernel_create_server(protocol_factory, host, port, sock=sock, **both)
+        return await streams.create_server(protocol_factory, host, port, **both)
 
     async def start_tls(
         self,

@@ -119,7 +119,12 @@ def bridge_aiohappyeyeballs(is_aiotcp_loop: IsAiotcpLoop) -> None:
         socket_factory: Callable[[AddrInfo], socket.socket] | None = None,
     ) -> socket.socket | HandedOffConnection:
         current = loop or asyncio.get_running_loop()
-        if not is_aiotcp_loop(current) or socket_factory is not None:
+        kernel = (
+            not is_aiotcp_loop(current)
+            or socket_factory is not None  # the caller makes the kernel socket itself
+            or not any(info[0] == socket.AF_INET for info in addr_infos)  # IPv6 only, or none
+        )
+        if kernel:
             return await original(  # type: ignore[no-any-return]
                 addr_infos,
                 local_addr_infos=local_addr_infos,
@@ -127,17 +132,6 @@ def bridge_aiohappyeyeballs(is_aiotcp_loop: IsAiotcpLoop) -> None:
                 interleave=interleave,
                 loop=loop,
                 socket_factory=socket_factory,
-            )
-        if not addr_infos:
-            raise ValueError("addr_infos must not be empty")
-        if not any(info[0] == socket.AF_INET for info in addr_infos):
-            # IPv6 only: the kernel's, as everywhere on a drop-in loop.
-            return await original(  # type: ignore[no-any-return]
-                addr_infos,
-                local_addr_infos=local_addr_infos,
-                happy_eyeballs_delay=happy_eyeballs_delay,
-                interleave=interleave,
-                loop=loop,
             )
         driver = await addressing.connect_resolved(
             get_stack(),
