@@ -3,9 +3,10 @@
 asyncio implements TLS as a protocol between a transport and the application's
 protocol (``asyncio.sslproto.SSLProtocol``, a ``BufferedProtocol``): it reads
 ciphertext from the transport and gives the application a transport of plaintext.
-aiotcp uses that same class, so certificates, SNI, ALPN, the handshake and shutdown
-timeouts and the close_notify exchange behave exactly as on asyncio's sockets.
-The only thing a transport must offer it is ``BufferedProtocol`` delivery and
+aiotcp uses that same class (on uvloop, uvloop's Cython port of it), so
+certificates, SNI, ALPN, the handshake and shutdown timeouts and the close_notify
+exchange behave exactly as on the loop's own sockets.  The only thing a transport
+must offer it is buffered delivery (``get_buffer``/``buffer_updated``) and
 ``_force_close``, which ``aiotcp.transport.TcpTransport`` has.
 
 ``loop.start_tls`` does the upgrade on asyncio's loop; uvloop's accepts only its
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from asyncio import sslproto
 from typing import Any
 
@@ -77,12 +79,12 @@ def tls_protocol(
     handshake_timeout: float | None = None,
     shutdown_timeout: float | None = None,
     call_connection_made: bool = True,
-) -> tuple[sslproto.SSLProtocol, asyncio.Future[None]]:
+) -> tuple[Any, asyncio.Future[None]]:
     """The TLS layer for ``app_protocol``, and a future done when its handshake is
     (or failed: then the layer has closed the transport)."""
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
-    layer = sslproto.SSLProtocol(
+    layer = _layer_class(loop)(
         loop,
         app_protocol,
         context,
@@ -90,15 +92,25 @@ def tls_protocol(
         server_side,
         server_hostname,
         call_connection_made=call_connection_made,
-        ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]  # seconds, any number
+        ssl_handshake_timeout=handshake_timeout,  # seconds, any number
         ssl_shutdown_timeout=shutdown_timeout,
     )
     return layer, waiter
 
 
-def app_transport(layer: sslproto.SSLProtocol) -> asyncio.Transport:
+def _layer_class(loop: asyncio.AbstractEventLoop) -> Any:
+    """uvloop's own TLS layer on uvloop (Cython: the same protocol, the same
+    semantics, a fraction of the Python per record; it needs a uvloop loop),
+    asyncio's elsewhere."""
+    uvloop_loop = sys.modules.get("uvloop.loop")
+    if uvloop_loop is not None and isinstance(loop, uvloop_loop.Loop):
+        return uvloop_loop.SSLProtocol
+    return sslproto.SSLProtocol
+
+
+def app_transport(layer: Any) -> asyncio.Transport:
     """The plaintext transport the application writes to."""
-    transport: asyncio.Transport = layer._app_transport
+    transport: asyncio.Transport = layer._get_app_transport()
     return transport
 
 

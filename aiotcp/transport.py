@@ -36,6 +36,14 @@ DEFAULT_HIGH_WATER = 64 * 1024
 MAX_DELIVERY = 64 * 1024  # bytes per data_received call, unless one chunk is larger
 
 
+def _is_buffered(protocol: asyncio.BaseProtocol) -> bool:
+    """Does ``protocol`` take bytes into its own buffer?  By its methods, as uvloop
+    decides: uvloop's TLS layer is a Cython class, not an ``asyncio.BufferedProtocol``."""
+    return isinstance(protocol, asyncio.BufferedProtocol) or (
+        hasattr(protocol, "get_buffer") and hasattr(protocol, "buffer_updated")
+    )
+
+
 class TcpTransport(asyncio.Transport):
     _start_tls_compatible = True
     """asyncio's ``loop.start_tls`` upgrades this transport (uvloop's refuses any
@@ -47,7 +55,7 @@ class TcpTransport(asyncio.Transport):
         self._conn = driver.conn
         self._loop = driver.loop
         self._protocol = protocol
-        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._buffered = _is_buffered(protocol)
         # Bytes the core has no room for yet, kept like the core keeps them: a
         # ``bytes`` write by reference (memoryview), anything mutable copied once.
         self._pending = SendBuffer(sys.maxsize)
@@ -121,7 +129,7 @@ class TcpTransport(asyncio.Transport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
-        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._buffered = _is_buffered(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol

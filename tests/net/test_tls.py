@@ -144,6 +144,9 @@ def test_an_aiotcp_tls_client_moves_bulk_through_a_kernel_tls_server(
             b.address, PORT, ssl=client_context(certs), server_hostname=NAME
         )
         assert writer.get_extra_info("ssl_object").version().startswith("TLS")
+        # The loop's own TLS layer: uvloop's compiled one on uvloop.
+        layer_module = type(writer.transport).__module__
+        assert layer_module.startswith("uvloop" if loop_kind == "uvloop" else "asyncio")
 
         async def send() -> None:
             for i in range(0, len(data), 65536):
