@@ -106,6 +106,33 @@ def test_run_puts_an_unchanged_programs_connections_on_aiotcp(
     assert no_aiotcp_rules(a)
 
 
+@pytest.mark.parametrize("guard", ["iptables", "socket"])
+def test_run_options_reach_the_programs_stack(
+    hosts: tuple[Host, Host], tmp_path: Path, guard: str
+) -> None:
+    """``--guard`` (and the stack's other options) configure the stack that the
+    program's own loop creates at its first connection."""
+    a, b = hosts
+    program = write_program(
+        tmp_path / "client.py",
+        ECHO_CLIENT
+        + """
+async def report(host, port):
+    await main(host, port)
+    import aiotcp
+    print(type(aiotcp.get_stack().guard).__name__, flush=True)
+
+asyncio.run(report(sys.argv[1], int(sys.argv[2])))
+""",
+    )
+    with kernel_echo_server(b, PORT):
+        result = aiotcp_run(a, "--guard", guard, str(program), b.address, str(PORT))
+    assert result.returncode == 0, result.stderr
+    expected = {"iptables": "IptablesGuard", "socket": "SocketFilterGuard"}[guard]
+    assert result.stdout.split() == ["TcpTransport", "ping", expected]
+    assert no_aiotcp_rules(a)
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_run_m_module_passes_arguments_and_exit_status(
     hosts: tuple[Host, Host], tmp_path: Path, loop: str
