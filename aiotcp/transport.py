@@ -121,7 +121,7 @@ class TcpTransport(asyncio.Transport):
         if self._closing or self._lost:
             return
         if self._linger == 0:
-            self._close_with_reset()  # SO_LINGER {on, 0}
+            self._force_close(None)  # SO_LINGER {on, 0}: a RST, queued bytes dropped
             return
         self._closing = True
         self._reading_paused = True
@@ -261,40 +261,29 @@ class TcpTransport(asyncio.Transport):
         self._maybe_pause_protocol()
 
     def _force_close(self, exc: BaseException | None) -> None:
-        """Close at once, what is still queued dropped, and report ``exc``: what
-        asyncio's own transports offer their TLS layer (``SSLProtocol``) for a
-        failed handshake or a fatal TLS error."""
+        """Close at once, reporting ``exc``: what asyncio's transports do on
+        ``abort()`` and offer their TLS layer for a fatal error.  What the transport
+        still holds is dropped, and the connection closes as ``close(2)`` closes a
+        kernel socket: what the core holds (the socket buffer's part) is still
+        delivered, then a FIN; a RST if input was left unread or ``SO_LINGER`` is
+        ``{1, 0}``."""
         if self._lost:
             return
         self._closing = True
         self._reading_paused = True
         self._pending.clear()
-        self._conn.close(self._loop.time())
+        if self._linger == 0 or self._application_left_input_unread():
+            self._conn.abort()
+        else:
+            self._conn.close(self._loop.time())
         self._driver.poke()
         self._connection_lost(exc if isinstance(exc, Exception) else None)
 
     def abort(self) -> None:
-        """asyncio's ``abort``: the transport's own buffer is dropped and the socket
-        closed at once.  For a kernel socket that is ``close(2)``: what the socket
-        buffer holds (here, the core's send buffer) is still delivered, then a FIN;
-        a RST only if input was left unread or ``SO_LINGER`` is ``{1, 0}``.  anyio
-        (so httpx) ends every connection this way, after its last send."""
-        if self._lost:
-            return
-        if self._linger == 0 or self._application_left_input_unread():
-            self._close_with_reset()
-        else:
-            self._force_close(None)
-
-    def _close_with_reset(self) -> None:
-        """RST now, everything queued dropped: ``close()`` with ``SO_LINGER {1, 0}``."""
-        if self._lost:
-            return
-        self._closing = True
-        self._pending.clear()
-        self._conn.abort()
-        self._driver.poke()
-        self._connection_lost(None)
+        """asyncio's ``abort`` (``_force_close`` without an error).  anyio, so httpx,
+        ends every connection this way right after its last send: the bytes must
+        still arrive, as they do over the kernel."""
+        self._force_close(None)
 
     # -- flow control ---------------------------------------------------------------
     def _maybe_pause_protocol(self) -> None:
