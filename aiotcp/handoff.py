@@ -26,7 +26,12 @@ from typing import Any
 from aiotcp import addressing
 from aiotcp.driver import ConnectionDriver
 from aiotcp.resolve import AddrInfo
-from aiotcp.socketlike import TcpSocket, connection_option, set_connection_option
+from aiotcp.socketlike import (
+    TcpSocket,
+    connection_option,
+    endpoint_address,
+    set_connection_option,
+)
 from aiotcp.stack import get_stack
 
 IsAiotcpLoop = Callable[[asyncio.AbstractEventLoop], bool]
@@ -42,7 +47,9 @@ class HandedOffConnection(TcpSocket):
 
     def __init__(self, driver: ConnectionDriver) -> None:
         conn = driver.conn
-        super().__init__(_DriverOptions(driver), conn_name(conn.local), conn_name(conn.remote))
+        super().__init__(
+            _DriverOptions(driver), endpoint_address(conn.local), endpoint_address(conn.remote)
+        )
         self._driver: ConnectionDriver | None = driver
 
     def adopt(self) -> tuple[ConnectionDriver, float | None]:
@@ -62,10 +69,6 @@ class HandedOffConnection(TcpSocket):
 
     def __del__(self) -> None:
         self.close()
-
-
-def conn_name(endpoint: tuple[bytes, int]) -> tuple[str, int]:
-    return socket.inet_ntoa(endpoint[0]), endpoint[1]
 
 
 class _DriverOptions:

@@ -21,11 +21,17 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiotcp.core.connection import Connection
+from aiotcp.io.packet import format_ip
 
 _INT = struct.Struct("i")
 _LINGER = struct.Struct("ii")
 _CONGESTION_NAME_MAX = 16  # TCP_CA_NAME_MAX
 _SOCK_MIN_BUFFER = 2304  # Linux's SOCK_MIN_RCVBUF; SO_*BUF never goes below it
+
+
+def endpoint_address(endpoint: tuple[bytes, int]) -> tuple[str, int]:
+    """A connection's ``local``/``remote`` as a socket's ``getsockname``/``getpeername``."""
+    return format_ip(endpoint[0]), endpoint[1]
 
 
 def connection_option(conn: Connection, name: str) -> Any:

@@ -41,9 +41,13 @@ def _stack(stack: Stack | None) -> Stack:
     return stack if stack is not None else get_stack()
 
 
-def _attach(driver: ConnectionDriver, protocol: asyncio.BaseProtocol) -> TcpTransport:
-    """Create the transport, tell the protocol, then replay what arrived meanwhile."""
+def _attach(
+    driver: ConnectionDriver, protocol: asyncio.BaseProtocol, linger: float | None
+) -> TcpTransport:
+    """Create the transport (with the ``SO_LINGER`` it inherits or was given), tell
+    the protocol, then replay what arrived meanwhile."""
     transport = TcpTransport(driver, protocol)
+    transport._linger = linger
     protocol.connection_made(transport)
     conn = driver.conn
     if conn.readable_bytes:
@@ -113,9 +117,7 @@ async def over_connection(
     context, hostname = tls
     protocol = protocol_factory()
     if context is None:
-        plain = _attach(driver, protocol)
-        plain._linger = linger
-        return plain, protocol
+        return _attach(driver, protocol, linger), protocol
     layer, handshake = tls_protocol(
         protocol,
         context,
@@ -124,8 +126,7 @@ async def over_connection(
         handshake_timeout=ssl_handshake_timeout,
         shutdown_timeout=ssl_shutdown_timeout,
     )
-    transport = _attach(driver, layer)
-    transport._linger = linger
+    transport = _attach(driver, layer, linger)
     try:
         await handshake
     except BaseException:
@@ -298,8 +299,7 @@ class Server(asyncio.AbstractServer):
                     shutdown_timeout=shutdown_timeout,
                 )
                 handshake.add_done_callback(retrieve)
-            transport = _attach(driver, protocol)
-            transport._linger = self._linger
+            transport = _attach(driver, protocol, self._linger)
             self._transports.add(transport)
 
     def close(self) -> None:

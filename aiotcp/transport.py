@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import sys
 from typing import Any
 
@@ -27,7 +26,12 @@ from aiotcp.core.buffers import SendBuffer
 from aiotcp.core.events import CloseReason
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
-from aiotcp.socketlike import TcpSocket, connection_option, set_connection_option
+from aiotcp.socketlike import (
+    TcpSocket,
+    connection_option,
+    endpoint_address,
+    set_connection_option,
+)
 from aiotcp.stream_reader import unread_bytes
 
 log = logging.getLogger("aiotcp")
@@ -74,10 +78,9 @@ class TcpTransport(asyncio.Transport):
         self._space_waiters: list[asyncio.Future[None]] = []
         self._poll_fd: int | None = None  # fileno()'s eventfd, made on first request
         self._poll_readable = False
-        (lip, lport), (rip, rport) = self._conn.local, self._conn.remote
         self._extra: dict[str, Any] = {
-            "peername": (socket.inet_ntoa(rip), rport),
-            "sockname": (socket.inet_ntoa(lip), lport),
+            "peername": endpoint_address(self._conn.remote),
+            "sockname": endpoint_address(self._conn.local),
         }
         driver.sink = self
 

@@ -168,7 +168,7 @@ def timestamped_headers(seg: Segment, src: bytes, dst: bytes, ip_id: int, addres
 
 def frame_headers(
     run: Sequence[Segment], src: bytes, dst: bytes, ip_id: int
-) -> tuple[bytes, bytes, bytes, int]:
+) -> tuple[bytes, bytearray, bytearray, int]:
     """The virtio-net header, IPv4 header and TCP header (with options) of a run,
     and how many wire segments the kernel will cut from it."""
     first = run[0]
@@ -205,7 +205,7 @@ def frame_headers(
         ETH_LEN + IP_LEN,
         16,
     )
-    return vnet, bytes(ip), bytes(tcp), n
+    return vnet, ip, tcp, n
 
 
 def runs(segments: Sequence[Segment], limit: int) -> list[list[Segment]]:
