@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import logging
 from collections.abc import Mapping
 from typing import Final, Protocol
@@ -270,7 +271,7 @@ class ConnectionDriver:
                     sink._on_send_space()
             elif isinstance(ev, ConnectionClosed):
                 if not self.established.done():
-                    exc = ev.reason.exception() or ConnectionResetError("connection closed")
+                    exc = self.conn.close_exception() or ConnectionResetError("connection closed")
                     self.established.set_exception(exc)
                 if sink is not None:
                     sink._on_closed(ev.reason)
@@ -280,10 +281,10 @@ class ConnectionDriver:
             elif isinstance(ev, DeliveryProblem):
                 # RFC 9293 §3.8.3 R1 (MUST-20): the layers above hear of it.
                 log.warning(
-                    "aiotcp: %s: %d retransmissions unanswered (last ICMP code %s)",
+                    "aiotcp: %s: %d retransmissions unanswered (last ICMP error: %s)",
                     self.describe(),
                     ev.retransmissions,
-                    ev.soft_error,
+                    "none" if ev.soft_error is None else errno.errorcode.get(ev.soft_error),
                 )
                 if sink is not None:
                     sink._on_delivery_problem(ev.retransmissions, ev.soft_error)

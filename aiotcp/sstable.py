@@ -6,6 +6,7 @@ serve the in-process API, the control socket and the printed table.
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -83,6 +84,8 @@ def format_rows(rows: Iterable[dict[str, Any]]) -> str:
                 parts.append(r["congestion"])
             if r.get("options", {}).get("ecn"):
                 parts.append("ecn")
+            if r.get("soft_error"):
+                parts.append(f"soft_err:{errno.errorcode.get(r['soft_error'], r['soft_error'])}")
             info = " ".join(parts)
         lines.append(
             f"{r['state']:<13}{recvq:>7} {sendq:>7} {_endpoint(r['local']):<22} "

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiotcp.control import ControlServer
 from aiotcp.core.connection import Connection, reset_for
-from aiotcp.core.flow import FlowKey
+from aiotcp.core.flow import FlowKey, flow_key
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import SYN
@@ -34,6 +34,7 @@ from aiotcp.driver import ConnectionDriver, demultiplex
 from aiotcp.egress import Egress
 from aiotcp.io import exit_hooks, route
 from aiotcp.io.guards import GuardKind, make_guard
+from aiotcp.io.icmp import IcmpSocket
 from aiotcp.io.lookup_cache import LookupCache
 from aiotcp.io.packet import Packet
 from aiotcp.io.pcap import PcapWriter
@@ -111,6 +112,13 @@ class Stack:
         except BaseException:
             self.guard.close()
             raise
+        try:
+            self.icmp = IcmpSocket(self._filter_ranges, self.raw.counters)
+            """ICMP errors quoting our segments (``aiotcp.io.icmp``)."""
+        except BaseException:
+            self.raw.close()
+            self.guard.close()
+            raise
         pcap = pcap or os.environ.get("AIOTCP_PCAP") or None
         self.pcap = PcapWriter(pcap) if pcap else None
         self.raw.pcap = self.pcap
@@ -134,6 +142,7 @@ class Stack:
             self.state_observers.append(self._log_transition)
         for fd in self.raw.filenos():
             self.loop.add_reader(fd, self._on_readable)
+        self.loop.add_reader(self.icmp.fileno(), self._on_icmp)
         if control is None:
             control = os.environ.get("AIOTCP_CONTROL", "").lower() in ("1", "true", "yes")
         self.control: ControlServer | None = None
@@ -182,6 +191,28 @@ class Stack:
                 for seg in driver.inbox:
                     if isinstance(seg.payload, memoryview):
                         seg.payload = bytes(seg.payload)
+
+    def _on_icmp(self) -> None:
+        """ICMP errors reach the connection they quote, as the kernel's reach its
+        socket (RFC 9293 §3.9.2.2, MUST-54; docs/icmp.md)."""
+        for err in self.icmp.recv_errors():
+            (lip, lport), (rip, rport) = err.local, err.remote
+            driver = self.connections.get(flow_key(lip, lport, rip, rport))
+            if driver is None:
+                self.counters["icmp_no_connection"] += 1
+                continue
+            conn = driver.conn
+            if err.mtu is not None:
+                acted = conn.path_mtu_reduced(err.mtu, seq=err.seq)
+                if acted:
+                    # New connections to this peer ask the route again; the kernel
+                    # keeps the lower path MTU there (and lets it expire).
+                    self._mtu_cache.pop(rip, None)
+            else:
+                acted = conn.icmp_error(err.errno, hard=err.hard, seq=err.seq)
+            self.counters["icmp_acted_on" if acted else "icmp_ignored"] += 1
+            if acted:
+                driver.process_now()
 
     def _dispatch(self, pkt: Packet) -> ConnectionDriver | None:
         """Hand ``pkt`` to its connection (returned) or its listener, or answer it.
@@ -413,6 +444,7 @@ class Stack:
         if ranges != self._filter_ranges:
             self._filter_ranges = ranges
             self.raw.set_port_ranges(ranges)
+            self.icmp.set_port_ranges(ranges)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -468,7 +500,9 @@ class Stack:
         if not self.loop.is_closed():
             for fd in self.raw.filenos():
                 self.loop.remove_reader(fd)
+            self.loop.remove_reader(self.icmp.fileno())
         self.raw.close()
+        self.icmp.close()
         self.egress.close()
         if self.pcap is not None:
             self.pcap.close()

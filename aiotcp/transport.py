@@ -465,7 +465,7 @@ class TcpTransport(asyncio.Transport):
         """RFC 9293 §3.8.3 R1 (MUST-20): retransmissions went unanswered this many
         times; the connection goes on until R2.  A protocol that defines
         ``delivery_problem(retransmissions, soft_error)`` is told (``soft_error``:
-        the last ICMP unreachable code, or None)."""
+        the errno of the last ICMP error about the connection, or None)."""
         handler = getattr(self._protocol, "delivery_problem", None)
         if handler is not None:
             handler(retransmissions, soft_error)
@@ -482,7 +482,7 @@ class TcpTransport(asyncio.Transport):
         elif self._conn.readable_bytes and not self._closing:
             # Data that arrived before a reset is delivered first, as a kernel
             # socket returns it before ECONNRESET: the error comes once it is read.
-            self._reset = reason.exception()
+            self._reset = self._conn.close_exception()
             self._on_data()
         else:
-            self._connection_lost(reason.exception())
+            self._connection_lost(self._conn.close_exception())

@@ -25,6 +25,7 @@ Drivers feed a whole batch of segments to ``receive`` and only then call
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, Protocol
@@ -182,6 +183,8 @@ class ConnectionInfo:
     counters: dict[str, int] = field(default_factory=dict)
     pacing_rate: float | None = None
     """Bytes/s the congestion controller would pace at (reported, not enforced)."""
+    soft_error: int | None = None
+    """The errno of the last ICMP error about the connection (``ss``: ``soft_err``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a dict.  Shallow: ``info()`` builds its dicts fresh, so
@@ -241,6 +244,7 @@ class Connection:
         "_wnd_cache",
         "_wscale_ok",
         "cc",
+        "close_errno",
         "close_reason",
         "cork",
         "counters",
@@ -304,7 +308,12 @@ class Connection:
         self.created = now
         self.state = State.CLOSED
         self.close_reason: CloseReason | None = None
-        self.soft_error: int | None = None  # last ICMP unreachable code (RFC 1122 §4.2.3.9)
+        self.close_errno: int | None = None
+        """The errno that ended the connection when it is not ``close_reason``'s own
+        (``close_exception``)."""
+        self.soft_error: int | None = None
+        """The errno of the last ICMP error about this connection (RFC 1122 §4.2.3.9,
+        Linux's ``sk_err_soft``): reported instead of ETIMEDOUT if it then times out."""
         self.counters = Counters()
         self.timers = Timers()
         self._events: deque[Event] = deque()
@@ -451,7 +460,7 @@ class Connection:
         """
         if self.state not in _CAN_SEND or self._fin_queued:
             if self.close_reason is not None and self.close_reason is not CloseReason.NORMAL:
-                raise self.close_reason.exception() or BrokenPipeError()
+                raise self.close_exception() or BrokenPipeError()
             raise BrokenPipeError(f"cannot send in state {self.state.name} (connection closing)")
         n = self.send_buffer.write(data)
         if n < len(data) or not self.send_buffer.space:
@@ -1925,6 +1934,10 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self.close_reason = reason
+        if reason is CloseReason.TIMEOUT and self.soft_error is not None:
+            # Linux's tcp_write_err: a connection that dies after ICMP errors reports
+            # the last of them (EHOSTUNREACH ...) instead of ETIMEDOUT.
+            self.close_errno = self.soft_error
         self.timers.cancel_all()
         self._set_state(State.CLOSED)
         if reason in (CloseReason.RESET, CloseReason.REFUSED):
@@ -1978,31 +1991,57 @@ class Connection:
 
     # ------------------------------------------------------------------ ICMP
 
-    def icmp_unreachable(
-        self, code: int, *, seq: int | None = None, next_hop_mtu: int | None = None
-    ) -> None:
-        """An ICMP Destination Unreachable quoting one of our segments (RFC 9293 §3.9.2.2).
+    def icmp_error(self, err: int, *, hard: bool, seq: int | None) -> bool:
+        """An ICMP (or ICMPv6) error quoting one of our segments, as an errno
+        (RFC 9293 §3.9.2.2; the mapping from types and codes is ``aiotcp.io.icmp``'s).
 
-        ``seq`` is the quoted sequence number: RFC 5927 §4.1 says to ignore the
-        message unless it lies in SND.UNA..SND.MAX.  Code 4 with a next-hop MTU
-        lowers the MSS and resends (RFC 1191 path MTU discovery).  Codes 2-3 are
-        hard errors: they abort a connection attempt (as Linux does: ECONNREFUSED),
-        while an established connection only keeps them as ``soft_error``
-        (RFC 5461); codes 0, 1 and 5 are soft and never abort (RFC 9293 §3.9.2.2).
-        Source Quench has no entry point: RFC 9293 says to discard it silently.
+        Returns whether it was acted on.  As Linux's ``tcp_v4_err``: the quoted
+        sequence number must lie in SND.UNA..SND.NXT (RFC 5927 §4.1: blind attacks
+        quote numbers we never sent; ``seq=None`` skips the check, for tests).  A
+        connection attempt ends at once with the error's errno, soft or hard
+        (RFC 5461 §4.1 allows it, and it is what a kernel ``connect`` reports); a
+        half-open passive connection goes only on a hard error (``tcp_req_err``);
+        a synchronized one keeps the errno as ``soft_error`` (RFC 1122 §4.2.3.9,
+        MUST-56), reported if it then times out.
         """
-        if seq is not None and not (seq_ge(seq, self.snd_una) and seq_le(seq, self.snd_max)):
-            return
-        if code == 4 and next_hop_mtu:
-            mss = max(next_hop_mtu - 40 - (_TS_OPTION_SPACE if self.ts_ok else 0), 64)
-            if mss < self.mss:
-                self._set_mss(mss)
-                if self.snd_una != self.snd_max and self.state in _SYNCHRONIZED:
-                    self.recovery.mark_all_lost()  # resend in the smaller size
-            return
-        self.soft_error = code
-        if code in (2, 3) and self.state in (State.SYN_SENT, State.SYN_RECEIVED):
-            self._enter_closed(CloseReason.REFUSED)
+        if not self._quotes_our_sequence(seq):
+            return False
+        st = self.state
+        if st is State.SYN_SENT or (st is State.SYN_RECEIVED and hard):
+            self.close_errno = err
+            self._enter_closed(
+                CloseReason.REFUSED if err == errno.ECONNREFUSED else CloseReason.UNREACHABLE
+            )
+            return True
+        if st is State.SYN_RECEIVED:
+            return True
+        self.soft_error = err
+        self.counters.icmp_soft_errors += 1
+        return True
+
+    def path_mtu_reduced(self, mtu: int, *, seq: int | None) -> bool:
+        """ "Fragmentation needed" / "packet too big": the path takes IP packets of at
+        most ``mtu`` bytes (RFC 1191, RFC 8201).  Returns whether the MSS went down.
+
+        The MSS follows the path MTU down, never up; what is in flight goes again in
+        the new size without a congestion response (Linux's
+        ``tcp_simple_retransmit``: nothing was lost to congestion).  The stack
+        clamps ``mtu`` to the IP version's minimum before calling.
+        """
+        if not self._quotes_our_sequence(seq) or self.state in (State.LISTEN, State.CLOSED):
+            return False
+        ip_header = 20 if len(self.local[0]) == 4 else 40
+        mss = max(mtu - ip_header - 20 - (_TS_OPTION_SPACE if self.ts_ok else 0), 64)
+        if mss >= self.mss:
+            return False
+        self._set_mss(mss)
+        self.counters.pmtu_reductions += 1
+        if self.snd_una != self.snd_max and self.state in _SYNCHRONIZED:
+            self.recovery.mark_all_lost()  # resend in the smaller size
+        return True
+
+    def _quotes_our_sequence(self, seq: int | None) -> bool:
+        return seq is None or (seq_ge(seq, self.snd_una) and seq_le(seq, self.snd_max))
 
     # ------------------------------------------------------------------ RFC 6191
 
@@ -2059,7 +2098,15 @@ class Connection:
             },
             "counters": self.counters.as_dict(),
             "pacing_rate": self.cc.pacing_rate,
+            "soft_error": self.soft_error,
         }
+
+    def close_exception(self) -> OSError | None:
+        """The ``OSError`` a socket user sees once the connection closed (None: a
+        clean close, or not closed)."""
+        if self.close_reason is None:
+            return None
+        return self.close_reason.exception(self.close_errno)
 
     def __repr__(self) -> str:
         return (

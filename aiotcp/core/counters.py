@@ -40,6 +40,8 @@ class Counters:
     keepalive_probes: int = 0
     rst_in: int = 0
     rst_out: int = 0
+    icmp_soft_errors: int = 0
+    pmtu_reductions: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTER_NAMES}
@@ -70,4 +72,6 @@ COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes kee
     "keepalive_probes",
     "rst_in",
     "rst_out",
+    "icmp_soft_errors",
+    "pmtu_reductions",
 )

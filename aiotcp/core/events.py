@@ -29,16 +29,22 @@ class CloseReason(enum.StrEnum):
     """Retransmissions, SYN retries, keepalive or user timeout gave up (``ETIMEDOUT``)."""
     ABORTED = "aborted"
     """The local application aborted the connection (``abort()``)."""
+    UNREACHABLE = "unreachable"
+    """An ICMP error ended the connection attempt; ``Connection.close_errno`` says
+    which (``EHOSTUNREACH``, ``ENETUNREACH`` ...), as the kernel's ``connect`` would."""
 
-    def exception(self) -> OSError | None:
+    def exception(self, code: int | None = None) -> OSError | None:
         """The ``OSError`` a socket user would see, or ``None`` for a clean close.
 
         Built as ``OSError(errno, strerror)``, so it is the errno's subclass
         (``ConnectionResetError`` for ECONNRESET ...) and carries ``errno`` and the
         message the kernel's socket would give: code that tests ``exc.errno``
-        works on aiotcp as on the kernel.
+        works on aiotcp as on the kernel.  ``code`` replaces the reason's own errno
+        (``Connection.close_errno``: an ICMP error's, or a timeout's soft error).
         """
-        code = _ERRNO.get(self)
+        if self is CloseReason.NORMAL:
+            return None
+        code = code or _ERRNO.get(self)
         return None if code is None else OSError(code, os.strerror(code))
 
 
@@ -47,6 +53,7 @@ _ERRNO: Final = {
     CloseReason.RESET: errno.ECONNRESET,
     CloseReason.TIMEOUT: errno.ETIMEDOUT,
     CloseReason.ABORTED: errno.ECONNABORTED,
+    CloseReason.UNREACHABLE: errno.EHOSTUNREACH,
 }
 
 
@@ -106,7 +113,8 @@ class DeliveryProblem(Event):
     retransmissions: int
     """Consecutive retransmissions of the same segment so far."""
     soft_error: int | None
-    """Last ICMP Destination Unreachable code received, if any (MUST-47)."""
+    """The errno of the last ICMP error that concerned the connection, if any
+    (MUST-47; Linux's ``sk_err_soft``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,11 @@ BPF_LD_H_ABS = 0x28  # A = u16 at [k]
 BPF_LD_B_ABS = 0x30
 BPF_LDX_B_MSH = 0xB1  # X = 4 * ([k] & 0xf)   (IP header length)
 BPF_LD_H_IND = 0x48  # A = u16 at [X + k]
+BPF_LD_B_IND = 0x50  # A = u8 at [X + k]
+BPF_ALU_AND_K = 0x54
+BPF_ALU_LSH_K = 0x64
+BPF_ALU_ADD_X = 0x0C
+BPF_MISC_TAX = 0x07  # X = A
 BPF_JMP_JEQ_K = 0x15
 BPF_JMP_JGT_K = 0x25
 BPF_JMP_JGE_K = 0x35
@@ -37,14 +42,16 @@ BPF_JMP_JSET_K = 0x45
 BPF_RET_K = 0x06
 
 SKF_AD_IFINDEX = (-0x1000 + 8) & 0xFFFFFFFF  # SKF_AD_OFF + SKF_AD_IFINDEX: ingress device
+SKF_AD_PKTTYPE = (-0x1000 + 4) & 0xFFFFFFFF  # SKF_AD_OFF + SKF_AD_PKTTYPE: skb->pkt_type
+PACKET_HOST = 0
+"""``pkt_type`` of a frame addressed to this host; broadcast and multicast differ."""
 
 ACCEPT = 0x40000  # bytes to keep: more than any IPv4 packet
 DROP = 0
 
 Insn = tuple[int, int, int, int]  # code, jt, jf, k
 _INSN = struct.Struct("HBBI")
-_PREAMBLE_LEN = 5
-_MAX_RANGES = (BPF_MAXINSNS - _PREAMBLE_LEN - 1) // 3
+_MAX_RANGES = (BPF_MAXINSNS - 8 - 1) // 3  # after the address-type and port preamble
 
 
 def merge_ranges(
@@ -74,12 +81,20 @@ def tcp_dst_port_filter(
 ) -> list[Insn]:
     """Program for a raw IPv4 socket (data starts at the IP header).
 
-    Non-first fragments are dropped: they carry no TCP header to look at.  With
+    Only packets addressed to this host pass: a segment that came as a link-layer
+    broadcast or multicast is dropped, as Linux's ``tcp_v4_rcv`` drops what is
+    not ``PACKET_HOST``, so a SYN to a broadcast or multicast address never reaches
+    a listener (RFC 9293 §3.9.2.3, MUST-57).  Non-first fragments are dropped:
+    they carry no TCP header to look at.  With
     ``only_interface`` (an ifindex) the socket admits packets from that interface
     alone; ``not_interfaces`` keeps theirs out.  The stack reads each wire's
     packets on a socket of its own that way (``aiotcp.io.wires``).
     """
-    prog: list[Insn] = []
+    prog: list[Insn] = [
+        (BPF_LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
+        (BPF_JMP_JEQ_K, 1, 0, PACKET_HOST),
+        (BPF_RET_K, 0, 0, DROP),
+    ]
     if only_interface is not None:
         prog += [
             (BPF_LD_W_ABS, 0, 0, SKF_AD_IFINDEX),
@@ -91,7 +106,6 @@ def tcp_dst_port_filter(
         prog.append((BPF_LD_W_ABS, 0, 0, SKF_AD_IFINDEX))
         for index in excluded:
             prog += [(BPF_JMP_JEQ_K, 0, 1, index), (BPF_RET_K, 0, 0, DROP)]
-    preamble = len(prog)
     prog += [
         (BPF_LD_H_ABS, 0, 0, 6),  # flags + fragment offset
         (BPF_JMP_JSET_K, 0, 1, 0x1FFF),  # a fragment offset: drop
@@ -99,7 +113,51 @@ def tcp_dst_port_filter(
         (BPF_LDX_B_MSH, 0, 0, 0),  # X = IP header length
         (BPF_LD_H_IND, 0, 0, 2),  # A = TCP destination port
     ]
-    assert len(prog) == preamble + _PREAMBLE_LEN
+    return _accept_ports_in(prog, ranges)
+
+
+ICMP_ERROR_TYPES = (3, 11, 12)
+"""Destination Unreachable, Time Exceeded, Parameter Problem: the errors that
+concern a connection (Source Quench and Redirect are ignored, as Linux does)."""
+
+
+def icmp_error_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+    """Program for a raw IPPROTO_ICMP socket: the ICMP errors that quote a TCP
+    segment sent from one of our ports (RFC 792: the error carries the offending
+    IP header and at least 8 bytes of its payload, so the quoted TCP source port
+    and sequence number).  Everything else — echo, other protocols' errors, the
+    kernel's own connections — stays in the kernel.  Loads past a short packet's
+    end drop it, so what passes is long enough to parse.
+    """
+    prog: list[Insn] = [
+        (BPF_LD_H_ABS, 0, 0, 6),
+        (BPF_JMP_JSET_K, 0, 1, 0x1FFF),  # a later fragment: no ICMP header to read
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LDX_B_MSH, 0, 0, 0),  # X = outer IP header length
+        (BPF_LD_B_IND, 0, 0, 0),  # A = ICMP type
+    ]
+    for i, icmp_type in enumerate(ICMP_ERROR_TYPES):
+        left = len(ICMP_ERROR_TYPES) - 1 - i  # tests still to come before the drop
+        prog.append((BPF_JMP_JEQ_K, left + 1, 0, icmp_type))
+    prog += [
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LD_B_IND, 0, 0, 8 + 9),  # A = the quoted header's protocol
+        (BPF_JMP_JEQ_K, 1, 0, socket.IPPROTO_TCP),
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LD_B_IND, 0, 0, 8),  # A = the quoted header's version and length
+        (BPF_ALU_AND_K, 0, 0, 0x0F),
+        (BPF_ALU_LSH_K, 0, 0, 2),
+        (BPF_ALU_ADD_X, 0, 0, 0),
+        (BPF_MISC_TAX, 0, 0, 0),  # X = outer + quoted header lengths
+        (BPF_LD_H_IND, 0, 0, 8),  # A = the quoted TCP source port: ours
+        (BPF_LD_H_IND, 0, 0, 8 + 6),  # the sequence number quoted whole (or a drop)
+        (BPF_LD_H_IND, 0, 0, 8),
+    ]
+    return _accept_ports_in(prog, ranges)
+
+
+def _accept_ports_in(prog: list[Insn], ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+    """Append, to a program that left a port in A, an accept for each range."""
     for lo, hi in merge_ranges(ranges, (BPF_MAXINSNS - len(prog) - 1) // 3):
         prog += [
             (BPF_JMP_JGE_K, 0, 2, lo),  # port < lo: next range
@@ -174,9 +232,23 @@ def attach(sock: socket.socket, prog: Sequence[Insn]) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-def run(prog: Sequence[Insn], packet: bytes, *, ifindex: int = 0) -> int:
+def attach_fresh(sock: socket.socket, prog: Sequence[Insn]) -> None:
+    """Attach ``prog`` to a socket just opened and discard what it queued before the
+    filter took effect (a raw socket receives from the moment it exists)."""
+    attach(sock, prog)
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.recv(0x10000)
+    except BlockingIOError:
+        pass
+
+
+def run(
+    prog: Sequence[Insn], packet: bytes, *, ifindex: int = 0, pkttype: int = PACKET_HOST
+) -> int:
     """Interpret a program the way the kernel would (tests check the compiler with it),
-    for a packet that came in on interface ``ifindex``.
+    for a packet that came in on interface ``ifindex`` as a frame of ``pkttype``.
 
     Out-of-bounds loads end the program with 0, as in the kernel.
     """
@@ -189,15 +261,26 @@ def run(prog: Sequence[Insn], packet: bytes, *, ifindex: int = 0) -> int:
             return k
         if code == BPF_LD_W_ABS and k == SKF_AD_IFINDEX:
             a = ifindex
+        elif code == BPF_LD_W_ABS and k == SKF_AD_PKTTYPE:
+            a = pkttype
         elif code in (BPF_LD_H_ABS, BPF_LD_H_IND):
             off = k + (x if code == BPF_LD_H_IND else 0)
             if off + 2 > len(packet):
                 return 0
             a = (packet[off] << 8) | packet[off + 1]
-        elif code == BPF_LD_B_ABS:
-            if k >= len(packet):
+        elif code in (BPF_LD_B_ABS, BPF_LD_B_IND):
+            off = k + (x if code == BPF_LD_B_IND else 0)
+            if off >= len(packet):
                 return 0
-            a = packet[k]
+            a = packet[off]
+        elif code == BPF_ALU_AND_K:
+            a &= k
+        elif code == BPF_ALU_LSH_K:
+            a = (a << k) & 0xFFFFFFFF
+        elif code == BPF_ALU_ADD_X:
+            a = (a + x) & 0xFFFFFFFF
+        elif code == BPF_MISC_TAX:
+            x = a
         elif code == BPF_LDX_B_MSH:
             if k >= len(packet):
                 return 0

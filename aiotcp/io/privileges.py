@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 
 HINT = (
     "aiotcp needs CAP_NET_RAW (raw sockets) and, with the default iptables guard, "
@@ -46,3 +47,14 @@ def missing_capabilities(guard: str) -> list[str]:
     except (OSError, StopIteration, ValueError, IndexError):
         return []  # no /proc: the stack's own check will tell
     return [name for name, bit in wanted.items() if not effective >> bit & 1]
+
+
+def raw_socket(family: int, proto: int, what: str) -> socket.socket:
+    """``socket(family, SOCK_RAW, proto)``, with the one clear message when the
+    process lacks CAP_NET_RAW."""
+    try:
+        return socket.socket(family, socket.SOCK_RAW, proto)
+    except OSError as exc:
+        if isinstance(exc, PermissionError) or is_permission_error(exc):
+            raise MissingPrivilegeError(f"cannot open {what}") from exc
+        raise

@@ -25,21 +25,11 @@ from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
 from aiotcp.io.packet import Packet, drain
 from aiotcp.io.pcap import PcapWriter
-from aiotcp.io.privileges import MissingPrivilegeError, is_permission_error
+from aiotcp.io.privileges import raw_socket
 from aiotcp.io.wires import Wire
 
 MAX_IP_PACKET = 65535
 IP_PKTINFO = 8  # linux/in.h; the socket module lacks it before Python 3.12
-
-
-def _drain_unfiltered(sock: socket.socket) -> None:
-    """Discard what arrived between ``socket()`` and the filter taking effect."""
-    sock.setblocking(False)
-    try:
-        while True:
-            sock.recv(MAX_IP_PACKET)
-    except BlockingIOError:
-        pass
 
 
 class RawSocket:
@@ -81,18 +71,10 @@ class RawSocket:
     ) -> socket.socket:
         """A raw socket admitting ``ranges``: from interface ``wire`` only, or (None)
         from every interface that is not one of the wires."""
-        try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-        except PermissionError as exc:
-            raise MissingPrivilegeError("cannot open a raw socket") from exc
-        except OSError as exc:
-            if is_permission_error(exc):
-                raise MissingPrivilegeError("cannot open a raw socket") from exc
-            raise
+        sock = raw_socket(socket.AF_INET, socket.IPPROTO_TCP, "a raw socket")
         try:
             # Admit nothing until the caller says which ports are ours.
-            bpf.attach(sock, self._filter(ranges, wire))
-            _drain_unfiltered(sock)
+            bpf.attach_fresh(sock, self._filter(ranges, wire))
             for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, opt, size)

@@ -326,6 +326,67 @@ def two_hosts(
             _delete_netns(ns)
 
 
+@dataclass
+class Routed:
+    """Hosts A and B on two links joined by router R (``routed_hosts``)."""
+
+    a: Host
+    r: Host
+    """The router; ``r.address`` faces A, ``r.ifname`` is its interface towards B."""
+    b: Host
+
+
+@contextlib.contextmanager
+def routed_hosts(prefix: str = "ar", *, far_mtu: int | None = None) -> Iterator[Routed]:
+    """A (198.18.0.1) – R (198.18.0.2 | 198.18.1.1) – B (198.18.1.2), forwarding on R.
+
+    A and B route everything through R, so a test can make R answer for the path:
+    ``ip route add unreachable|prohibit`` on R sends ICMP unreachables, an address
+    R has no route to gets "network unreachable", and ``far_mtu`` lowers the MTU of
+    R's interface towards B alone, so A's full-size segments (DF set) draw
+    "fragmentation needed" while both ends still announce a 1460-byte MSS.
+    """
+    token = _unique_token()
+    short = random.randbytes(3).hex()
+    a = Host("a", f"{prefix}-{token}-a", subnet_address(0, 1), f"{prefix[:6]}{short}a", "")
+    r = Host("r", f"{prefix}-{token}-r", subnet_address(0, 2), f"{prefix[:6]}{short}rb", "")
+    b = Host("b", f"{prefix}-{token}-b", subnet_address(1, 2), f"{prefix[:6]}{short}b", "")
+    a.peer, b.peer, r.peer = b.address, a.address, b.address
+    r_to_a = f"{prefix[:6]}{short}ra"
+    created: list[str] = []
+    try:
+        for host in (a, r, b):
+            created.append(host.netns)
+            _ip("netns", "add", host.netns)
+            for key in ("all", "default"):
+                sysctl(host, f"net.ipv6.conf.{key}.disable_ipv6", "1")
+            _ip("-n", host.netns, "link", "set", "lo", "up")
+        sysctl(r, "net.ipv4.ip_forward", "1")
+        _ip("link", "add", a.ifname, "netns", a.netns, "type", "veth", "peer", "name", r_to_a,
+            "netns", r.netns)  # fmt: skip
+        _ip("link", "add", r.ifname, "netns", r.netns, "type", "veth", "peer", "name", b.ifname,
+            "netns", b.netns)  # fmt: skip
+        links = [
+            (a, a.ifname, a.address),
+            (r, r_to_a, r.address),
+            (r, r.ifname, subnet_address(1, 1)),
+            (b, b.ifname, b.address),
+        ]
+        for host, ifname, address in links:
+            _ip("-n", host.netns, "addr", "add", f"{address}/24", "dev", ifname)
+            _ip("-n", host.netns, "link", "set", ifname, "up")
+        if far_mtu is not None:
+            _ip("-n", r.netns, "link", "set", r.ifname, "mtu", str(far_mtu))
+        _ip("-n", a.netns, "route", "add", "default", "via", r.address)
+        _ip("-n", b.netns, "route", "add", "default", "via", subnet_address(1, 1))
+        yield Routed(a, r, b)
+    finally:
+        for host in (a, r, b):
+            host.kill_processes()
+        for ns in created:
+            _delete_netns(ns)
+
+
 def _delete_netns(ns: str) -> None:
     """Delete a namespace, killing any process still inside it (ours, by pid)."""
     pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=30)
@@ -347,12 +408,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _is_ours(name: str, prefix: str | None) -> bool:
-    """Does ``name`` look like ``two_hosts`` made it: ``<prefix>-<pid>-<n>-<hex4>-a|b``?"""
+    """Does ``name`` look like ``two_hosts`` or ``routed_hosts`` made it:
+    ``<prefix>-<pid>-<n>-<hex4>-a|b|r``?"""
     parts = name.split("-")
     if len(parts) != 5 or (prefix is not None and parts[0] != prefix):
         return False
     _, pid, count, rand, side = parts
-    return pid.isdigit() and count.isdigit() and len(rand) == 4 and side in ("a", "b")
+    return pid.isdigit() and count.isdigit() and len(rand) == 4 and side in ("a", "b", "r")
 
 
 def cleanup_stale(prefix: str | None = "at") -> list[str]:

@@ -42,6 +42,15 @@ def test_non_first_fragments_are_dropped() -> None:
     assert admits(prog, 80, frag=0x2000)  # first fragment (MF): parser drops it later
 
 
+@pytest.mark.parametrize("pkttype", [1, 2, 3])  # PACKET_BROADCAST, _MULTICAST, _OTHERHOST
+def test_only_segments_addressed_to_this_host_pass(pkttype: int) -> None:
+    """RFC 9293 §3.9.2.3 (MUST-57): a SYN to a broadcast or multicast address is
+    dropped, as Linux's tcp_v4_rcv drops every segment that is not PACKET_HOST."""
+    prog = bpf.tcp_dst_port_filter([(80, 80)])
+    assert bpf.run(prog, packet(80), pkttype=bpf.PACKET_HOST) != 0
+    assert bpf.run(prog, packet(80), pkttype=pkttype) == 0
+
+
 def test_empty_set_admits_nothing() -> None:
     prog = bpf.tcp_dst_port_filter([])
     assert not any(admits(prog, p) for p in (0, 1, 80, 65535))

@@ -291,3 +291,55 @@ def test_time_wait_table_is_bounded(hosts: tuple[Host, Host], loop_kind: LoopKin
         states, recycled = run(main, loop_kind, max_time_wait=5)
     assert states == ["TIME-WAIT"] * 5
     assert recycled == 7
+
+
+def test_syns_to_broadcast_and_multicast_addresses_are_dropped(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 9293 §3.9.2.3 (MUST-57): a listener on 0.0.0.0 answers no SYN sent to a
+    broadcast or multicast address (it would answer from that address).  The same
+    SYN sent to A's own address is answered, so the test sees a listener at work."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    a, b = hosts
+    a_mac = bytes.fromhex(
+        a.run(["cat", f"/sys/class/net/{a.ifname}/address"]).stdout.replace(":", "").strip()
+    )
+    b_mac = bytes.fromhex(
+        b.run(["cat", f"/sys/class/net/{b.ifname}/address"]).stdout.replace(":", "").strip()
+    )
+
+    def frame(dst_mac: bytes, dst_ip: str, sport: int) -> bytes:
+        syn = IP(src=b.address, dst=dst_ip) / TCP(sport=sport, dport=LISTEN, flags="S", seq=1)
+        return bytes(Ether(src=b_mac, dst=dst_mac) / syn)
+
+    frames = [
+        frame(b"\xff" * 6, "198.18.0.255", 41001),  # the subnet's broadcast address
+        frame(b"\xff" * 6, "255.255.255.255", 41002),  # limited broadcast
+        frame(bytes.fromhex("01005e000001"), "224.0.0.1", 41003),  # all-hosts multicast
+    ]
+    control = frame(a_mac, a.address, 41004)
+
+    def inject(frames: list[bytes]) -> None:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+            s.bind((b.ifname, 0))
+            for f in frames:
+                s.send(f)
+
+    async def main() -> tuple[int, int]:
+        server = await aiotcp.start_server(echo, port=LISTEN)
+        listener = aiotcp.get_stack().listeners[LISTEN].listener
+        await asyncio.to_thread(b.call, inject, frames)
+        await asyncio.sleep(0.3)
+        ignored = listener.counters.syns_received
+        await asyncio.to_thread(b.call, inject, [control])
+        for _ in range(100):
+            if listener.counters.syns_received:
+                break
+            await asyncio.sleep(0.02)
+        server.close()
+        return ignored, listener.counters.syns_received
+
+    with a.entered():
+        assert run(main, loop_kind) == (0, 1)
