@@ -9,6 +9,8 @@ does for its own TCP.
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 from dataclasses import dataclass
 
@@ -38,10 +40,18 @@ def lookup(destination: str) -> Route:
     """Ask the kernel how it would reach ``destination``.
 
     Raises ``OSError`` (ENETUNREACH, EHOSTUNREACH) when there is no route, the
-    same error a kernel ``connect()`` would give.
+    same error a kernel ``connect()`` would give.  That includes broadcast and
+    multicast destinations (RFC 9293 §3.9.1.1, MUST-46): Linux's
+    ``tcp_v4_connect`` refuses their routes with ENETUNREACH, where a UDP socket
+    would accept a multicast address and say EACCES to a broadcast one.
     """
+    if socket.inet_aton(destination)[0] >> 4 == 0xE:  # 224.0.0.0/4
+        raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((destination, 9))  # UDP connect sends nothing
+        try:
+            s.connect((destination, 9))  # UDP connect sends nothing
+        except PermissionError as exc:  # a broadcast route
+            raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH)) from exc
         source = s.getsockname()[0]
         try:
             mtu = s.getsockopt(socket.IPPROTO_IP, IP_MTU)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 
 import pytest
 
@@ -183,3 +184,37 @@ def test_closing_with_input_left_in_the_reader_resets_the_connection(
 
     with a.entered():
         run(main, loop_kind)
+
+
+@pytest.mark.parametrize(
+    "destination", ["224.0.0.5", "239.1.2.3", "255.255.255.255", "198.18.0.255"]
+)
+def test_a_connect_to_a_broadcast_or_multicast_address_fails_as_the_kernels(
+    hosts: tuple[Host, Host], loop_kind: LoopKind, destination: str
+) -> None:
+    """RFC 9293 §3.9.1.1 (MUST-46): no SYN to a broadcast or multicast address; the
+    call fails with the errno the kernel's ``connect`` gives (ENETUNREACH), and the
+    port it would have used is not left reserved."""
+    a, _ = hosts
+
+    def kernel() -> int | None:
+        try:
+            socket.create_connection((destination, PORT), timeout=2).close()
+        except OSError as exc:
+            return exc.errno
+        return None
+
+    async def main() -> int | None:
+        stack = aiotcp.get_stack()
+        held = len(stack.guard.reservations)
+        try:
+            await aiotcp.open_connection(destination, PORT)
+        except OSError as exc:
+            assert len(stack.guard.reservations) == held
+            return exc.errno
+        return None
+
+    expected = a.call(kernel)
+    with a.entered():
+        got = run(main, loop_kind)
+    assert (got, expected) == (errno.ENETUNREACH, errno.ENETUNREACH)
