@@ -126,6 +126,7 @@ _RETRANSMIT = "tests/core/test_retransmit.py::"
 _TIMERS = "tests/core/test_timers.py::"
 _RECOVERY = "tests/core/test_recovery.py::"
 _ICMP = "tests/core/test_icmp.py::"
+_ICMP_NET = "tests/net/test_icmp_interop.py::"
 _MUSTS = "tests/core/test_rfc9293_musts.py::"
 _RFC = "tests/net/test_rfc_scenarios.py::"
 
@@ -469,20 +470,25 @@ MUST_STATUS: dict[int, Status] = {
         "address the SYN was sent to",
     ),
     46: Status(
-        "partly",
-        (),
-        "a broadcast destination fails in the route lookup (EACCES), but a multicast one "
-        "is not rejected: connect() would send it a SYN",
+        "yes",
+        (
+            "tests/net/test_asyncio_parity.py::"
+            "test_a_connect_to_a_broadcast_or_multicast_address_fails_as_the_kernels",
+        ),
+        "a multicast or broadcast destination fails before any port is claimed, with the "
+        "kernel's ENETUNREACH (``tcp_v4_connect``)",
     ),
     47: Status(
-        "partly",
+        "yes",
         (
             _RETRANSMIT + "test_r1_threshold_reports_delivery_problem",
             _ICMP + "test_hard_error_on_established_connection_is_only_recorded",
+            _ICMP + "test_timeout_after_soft_errors_reports_the_last_one",
+            _ICMP_NET + "test_errors_on_an_open_connection_are_soft_then_reported_on_timeout",
         ),
-        "``DeliveryProblem`` carries the last ICMP code to a protocol's "
-        "``delivery_problem``; a connect fails on a hard error, but the asyncio API has "
-        "no soft-error report outside R1",
+        "the last ICMP error's errno is ``soft_error`` in ``get_extra_info('aiotcp')`` and "
+        "``ss`` (``soft_err:``), rides on ``DeliveryProblem`` at R1, and is the error a "
+        "connection that then times out reports (Linux's ``sk_err_soft``)",
     ),
     48: Status(
         "no",
@@ -505,30 +511,46 @@ MUST_STATUS: dict[int, Status] = {
     52: Status("n.a.", (), "no source route can be given (MUST-51), so none overrides another"),
     53: Status("no", (), "IP options, a received return route included, are ignored"),
     54: Status(
-        "partly",
+        "yes",
         (
             _ICMP + "test_port_unreachable_refuses_connection_attempt",
             _ICMP + "test_icmp_quoting_unknown_sequence_is_ignored",
             _ICMP + "test_fragmentation_needed_lowers_mss_and_resends",
+            _ICMP_NET + "test_connect_fails_at_once_with_the_kernels_errno",
+            _ICMP_NET + "test_fragmentation_needed_lowers_the_mss_and_the_transfer_completes",
+            _ICMP_NET + "test_forged_errors_quoting_unsent_sequence_numbers_are_ignored",
         ),
-        "the core acts on Destination Unreachable (``Connection.icmp_unreachable``), but "
-        "the asyncio stack opens no ICMP socket: on a live host no ICMP error reaches it",
+        "a raw ICMP socket, filtered in the kernel to errors quoting our ports, hands each "
+        "error to the connection of the quoted 4-tuple if the quoted sequence number is "
+        "in flight (RFC 5927); IPv4 only until IPv6 lands",
     ),
-    55: Status("yes", (), "there is no entry point for Source Quench: it is never acted on"),
-    56: Status(
+    55: Status(
         "yes",
+        ("tests/io/test_icmp_errors.py::test_the_parser_drops_what_the_filter_would_and_says_why",),
+        "Source Quench is dropped by the ICMP socket's filter and, past it, by the parser",
+    ),
+    56: Status(
+        "partly",
         (
-            _ICMP + "test_net_unreachable_is_soft_during_handshake",
             _ICMP + "test_hard_error_on_established_connection_is_only_recorded",
+            _ICMP + "test_half_open_passive_connection_goes_only_on_a_hard_error",
+            _ICMP + "test_soft_errors_also_end_a_connection_attempt",
         ),
-        "soft codes are recorded, never abort; Time Exceeded and Parameter Problem have "
-        "no entry point",
+        "a synchronized connection never aborts on an ICMP error, hard or soft, and a "
+        "half-open passive one only on a hard one; but a connection attempt (SYN-SENT) "
+        "ends on a soft error too, as Linux's does (``tcp_v4_err``; RFC 5461 §4.1 "
+        "describes this widely deployed deviation): a connect to an unreachable network "
+        "fails with ENETUNREACH in a round trip instead of after every SYN retry",
     ),
     57: Status(
-        "no",
-        (),
-        "not checked: a listener on 0.0.0.0 would answer a SYN to a broadcast address "
-        "that the kernel hands to the raw socket",
+        "yes",
+        (
+            "tests/net/test_hostile.py::test_syns_to_broadcast_and_multicast_addresses_are_dropped",
+            "tests/io/test_bpf.py::test_only_segments_addressed_to_this_host_pass",
+        ),
+        "the raw socket's BPF filter admits only frames addressed to this host "
+        "(``PACKET_HOST``), as Linux's ``tcp_v4_rcv``: a SYN to a broadcast or multicast "
+        "address never reaches Python",
     ),
     58: Status(
         "yes",
