@@ -32,7 +32,7 @@ from aiotcp.core.events import (
 from aiotcp.core.flow import FlowKey
 from aiotcp.core.segment import Segment
 from aiotcp.core.state import State
-from aiotcp.egress import SendPath
+from aiotcp.egress import DS_MASK, SendPath
 from aiotcp.io.packet import Packet, format_ip
 
 log: Final = logging.getLogger("aiotcp")
@@ -243,7 +243,9 @@ class ConnectionDriver:
         segments = conn.segments_to_send(now)
         if segments:
             path = self.path
-            path.transmit(segments, now, conn.state in (State.SYN_SENT, State.SYN_RECEIVED))
+            opts = conn.options
+            handshaking = conn.state in (State.SYN_SENT, State.SYN_RECEIVED)
+            path.transmit(segments, now, handshaking, opts.tos & DS_MASK, opts.ttl)
             # Once the path has an AF_PACKET sender, the core may build super-segments.
             conn.gso_max = path.gso_max
 

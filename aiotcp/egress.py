@@ -24,6 +24,8 @@ from aiotcp.io.rawsock import RawSocket
 GSO_RECHECK: Final = 1.0  # seconds between next-hop lookups for a connection without one
 NEXT_HOP_TTL: Final = 2.0  # seconds a resolved next hop is reused by new connections
 GSO_MAX_PAYLOAD: Final = MAX_IP_PACKET - IP_LEN - 60  # minus the largest TCP header
+DS_MASK: Final = 0xFC
+"""The TOS byte's Differentiated Services bits; the other two are ECN (RFC 3168)."""
 
 
 class Egress:
@@ -44,23 +46,27 @@ class Egress:
         self._senders: dict[NextHop, GsoSender] = {}
         self._next_hops: LookupCache[bytes, NextHop] = LookupCache(NEXT_HOP_TTL)
 
-    def send_segment(self, seg: Segment, src: bytes, dst: bytes) -> None:
+    def send_segment(
+        self, seg: Segment, src: bytes, dst: bytes, tos: int = 0, ttl: int | None = None
+    ) -> None:
         """One segment through the raw IP socket (RSTs, listener replies)."""
-        self.raw.send_segment(seg, src, dst)
+        self.raw.send_segment(seg, src, dst, tos, ttl)
 
     def path(self, src: bytes, dst: bytes) -> SendPath:
         """The way out for one connection from ``src`` to ``dst``."""
         return SendPath(self, src, dst)
 
-    def _send_raw(self, segments: list[Segment], src: bytes, dst: bytes) -> None:
+    def _send_raw(
+        self, segments: list[Segment], src: bytes, dst: bytes, tos: int, ttl: int | None
+    ) -> None:
         """The raw IP socket has no GSO: super-segments go as their wire segments."""
         send = self.raw.send_segment
         for seg in segments:
             if seg.gso_size:
                 for piece in seg.split():
-                    send(piece, src, dst)
+                    send(piece, src, dst, tos, ttl)
             else:
-                send(seg, src, dst)
+                send(seg, src, dst, tos, ttl)
 
     def _sender_for(self, dst: bytes, now: float) -> GsoSender | None:
         # Cached: reading /proc/net/{route,arp} was a good part of a short
@@ -106,8 +112,16 @@ class SendPath:
         """Largest super-segment payload this path takes (0: MSS-sized segments only)."""
         return GSO_MAX_PAYLOAD if self._sender is not None else 0
 
-    def transmit(self, segments: list[Segment], now: float, handshaking: bool) -> None:
-        """The segments, as GSO runs once the next hop is known."""
+    def transmit(
+        self,
+        segments: list[Segment],
+        now: float,
+        handshaking: bool,
+        tos: int = 0,
+        ttl: int | None = None,
+    ) -> None:
+        """The segments, as GSO runs once the next hop is known; ``tos`` (the DS
+        bits) and ``ttl`` (None: the host's default) go in their IP headers."""
         egress = self._egress
         src, dst = self.src, self.dst
         sender = self._sender
@@ -115,14 +129,14 @@ class SendPath:
             self._checked = now  # the handshake resolved the neighbour by now
             sender = self._sender = egress._sender_for(dst, now)
         if sender is None:
-            egress._send_raw(segments, src, dst)
+            egress._send_raw(segments, src, dst, tos, ttl)
             return
         counters = egress.counters
         for run in runs(segments, GSO_MAX_PAYLOAD):
-            sent = sender.send_run(run, src, dst)
+            sent = sender.send_run(run, src, dst, tos, ttl)
             if sent:
                 counters["gso_frames"] += 1
                 counters["gso_segments"] += sent
             else:
                 counters["gso_fallback"] += len(run)
-                egress._send_raw(run, src, dst)
+                egress._send_raw(run, src, dst, tos, ttl)

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiotcp.core.connection import Connection
+from aiotcp.egress import DS_MASK
+from aiotcp.io import route
 from aiotcp.io.packet import format_ip
 
 _INT = struct.Struct("i")
@@ -67,6 +69,19 @@ def _seconds_to_ms(v: Any) -> int:
     return round(float(v) * 1000)
 
 
+def _ttl_to_kernel(ttl: int | None) -> int:
+    return route.default_ttl() if ttl is None else ttl
+
+
+def _ttl_from_kernel(value: int) -> int | None:
+    """Linux's ``IP_TTL``: 1-255, or -1 for the default; anything else is EINVAL."""
+    if value == -1:
+        return None
+    if not 1 <= value <= 255:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    return value
+
+
 # (level, optname) → (TcpOptions field or pseudo-option, to the kernel's unit, from it).
 # SO_SNDBUF/SO_RCVBUF: the kernel doubles what is set (room for its bookkeeping) and
 # reports the doubled value; aiotcp counts payload bytes, so it keeps the doubled
@@ -95,6 +110,8 @@ _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], int], Callable[[int],
         int,
         lambda v: max(2 * v, _SOCK_MIN_BUFFER),
     ),
+    (socket.IPPROTO_IP, socket.IP_TOS): ("tos", int, lambda v: v & DS_MASK),
+    (socket.IPPROTO_IP, socket.IP_TTL): ("ttl", _ttl_to_kernel, _ttl_from_kernel),
     (socket.SOL_SOCKET, socket.SO_REUSEADDR): ("reuse_address", int, bool),
     (socket.SOL_SOCKET, socket.SO_REUSEPORT): ("reuse_port", int, bool),
 }

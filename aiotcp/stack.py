@@ -31,7 +31,7 @@ from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import SYN
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver, demultiplex
-from aiotcp.egress import Egress
+from aiotcp.egress import DS_MASK, Egress
 from aiotcp.io import exit_hooks, route
 from aiotcp.io.guards import GuardKind, make_guard
 from aiotcp.io.icmp import IcmpSocket
@@ -240,8 +240,9 @@ class Stack:
                 # The MSS a child offers depends on the route back to this client.
                 entry.listener.options = entry.options.replace(mtu=self._mtu_to(pkt.src))
             conn = entry.listener.receive(seg, pkt.src, pkt.dst, now)
+            opts = entry.options
             for out, src, dst in entry.listener.segments_to_send(now):
-                self.egress.send_segment(out, src, dst)
+                self.egress.send_segment(out, src, dst, opts.tos & DS_MASK, opts.ttl)
             if conn is not None:
                 driver = self._adopt(conn)
                 driver.established.add_done_callback(functools.partial(_established, entry))

@@ -127,6 +127,7 @@ _TIMERS = "tests/core/test_timers.py::"
 _RECOVERY = "tests/core/test_recovery.py::"
 _ICMP = "tests/core/test_icmp.py::"
 _ICMP_NET = "tests/net/test_icmp_interop.py::"
+_IP_FIELDS = "tests/net/test_ip_header_options.py::"
 _MUSTS = "tests/core/test_rfc9293_musts.py::"
 _RFC = "tests/net/test_rfc_scenarios.py::"
 
@@ -491,16 +492,22 @@ MUST_STATUS: dict[int, Status] = {
         "connection that then times out reports (Linux's ``sk_err_soft``)",
     ),
     48: Status(
-        "no",
-        (),
-        "the kernel builds every IP header from one shared raw socket: no per-connection "
-        "DSCP option",
+        "yes",
+        (
+            _IP_FIELDS + "test_tos_and_ttl_given_at_connect_mark_every_segment",
+            _IP_FIELDS + "test_setsockopt_on_a_live_connection_changes_the_next_segments",
+        ),
+        "``tos=`` or ``setsockopt(IP_TOS)``: the DS bits of every segment, handshake and "
+        "GSO frames alike; a listener's pass to its SYN-ACKs and connections",
     ),
     49: Status(
-        "partly",
-        (),
-        "host-wide only, through the kernel's net.ipv4.ip_default_ttl (the raw socket "
-        "leaves the IP header to the kernel); no per-connection option",
+        "yes",
+        (
+            _IP_FIELDS + "test_tos_and_ttl_given_at_connect_mark_every_segment",
+            _IP_FIELDS + "test_a_listeners_tos_and_ttl_carry_to_its_syn_ack_and_connections",
+        ),
+        "``ttl=`` or ``setsockopt(IP_TTL)`` per connection (−1: the host's "
+        "``ip_default_ttl``, which GSO frames follow too)",
     ),
     50: Status(
         "yes",

@@ -46,6 +46,13 @@ class TcpOptions:
     """Offer RFC 2018 selective acknowledgements (``tcp_sack``)."""
     timestamps: bool = True
     """Offer RFC 7323 timestamps: RTT measurement and PAWS (``tcp_timestamps``)."""
+    tos: int = 0
+    """``IP_TOS``: the Differentiated Services byte (DSCP << 2, RFC 2474) on every
+    segment (RFC 9293 MUST-48).  Its two ECN bits are TCP's own (RFC 3168): what is
+    given there is ignored, as Linux ignores it on a TCP socket."""
+    ttl: int | None = None
+    """``IP_TTL``: the time to live of every segment, 1-255 (RFC 9293 MUST-49);
+    None: the host's default (``net.ipv4.ip_default_ttl``)."""
     ecn: bool = False
     """Request and accept Explicit Congestion Notification (RFC 3168): routers mark
     packets instead of dropping them, the window shrinks without a loss.  Off by
@@ -155,6 +162,15 @@ def _checked_option(name: str, value: object) -> object:
     accepted = _ACCEPTED[annotation]
     if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
         raise TypeError(f"TCP option {name} must be {annotation}, not {value!r}")
+    bounds = _BOUNDS.get(name)
+    if bounds is not None and value is not None:
+        lo, hi = bounds
+        if not lo <= value <= hi:  # type: ignore[operator]
+            raise ValueError(f"TCP option {name} must be in {lo}..{hi}, not {value!r}")
     if annotation == "float" and isinstance(value, int):
         return float(value)
     return value
+
+
+#: Options whose range the IP header fixes (a socket says EINVAL beyond it).
+_BOUNDS: dict[str, tuple[int, int]] = {"tos": (0, 255), "ttl": (1, 255)}

@@ -24,6 +24,7 @@ from typing import Final
 
 from aiotcp.core.checksum import ones_sum, pseudo_header_sum
 from aiotcp.core.segment import HEADER, Segment, encode_options
+from aiotcp.io import route
 from aiotcp.io.neighbour import NextHop
 from aiotcp.io.pcap import PcapWriter
 
@@ -81,17 +82,29 @@ class GsoSender:
             )
             + self._eth
         )
+        self.default_ttl = route.default_ttl()
+        """The host's TTL (``ip_default_ttl``) for connections that set none."""
         self.pcap: PcapWriter | None = None
         self.frames = 0
         self.segments = 0
         self.errors = 0
 
-    def send_run(self, run: Sequence[Segment], src: bytes, dst: bytes) -> int:
+    def send_run(
+        self,
+        run: Sequence[Segment],
+        src: bytes,
+        dst: bytes,
+        tos: int = 0,
+        ttl: int | None = None,
+    ) -> int:
         """Send consecutive segments (same header fields, equal-size payloads but the
         last), or one super-segment, as one frame.  Returns how many wire segments
-        that makes, or 0 when the kernel refused it (the caller falls back)."""
+        that makes, or 0 when the kernel refused it (the caller falls back).
+        ``tos``: the DS bits; ``ttl``: None for the host's default."""
         ip_id = self._ip_id
         first = run[0]
+        tos |= first.ecn
+        hops = self.default_ttl if ttl is None else ttl
         if len(run) == 1 and self.pcap is None and is_plain_timestamped(first):
             # The request/response case: one segment whose only option is the
             # timestamp, both headers from one ``struct`` call.
@@ -103,9 +116,9 @@ class GsoSender:
                 addresses = address_sum(src, dst)
                 self._address_sums[key] = addresses
             self._ip_id = (ip_id + 1) & 0xFFFF
-            headers = timestamped_headers(first, src, dst, ip_id, addresses)
+            headers = timestamped_headers(first, src, dst, ip_id, addresses, tos, hops)
             return self._send([self._single_prefix + headers, *first.parts], 1)
-        vnet, ip, tcp, n = frame_headers(run, src, dst, ip_id)
+        vnet, ip, tcp, n = frame_headers(run, src, dst, ip_id, tos, hops)
         self._ip_id = (ip_id + n) & 0xFFFF
         if len(run) == 1:
             payloads = list(first.parts)  # a frame across two writes: two iovecs, no join
@@ -150,16 +163,19 @@ def address_sum(src: bytes, dst: bytes) -> int:
     return sum((words[i] << 8) | words[i + 1] for i in range(0, len(words), 2))
 
 
-def timestamped_headers(seg: Segment, src: bytes, dst: bytes, ip_id: int, addresses: int) -> bytes:
+def timestamped_headers(
+    seg: Segment, src: bytes, dst: bytes, ip_id: int, addresses: int, tos: int, ttl: int
+) -> bytes:
     """IPv4 and TCP headers (NOP, NOP, timestamps) for ``is_plain_timestamped``
     segments: the bytes ``frame_headers`` makes, with the checksums summed from
-    the header fields (RFC 1071) instead of from packed bytes."""
+    the header fields (RFC 1071) instead of from packed bytes.  ``tos`` is the
+    whole byte (DS and ECN)."""
     tcp_length = _TS_HEADER_LEN + seg.payload_len
     total = IP_LEN + tcp_length
-    ip_csum = ~_fold(0x4500 + seg.ecn + total + ip_id + 0x4000 + 0x4006 + addresses) & 0xFFFF
+    ip_csum = ~_fold(0x4500 + tos + total + ip_id + 0x4000 + (ttl << 8) + 6 + addresses) & 0xFFFF
     seed = _fold(addresses + 6 + tcp_length)  # uninverted: CHECKSUM_PARTIAL
     return _IP_TCP_TS.pack(
-        0x45, seg.ecn, total, ip_id, 0x4000, 64, 6, ip_csum, src, dst,
+        0x45, tos, total, ip_id, 0x4000, ttl, 6, ip_csum, src, dst,
         seg.src_port, seg.dst_port, seg.seq, seg.ack, (_TS_HEADER_LEN // 4) << 4,
         seg.flags, seg.window, seed, seg.urgent,
         1, 1, 8, 10, seg.ts_val or 0, seg.ts_ecr or 0,
@@ -167,10 +183,11 @@ def timestamped_headers(seg: Segment, src: bytes, dst: bytes, ip_id: int, addres
 
 
 def frame_headers(
-    run: Sequence[Segment], src: bytes, dst: bytes, ip_id: int
+    run: Sequence[Segment], src: bytes, dst: bytes, ip_id: int, tos: int, ttl: int
 ) -> tuple[bytes, bytearray, bytearray, int]:
     """The virtio-net header, IPv4 header and TCP header (with options) of a run,
-    and how many wire segments the kernel will cut from it."""
+    and how many wire segments the kernel will cut from it.  ``tos`` is the whole
+    byte (DS and ECN)."""
     first = run[0]
     opts = encode_options(first)
     tcp_len_hdr = 20 + len(opts)
@@ -192,7 +209,7 @@ def frame_headers(
     seed = pseudo_header_sum(src, dst, tcp_len_hdr + total)
     tcp[16], tcp[17] = seed >> 8, seed & 0xFF
     ip = bytearray(
-        _IP.pack(0x45, first.ecn, IP_LEN + tcp_len_hdr + total, ip_id, 0x4000, 64, 6, 0, src, dst)
+        _IP.pack(0x45, tos, IP_LEN + tcp_len_hdr + total, ip_id, 0x4000, ttl, 6, 0, src, dst)
     )
     csum = ~ones_sum(ip) & 0xFFFF
     ip[10], ip[11] = csum >> 8, csum & 0xFF

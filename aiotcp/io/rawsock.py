@@ -136,12 +136,20 @@ class RawSocket:
             )
         return packets
 
-    def send_segment(self, segment: Segment, src: bytes, dst: bytes) -> None:
-        """Encode and send; ``src`` and ``dst`` are 4-byte IPv4 addresses."""
-        self.send(encode(segment, src, dst), src, dst, segment.ecn)
+    def send_segment(
+        self, segment: Segment, src: bytes, dst: bytes, tos: int = 0, ttl: int | None = None
+    ) -> None:
+        """Encode and send; ``src`` and ``dst`` are 4-byte IPv4 addresses, ``tos``
+        the DS bits (the segment adds its ECN field), ``ttl`` None for the default."""
+        self.send(encode(segment, src, dst), src, dst, tos | segment.ecn, ttl)
 
     def send(
-        self, data: bytes | bytearray | memoryview, src: bytes, dst: bytes, tos: int = 0
+        self,
+        data: bytes | bytearray | memoryview,
+        src: bytes,
+        dst: bytes,
+        tos: int = 0,
+        ttl: int | None = None,
     ) -> None:
         """Send an already-encoded TCP segment.
 
@@ -153,8 +161,10 @@ class RawSocket:
         if cmsg is None:
             cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("I4s4s", 0, src, bytes(4)))]
             self._pktinfo[src] = cmsg
-        if tos:  # the ECN field (RFC 3168): per packet, so a control message
+        if tos:  # DS and ECN fields: per packet (ECN changes), so control messages
             cmsg = [*cmsg, (socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", tos))]
+        if ttl is not None:
+            cmsg = [*cmsg, (socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl))]
         try:
             self._sock.sendmsg([data], cmsg, 0, (socket.inet_ntoa(dst), 0))
         except (BlockingIOError, InterruptedError):

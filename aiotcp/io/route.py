@@ -60,6 +60,16 @@ def lookup(destination: str) -> Route:
     return Route(destination, source, mtu)
 
 
+def default_ttl() -> int:
+    """``net.ipv4.ip_default_ttl`` of this network namespace: the TTL the kernel's
+    own sockets use unless told otherwise (``IP_TTL``)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_default_ttl") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 64  # RFC 1700's recommendation, Linux's default
+
+
 def resolve(host: str) -> str:
     """Dotted-quad IPv4 address for ``host`` (names go through the resolver once)."""
     try:

@@ -25,19 +25,22 @@ address = st.binary(min_size=4, max_size=4)
     src=address, dst=address, sport=u16, dport=u16, seq=u32, ack=u32,
     flags=st.sampled_from([0x10, 0x18, 0x11, 0x19, 0x14]), window=u16,
     payload=st.binary(max_size=1448), ts_val=u32, ts_ecr=u32, ecn=st.integers(0, 3),
-    ip_id=u16,
+    ip_id=u16, ds=st.integers(0, 63), ttl=st.integers(1, 255),
 )  # fmt: skip
 def test_the_fast_path_builds_the_general_paths_headers(
     src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
     window: int, payload: bytes, ts_val: int, ts_ecr: int, ecn: int, ip_id: int,
+    ds: int, ttl: int,
 ) -> None:  # fmt: skip
     seg = Segment(sport, dport, seq, ack, flags, window, 0, payload,
                   ts_val=ts_val, ts_ecr=ts_ecr, ecn=ecn)  # fmt: skip
     assert is_plain_timestamped(seg)
-    fast = timestamped_headers(seg, src, dst, ip_id, address_sum(src, dst))
-    _, ip, tcp, n = frame_headers([seg], src, dst, ip_id)
+    tos = ds << 2 | ecn
+    fast = timestamped_headers(seg, src, dst, ip_id, address_sum(src, dst), tos, ttl)
+    _, ip, tcp, n = frame_headers([seg], src, dst, ip_id, tos, ttl)
     assert n == 1
     assert fast == ip + tcp
+    assert (fast[1], fast[8]) == (tos, ttl)
     assert ones_sum(fast[:20]) == 0xFFFF  # a valid IPv4 header checksum
     assert int.from_bytes(fast[36:38], "big") == pseudo_header_sum(src, dst, 32 + len(payload))
 

@@ -1,0 +1,144 @@
+"""Per-connection IP header fields: DSCP (IP_TOS) and TTL (IP_TTL), as the kernel's
+TCP sockets take them (RFC 9293 MUST-48 and MUST-49).
+
+B watches the wire with a packet socket of its own, so what is checked is what
+left A: the handshake (built by the kernel from the raw socket's control
+messages) and the data (frames aiotcp builds for AF_PACKET) alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+import aiotcp
+from aiotcp.testing.loops import LoopKind, run
+from aiotcp.testing.netns import Host, kernel_echo_server
+
+PORT = 7200
+ETH_P_IP = 0x0800
+EF = 0xB8  # DSCP 46, expedited forwarding (RFC 3246), as the TOS byte
+
+
+@contextmanager
+def wire_watch(host: Host) -> Iterator[list[tuple[int, int, int, int]]]:
+    """(TOS, TTL, TCP source port, TCP flags) of every TCP packet ``host`` receives
+    while the block runs, filled in when it ends."""
+    sock = host.call(socket.socket, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    seen: list[tuple[int, int, int, int]] = []
+    try:
+        sock.bind((host.ifname, 0))
+        sock.setblocking(False)
+        yield seen
+        while True:
+            try:
+                frame, meta = sock.recvfrom(65536)
+            except BlockingIOError:
+                break
+            if meta[2] == socket.PACKET_OUTGOING:
+                continue
+            ip = frame[14:]
+            if ip[9] != socket.IPPROTO_TCP:
+                continue
+            ihl = (ip[0] & 0x0F) * 4
+            sport, _, _, _, _, flags = struct.unpack_from("!HHIIBB", ip, ihl)
+            seen.append((ip[1], ip[8], sport, flags))
+    finally:
+        sock.close()
+
+
+def read_default_ttl() -> str:
+    with open("/proc/sys/net/ipv4/ip_default_ttl") as f:
+        return f.read()
+
+
+def test_tos_and_ttl_given_at_connect_mark_every_segment(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+
+    async def main() -> int:
+        reader, writer = await aiotcp.open_connection(b.address, PORT, tos=EF, ttl=7)
+        sock = writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == EF
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 7
+        for size in (10, 200_000):  # one segment, then GSO super-segments
+            writer.write(b"x" * size)
+            await reader.readexactly(size)
+        port: int = writer.get_extra_info("sockname")[1]
+        writer.close()
+        await writer.wait_closed()
+        return port
+
+    with kernel_echo_server(b, PORT), wire_watch(b) as seen, a.entered():
+        port = run(main, loop_kind)
+    ours = [(tos & 0xFC, ttl) for tos, ttl, sport, _ in seen if sport == port]
+    assert len(ours) >= 5  # handshake, data (GSO frames arrive whole on veth), FIN
+    assert set(ours) == {(EF, 7)}
+
+
+def test_setsockopt_on_a_live_connection_changes_the_next_segments(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """What libraries do: ``get_extra_info('socket').setsockopt(IP_TOS, ...)``."""
+    a, b = hosts
+
+    async def main() -> int:
+        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        sock = writer.get_extra_info("socket")
+        default_ttl = sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)
+        assert default_ttl == int(await asyncio.to_thread(a.call, read_default_ttl))
+        writer.write(b"before")
+        await reader.readexactly(6)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, EF | 0x03)  # ECN bits: TCP's
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 9)
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == EF
+        with pytest.raises(OSError):
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 256)
+        writer.write(b"after!")
+        await reader.readexactly(6)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, -1)  # back to the default
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == default_ttl
+        port: int = writer.get_extra_info("sockname")[1]
+        writer.close()
+        await writer.wait_closed()
+        return port
+
+    with kernel_echo_server(b, PORT), wire_watch(b) as seen, a.entered():
+        port = run(main, loop_kind)
+    ours = [(tos & 0xFC, ttl) for tos, ttl, sport, _ in seen if sport == port]
+    assert ours[0] == (0, 64)  # the SYN
+    assert (EF, 9) in ours and ours[-1] == (EF, 64)  # the FIN exchange: TTL back to default
+
+
+def test_a_listeners_tos_and_ttl_carry_to_its_syn_ack_and_connections(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    a, b = hosts
+
+    async def main() -> None:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        server = await aiotcp.start_server(echo, port=PORT, tos=EF, ttl=5)
+
+        def kernel_client() -> None:
+            with socket.create_connection((a.address, PORT), timeout=5) as s:
+                s.sendall(b"hi")
+                assert s.recv(100) == b"hi"
+
+        await asyncio.to_thread(b.call, kernel_client)
+        server.close()
+
+    with wire_watch(b) as seen, a.entered():
+        run(main, loop_kind)
+    ours = [(tos & 0xFC, ttl, flags) for tos, ttl, sport, flags in seen if sport == PORT]
+    assert ours and {(tos, ttl) for tos, ttl, _ in ours} == {(EF, 5)}
+    assert any(flags & 0x12 == 0x12 for _, _, flags in ours)  # the SYN-ACK among them
