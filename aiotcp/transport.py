@@ -196,6 +196,22 @@ class TcpTransport(asyncio.Transport):
             self._driver.process_now()  # nodelay data leaves now, not an iteration later
             self._maybe_pause_protocol()
 
+    def write_urgent(self, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` as urgent data: what ``sock.send(data, MSG_OOB)`` does on a
+        kernel socket, which asyncio's transports cannot (RFC 9293 §3.8.5, MUST-30).
+
+        The bytes follow everything written before them in the stream; segments
+        carry URG with the urgent pointer just past them until they are
+        delivered.  A Linux receiver without ``SO_OOBINLINE`` takes their last
+        byte out of band (``recv(MSG_OOB)``), as from a kernel sender; aiotcp's
+        receiving side keeps them in line and tells the protocol
+        (``urgent_data_received``).  Flow control as ``write``.
+        """
+        if self._queue(data):
+            self._conn.mark_urgent(len(self._pending))
+            self._driver.process_now()
+            self._maybe_pause_protocol()
+
     def _queue(self, data: bytes | bytearray | memoryview) -> bool:
         """``write`` without the push: False if there was nothing to queue."""
         if not isinstance(data, (bytes, bytearray, memoryview)):

@@ -350,14 +350,17 @@ MUST_STATUS: dict[int, Status] = {
         "gives up after ``keepalive_count`` (9) unanswered probes",
     ),
     30: Status(
-        "partly",
+        "yes",
         (
             _DATA + "test_urgent_pointer_reported_and_data_kept_in_line",
             _DATA + "test_send_urgent_sets_urg_and_pointer_past_the_data",
+            _DATA + "test_urgent_pointer_may_point_past_what_the_send_buffer_holds",
             _RFC + "test_urgent_data_stays_in_line",
+            _RFC + "test_urgent_data_written_from_the_transport_reaches_a_kernel_as_a_kernels_does",
         ),
-        "received URG is processed, the data kept in line (RFC 6093); the core can send "
-        "urgent data (``Connection.send_urgent``) but the asyncio API has no call for it",
+        "received URG is processed, the data kept in line (RFC 6093); "
+        "``transport.write_urgent(data)`` sends urgent data as ``send(MSG_OOB)`` does "
+        "(asyncio has no such call)",
     ),
     31: Status(
         "yes",

@@ -472,9 +472,15 @@ class Connection:
         until the end of ``data`` carries URG pointing just past it (MUST-30/31)."""
         n = self.send(data)
         if n:
-            end = seq_add(self._snd_buf_seq, len(self.send_buffer))
-            self.snd_up = end
+            self.mark_urgent()
         return n
+
+    def mark_urgent(self, queued_beyond: int = 0) -> None:
+        """Urgent data ends where the application's writes end (SND.UP): at the end of
+        the send buffer plus ``queued_beyond`` bytes written but still waiting
+        outside it (a transport's own queue), as Linux's ``send(MSG_OOB)`` points
+        at the end of everything written.  Segments carry URG until they pass it."""
+        self.snd_up = seq_add(self._snd_buf_seq, len(self.send_buffer) + queued_beyond)
 
     def read(self, max_bytes: int = -1) -> bytes:
         """RECEIVE (RFC 9293 §3.10.3): take in-order bytes; may queue a window update."""
@@ -1109,6 +1115,8 @@ class Connection:
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
+        if self.snd_up is not None and seq_ge(ack, self.snd_up):
+            self.snd_up = None  # the urgent data is delivered: super-segments again
         self._retries = 0
         self.rtt.reset_backoff()
         self._last_progress = now

@@ -390,6 +390,27 @@ def test_send_urgent_sets_urg_and_pointer_past_the_data() -> None:
     assert not later.flags & 0x20  # URG ends with the urgent data
 
 
+def test_urgent_pointer_may_point_past_what_the_send_buffer_holds() -> None:
+    """A transport's queue holds bytes written after the send buffer filled: the
+    pointer names the end of everything written (MUST-31: any length)."""
+    t = established(opts(nodelay=True, send_buffer=4), mss=100)
+    assert t.send(b"abcdefgh") == 4
+    t.conn.mark_urgent(queued_beyond=4)
+    seg = t.expect("PAU", seq=L(1), payload=b"abcd")
+    assert seg.urgent == 8
+
+
+def test_urgent_mode_ends_once_the_urgent_data_is_acknowledged() -> None:
+    t = established(opts(nodelay=True), mss=100)
+    t.conn.gso_max = 1000
+    t.conn.send_urgent(b"!")
+    t.expect("PAU", payload=b"!")
+    t.recv("A", ack=L(2))
+    assert t.conn.snd_up is None
+    t.send(b"x" * 400)
+    assert [s.gso_size for s in t.output()] == [100]  # one super-segment again
+
+
 def test_exactly_filling_the_send_buffer_still_reports_space_later() -> None:
     t = established(opts(send_buffer=10))
     assert t.send(b"0123456789") == 10

@@ -11,6 +11,7 @@ docstring names the RFC clause it checks; timing assertions have wide margins.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import socket
 import struct
@@ -1450,3 +1451,61 @@ def test_a_protocol_hears_of_retransmissions_past_r1(
 
     scenario(hosts, loop_kind, script, local)
     assert watcher.problems == [(2, None)]
+
+
+def test_urgent_data_written_from_the_transport_reaches_a_kernel_as_a_kernels_does(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 9293 §3.8.5 (MUST-30): ``transport.write_urgent`` is ``send(MSG_OOB)``.
+    A Linux receiver (no SO_OOBINLINE) takes the last urgent byte out of band and
+    the rest of the stream in order — the same from aiotcp as from a kernel sender."""
+    a, b = hosts
+    listener = b.listen(PEER_PORT)
+
+    sent = threading.Event()
+
+    def receive_one() -> tuple[bytes, bytes]:
+        """The byte out of band first (reading the stream past the mark would
+        discard it), once the sender is done; then the stream."""
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            sent.wait(10)
+            sent.clear()
+            time.sleep(0.2)  # the last segments arrive
+            oob = conn.recv(1, socket.MSG_OOB)
+            data = bytearray()
+            while chunk := conn.recv(65536):
+                data += chunk
+            return bytes(data), oob
+
+    def kernel_client() -> None:
+        with socket.create_connection((b.address, PEER_PORT)) as s:
+            s.sendall(b"hello")
+            s.send(b"!", socket.MSG_OOB)
+            s.sendall(b"tail")
+
+    async def aiotcp_client() -> None:
+        _, writer = await aiotcp.open_connection(b.address, PEER_PORT)
+        writer.write(b"hello")
+        writer.transport.write_urgent(b"!")  # type: ignore[attr-defined]
+        writer.write(b"tail")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            result = pool.submit(b.call, receive_one)
+            a.call(kernel_client)
+            sent.set()
+            from_kernel = result.result(timeout=20)
+            result = pool.submit(b.call, receive_one)
+            with a.entered():
+                run(aiotcp_client, loop_kind)
+            sent.set()
+            from_aiotcp = result.result(timeout=20)
+    finally:
+        listener.close()
+    assert from_kernel == (b"hellotail", b"!")
+    assert from_aiotcp == from_kernel
