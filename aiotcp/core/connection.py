@@ -50,6 +50,7 @@ from aiotcp.core.events import (
 from aiotcp.core.flow import Address, flow_key
 from aiotcp.core.isn import initial_sequence_number, timestamp_offset
 from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
+from aiotcp.core.plpmtud import PROBE_FLOOR_MSS, PROBE_MIN_CWND, MtuSearch
 from aiotcp.core.recovery import LossRecovery
 from aiotcp.core.rto import RttEstimator
 from aiotcp.core.segment import (
@@ -222,9 +223,11 @@ class Connection:
         "_last_oow_ack",
         "_last_progress",
         "_last_send",
+        "_mss_negotiated",
         "_orphaned",
         "_persist_backoff",
         "_persist_probes",
+        "_pmtu",
         "_probe_pending",
         "_rcv_fin_seq",
         "_rcv_mss",
@@ -257,6 +260,7 @@ class Connection:
         "local",
         "max_snd_wnd",
         "mss",
+        "mtu_search",
         "options",
         "passive",
         "peer_mss",
@@ -311,6 +315,8 @@ class Connection:
         self.close_errno: int | None = None
         """The errno that ended the connection when it is not ``close_reason``'s own
         (``close_exception``)."""
+        self.mtu_search: MtuSearch | None = None
+        """Packetization-layer path MTU discovery, once it started (``plpmtud``)."""
         self.soft_error: int | None = None
         """The errno of the last ICMP error about this connection (RFC 1122 §4.2.3.9,
         Linux's ``sk_err_soft``): reported instead of ETIMEDOUT if it then times out."""
@@ -684,7 +690,8 @@ class Connection:
         self.cc.rtt = self.rtt
         self.recovery.rtt = self.rtt
         self.recovery.cc = self.cc
-        self._set_mss(min(DEFAULT_PEER_MSS, self._adv_mss))
+        self.mtu_search = None
+        self._negotiated_mss(min(DEFAULT_PEER_MSS, self._adv_mss))
 
     def _switch_congestion_control(self, cc: CongestionControl) -> None:
         """Hand the windows to ``cc``: Linux keeps ``snd_cwnd`` and ``snd_ssthresh``
@@ -1084,6 +1091,8 @@ class Connection:
         if not rec.in_flight and ack == self.snd_una:
             self._maybe_dup_ack(seg, 0)  # nothing in flight: the cheap path
             return
+        search = self.mtu_search
+        probing = search is not None and search.probe_mtu != 0 and not rec.in_recovery
         if self.ecn_ok and seg.flags & ECE:
             rec.on_ecn_echo(self.snd_una, self.snd_max, now)
         delivery = rec.on_ack(ack, seg.sack_blocks if self.sack_ok else (), self.snd_max, now)
@@ -1102,6 +1111,17 @@ class Connection:
             ack, advanced, delivery, self.snd_una, self.snd_max, self._send_pending(), now
         ):
             self._rtt_seq = None  # Karn: the timed segment may be the one resent
+        if (
+            probing
+            and search is not None
+            and search.probe_mtu
+            and rec.in_recovery
+            and seq_le(self.snd_una, search.probe_start)
+        ):
+            # A loss found with the probe still unacknowledged is the probe's
+            # (Linux's test in tcp_fastretrans_alert): the upper bound comes down.
+            search.failed()
+            self.counters.mtu_probes_lost += 1
 
     def _on_new_ack(self, seg: Segment, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: new data acknowledged (RFC 9293, RFC 6298 §5)."""
@@ -1117,6 +1137,10 @@ class Connection:
             self.snd_nxt = ack
         if self.snd_up is not None and seq_ge(ack, self.snd_up):
             self.snd_up = None  # the urgent data is delivered: super-segments again
+        search = self.mtu_search
+        if search is not None and search.probe_mtu and seq_ge(ack, search.probe_end):
+            search.succeeded()  # the path carried it: a larger MSS from now on
+            self._sync_mss()
         self._retries = 0
         self.rtt.reset_backoff()
         self._last_progress = now
@@ -1366,8 +1390,35 @@ class Connection:
             self.counters.retransmits += 1  # the SYN or SYN-ACK goes again (Linux counts it)
             self.snd_nxt = self.iss
         else:
+            self._suspect_black_hole(now)
             self.recovery.on_retransmit_timeout(self.snd_una, self.snd_max, self._retries, now)
         self.timers.set(TimerName.RETRANSMIT, now + self.rtt.rto)
+
+    def _suspect_black_hole(self, now: float) -> None:
+        """A retransmission timeout: a probe in flight failed; and from R1 on
+        (Linux's ``tcp_retries1``), with ``mtu_probing``, the path may be dropping
+        full-size segments without an ICMP error: fall back to the base MSS, then
+        halve it at each further timeout (Linux's ``tcp_mtu_probing``, RFC 4821
+        §7.5).  The retransmission that follows goes in the new size."""
+        search = self.mtu_search
+        if search is not None and search.probe_mtu:
+            search.failed()
+        if not self.options.mtu_probing or self._retries < self.options.retries_r1:
+            return
+        self.counters.mtu_black_holes += 1
+        if search is None:
+            self._start_mtu_search(now)
+            return
+        overhead = self._header_overhead()
+        mss = max(min(self.options.base_mss, (search.low - overhead) // 2), PROBE_FLOOR_MSS)
+        search.low = mss + overhead
+        self._sync_mss()
+
+    def _start_mtu_search(self, now: float) -> None:
+        overhead = self._header_overhead()
+        low = min(self.options.base_mss, self.mss) + overhead
+        self.mtu_search = MtuSearch(low, self._pmtu, now)
+        self._sync_mss()
 
     def _on_persist_timeout(self, now: float) -> None:
         """RFC 9293 §3.8.6.1 zero-window probing (MUST-36), exponential backoff.
@@ -1543,6 +1594,8 @@ class Connection:
         # pipe already subtracts what duplicate ACKs or SACKs say has left, which
         # is RFC 3042 limited transmit); a tail loss probe may send one segment more.
         room = mss if probe else self.recovery.room()
+        if self.mtu_search is not None and not probe and self._send_mtu_probe(out, room, now):
+            return  # alone in its flush: nothing joins the probe's frame
         # Super-segments: whole MSS multiples; no urgent data (URG is per segment).
         gso_limit = 0 if probe or self.snd_up is not None else self.gso_max // mss * mss
         while True:
@@ -1593,6 +1646,43 @@ class Connection:
             # Nothing in flight will bring an ACK: probe the window (RFC 9293 §3.8.6.1).
             self._arm_persist(now, only_if_idle=True)
 
+    def _send_mtu_probe(self, out: list[Segment], room: int, now: float) -> bool:
+        """One segment larger than the MSS, to learn whether the path takes it
+        (RFC 4821 §7.4, Linux's ``tcp_mtu_probe``, and its conditions: no probe
+        during recovery or with a small window, and only with enough data queued
+        behind it that a loss of the probe is noticed quickly).  True: nothing
+        else goes now (the probe went, or the window is draining to fit it)."""
+        search = self.mtu_search
+        assert search is not None
+        if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT) or self.recovery.in_recovery:
+            return False
+        mss = self.mss
+        if self.cc.cwnd < PROBE_MIN_CWND * mss:
+            return False
+        target = search.next_probe(now, self._pmtu)
+        if target is None:
+            return False
+        size = target - self._header_overhead()
+        if size <= mss:
+            return False
+        needed = size + 4 * mss  # then DupThresh + 1 segments, as Linux asks
+        avail = len(self.send_buffer) - seq_sub(self.snd_nxt, self._snd_buf_seq)
+        if avail < needed or self.snd_wnd < needed:
+            return False  # not enough to send behind it: an ordinary segment instead
+        usable = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+        if usable < needed or room < size + mss:
+            # Wait, sending nothing, until ACKs make room for it (Linux's
+            # tcp_mtu_probe returning 0): otherwise a window kept full never
+            # has room for a segment larger than the others.
+            return True
+        seg = self._build_data_segment(self.snd_nxt, size, now, whole=True)
+        if seg is None:
+            return False
+        out.append(seg)
+        search.sent(target, seg.seq, seq_add(seg.seq, seg.payload_len))
+        self.counters.mtu_probes += 1
+        return True
+
     def _defers_short_frame(self, usable: int, avail: int, frame: int, now: float) -> bool:
         """Hold back a frame shorter than a full one until the next ACK (Linux's
         autocorking and ``tcp_tso_should_defer``), where waiting costs no throughput.
@@ -1640,8 +1730,10 @@ class Connection:
         *,
         fin: bool | None = None,
         retransmit: bool = False,
+        whole: bool = False,
     ) -> Segment | None:
-        """A data (and/or FIN) segment starting at ``seq``; advances SND.NXT/SND.MAX."""
+        """A data (and/or FIN) segment starting at ``seq``; advances SND.NXT/SND.MAX.
+        Longer than the MSS, a super-segment, unless ``whole`` (an MTU probe)."""
         buf_len = len(self.send_buffer)
         off = seq_sub(seq, self._snd_buf_seq)
         if off < 0:
@@ -1663,7 +1755,7 @@ class Connection:
         seg = self._make_segment(seq, flags, b"", now)
         if n:
             seg.set_parts(self.send_buffer.peek_parts(off, n))
-        if n > self.mss:
+        if n > self.mss and not whole:
             seg.gso_size = self.mss
             self.counters.segments_out += (n - 1) // self.mss  # the caller counts one
         if self.snd_up is not None and seq_lt(seq, self.snd_up):
@@ -1903,12 +1995,37 @@ class Connection:
         self.ecn_ok = opts.ecn and setup in (ECE | CWR, ECE | ACK)
         if self.ts_ok and seg.ts_val is not None:
             self.ts_recent = seg.ts_val
-        self._set_mss(
+        self._negotiated_mss(
             max(
                 min(self.peer_mss, opts.advertised_mss()) - (_TS_OPTION_SPACE if self.ts_ok else 0),
                 64,
             )
         )
+
+    def _negotiated_mss(self, mss: int) -> None:
+        """What both ends allow: the most a segment may carry, and the path MTU
+        assumed until ICMP or a black hole says less."""
+        self._mss_negotiated = mss
+        self._pmtu = mss + self._header_overhead()
+        self._set_mss(mss)
+
+    def _header_overhead(self) -> int:
+        """The bytes of an IP packet that are not payload: IP and TCP headers and
+        the timestamp option (what converts an MTU to an MSS)."""
+        ip = 20 if len(self.local[0]) == 4 else 40
+        return ip + 20 + (_TS_OPTION_SPACE if self.ts_ok else 0)
+
+    def _sync_mss(self) -> None:
+        """The MSS from what is known of the path: the negotiated one, within the
+        path MTU, within what the MTU search has found to work (Linux's
+        ``tcp_sync_mss``)."""
+        overhead = self._header_overhead()
+        mss = min(self._mss_negotiated, self._pmtu - overhead)
+        if self.mtu_search is not None:
+            mss = min(mss, self.mtu_search.low - overhead)
+        mss = max(mss, PROBE_FLOOR_MSS)
+        if mss != self.mss:
+            self._set_mss(mss)
 
     def _set_mss(self, mss: int) -> None:
         """The effective send MSS: what counts in segments (cwnd, DupThresh) follows."""
@@ -1917,6 +2034,8 @@ class Connection:
         self.recovery.set_mss(mss)
 
     def _establish(self, now: float) -> None:
+        if self.options.mtu_probing == 2 and self.mtu_search is None:
+            self._start_mtu_search(now)  # Linux's tcp_mtu_probing = 2: from the base MSS up
         self._set_state(State.ESTABLISHED)
         self._events.append(Connected())
         if self._accept_queue is not None:
@@ -2038,11 +2157,17 @@ class Connection:
         """
         if not self._quotes_our_sequence(seq) or self.state in (State.LISTEN, State.CLOSED):
             return False
-        ip_header = 20 if len(self.local[0]) == 4 else 40
-        mss = max(mtu - ip_header - 20 - (_TS_OPTION_SPACE if self.ts_ok else 0), 64)
-        if mss >= self.mss:
+        if mtu >= self._pmtu:
             return False
-        self._set_mss(mss)
+        self._pmtu = mtu
+        search = self.mtu_search
+        if search is not None:
+            search.high = min(search.high, mtu)
+            search.low = min(search.low, mtu)
+        old = self.mss
+        self._sync_mss()
+        if self.mss >= old:
+            return False
         self.counters.pmtu_reductions += 1
         if self.snd_una != self.snd_max and self.state in _SYNCHRONIZED:
             self.recovery.mark_all_lost()  # resend in the smaller size

@@ -42,6 +42,9 @@ class Counters:
     rst_out: int = 0
     icmp_soft_errors: int = 0
     pmtu_reductions: int = 0
+    mtu_black_holes: int = 0
+    mtu_probes: int = 0
+    mtu_probes_lost: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTER_NAMES}
@@ -74,4 +77,7 @@ COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes kee
     "rst_out",
     "icmp_soft_errors",
     "pmtu_reductions",
+    "mtu_black_holes",
+    "mtu_probes",
+    "mtu_probes_lost",
 )

@@ -93,6 +93,14 @@ class TcpOptions:
     """Congestion control algorithm name (see ``aiotcp.core.congestion``)."""
     initial_window: int = 10
     """Initial congestion window in segments (RFC 6928, Linux default)."""
+    mtu_probing: int = 1
+    """Packetization-layer path MTU discovery (RFC 4821), Linux's ``tcp_mtu_probing``:
+    0 off; 1 once retransmissions suggest an ICMP black hole (then the MSS falls back
+    to ``base_mss`` and probes find the path's size); 2 always, from ``base_mss``
+    up.  Linux's default is 0; aiotcp's 1 keeps a connection alive across a path
+    that drops "fragmentation needed"."""
+    base_mss: int = 1024
+    """Linux's ``tcp_base_mss``: the MSS a suspected black hole falls back to."""
     rfc1337: bool = True
     """Ignore RST in TIME_WAIT (RFC 1337 TIME-WAIT assassination fix)."""
     backlog: int = 128
@@ -173,4 +181,9 @@ def _checked_option(name: str, value: object) -> object:
 
 
 #: Options whose range the IP header fixes (a socket says EINVAL beyond it).
-_BOUNDS: dict[str, tuple[int, int]] = {"tos": (0, 255), "ttl": (1, 255)}
+_BOUNDS: dict[str, tuple[int, int]] = {
+    "tos": (0, 255),
+    "ttl": (1, 255),
+    "mtu_probing": (0, 2),
+    "base_mss": (48, 65495),
+}

@@ -276,3 +276,36 @@ def test_forged_errors_quoting_unsent_sequence_numbers_are_ignored(
     mss, forged_mss, valid_mss = report["mss"]
     assert forged_mss == mss and report["soft"] is None
     assert valid_mss < mss and valid_mss <= 1000 - 40
+
+
+def test_a_black_hole_is_crossed_by_mtu_probing(loop_kind: LoopKind) -> None:
+    """The same narrow link, but R's "fragmentation needed" never leaves R (a
+    firewall that drops ICMP): full-size segments vanish without a word.  After
+    R1 timeouts the connection suspects the MTU, falls back to the base MSS and
+    probes its way up (RFC 4821, Linux's tcp_mtu_probing); every byte arrives."""
+    require_root()
+    size = 4 << 20
+    data = pattern(size, seed=8)
+
+    async def main() -> dict[str, Any]:
+        _, writer = await aiotcp.open_connection(topo.b.address, PORT)
+        for i in range(0, size, 65536):
+            writer.write(data[i : i + 65536])
+            await writer.drain()
+        info = writer.get_extra_info("aiotcp")
+        while info.send_queue or info.snd_una != info.snd_nxt:
+            await asyncio.sleep(0.05)
+            info = writer.get_extra_info("aiotcp")
+        writer.close()
+        await writer.wait_closed()
+        return {"mss": info.mss, **info.counters}
+
+    with routed_hosts(far_mtu=1280) as topo, kernel_sink(topo.b, PORT) as sink:
+        drop_icmp = ["iptables", "-A", "OUTPUT", "-p", "icmp", "--icmp-type"]
+        topo.r.run([*drop_icmp, "fragmentation-needed", "-j", "DROP"])
+        with topo.a.entered():
+            report = run(main, loop_kind, timeout=60)
+        assert sink.read_result(timeout=60) == (size, hashlib.sha256(data).hexdigest())
+    assert report["pmtu_reductions"] == 0  # no ICMP came through
+    assert report["mtu_black_holes"] >= 1 and report["mtu_probes"] >= 1
+    assert 1024 <= report["mss"] <= 1280 - 52
