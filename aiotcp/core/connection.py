@@ -1138,9 +1138,15 @@ class Connection:
         if self.snd_up is not None and seq_ge(ack, self.snd_up):
             self.snd_up = None  # the urgent data is delivered: super-segments again
         search = self.mtu_search
-        if search is not None and search.probe_mtu and seq_ge(ack, search.probe_end):
-            search.succeeded()  # the path carried it: a larger MSS from now on
-            self._sync_mss()
+        if search is not None:
+            if search.probe_mtu and seq_ge(ack, search.probe_end):
+                search.succeeded()  # the path carried it: a larger MSS from now on
+                self._sync_mss()
+            elif not search.low_works and data_acked > self.mss // 2:
+                # More than half a segment in one ACK: something sent at the
+                # current size arrived (Linux keeps halving; RFC 8899 §4.3
+                # wants black-hole detection that loss alone does not trigger).
+                search.low_works = True
         self._retries = 0
         self.rtt.reset_backoff()
         self._last_progress = now
@@ -1405,10 +1411,13 @@ class Connection:
             search.failed()
         if not self.options.mtu_probing or self._retries < self.options.retries_r1:
             return
-        self.counters.mtu_black_holes += 1
         if search is None:
+            self.counters.mtu_black_holes += 1
             self._start_mtu_search(now)
             return
+        if search.low_works:
+            return  # the current size got through since it was set: loss, not MTU
+        self.counters.mtu_black_holes += 1
         overhead = self._header_overhead()
         mss = max(min(self.options.base_mss, (search.low - overhead) // 2), PROBE_FLOOR_MSS)
         search.low = mss + overhead

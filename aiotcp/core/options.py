@@ -93,12 +93,12 @@ class TcpOptions:
     """Congestion control algorithm name (see ``aiotcp.core.congestion``)."""
     initial_window: int = 10
     """Initial congestion window in segments (RFC 6928, Linux default)."""
-    mtu_probing: int = 1
+    mtu_probing: int = 0
     """Packetization-layer path MTU discovery (RFC 4821), Linux's ``tcp_mtu_probing``:
-    0 off; 1 once retransmissions suggest an ICMP black hole (then the MSS falls back
-    to ``base_mss`` and probes find the path's size); 2 always, from ``base_mss``
-    up.  Linux's default is 0; aiotcp's 1 keeps a connection alive across a path
-    that drops "fragmentation needed"."""
+    0 off (Linux's default); 1 once retransmission timeouts suggest an ICMP black
+    hole (the MSS falls back to ``base_mss``, then probes find the path's size);
+    2 always, from ``base_mss`` up.  For paths whose routers' "fragmentation
+    needed" never arrives."""
     base_mss: int = 1024
     """Linux's ``tcp_base_mss``: the MSS a suspected black hole falls back to."""
     rfc1337: bool = True

@@ -36,7 +36,7 @@ probe costs little."""
 class MtuSearch:
     """Where the search stands: ``low`` works, ``high`` is the most that may."""
 
-    __slots__ = ("high", "low", "probe_end", "probe_mtu", "probe_start", "started")
+    __slots__ = ("high", "low", "low_works", "probe_end", "probe_mtu", "probe_start", "started")
 
     def __init__(self, low: int, high: int, now: float) -> None:
         self.low = min(low, high)
@@ -47,6 +47,9 @@ class MtuSearch:
         self.probe_end = 0
         self.started = now
         """When this round of searching began (``PROBE_INTERVAL``)."""
+        self.low_works = False
+        """Data sent at ``low`` has been acknowledged: further timeouts are loss,
+        not the MTU (without this, random loss halved the MSS again and again)."""
 
     def next_probe(self, now: float, ceiling: int) -> int | None:
         """The MTU to probe next, or None: a probe is in flight, or the interval is
@@ -71,6 +74,7 @@ class MtuSearch:
     def succeeded(self) -> None:
         """The probe was acknowledged: its size works."""
         self.low = self.probe_mtu
+        self.low_works = True
         self.probe_mtu = 0
 
     def failed(self) -> None:

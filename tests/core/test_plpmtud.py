@@ -28,6 +28,7 @@ def black_hole(link: Link, mtu: int = PATH_MTU) -> None:
 
 
 def transfer(**options: object) -> Link:
+    options.setdefault("mtu_probing", 1)
     link = connected_pair(TcpOptions(nodelay=True, **options), TcpOptions(), LinkProfile())
     black_hole(link)
     link.write(False, bytes(SIZE))
@@ -88,7 +89,7 @@ def test_icmp_lowers_the_top_of_the_search() -> None:
 def test_each_further_timeout_halves_the_base() -> None:
     """Linux's tcp_mtu_probing: the first suspicion falls back to base_mss, each
     timeout after it halves the search's floor (not below 48 bytes)."""
-    t = established(opts(nodelay=True, retries_r1=3), mss=1460)
+    t = established(opts(nodelay=True, retries_r1=3, mtu_probing=1), mss=1460)
     t.conn.cc.cwnd = 20 * 1460
     t.send(bytes(8000))
     t.output()
@@ -98,3 +99,22 @@ def test_each_further_timeout_halves_the_base() -> None:
         sizes.append(t.conn.mss)
         t.output()
     assert sizes == [1460, 1460, 1024, 512, 256, 128]
+
+
+def test_timeouts_after_the_smaller_size_got_through_are_loss_not_the_mtu() -> None:
+    """Random loss can also time out R1 times in a row: once data sent at the
+    fallback size is acknowledged, further timeouts leave the MSS alone (Linux
+    would halve it again; on a 20 % loss path that halved it to nothing)."""
+    t = established(opts(nodelay=True, retries_r1=3, mtu_probing=1), mss=1460)
+    t.conn.cc.cwnd = 20 * 1460
+    t.send(bytes(20000))
+    t.output()
+    for _ in range(3):
+        t.advance(t.conn.rtt.rto + 0.001)
+    assert t.conn.mss == 1024
+    resent = t.output()
+    t.recv("A", ack=L(1 + resent[0].payload_len))  # the 1024-byte segment arrived
+    for _ in range(5):
+        t.advance(t.conn.rtt.rto + 0.001)
+        t.output()
+    assert t.conn.mss == 1024 and t.conn.counters.mtu_black_holes == 1

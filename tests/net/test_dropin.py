@@ -311,8 +311,9 @@ def test_server_sockets_are_socket_like_and_tune_accepted_connections(
         assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
         assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
         listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 33)
+        listening.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)  # inherited too
         with pytest.raises(OSError) as unknown:
-            listening.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
+            listening.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 4)
         assert unknown.value.errno == errno.ENOPROTOOPT
         with pytest.raises(OSError) as unconnected:
             listening.getpeername()
@@ -323,6 +324,7 @@ def test_server_sockets_are_socket_like_and_tune_accepted_connections(
         sock = writer.get_extra_info("socket")
         assert sock.getpeername() == client.getsockname()
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 33
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x10
         client.close()
         server.close()
 

@@ -282,13 +282,14 @@ def test_a_black_hole_is_crossed_by_mtu_probing(loop_kind: LoopKind) -> None:
     """The same narrow link, but R's "fragmentation needed" never leaves R (a
     firewall that drops ICMP): full-size segments vanish without a word.  After
     R1 timeouts the connection suspects the MTU, falls back to the base MSS and
-    probes its way up (RFC 4821, Linux's tcp_mtu_probing); every byte arrives."""
+    probes its way up (RFC 4821, ``mtu_probing=1`` as Linux's tcp_mtu_probing);
+    every byte arrives."""
     require_root()
     size = 4 << 20
     data = pattern(size, seed=8)
 
     async def main() -> dict[str, Any]:
-        _, writer = await aiotcp.open_connection(topo.b.address, PORT)
+        _, writer = await aiotcp.open_connection(topo.b.address, PORT, mtu_probing=1)
         for i in range(0, size, 65536):
             writer.write(data[i : i + 65536])
             await writer.drain()
