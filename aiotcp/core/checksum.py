@@ -1,4 +1,4 @@
-"""Internet checksum (RFC 1071) for TCP over IPv4.
+"""Internet checksum (RFC 1071) for TCP over IPv4 and IPv6.
 
 Turning the buffer into one big ``int`` and reducing it modulo 0xffff is the
 fastest pure-Python method measured (docs/performance.md), and correct because
@@ -14,6 +14,7 @@ from typing import Final
 
 IPPROTO_TCP: Final = 6
 _PSEUDO: Final = struct.Struct("!4s4sBBH")
+_PSEUDO6: Final = struct.Struct("!16s16sI3xB")  # RFC 8200 §8.1
 
 
 def ones_sum(data: bytes | bytearray | memoryview) -> int:
@@ -35,11 +36,14 @@ def fold_add(a: int, b: int) -> int:
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, tcp_length: int) -> int:
-    """Folded sum of the IPv4 pseudo-header (RFC 9293 §3.1).
+    """Folded sum of the pseudo-header: IPv4's (RFC 9293 §3.1) for 4-byte
+    addresses, IPv6's (RFC 8200 §8.1: 32-bit length, next header last) for 16.
 
     Kernels that offload the checksum (veth, GSO/GRO) leave exactly this value,
     not inverted, in the TCP checksum field (CHECKSUM_PARTIAL); see ``verify``.
     """
+    if len(src) == 16:
+        return ones_sum(_PSEUDO6.pack(src, dst, tcp_length, IPPROTO_TCP))
     return ones_sum(_PSEUDO.pack(src, dst, 0, IPPROTO_TCP, tcp_length))
 
 

@@ -74,6 +74,9 @@ class DropReason(enum.StrEnum):
     BAD_ADDRESS = "bad_address"
     BAD_PORT = "bad_port"
     BAD_FLAGS = "bad_flags"
+    IPV6_EXTENSION_HEADER = "ipv6_extension_header"
+    """TCP behind an IPv6 extension header (fragment, routing, options): Linux's
+    TCP takes them, aiotcp does not parse them yet."""
 
 
 def flags_str(flags: int) -> str:
@@ -325,7 +328,7 @@ def encode_options(seg: Segment) -> bytes:
 
 
 def encode(seg: Segment, src: bytes, dst: bytes) -> bytes:
-    """Serialise ``seg`` with a correct checksum for the IPv4 addresses ``src``/``dst``."""
+    """Serialise ``seg`` with a correct checksum for ``src``/``dst`` (IPv4 or IPv6)."""
     opts = encode_options(seg)
     if len(opts) > 40:
         raise ValueError(f"TCP options too long ({len(opts)} bytes > 40)")

@@ -116,6 +116,22 @@ def tcp_dst_port_filter(
     return _accept_ports_in(prog, ranges)
 
 
+def tcp6_dst_port_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+    """Program for a cooked (SOCK_DGRAM) AF_PACKET socket bound to IPv6: data starts
+    at the IPv6 header.  Admits TCP right after the fixed header (no extension
+    header) to a port in ``ranges``, in frames addressed to this host (MUST-57)."""
+    prog: list[Insn] = [
+        (BPF_LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
+        (BPF_JMP_JEQ_K, 1, 0, PACKET_HOST),
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LD_B_ABS, 0, 0, 6),  # next header
+        (BPF_JMP_JEQ_K, 1, 0, socket.IPPROTO_TCP),
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LD_H_ABS, 0, 0, 40 + 2),  # TCP destination port
+    ]
+    return _accept_ports_in(prog, ranges)
+
+
 ICMP_ERROR_TYPES = (3, 11, 12)
 """Destination Unreachable, Time Exceeded, Parameter Problem: the errors that
 concern a connection (Source Quench and Redirect are ignored, as Linux does)."""

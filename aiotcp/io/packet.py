@@ -1,7 +1,10 @@
-"""IPv4 + TCP parsing of what a raw IPPROTO_TCP socket delivers.
+"""IPv4 + TCP and IPv6 + TCP parsing of what the receive sockets deliver.
 
 A raw IPv4 socket hands us the IP header too, so the addresses needed for the
-TCP pseudo-header checksum come from the packet itself.  Everything here returns
+TCP pseudo-header checksum come from the packet itself.  A raw IPv6 socket does
+not (the addresses would come as ancillary data, slower to take apart in Python
+than a header), so IPv6 arrives through a cooked AF_PACKET socket: the packet
+from its IPv6 header on, whatever the link (docs/performance.md).  Everything here returns
 a ``DropReason`` instead of raising: hostile or broken packets are counted, never
 fatal.
 """
@@ -19,6 +22,8 @@ from aiotcp.core.segment import DropReason, Segment, decode
 from aiotcp.io.pcap import PcapWriter
 
 _IPV4: Final = struct.Struct("!BBHHHBBH4s4s")
+_IPV6: Final = struct.Struct("!IHBB16s16s")  # version/class/flow, length, next, hops
+IPV6_HEADER: Final = 40
 IPPROTO_TCP: Final = 6
 MAX_IP_PACKET: Final = 65535
 
@@ -43,8 +48,12 @@ class Packet:
 
 
 def format_ip(addr: bytes) -> str:
-    # inet_ntoa is C; the join is for anything that is not 4 bytes (never raises).
-    return socket.inet_ntoa(addr) if len(addr) == 4 else ".".join(str(b) for b in addr)
+    """An address as text: dotted quad, or RFC 5952 for 16 bytes (never raises)."""
+    if len(addr) == 4:
+        return socket.inet_ntoa(addr)
+    if len(addr) == 16:
+        return socket.inet_ntop(socket.AF_INET6, addr)
+    return ".".join(str(b) for b in addr)
 
 
 def parse_ipv4_tcp(
@@ -86,6 +95,48 @@ def parse_ipv4_tcp(
     if seg.src_port == 0 or seg.dst_port == 0:
         return DropReason.BAD_PORT
     seg.ecn = tos & 3  # RFC 3168 §5: the ECN field, for the connection to echo CE
+    return Packet(src, dst, seg)
+
+
+_UNSPECIFIED: Final = bytes(16)
+_EXTENSION_HEADERS: Final = frozenset((0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254))
+"""Hop-by-hop, routing, fragment, ESP, AH, destination options, mobility, HIP,
+shim6, experiments (RFC 8200 §4, IANA's list)."""
+
+
+def parse_ipv6_tcp(
+    data: memoryview, *, verify_checksum: bool = True, partial_above: int = 0
+) -> Packet | DropReason:
+    """Parse one IPv6 packet carrying TCP right after its fixed header.
+
+    Extension headers are dropped (counted): the stack sends none, and fragments
+    of a TCP segment never reach TCP whole through a packet socket.  Checksums as
+    ``parse_ipv4_tcp``; the traffic class's low bits are the ECN field.
+    """
+    if len(data) < IPV6_HEADER:
+        return DropReason.TRUNCATED_IP
+    first, length, nxt, _hops, src, dst = _IPV6.unpack_from(data)
+    if first >> 28 != 6:
+        return DropReason.BAD_IP_VERSION
+    end = IPV6_HEADER + length
+    if end > len(data):
+        return DropReason.BAD_IP_TOTAL_LENGTH
+    if nxt != IPPROTO_TCP:
+        return DropReason.IPV6_EXTENSION_HEADER if nxt in _EXTENSION_HEADERS else DropReason.NOT_TCP
+    if src[0] == 0xFF or src == _UNSPECIFIED:  # RFC 9293 §3.9.2.3: never a TCP source
+        return DropReason.BAD_ADDRESS
+    seg = decode(
+        data[IPV6_HEADER:end],
+        src,
+        dst,
+        verify_checksum=verify_checksum,
+        trust_partial=end > partial_above,
+    )
+    if isinstance(seg, DropReason):
+        return seg
+    if seg.src_port == 0 or seg.dst_port == 0:
+        return DropReason.BAD_PORT
+    seg.ecn = (first >> 20) & 3
     return Packet(src, dst, seg)
 
 
