@@ -1,4 +1,5 @@
-"""Hostile TCP traffic for tests: malformed and fuzzed segments, and SYN floods.
+"""Hostile TCP traffic for tests: malformed and fuzzed segments, SYN floods, and
+forged ICMP errors.
 
 Runs as its own process in the attacker's namespace, so it competes with the
 stack under test only for CPU, not for the GIL::
@@ -7,6 +8,8 @@ stack under test only for CPU, not for the GIL::
         --conn 7000:61234:SEQ:ACK --count 100000 --rate 20000 --seed 1
     python -m aiotcp.testing.fuzz synflood --dst 198.18.0.1 --listen-port 8080 \\
         --src-net 198.19.0.0/16 --seconds 10
+    python -m aiotcp.testing.fuzz icmp --dst 198.18.0.1 --src 198.18.0.2 \
+        --listen-port 8080 --conn 7000:61234:SEQ:ACK --count 20000
 
 Packets go out on an ``IPPROTO_RAW`` socket (the kernel completes the IP header).
 Malformations are TCP-level: a receiving kernel drops broken IP headers before
@@ -29,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from aiotcp.core.checksum import tcp_checksum
+from aiotcp.core.checksum import ones_sum, tcp_checksum
 from aiotcp.core.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
@@ -37,9 +40,9 @@ _TCP = struct.Struct("!HHIIBBHHH")
 EXCLUDE = 1 << 26  # keep fuzzed seq/ack this far from the connection's real ones
 
 
-def ip_header(src: bytes, dst: bytes) -> bytes:
+def ip_header(src: bytes, dst: bytes, proto: int = socket.IPPROTO_TCP) -> bytes:
     """IPv4 header for IPPROTO_RAW: length, id and checksum are filled by the kernel."""
-    return _IP.pack(0x45, 0, 0, 0, 0x4000, 64, 6, 0, src, dst)
+    return _IP.pack(0x45, 0, 0, 0, 0x4000, 64, proto, 0, src, dst)
 
 
 def tcp_bytes(
@@ -207,6 +210,52 @@ class Malformer:
         return name, self.classes[name]()
 
 
+class IcmpForger:
+    """ICMP errors quoting the connection ``conn`` (SPORT:DPORT:SEQ:ACK as the peer
+    sees it: the quoted segment goes the other way), each with a sequence number
+    far from any in flight (RFC 5927: the stack must ignore them), or broken."""
+
+    def __init__(
+        self, rng: random.Random, src: bytes, dst: bytes, conn: tuple[int, int, int, int]
+    ) -> None:
+        self.rng = rng
+        self.src, self.dst = src, dst  # the forger's address, the stack's
+        self.peer_port, self.our_port, _, self.our_seq = conn
+        self.classes: dict[str, Callable[[], bytes]] = {
+            "frag_needed": lambda: self.error(3, 4, rng.randrange(1500)),
+            "unreachable": lambda: self.error(3, rng.choice((0, 1, 2, 3, 9, 10, 13))),
+            "time_exceeded": lambda: self.error(11, rng.randrange(2)),
+            "parameter_problem": lambda: self.error(12, 0),
+            "source_quench": lambda: self.error(4, 0),
+            "bad_checksum": lambda: self.error(3, 1, corrupt=True),
+            "truncated": lambda: self.error(3, 1, quote=24),
+            "unknown_code": lambda: self.error(3, 200),
+        }
+
+    def error(
+        self, icmp_type: int, code: int, mtu: int = 0, *, quote: int = 28, corrupt: bool = False
+    ) -> bytes:
+        seq = (self.our_seq + EXCLUDE + self.rng.randrange(2**32 - 2 * EXCLUDE)) & 0xFFFFFFFF
+        quoted = _IP.pack(0x45, 0, 40, 0, 0x4000, 64, 6, 0, self.dst, self.src) + struct.pack(
+            "!HHII", self.our_port, self.peer_port, seq, 0
+        )
+        body = bytearray(struct.pack("!BBHHH", icmp_type, code, 0, 0, mtu) + quoted[:quote])
+        csum = internet_checksum(body)
+        body[2], body[3] = csum >> 8, csum & 0xFF
+        if corrupt:
+            body[-1] ^= 0xFF
+        return bytes(body)
+
+    def next(self) -> tuple[str, bytes]:
+        name = self.rng.choice(tuple(self.classes))
+        return name, self.classes[name]()
+
+
+def internet_checksum(data: bytes | bytearray) -> int:
+    """The Internet checksum of ``data`` alone (ICMP has no pseudo-header)."""
+    return ~ones_sum(data) & 0xFFFF
+
+
 def scapy_templates(rng: random.Random, dport: int, n: int) -> list[bytes]:
     """Segments from scapy's ``fuzz()`` (random fields and options), made up front:
     scapy needs ~100 µs a packet, too slow for the send loop itself."""
@@ -303,9 +352,25 @@ def synflood(args: argparse.Namespace) -> dict[str, object]:
         )
 
 
+def icmp(args: argparse.Namespace) -> dict[str, object]:
+    rng = random.Random(args.seed)
+    src, dst = socket.inet_aton(args.src), socket.inet_aton(args.dst)
+    gen = IcmpForger(rng, src, dst, tuple(int(x) for x in args.conn.split(":")))  # type: ignore[arg-type]
+    header = ip_header(src, dst, socket.IPPROTO_ICMP)
+
+    def make() -> tuple[str, bytes]:
+        name, message = gen.next()
+        return name, header + message
+
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        return _send_paced(
+            sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aiotcp.testing.fuzz")
-    parser.add_argument("mode", choices=["malformed", "synflood"])
+    parser.add_argument("mode", choices=["malformed", "synflood", "icmp"])
     parser.add_argument("--dst", required=True)
     parser.add_argument("--src", help="our address (malformed mode)")
     parser.add_argument("--listen-port", type=int, required=True)
@@ -318,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="hard time limit")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    result = malformed(args) if args.mode == "malformed" else synflood(args)
+    result = {"malformed": malformed, "synflood": synflood, "icmp": icmp}[args.mode](args)
     json.dump(result, sys.stdout)
     print(flush=True)
     return 0

@@ -343,3 +343,58 @@ def test_syns_to_broadcast_and_multicast_addresses_are_dropped(
 
     with a.entered():
         assert run(main, loop_kind) == (0, 1)
+
+
+def test_a_flood_of_forged_icmp_errors_changes_nothing(
+    hosts: tuple[Host, Host], loop_kind: LoopKind
+) -> None:
+    """RFC 5927: 20,000 forged ICMP errors (unreachables, "fragmentation needed"
+    down to nothing, time exceeded, broken ones) quoting a live connection with
+    sequence numbers not in flight.  The stream stays byte-exact, the MSS and the
+    error state untouched; every error is counted where it stopped."""
+    a, b = hosts
+    count = 20_000
+    report: dict[str, Any] = {}
+
+    async def main() -> None:
+        stack = aiotcp.get_stack()
+        reader, writer = await aiotcp.open_connection(b.address, ECHO)
+        info = writer.get_extra_info("aiotcp")
+        conn = f"{ECHO}:{info.local[1]}:{info.rcv_nxt}:{info.snd_nxt}"
+        attack = fuzzer(
+            b, "icmp", "--dst", a.address, "--src", b.address, "--listen-port", str(LISTEN),
+            "--conn", conn, "--count", str(count), "--rate", "10000", "--seconds", "30",
+        )  # fmt: skip
+        data = pattern(STREAM, seed=4)
+        got = bytearray()
+        for i in range(0, len(data), 16384):
+            writer.write(data[i : i + 16384])
+            got += await reader.readexactly(16384)
+            await asyncio.sleep(0.015)  # spread the stream over the attack
+        out, err = await asyncio.to_thread(attack.communicate, None, 60)
+        assert attack.returncode == 0, err
+        await asyncio.sleep(0.3)
+        after = writer.get_extra_info("aiotcp")
+        report.update(
+            intact=bytes(got) == data,
+            mss=(info.mss, after.mss),
+            soft_error=after.soft_error,
+            fuzzer=json.loads(out),
+            counters=dict(stack.counters),
+        )
+        writer.close()
+
+    with kernel_echo_server(b, ECHO), a.entered():
+        run(main, loop_kind, timeout=120)
+    counters = report["counters"]
+    print("\nicmp:", {k: v for k, v in sorted(counters.items()) if "icmp" in k})
+    assert report["intact"] and report["soft_error"] is None
+    assert report["mss"][0] == report["mss"][1]
+    assert report["fuzzer"]["sent"] == count
+    assert counters.get("icmp_acted_on", 0) == 0
+    assert counters["icmp_ignored"] > count // 3  # the rest: dropped in the kernel or counted
+    assert counters["drop_icmp_bad_checksum"] > 0 and "drop_icmp_malformed" not in counters
+    assert counters["drop_icmp_unknown_code"] > 0
+    # Source Quench and errors cut before the quoted sequence number never left
+    # the kernel (the ICMP socket's filter): only the other six kinds reached Python.
+    assert counters["icmp_received"] < count * 7 // 8

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -52,6 +52,24 @@ def wire_watch(host: Host) -> Iterator[list[tuple[int, int, int, int]]]:
         sock.close()
 
 
+async def close(writer: asyncio.StreamWriter) -> int:
+    """Close, and return the local port the connection had."""
+    port: int = writer.get_extra_info("sockname")[1]
+    writer.close()
+    await writer.wait_closed()
+    return port
+
+
+def watched(
+    a: Host, b: Host, main: Callable[[], Awaitable[int]], loop_kind: LoopKind
+) -> list[tuple[int, int]]:
+    """Run ``main`` on A against B's echo server; the DS bits and TTL of each
+    packet B received from the port ``main`` returns."""
+    with kernel_echo_server(b, PORT), wire_watch(b) as seen, a.entered():
+        port = run(main, loop_kind)
+    return [(tos & 0xFC, ttl) for tos, ttl, sport, _ in seen if sport == port]
+
+
 def read_default_ttl() -> str:
     with open("/proc/sys/net/ipv4/ip_default_ttl") as f:
         return f.read()
@@ -70,14 +88,9 @@ def test_tos_and_ttl_given_at_connect_mark_every_segment(
         for size in (10, 200_000):  # one segment, then GSO super-segments
             writer.write(b"x" * size)
             await reader.readexactly(size)
-        port: int = writer.get_extra_info("sockname")[1]
-        writer.close()
-        await writer.wait_closed()
-        return port
+        return await close(writer)
 
-    with kernel_echo_server(b, PORT), wire_watch(b) as seen, a.entered():
-        port = run(main, loop_kind)
-    ours = [(tos & 0xFC, ttl) for tos, ttl, sport, _ in seen if sport == port]
+    ours = watched(a, b, main, loop_kind)
     assert len(ours) >= 5  # handshake, data (GSO frames arrive whole on veth), FIN
     assert set(ours) == {(EF, 7)}
 
@@ -104,14 +117,9 @@ def test_setsockopt_on_a_live_connection_changes_the_next_segments(
         await reader.readexactly(6)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, -1)  # back to the default
         assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == default_ttl
-        port: int = writer.get_extra_info("sockname")[1]
-        writer.close()
-        await writer.wait_closed()
-        return port
+        return await close(writer)
 
-    with kernel_echo_server(b, PORT), wire_watch(b) as seen, a.entered():
-        port = run(main, loop_kind)
-    ours = [(tos & 0xFC, ttl) for tos, ttl, sport, _ in seen if sport == port]
+    ours = watched(a, b, main, loop_kind)
     assert ours[0] == (0, 64)  # the SYN
     assert (EF, 9) in ours and ours[-1] == (EF, 64)  # the FIN exchange: TTL back to default
 
