@@ -138,8 +138,7 @@ async def _connect_one(
 
 def _discard(driver: ConnectionDriver) -> None:
     """A Happy Eyeballs loser that connected anyway: reset it, as asyncio closes its socket."""
-    driver.conn.abort()
-    driver.poke()
+    driver.abort()
 
 
 async def listen_address(

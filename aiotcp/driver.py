@@ -124,6 +124,12 @@ class ConnectionDriver:
         elif self.conn.state is State.CLOSED or self._dirty:
             self.poke()  # the task unregisters a closed connection, or runs again
 
+    def abort(self) -> None:
+        """RST and CLOSED (RFC 9293 ABORT), from outside a step: the task sends the
+        RST and unregisters the connection on its next run."""
+        self.conn.abort()
+        self.poke()
+
     def poke(self) -> None:
         """Something changed (application call, timer): run a step soon."""
         self._dirty = True

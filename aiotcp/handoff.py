@@ -64,8 +64,7 @@ class HandedOffConnection(TcpSocket):
     def close(self) -> None:
         driver, self._driver = self._driver, None
         if driver is not None:
-            driver.conn.abort()
-            driver.poke()
+            driver.abort()
 
     def __del__(self) -> None:
         self.close()

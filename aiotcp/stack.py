@@ -380,8 +380,7 @@ class Stack:
             # of ``established`` checks done() first.
             await driver.established
         except asyncio.CancelledError:
-            conn.abort()
-            driver.poke()
+            driver.abort()
             raise
         except OSError:
             if conn.state is State.CLOSED:

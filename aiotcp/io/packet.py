@@ -83,18 +83,20 @@ def parse_ipv4_tcp(
         return DropReason.NOT_TCP
     if src[0] == 0 or src[0] >= 224:  # RFC 1122 §3.2.1.3: never a valid TCP source
         return DropReason.BAD_ADDRESS
-    seg = decode(
-        data[ihl:total],
-        src,
-        dst,
-        verify_checksum=verify_checksum,
-        trust_partial=total > partial_above,
-    )
+    # RFC 3168 §5: the ECN field, for the connection to echo CE.
+    return _tcp_packet(data[ihl:total], src, dst, tos & 3, verify_checksum, total > partial_above)
+
+
+def _tcp_packet(
+    tcp: memoryview, src: bytes, dst: bytes, ecn: int, verify_checksum: bool, trust_partial: bool
+) -> Packet | DropReason:
+    """The TCP segment of a parsed IP packet, as a ``Packet`` or a drop reason."""
+    seg = decode(tcp, src, dst, verify_checksum=verify_checksum, trust_partial=trust_partial)
     if isinstance(seg, DropReason):
         return seg
     if seg.src_port == 0 or seg.dst_port == 0:
         return DropReason.BAD_PORT
-    seg.ecn = tos & 3  # RFC 3168 §5: the ECN field, for the connection to echo CE
+    seg.ecn = ecn
     return Packet(src, dst, seg)
 
 
@@ -125,19 +127,8 @@ def parse_ipv6_tcp(
         return DropReason.IPV6_EXTENSION_HEADER if nxt in _EXTENSION_HEADERS else DropReason.NOT_TCP
     if src[0] == 0xFF or src == _UNSPECIFIED:  # RFC 9293 §3.9.2.3: never a TCP source
         return DropReason.BAD_ADDRESS
-    seg = decode(
-        data[IPV6_HEADER:end],
-        src,
-        dst,
-        verify_checksum=verify_checksum,
-        trust_partial=end > partial_above,
-    )
-    if isinstance(seg, DropReason):
-        return seg
-    if seg.src_port == 0 or seg.dst_port == 0:
-        return DropReason.BAD_PORT
-    seg.ecn = (first >> 20) & 3
-    return Packet(src, dst, seg)
+    ecn = (first >> 20) & 3
+    return _tcp_packet(data[IPV6_HEADER:end], src, dst, ecn, verify_checksum, end > partial_above)
 
 
 def drain(
