@@ -36,7 +36,7 @@ from aiotcp.io import exit_hooks, route
 from aiotcp.io.guards import GuardKind, make_guard
 from aiotcp.io.icmp import IcmpSocket
 from aiotcp.io.lookup_cache import LookupCache
-from aiotcp.io.packet import Packet
+from aiotcp.io.packet import Packet, format_ip
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.rawsock import RawSocket
@@ -231,6 +231,12 @@ class Stack:
             self.counters["time_wait_reopened"] += 1
             driver.end()
             self.forget(driver)
+        if len(pkt.dst) != 4:
+            # IPv6 reaches the stack (the receive path is in place), but listeners,
+            # answers and the guard are IPv4's until the stack speaks IPv6: the
+            # kernel answers as for a port nobody uses.
+            self.counters["ignored_ipv6"] += 1
+            return None
         entry = self.listeners.get(seg.dst_port)
         if entry is not None and entry.addr in (ANY, pkt.dst):
             if seg.payload:
@@ -266,7 +272,7 @@ class Stack:
             if len(self._mtu_cache) >= 4096:
                 self._mtu_cache.clear()
             try:
-                mtu = route.lookup(socket.inet_ntoa(addr)).mtu
+                mtu = route.lookup(format_ip(addr)).mtu
             except OSError:
                 mtu = 0
             self._mtu_cache[addr] = mtu

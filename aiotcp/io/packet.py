@@ -140,6 +140,7 @@ def drain(
     pcap: PcapWriter | None,
     packets: list[Packet],
     partial_above: int = 0,
+    ipv6: bool = False,
 ) -> int:
     """Receive until EAGAIN, ``max_packets``, or less than one IP packet of room is
     left in ``view``; parse each packet where it landed and append it to
@@ -149,7 +150,7 @@ def drain(
     a bulk sender's ACKs or an echo's segments each wake the loop for a packet or
     two, and the interpreted loop was a good part of that wake-up's cost.
     Malformed packets are counted by reason and left out.  ``partial_above`` as in
-    ``parse_ipv4_tcp``.
+    ``parse_ipv4_tcp``; ``ipv6``: the socket delivers IPv6 packets.
     """
     limit = len(view) - MAX_IP_PACKET
     offset = 0
@@ -167,8 +168,12 @@ def drain(
         datagram = view[offset : offset + n]
         if pcap is not None:
             pcap.received(datagram)
-        parsed = parse_ipv4_tcp(
-            datagram, verify_checksum=verify_checksum, partial_above=partial_above
+        parsed = (
+            parse_ipv6_tcp(datagram, verify_checksum=verify_checksum, partial_above=partial_above)
+            if ipv6
+            else parse_ipv4_tcp(
+                datagram, verify_checksum=verify_checksum, partial_above=partial_above
+            )
         )
         if isinstance(parsed, DropReason):
             counters["drop_" + parsed.value] += 1

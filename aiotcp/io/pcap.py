@@ -19,6 +19,7 @@ LINKTYPE_RAW = 101
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 _IP = struct.Struct("!BBHHHBBH4s4s")
+_IP6 = struct.Struct("!IHBB16s16s")
 
 
 class PcapWriter:
@@ -34,6 +35,11 @@ class PcapWriter:
 
     def sent(self, src: bytes, dst: bytes, *tcp: bytes | bytearray | memoryview) -> None:
         """A TCP segment (header and payload parts) we sent from ``src`` to ``dst``."""
+        if len(src) == 16:  # LINKTYPE_RAW takes either version: an IPv6 header
+            payload = sum(len(part) for part in tcp)
+            ip6 = _IP6.pack(6 << 28, payload, 6, 64, src, dst)
+            self._write(ip6 + b"".join(bytes(p) for p in tcp))
+            return
         length = 20 + sum(len(part) for part in tcp)
         self._ip_id = (self._ip_id + 1) & 0xFFFF
         ip = bytearray(

@@ -25,11 +25,13 @@ from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
 from aiotcp.io.packet import Packet, drain
 from aiotcp.io.pcap import PcapWriter
-from aiotcp.io.privileges import raw_socket
+from aiotcp.io.privileges import MissingPrivilegeError, raw_socket
 from aiotcp.io.wires import Wire
 
 MAX_IP_PACKET = 65535
 IP_PKTINFO = 8  # linux/in.h; the socket module lacks it before Python 3.12
+ETH_P_IPV6 = 0x86DD
+_Socket = socket.socket  # the class has a ``socket`` property: annotations use this
 
 
 class RawSocket:
@@ -58,6 +60,13 @@ class RawSocket:
         except BaseException:
             self.close()
             raise
+        self._rx6: socket.socket | None = None
+        self._tx6: socket.socket | None = None
+        try:
+            self._open_ipv6(ranges, rcvbuf, sndbuf)
+        except BaseException:
+            self.close()
+            raise
         self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
         self._view = memoryview(self._arena)
         self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
@@ -83,6 +92,34 @@ class RawSocket:
             raise
         return sock
 
+    def _open_ipv6(self, ranges: list[tuple[int, int]], rcvbuf: int, sndbuf: int) -> None:
+        """IPv6's two sockets, where the kernel has IPv6: a cooked packet socket to
+        receive (the whole packet from the IPv6 header, which a raw IPv6 socket
+        would not hand over: docs/performance.md), and a raw IPv6 socket to send,
+        filtered to receive nothing."""
+        try:
+            rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+        except OSError as exc:
+            if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+                return
+            raise MissingPrivilegeError("cannot open a packet socket") from exc
+        self._rx6 = rx
+        bpf.attach_fresh(rx, bpf.tcp6_dst_port_filter(ranges))
+        try:
+            tx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
+        except OSError as exc:
+            if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+                rx.close()
+                self._rx6 = None
+                return
+            raise MissingPrivilegeError("cannot open a raw IPv6 socket") from exc
+        self._tx6 = tx
+        bpf.attach_drop_all(tx)
+        tx.setblocking(False)
+        for sock, opt, size in ((rx, socket.SO_RCVBUF, rcvbuf), (tx, socket.SO_SNDBUF, sndbuf)):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+
     def _filter(self, ranges: Iterable[tuple[int, int]], wire: int | None) -> list[bpf.Insn]:
         if wire is not None:
             return bpf.tcp_dst_port_filter(ranges, only_interface=wire)
@@ -92,8 +129,9 @@ class RawSocket:
         return self._sock.fileno()
 
     def filenos(self) -> list[int]:
-        """Every socket the stack must watch: this one and one per wire."""
-        return [self._sock.fileno(), *(s.fileno() for s in self._wire_socks)]
+        """Every socket the stack must watch: this one, one per wire, IPv6's."""
+        rx6 = [] if self._rx6 is None else [self._rx6.fileno()]
+        return [self._sock.fileno(), *(s.fileno() for s in self._wire_socks), *rx6]
 
     @property
     def socket(self) -> socket.socket:
@@ -103,6 +141,8 @@ class RawSocket:
         """Replace the BPF filters: only TCP to these destination ports wakes us up."""
         ranges = list(ranges)
         bpf.attach(self._sock, self._filter(ranges, None))
+        if self._rx6 is not None:
+            bpf.attach(self._rx6, bpf.tcp6_dst_port_filter(ranges))
         for wire, sock in zip(self._wires, self._wire_socks, strict=True):
             bpf.attach(sock, self._filter(ranges, wire.index))
 
@@ -134,6 +174,18 @@ class RawSocket:
                 packets,
                 wire.mtu,
             )
+        if self._rx6 is not None:
+            used += drain(
+                self._rx6.recv_into,
+                self._view[used:],
+                max_packets,
+                self.verify_checksum,
+                self.counters,
+                self.pcap,
+                packets,
+                0,
+                True,
+            )
         return packets
 
     def send_segment(
@@ -157,6 +209,9 @@ class RawSocket:
         counted as ``tx_dropped``; other send errors are counted as
         ``tx_error_<ERRNO>``.  TCP's retransmission recovers either way.
         """
+        if len(dst) == 16:
+            self._send6(data, src, dst, tos, ttl)
+            return
         cmsg = self._pktinfo.get(src)
         if cmsg is None:
             cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("I4s4s", 0, src, bytes(4)))]
@@ -165,8 +220,43 @@ class RawSocket:
             cmsg = [*cmsg, (socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", tos))]
         if ttl is not None:
             cmsg = [*cmsg, (socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl))]
+        self._sendmsg(self._sock, data, cmsg, (socket.inet_ntoa(dst), 0), src, dst)
+
+    def _send6(
+        self,
+        data: bytes | bytearray | memoryview,
+        src: bytes,
+        dst: bytes,
+        tos: int,
+        ttl: int | None,
+    ) -> None:
+        """IPv6: the source address, traffic class and hop limit as control messages
+        (the kernel builds the header; the TCP checksum is ours, ``encode``'s)."""
+        if self._tx6 is None:
+            self.counters["tx_error_EAFNOSUPPORT"] += 1
+            return
+        cmsg = self._pktinfo.get(src)
+        if cmsg is None:
+            cmsg = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, struct.pack("16sI", src, 0))]
+            self._pktinfo[src] = cmsg
+        if tos:
+            cmsg = [*cmsg, (socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("i", tos))]
+        if ttl is not None:
+            cmsg = [*cmsg, (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("i", ttl))]
+        address = (socket.inet_ntop(socket.AF_INET6, dst), 0, 0, 0)
+        self._sendmsg(self._tx6, data, cmsg, address, src, dst)
+
+    def _sendmsg(
+        self,
+        sock: _Socket,
+        data: bytes | bytearray | memoryview,
+        cmsg: list[tuple[int, int, bytes]],
+        address: tuple[str, int] | tuple[str, int, int, int],
+        src: bytes,
+        dst: bytes,
+    ) -> None:
         try:
-            self._sock.sendmsg([data], cmsg, 0, (socket.inet_ntoa(dst), 0))
+            sock.sendmsg([data], cmsg, 0, address)
         except (BlockingIOError, InterruptedError):
             self.counters["tx_dropped"] += 1
             return
@@ -182,8 +272,9 @@ class RawSocket:
             self.pcap.sent(src, dst, data)
 
     def close(self) -> None:
-        for sock in (self._sock, *self._wire_socks):
-            sock.close()
+        for sock in (self._sock, *self._wire_socks, self._rx6, self._tx6):
+            if sock is not None:
+                sock.close()
 
     def __enter__(self) -> RawSocket:
         return self

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import itertools
 import os
 import random
@@ -91,6 +92,9 @@ class Host:
     ifname: str
     peer: str
     prefixlen: int = 24
+    address6: str | None = None
+    """This host's IPv6 address, when the link has IPv6 (``two_hosts(ipv6=True)``)."""
+    peer6: str | None = None
     _procs: list[subprocess.Popen[Any]] = field(default_factory=list, init=False, repr=False)
 
     def _wrap(self, cmd: list[str]) -> list[str]:
@@ -280,9 +284,19 @@ def steer_receive(host: Host, cpu: int) -> None:
     host.run(["sh", "-c", f"echo {1 << cpu:x} > {path}"])  # sysfs as the namespace sees it
 
 
+IPV6_PREFIX = "fd00:198:18"
+"""Unique-local (RFC 4193) addresses for the tests' IPv6: ``fd00:198:18:<subnet>::<host>``."""
+
+
+def subnet_address6(index: int, host: int) -> str:
+    if not 0 <= index <= 0xFFFF or not 1 <= host <= 0xFFFF:
+        raise ValueError(f"subnet index {index} / host {host} outside {IPV6_PREFIX}::/48")
+    return str(ipaddress.IPv6Address(f"{IPV6_PREFIX}:{index:x}::{host:x}"))  # RFC 5952 text
+
+
 @contextlib.contextmanager
 def two_hosts(
-    prefix: str = "at", *, subnet: int = 0, offload: bool = True
+    prefix: str = "at", *, subnet: int = 0, offload: bool = True, ipv6: bool = False
 ) -> Iterator[tuple[Host, Host]]:
     """Yield hosts A (198.18.<subnet>.1) and B (.2) joined by a veth pair.
 
@@ -293,6 +307,9 @@ def two_hosts(
     ``offload=False`` turns off TSO/GSO/GRO (needs ethtool) so captures show wire-sized
     segments. Teardown kills processes started through the hosts, then deletes both
     namespaces (which removes the veth pair and every iptables rule inside them).
+    ``ipv6=True`` keeps IPv6 on and gives the hosts ``fd00:198:18:<subnet>::1`` and
+    ``::2`` as well (``address6``/``peer6``), usable at once (no duplicate address
+    detection to wait for).
     """
     if not prefix or "-" in prefix:
         raise ValueError(f"prefix must be non-empty without '-': {prefix!r}")
@@ -303,17 +320,25 @@ def two_hosts(
     addr_a, addr_b = subnet_address(subnet, 1), subnet_address(subnet, 2)
     a = Host(name="a", netns=ns_a, address=addr_a, ifname=if_a, peer=addr_b)
     b = Host(name="b", netns=ns_b, address=addr_b, ifname=if_b, peer=addr_a)
+    if ipv6:
+        a.address6, b.address6 = subnet_address6(subnet, 1), subnet_address6(subnet, 2)
+        a.peer6, b.peer6 = b.address6, a.address6
     created: list[str] = []
     try:
         for host in (a, b):
             created.append(host.netns)  # before creating: an interrupt still deletes it
             _ip("netns", "add", host.netns)
             for key in ("all", "default"):
-                sysctl(host, f"net.ipv6.conf.{key}.disable_ipv6", "1")
+                sysctl(host, f"net.ipv6.conf.{key}.disable_ipv6", "0" if ipv6 else "1")
+            if ipv6:  # no router solicitations in captures either way
+                sysctl(host, "net.ipv6.conf.default.router_solicitations", "0")
         _ip("link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
         for host in (a, b):
             cidr = f"{host.address}/{host.prefixlen}"
             _ip("-n", host.netns, "addr", "add", cidr, "dev", host.ifname)
+            if host.address6 is not None:
+                six = f"{host.address6}/64"
+                _ip("-n", host.netns, "addr", "add", six, "dev", host.ifname, "nodad")
             _ip("-n", host.netns, "link", "set", host.ifname, "up")
             _ip("-n", host.netns, "link", "set", "lo", "up")
             if not offload:

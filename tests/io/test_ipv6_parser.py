@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import TCP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+from scapy.utils import rdpcap
 
 from aiotcp.core.checksum import CSUM_OK, pseudo_header_sum, verify
 from aiotcp.core.segment import DropReason, Segment, decode, encode
 from aiotcp.io import bpf
 from aiotcp.io.packet import Packet, format_ip, parse_ipv6_tcp
+from aiotcp.io.pcap import PcapWriter
 
 A, B = "fd00:aa::1", "fd00:aa::2"
 A6, B6 = socket.inet_pton(socket.AF_INET6, A), socket.inet_pton(socket.AF_INET6, B)
@@ -86,3 +89,16 @@ def test_the_packet_socket_filter_admits_our_ports_addressed_to_us() -> None:
     frag = bytes(IPv6(src=B, dst=A) / IPv6ExtHdrFragment() / TCP(dport=8080))
     assert bpf.run(prog, frag) == 0
     assert bpf.run(prog, packet()[:41]) == 0  # too short to hold a port
+
+
+def test_a_capture_records_ipv6_segments_with_an_ipv6_header(tmp_path: Path) -> None:
+    """pcap's raw-IP link type takes both versions: what is sent over IPv6 is
+    written with an IPv6 header that Wireshark (here scapy) reads back."""
+    path = tmp_path / "six.pcap"
+    seg = Segment(8080, 40000, 100, 200, 0x18, 500, 0, b"payload")
+    writer = PcapWriter(str(path))
+    writer.sent(A6, B6, encode(seg, A6, B6))
+    writer.close()
+    (pkt,) = rdpcap(str(path))
+    assert pkt[IPv6].src == A and pkt[IPv6].dst == B and pkt[IPv6].nh == 6
+    assert pkt[TCP].sport == 8080 and bytes(pkt[TCP].payload) == b"payload"
