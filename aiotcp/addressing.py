@@ -3,9 +3,8 @@
 asyncio's rules, kept: names are resolved with ``loop.getaddrinfo`` (never a
 blocking call on the loop; an IP literal costs no resolver at all), every address
 a name has is tried, in RFC 8305 order and staggered by ``happy_eyeballs_delay``
-when asked, and ``local_addr`` may be a name too.  aiotcp speaks IPv4 until issue
-24: IPv6 addresses are skipped, and a name with nothing else is refused with
-``NoIPv4AddressError`` (the drop-in loop gives such a connection to the kernel).
+when asked, and ``local_addr`` may be a name too.  IPv4 and IPv6 alike: a
+connection goes from an address of the destination's family.
 """
 
 from __future__ import annotations
@@ -22,27 +21,17 @@ from aiotcp.resolve import AddrInfo, interleave, race, resolve
 from aiotcp.stack import Stack
 
 
-class NoIPv4AddressError(OSError):
-    """The name has addresses, but no IPv4 one: aiotcp cannot reach it yet."""
-
-
 def check_family(family: int) -> None:
-    """``family`` as asyncio takes it: AF_UNSPEC (0) or AF_INET; AF_INET6 is not yet."""
-    if family == socket.AF_INET6:
-        raise OSError(
-            errno.EAFNOSUPPORT,
-            "aiotcp speaks IPv4 only so far (family=AF_INET6 is not supported yet)",
-        )
-    if family not in (socket.AF_UNSPEC, socket.AF_INET):
-        raise OSError(errno.EAFNOSUPPORT, f"aiotcp is TCP over IPv4: family {family!r}")
+    """``family`` as asyncio takes it: AF_UNSPEC (0), AF_INET or AF_INET6."""
+    if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
+        raise OSError(errno.EAFNOSUPPORT, f"aiotcp is TCP over IP: family {family!r}")
 
 
-def _ipv4(infos: Sequence[AddrInfo], what: str) -> list[AddrInfo]:
-    found = [info for info in infos if info[0] == socket.AF_INET]
+def _ip(infos: Sequence[AddrInfo], what: str) -> list[AddrInfo]:
+    """The IPv4 and IPv6 addresses among ``infos``, in their order."""
+    found = [info for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
     if not found:
-        raise NoIPv4AddressError(
-            errno.EAFNOSUPPORT, f"{what} has no IPv4 address, and aiotcp speaks IPv4 only so far"
-        )
+        raise OSError(errno.EAFNOSUPPORT, f"{what} has no IP address")
     return found
 
 
@@ -65,13 +54,13 @@ async def connect(
         raise ValueError("host and port was not specified and no sock specified")
     stack.options(None, **tcp_options)  # a misspelt option fails before any lookup
     loop = stack.loop
-    remote = _ipv4(
+    remote = _ip(
         await resolve(loop, host, port, family=family, proto=proto, flags=flags),
         f"{host!r}",
     )
     local: list[AddrInfo] | None = None
     if local_addr is not None:
-        local = _ipv4(
+        local = _ip(
             await resolve(loop, local_addr[0], local_addr[1], family=family, proto=proto),
             f"local address {local_addr!r}",
         )
@@ -94,11 +83,11 @@ async def connect_resolved(
     interleave_count: int | None,
     tcp_options: dict[str, Any],
 ) -> ConnectionDriver:
-    """``connect`` after the lookups: every IPv4 address of ``remote`` in RFC 8305
+    """``connect`` after the lookups: every address of ``remote`` in RFC 8305
     order, from one of ``local``'s (what aiohappyeyeballs is given by aiohttp)."""
-    remote = _ipv4(remote, "the addresses given")
+    remote = _ip(remote, "the addresses given")
     if local is not None:
-        local = _ipv4(local, "the local addresses given")
+        local = _ip(local, "the local addresses given")
     if interleave_count is None and happy_eyeballs_delay is not None:
         interleave_count = 1  # RFC 8305 §4, as asyncio does
     if interleave_count:
@@ -120,6 +109,10 @@ async def _connect_one(
     host, port = address[0], address[1]
     if local is None:
         return await stack.connect(host, port, **tcp_options)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    local = [info for info in local if info[0] == family]  # asyncio skips the others
+    if not local:
+        raise OSError(f"no matching local address with family={family!r} found")
     bind_error: OSError | None = None
     for info in local:
         laddr = info[4]
@@ -149,7 +142,7 @@ async def listen_address(
     family: int,
     flags: int,
 ) -> tuple[str | None, int]:
-    """The one IPv4 address (None: all of them) and port a server listens on.
+    """The one address (None: all of them, both families) and port a server listens on.
 
     asyncio binds a socket per address a name has; an aiotcp stack has one listener
     per port, so a host list (or a name) must come down to one address, or to all.
@@ -165,10 +158,13 @@ async def listen_address(
     addresses: set[str | None] = set()
     number = 0
     for h in hosts:
-        infos = await resolve(loop, h or None, port, family=family, flags=flags)
-        for info in _ipv4(infos, f"{h!r}"):
+        infos = _ip(await resolve(loop, h or None, port, family=family, flags=flags), f"{h!r}")
+        # A name with both families ("localhost") listens on its IPv4 address, as
+        # aiotcp did before it spoke IPv6; one with only IPv6 on that.
+        ipv4 = [info for info in infos if info[0] == socket.AF_INET]
+        for info in ipv4 or infos:
             ip, number = info[4][0], info[4][1]
-            addresses.add(None if ip == "0.0.0.0" or not h else ip)
+            addresses.add(None if ip in ("0.0.0.0", "::") or not h else ip)
     if len(addresses) != 1:
         raise ValueError(
             f"aiotcp listens on one address per port (or on all): {host!r} gives "

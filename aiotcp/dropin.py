@@ -13,7 +13,9 @@ What stays on the kernel, and why (docs/dropin.md says the same to users):
   aiotcp connection handed over as ``sock=``, ``aiotcp.handoff``, is adopted:
   that is how aiohttp's client stays on aiotcp);
 - IPv6 (an ``AF_INET6`` family, an IPv6 literal, a name with only IPv6
-  addresses): aiotcp speaks IPv4 until issue 24;
+  addresses): aiotcp's IPv6 (``family=AF_INET6`` through its own API) is not yet
+  complete (ICMPv6, GSO, the ip6tables guard are to come), so the drop-in keeps
+  programs' IPv6 on the kernel until it is;
 - Unix sockets, UDP, pipes and blocking ``socket`` calls: not TCP over the loop.
 
 ``run`` is ``asyncio.run`` with such a loop, and ``EventLoopPolicy`` hands out such
@@ -32,7 +34,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from aiotcp import streams
-from aiotcp.addressing import NoIPv4AddressError
 from aiotcp.core.options import TcpOptions
 from aiotcp.handoff import HandedOffConnection, bridge_aiohappyeyeballs
 from aiotcp.sendfile import sendfile as aiotcp_sendfile
@@ -117,12 +118,12 @@ class _Hooks:
                     protocol_factory,
                     host,
                     port,
-                    **both,
+                    **{**both, "family": socket.AF_INET},  # IPv6: the kernel's, for now
                     happy_eyeballs_delay=happy_eyeballs_delay,
                     interleave=interleave,
                 )
-            except NoIPv4AddressError:
-                pass  # only IPv6 addresses: the kernel's, below
+            except socket.gaierror:
+                pass  # no IPv4 address (or none at all): the kernel's, below
         return await self.kernel_create_connection(
             protocol_factory,
             host,

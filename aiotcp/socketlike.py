@@ -31,8 +31,11 @@ _CONGESTION_NAME_MAX = 16  # TCP_CA_NAME_MAX
 _SOCK_MIN_BUFFER = 2304  # Linux's SOCK_MIN_RCVBUF; SO_*BUF never goes below it
 
 
-def endpoint_address(endpoint: tuple[bytes, int]) -> tuple[str, int]:
-    """A connection's ``local``/``remote`` as a socket's ``getsockname``/``getpeername``."""
+def endpoint_address(endpoint: tuple[bytes, int]) -> tuple[Any, ...]:
+    """A connection's ``local``/``remote`` as a socket's ``getsockname``/``getpeername``:
+    ``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for IPv6."""
+    if len(endpoint[0]) == 16:
+        return format_ip(endpoint[0]), endpoint[1], 0, 0
     return format_ip(endpoint[0]), endpoint[1]
 
 
@@ -144,22 +147,22 @@ class TcpSocket:
     (no I/O: the transport owns the connection), over an aiotcp connection or
     listener."""
 
-    __slots__ = ("_listening", "_peername", "_sockname", "_target")
+    __slots__ = ("_listening", "_peername", "_sockname", "_target", "family")
 
-    family = socket.AF_INET
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
 
     def __init__(
         self,
         target: OptionTarget,
-        sockname: tuple[str, int],
-        peername: tuple[str, int] | None,
+        sockname: tuple[Any, ...],
+        peername: tuple[Any, ...] | None,
     ) -> None:
         self._target = target
         self._sockname = sockname
         self._peername = peername
         self._listening = peername is None
+        self.family = socket.AF_INET6 if ":" in str(sockname[0]) else socket.AF_INET
 
     def __repr__(self) -> str:
         s = f"<aiotcp.TcpSocket family={self.family!s}, type={self.type!s}, laddr={self._sockname}"

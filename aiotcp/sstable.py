@@ -7,17 +7,17 @@ serve the in-process API, the control socket and the printed table.
 from __future__ import annotations
 
 import errno
-import socket
 from collections.abc import Iterable
 from typing import Any
 
 from aiotcp.core.connection import Connection
 from aiotcp.core.listener import Listener
 from aiotcp.core.state import State
+from aiotcp.io.packet import format_ip
 
 
 def _addr(addr: tuple[bytes, int]) -> tuple[str, int]:
-    return (socket.inet_ntoa(addr[0]), addr[1])
+    return (format_ip(addr[0]) if addr[0] else "*", addr[1])
 
 
 def connection_row(conn: Connection, now: float) -> dict[str, Any]:
@@ -47,7 +47,9 @@ def _bps(bits: float) -> str:
 
 
 def _endpoint(addr: Any) -> str:
-    host, port = addr
+    host, port = addr[0], addr[1]
+    if ":" in host:
+        host = f"[{host}]"  # ss's way
     return f"{host}:{port if port else '*'}"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -44,7 +45,11 @@ from aiotcp.io.wires import find_wires
 from aiotcp.time_wait import TimeWaitTable
 
 StateObserver = Callable[[ConnectionDriver, State, State], None]
-ANY = bytes(4)
+ANY = b""
+"""A listener on every address of both families (``host=None``, or ``::`` as a
+Linux dual-stack socket)."""
+ANY4 = bytes(4)
+"""A listener on every IPv4 address (``0.0.0.0``)."""
 ROUTE_TTL = 1.0  # seconds a route lookup is reused by later connects
 TABLE_CHUNK = 200
 """State-table rows built (and encoded, by the control socket) per loop pass."""
@@ -231,14 +236,8 @@ class Stack:
             self.counters["time_wait_reopened"] += 1
             driver.end()
             self.forget(driver)
-        if len(pkt.dst) != 4:
-            # IPv6 reaches the stack (the receive path is in place), but listeners,
-            # answers and the guard are IPv4's until the stack speaks IPv6: the
-            # kernel answers as for a port nobody uses.
-            self.counters["ignored_ipv6"] += 1
-            return None
         entry = self.listeners.get(seg.dst_port)
-        if entry is not None and entry.addr in (ANY, pkt.dst):
+        if entry is not None and _listens_for(entry.addr, pkt.dst):
             if seg.payload:
                 seg.payload = bytes(seg.payload)  # a child may queue it past this batch
             now = self.loop.time()
@@ -328,8 +327,8 @@ class Stack:
         (lip, lport), (rip, rport) = driver.conn.local, driver.conn.remote
         record = {
             "time": time.time(),
-            "local": f"{socket.inet_ntoa(lip)}:{lport}",
-            "remote": f"{socket.inet_ntoa(rip)}:{rport}",
+            "local": f"{format_ip(lip)}:{lport}",
+            "remote": f"{format_ip(rip)}:{rport}",
             "old": old.value,
             "new": new.value,
         }
@@ -363,14 +362,17 @@ class Stack:
         self._check_open()
         dst_str = route.resolve(host)
         r = self._route_to(dst_str)
+        family = route.family_of(dst_str)
         bound = local_addr[0] if local_addr else None
-        if bound and bound != "0.0.0.0":
+        if bound and bound not in ("0.0.0.0", "::"):
+            if route.family_of(bound) != family:
+                raise OSError(errno.EAFNOSUPPORT, f"cannot reach {dst_str} from {bound}")
             route.check_local(bound)
             src_str = bound
         else:
             src_str = r.source  # INADDR_ANY: the route's
         # Everything that can reject the call comes before the port is claimed.
-        src, dst = socket.inet_aton(src_str), socket.inet_aton(dst_str)
+        src, dst = socket.inet_pton(family, src_str), socket.inet_pton(family, dst_str)
         opts = self.options(r.mtu, **tcp_options)
         local_port = self.guard.claim(local_addr[1] if local_addr else 0)
         lo, hi = self.guard.reservations.ephemeral_range
@@ -416,12 +418,14 @@ class Stack:
         self._check_open()
         if port in self.listeners:
             raise OSError(98, f"address already in use: aiotcp already listens on {port}")
-        if host:
+        if not host or host == "::":
+            addr = ANY  # both families, as a kernel dual-stack socket on ::
+        elif host == "0.0.0.0":
+            addr = ANY4
+        else:
             address = route.resolve(host)
             route.check_local(address)
-            addr = socket.inet_aton(address)
-        else:
-            addr = ANY
+            addr = socket.inet_pton(route.family_of(address), address)
         opts = self.options(None, backlog=backlog, **tcp_options)  # before the claim
         port = self.guard.claim(port, reuse_address=reuse_address)
         entry = ListenerEntry(
@@ -541,6 +545,11 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _listens_for(addr: bytes, dst: bytes) -> bool:
+    """Does a listener on ``addr`` (``ANY``, ``ANY4`` or one address) take a SYN to ``dst``?"""
+    return not addr or addr == dst or (addr == ANY4 and len(dst) == 4)
 
 
 def _established(entry: ListenerEntry, fut: asyncio.Future[None]) -> None:

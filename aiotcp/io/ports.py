@@ -37,6 +37,24 @@ def raise_nofile_limit() -> int:
     return soft
 
 
+def dual_stack_socket() -> socket.socket:
+    """A TCP socket for both families (IPv6 with ``IPV6_V6ONLY`` off), or IPv4's
+    where the kernel has no IPv6: bound to a port, it holds the port for IPv4 and
+    IPv6 at once, and as a filtered listener it swallows both families' segments."""
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError as exc:
+        if exc.errno not in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+            raise
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    return s
+
+
+def any_address(sock: socket.socket) -> str:
+    return "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+
+
 class PortReservations:
     """The kernel sockets that hold aiotcp's ports, one per port.
 
@@ -101,11 +119,11 @@ class PortReservations:
         raise OSError(errno.EADDRNOTAVAIL, f"no free port in aiotcp's range {lo}-{hi}")
 
     def _bind(self, port: int, reuse_address: bool = False) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = dual_stack_socket()
         try:
             if reuse_address:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", port))
+            s.bind((any_address(s), port))
             if self._prepare is not None:
                 self._prepare(s)
         except BaseException:
@@ -115,9 +133,9 @@ class PortReservations:
 
     def is_free(self, port: int) -> bool:
         """Could anyone bind ``port`` right now (nobody, aiotcp or not, holds it)?"""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with dual_stack_socket() as s:
             try:
-                s.bind(("0.0.0.0", port))
+                s.bind((any_address(s), port))
             except OSError:
                 return False
         return True

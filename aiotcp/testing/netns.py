@@ -237,8 +237,11 @@ def _close_pipes(proc: subprocess.Popen[Any]) -> None:
 
 
 def _listening_socket(addr: str, port: int, backlog: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """IPv4, or for an IPv6 address both families (``::``: a dual-stack socket)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
     try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((addr, port))
         sock.listen(backlog)
@@ -638,7 +641,8 @@ def read_line(stream: IO[str] | None, timeout: float) -> str:
 
 @contextlib.contextmanager
 def _kernel_server(host: Host, port: int, mode: str, arg: int = 0) -> Iterator[KernelServer]:
-    lsock = host.listen(port, backlog=4096)  # many clients at once: no SYN cookies
+    # Many clients at once: no SYN cookies.  Both families where the host has IPv6.
+    lsock = host.listen(port, "::" if host.address6 else "0.0.0.0", backlog=4096)
     try:
         proc = host.python(
             ["-c", _PEER_CODE, mode, str(lsock.fileno()), str(arg)],
