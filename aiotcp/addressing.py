@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiotcp.driver import ConnectionDriver
+from aiotcp.io import route
 from aiotcp.resolve import AddrInfo, interleave, race, resolve
 from aiotcp.stack import Stack
 
@@ -109,7 +110,7 @@ async def _connect_one(
     host, port = address[0], address[1]
     if local is None:
         return await stack.connect(host, port, **tcp_options)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = route.family_of(host)
     local = [info for info in local if info[0] == family]  # asyncio skips the others
     if not local:
         raise OSError(f"no matching local address with family={family!r} found")

@@ -162,7 +162,7 @@ class TcpSocket:
         self._sockname = sockname
         self._peername = peername
         self._listening = peername is None
-        self.family = socket.AF_INET6 if ":" in str(sockname[0]) else socket.AF_INET
+        self.family = route.family_of(str(sockname[0]))
 
     def __repr__(self) -> str:
         s = f"<aiotcp.TcpSocket family={self.family!s}, type={self.type!s}, laddr={self._sockname}"

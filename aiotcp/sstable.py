@@ -29,7 +29,8 @@ def connection_row(conn: Connection, now: float) -> dict[str, Any]:
 def listener_row(listener: Listener) -> dict[str, Any]:
     info = dict(listener.info())
     info["local"] = _addr(listener.local)
-    info["remote"] = ("0.0.0.0", 0)
+    # As ss: "*" for a listener of both families, else the family's any-address.
+    info["remote"] = ({0: "*", 4: "0.0.0.0"}.get(len(listener.local[0]), "::"), 0)
     info["state"] = "LISTEN"
     return info
 
