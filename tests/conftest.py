@@ -23,7 +23,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that builds namespaces as ``root`` (select with ``-m root``)."""
     for item in items:
-        if "hosts" in getattr(item, "fixturenames", ()):
+        if {"hosts", "family_hosts"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.root)
 
 
@@ -32,4 +32,19 @@ def hosts() -> Iterator[tuple[Host, Host]]:
     """Two fresh hosts joined by a veth pair; skipped without root (failed in CI)."""
     require_root()
     with two_hosts() as pair:
+        yield pair
+
+
+@pytest.fixture(params=["ipv4", "ipv6"])
+def family(request: pytest.FixtureRequest) -> str:
+    """The address family a test runs over (with ``family_hosts``)."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def family_hosts(family: str) -> Iterator[tuple[Host, Host]]:
+    """``hosts``, with IPv6 addresses too when ``family`` is IPv6: a test takes its
+    addresses with ``Host.address_of(family)``."""
+    require_root()
+    with two_hosts(ipv6=family == "ipv6") as pair:
         yield pair

@@ -97,6 +97,14 @@ class Host:
     peer6: str | None = None
     _procs: list[subprocess.Popen[Any]] = field(default_factory=list, init=False, repr=False)
 
+    def address_of(self, family: str) -> str:
+        """This host's address in ``family`` ("ipv4" or "ipv6")."""
+        if family == "ipv6":
+            if self.address6 is None:
+                raise ValueError(f"host {self.name} has no IPv6 address (two_hosts(ipv6=True))")
+            return self.address6
+        return self.address
+
     def _wrap(self, cmd: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *cmd]
 

@@ -30,13 +30,18 @@ def sha(data: bytes) -> str:
 # ---------------------------------------------------------------- aiotcp client
 
 
-def test_client_echo_roundtrip(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
-    a, b = hosts
+def test_client_echo_roundtrip(
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
+) -> None:
+    a, b = family_hosts
+    peer = b.address_of(family)
+    # asyncio's addresses: (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6.
+    peername = (peer, PORT) if family == "ipv4" else (peer, PORT, 0, 0)
 
     async def main() -> None:
-        reader, writer = await aiotcp.open_connection(b.address, PORT)
-        assert writer.get_extra_info("peername") == (b.address, PORT)
-        assert writer.get_extra_info("sockname")[0] == a.address
+        reader, writer = await aiotcp.open_connection(peer, PORT)
+        assert writer.get_extra_info("peername") == peername
+        assert writer.get_extra_info("sockname")[0] == a.address_of(family)
         assert writer.get_extra_info("aiotcp").state == "ESTABLISHED"
         assert writer.get_extra_info("no such key", "default") == "default"
         for i in range(20):
@@ -51,13 +56,13 @@ def test_client_echo_roundtrip(hosts: tuple[Host, Host], loop_kind: LoopKind) ->
 
 
 def test_client_sends_bulk_to_kernel_byte_exact(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(SIZE, seed=1)
 
     async def main() -> None:
-        _, writer = await aiotcp.open_connection(b.address, PORT)
+        _, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         for i in range(0, len(data), 65536):
             writer.write(data[i : i + 65536])
             await writer.drain()

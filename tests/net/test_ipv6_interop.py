@@ -1,4 +1,5 @@
-"""aiotcp over IPv6 against the kernel's TCP, both directions, on both loops.
+"""A listener of both families against the kernel's clients (the tests that run
+over either family are parametrized where they live, ``family_hosts``).
 
 The hosts have unique-local addresses (``fd00:198:18::1`` and ``::2``) besides
 their IPv4 ones.  A listener with no host takes both families on one port, as a
@@ -8,7 +9,6 @@ kernel dual-stack socket does.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import socket
 from collections.abc import Iterator
 
@@ -18,8 +18,6 @@ import aiotcp
 from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import (
     Host,
-    kernel_echo_server,
-    kernel_sink,
     pattern,
     require_root,
     two_hosts,
@@ -35,46 +33,6 @@ def hosts6() -> Iterator[tuple[Host, Host]]:
     require_root()
     with two_hosts("s6", ipv6=True) as pair:
         yield pair
-
-
-def test_client_echo_over_ipv6(hosts6: tuple[Host, Host], loop_kind: LoopKind) -> None:
-    a, b = hosts6
-    assert b.address6 is not None
-
-    async def main() -> None:
-        reader, writer = await aiotcp.open_connection(b.address6, PORT)
-        assert writer.get_extra_info("peername") == (b.address6, PORT, 0, 0)
-        assert writer.get_extra_info("sockname")[0] == a.address6
-        assert writer.get_extra_info("socket").family == socket.AF_INET6
-        for i in range(20):
-            line = f"line {i}\n".encode()
-            writer.write(line)
-            assert await reader.readline() == line
-        writer.close()
-        await writer.wait_closed()
-
-    with kernel_echo_server(b, PORT), a.entered():
-        run(main, loop_kind)
-
-
-def test_client_bulk_over_ipv6_is_byte_exact(
-    hosts6: tuple[Host, Host], loop_kind: LoopKind
-) -> None:
-    a, b = hosts6
-    size = 8 << 20
-    data = pattern(size, seed=6)
-
-    async def main() -> None:
-        _, writer = await aiotcp.open_connection(b.address6, PORT)
-        for i in range(0, size, 65536):
-            writer.write(data[i : i + 65536])
-            await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    with kernel_sink(b, PORT) as sink, a.entered():
-        run(main, loop_kind)
-        assert sink.read_result() == (size, hashlib.sha256(data).hexdigest())
 
 
 @pytest.mark.parametrize("guard", ["iptables", "socket"])
