@@ -75,12 +75,12 @@ def test_client_sends_bulk_to_kernel_byte_exact(
 
 
 def test_client_receives_bulk_from_kernel_byte_exact(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> bytes:
-        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         got = await reader.read()  # to EOF: the kernel source half-closes
         writer.close()
         await writer.wait_closed()
@@ -221,15 +221,16 @@ def kernel_echo_client(host: Host, addr: str, payload: bytes) -> bytes:
 
 
 def test_server_echoes_kernel_client_byte_exact(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     payload = pattern(2 * 1024 * 1024, seed=7)
 
     async def main() -> bytes:
         server = await aiotcp.start_server(echo_handler, port=PORT)
         async with server:
-            return await asyncio.to_thread(kernel_echo_client, b, a.address, payload)
+            address = a.address_of(family)
+            return await asyncio.to_thread(kernel_echo_client, b, address, payload)
 
     with a.entered():
         got = run(main, loop_kind)
@@ -237,10 +238,13 @@ def test_server_echoes_kernel_client_byte_exact(
 
 
 def test_curl_fetches_from_aiotcp_http_server(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     body = pattern(300000, seed=3)
+    # curl -4 / -6, with an IPv6 address in brackets.
+    host = a.address if family == "ipv4" else f"[{a.address_of(family)}]"
+    version = "-4" if family == "ipv4" else "-6"
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -254,7 +258,7 @@ def test_curl_fetches_from_aiotcp_http_server(
         async with await aiotcp.start_server(handler, port=8080):
             proc = await asyncio.to_thread(
                 b.run,
-                ["curl", "-sS", "--max-time", "20", f"http://{a.address}:8080/"],
+                ["curl", version, "-sS", "--max-time", "20", f"http://{host}:8080/"],
                 text=False,
             )
             return sha(proc.stdout)
@@ -316,11 +320,11 @@ def test_time_wait_expires_after_2msl(hosts: tuple[Host, Host], loop_kind: LoopK
 
 
 def test_server_bulk_both_directions_with_a_kernel_client(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """Kernel client sends SIZE bytes and half-closes; the aiotcp server answers with
     their SHA-256 and then SIZE bytes of its own (half-close in the other direction)."""
-    a, b = hosts
+    a, b = family_hosts
     upload, download = pattern(SIZE, seed=11), pattern(SIZE, seed=12)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -335,7 +339,7 @@ def test_server_bulk_both_directions_with_a_kernel_client(
         await writer.wait_closed()
 
     def client() -> tuple[bytes, bytes]:
-        with socket.create_connection((a.address, PORT), timeout=60) as s:
+        with socket.create_connection((a.address_of(family), PORT), timeout=60) as s:
             s.sendall(upload)
             s.shutdown(socket.SHUT_WR)
             got = bytearray()
