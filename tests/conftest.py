@@ -23,7 +23,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that builds namespaces as ``root`` (select with ``-m root``)."""
     for item in items:
-        if {"hosts", "family_hosts"} & set(getattr(item, "fixturenames", ())):
+        if {"hosts", "hosts6", "family_hosts"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.root)
 
 
@@ -32,6 +32,14 @@ def hosts() -> Iterator[tuple[Host, Host]]:
     """Two fresh hosts joined by a veth pair; skipped without root (failed in CI)."""
     require_root()
     with two_hosts() as pair:
+        yield pair
+
+
+@pytest.fixture
+def hosts6() -> Iterator[tuple[Host, Host]]:
+    """``hosts`` with IPv6 addresses as well (``address6``/``peer6``)."""
+    require_root()
+    with two_hosts(ipv6=True) as pair:
         yield pair
 
 

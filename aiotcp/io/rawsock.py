@@ -67,6 +67,15 @@ class RawSocket:
         except BaseException:
             self.close()
             raise
+        self._sources: list[tuple[_Socket, int, bool]] = [
+            (self._sock, 0, False),
+            *(
+                (sock, wire.mtu, False)
+                for wire, sock in zip(self._wires, self._wire_socks, strict=True)
+            ),
+            *([] if self._rx6 is None else [(self._rx6, 0, True)]),
+        ]
+        """What ``recv_batch`` drains: (socket, ``partial_above``, IPv6?)."""
         self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
         self._view = memoryview(self._arena)
         self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
@@ -154,16 +163,8 @@ class RawSocket:
         they are longer than its MTU (GRO aggregates).
         """
         packets: list[Packet] = []
-        used = drain(
-            self._sock.recv_into,
-            self._view,
-            max_packets,
-            self.verify_checksum,
-            self.counters,
-            self.pcap,
-            packets,
-        )
-        for wire, sock in zip(self._wires, self._wire_socks, strict=True):
+        used = 0
+        for sock, partial_above, ipv6 in self._sources:
             used += drain(
                 sock.recv_into,
                 self._view[used:],
@@ -172,19 +173,8 @@ class RawSocket:
                 self.counters,
                 self.pcap,
                 packets,
-                wire.mtu,
-            )
-        if self._rx6 is not None:
-            used += drain(
-                self._rx6.recv_into,
-                self._view[used:],
-                max_packets,
-                self.verify_checksum,
-                self.counters,
-                self.pcap,
-                packets,
-                0,
-                True,
+                partial_above,
+                ipv6,
             )
         return packets
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,20 +18,11 @@ from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import (
     Host,
     pattern,
-    require_root,
-    two_hosts,
 )
 
 pytestmark = pytest.mark.root
 
 PORT = 7400
-
-
-@pytest.fixture
-def hosts6() -> Iterator[tuple[Host, Host]]:
-    require_root()
-    with two_hosts("s6", ipv6=True) as pair:
-        yield pair
 
 
 @pytest.mark.parametrize("guard", ["iptables", "socket"])

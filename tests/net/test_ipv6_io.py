@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,18 +19,11 @@ from aiotcp.core.segment import ACK, SYN, Segment
 from aiotcp.io import bpf
 from aiotcp.io.packet import Packet
 from aiotcp.io.rawsock import RawSocket
-from aiotcp.testing.netns import Host, require_root, two_hosts
+from aiotcp.testing.netns import Host
 
 pytestmark = pytest.mark.root
 
 PORT = 9600
-
-
-@pytest.fixture
-def hosts6() -> Iterator[tuple[Host, Host]]:
-    require_root()
-    with two_hosts("v6", ipv6=True) as pair:
-        yield pair
 
 
 def wait_for(raw: RawSocket, wanted: int, timeout: float = 5.0) -> Packet:
