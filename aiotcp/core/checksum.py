@@ -47,6 +47,12 @@ def pseudo_header_sum(src: bytes, dst: bytes, tcp_length: int) -> int:
     return ones_sum(_PSEUDO.pack(src, dst, 0, IPPROTO_TCP, tcp_length))
 
 
+def internet_checksum(data: bytes | bytearray | memoryview) -> int:
+    """The checksum of ``data`` alone (ICMP's: no pseudo-header), to store in a
+    field that is zero in ``data``."""
+    return ~ones_sum(data) & 0xFFFF
+
+
 def tcp_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> int:
     """Checksum to store in a TCP header whose checksum field is currently zero."""
     s = fold_add(pseudo_header_sum(src, dst, len(segment)), ones_sum(segment))

@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from aiotcp.core.checksum import ones_sum, tcp_checksum
+from aiotcp.core.checksum import internet_checksum, tcp_checksum
 from aiotcp.core.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
@@ -206,8 +206,7 @@ class Malformer:
         return bytes(seg)
 
     def next(self) -> tuple[str, bytes]:
-        name = self.rng.choice(tuple(self.classes))
-        return name, self.classes[name]()
+        return _pick(self.rng, self.classes)
 
 
 class IcmpForger:
@@ -247,13 +246,13 @@ class IcmpForger:
         return bytes(body)
 
     def next(self) -> tuple[str, bytes]:
-        name = self.rng.choice(tuple(self.classes))
-        return name, self.classes[name]()
+        return _pick(self.rng, self.classes)
 
 
-def internet_checksum(data: bytes | bytearray) -> int:
-    """The Internet checksum of ``data`` alone (ICMP has no pseudo-header)."""
-    return ~ones_sum(data) & 0xFFFF
+def _pick(rng: random.Random, classes: dict[str, Callable[[], bytes]]) -> tuple[str, bytes]:
+    """One packet of a class chosen at random: (class name, packet)."""
+    name = rng.choice(tuple(classes))
+    return name, classes[name]()
 
 
 def scapy_templates(rng: random.Random, dport: int, n: int) -> list[bytes]:
@@ -304,6 +303,14 @@ def _send_paced(
     return {"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "by_class": dict(stats)}
 
 
+def _send_raw(args: argparse.Namespace, make: Callable[[], tuple[str, bytes]]) -> dict[str, object]:
+    """``make``'s packets on an IPPROTO_RAW socket, paced as the arguments say."""
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        return _send_paced(
+            sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
+        )
+
+
 def malformed(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
     src, dst = socket.inet_aton(args.src), socket.inet_aton(args.dst)
@@ -315,10 +322,7 @@ def malformed(args: argparse.Namespace) -> dict[str, object]:
         name, seg = gen.next()
         return name, header + seg
 
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
-        return _send_paced(
-            sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
-        )
+    return _send_raw(args, make)
 
 
 def synflood(args: argparse.Namespace) -> dict[str, object]:
@@ -346,10 +350,7 @@ def synflood(args: argparse.Namespace) -> dict[str, object]:
         )
         return "syn", ip_header(src, dst) + seg
 
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
-        return _send_paced(
-            sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
-        )
+    return _send_raw(args, make)
 
 
 def icmp(args: argparse.Namespace) -> dict[str, object]:
@@ -362,10 +363,7 @@ def icmp(args: argparse.Namespace) -> dict[str, object]:
         name, message = gen.next()
         return name, header + message
 
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
-        return _send_paced(
-            sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
-        )
+    return _send_raw(args, make)
 
 
 def main(argv: list[str] | None = None) -> int:

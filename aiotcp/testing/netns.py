@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from aiotcp.core.checksum import internet_checksum
+
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
@@ -531,15 +533,6 @@ class PingResult:
         return ordered[len(ordered) // 2] if ordered else float("nan")
 
 
-def _icmp_checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ping(
     host: Host, addr: str, count: int = 1, interval: float = 0.01, timeout: float = 1.0
 ) -> PingResult:
@@ -561,7 +554,7 @@ def ping(
         while (now := time.monotonic()) < end and len(rtts) < count:
             if len(sent_at) < count and now >= start + len(sent_at) * interval:
                 body = struct.pack("!BBHHH", 8, 0, 0, ident, len(sent_at)) + b"aiotcp-ping"
-                body = body[:2] + struct.pack("!H", _icmp_checksum(body)) + body[4:]
+                body = body[:2] + struct.pack("!H", internet_checksum(body)) + body[4:]
                 sent_at.append(time.monotonic())
                 with contextlib.suppress(OSError):  # EPERM from a local DROP rule = loss
                     sock.sendto(body, (addr, 0))
