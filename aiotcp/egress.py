@@ -10,7 +10,6 @@ layer use the raw IP socket.
 from __future__ import annotations
 
 import collections
-import socket
 from typing import Final
 
 from aiotcp.core.segment import Segment
@@ -71,11 +70,9 @@ class Egress:
     def _sender_for(self, dst: bytes, now: float) -> GsoSender | None:
         # Cached: reading /proc/net/{route,arp} was a good part of a short
         # connection's cost (docs/performance.md).
-        if len(dst) != 4:
-            return None  # IPv6 goes through the raw IPv6 socket until TCPv6 GSO lands
         hop = self._next_hops.get(dst, now)
         if hop is None:
-            hop = neighbour.lookup(socket.inet_ntoa(dst))
+            hop = neighbour.lookup(dst)
             if hop is None:
                 return None
             self._next_hops.put(dst, hop, now)

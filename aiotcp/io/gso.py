@@ -8,11 +8,14 @@ segments (copying the header, advancing seq, keeping PSH/FIN for the last one) a
 computes every checksum.
 
 Header recipe (verified on Linux 6.x): virtio_net_hdr ``<BBHHHH`` with flags
-NEEDS_CSUM, gso_type TCPV4 (0 for a single segment), hdr_len, gso_size = payload
-bytes per segment, csum_start = 34 and csum_offset = 16; the TCP checksum field
-holds the *non-inverted* folded pseudo-header sum including the full TCP length
-(CHECKSUM_PARTIAL); the IPv4 header is complete, with DF and the id advanced by
-the number of segments.  Payload is passed as separate iovecs: never copied.
+NEEDS_CSUM, gso_type TCPV4 or TCPV6 (0 for a single segment), hdr_len, gso_size =
+payload bytes per segment, csum_start = the TCP header's offset (34, or 54 after an
+IPv6 header) and csum_offset = 16; the TCP checksum field holds the *non-inverted*
+folded pseudo-header sum including the full TCP length (CHECKSUM_PARTIAL); the
+IPv4 header is complete, with DF and the id advanced by the number of segments;
+the IPv6 header has no checksum and no id, and its payload length covers the whole
+super-segment (the kernel rewrites it per segment, as it does IPv4's total length).
+Payload is passed as separate iovecs: never copied.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ from aiotcp.io.pcap import PcapWriter
 SOL_PACKET: Final = 263
 PACKET_VNET_HDR: Final = 15
 ETH_P_IP: Final = 0x0800
+ETH_P_IPV6: Final = 0x86DD
 VIRTIO_NET_HDR_F_NEEDS_CSUM: Final = 1
 VIRTIO_NET_HDR_GSO_NONE: Final = 0
 VIRTIO_NET_HDR_GSO_TCPV4: Final = 1
+VIRTIO_NET_HDR_GSO_TCPV6: Final = 4
 ETH_LEN: Final = 14
 IP_LEN: Final = 20
+IP6_LEN: Final = 40
 MAX_IP_PACKET: Final = 65535
 
 _VNET: Final = struct.Struct("<BBHHHH")
@@ -43,6 +49,9 @@ _IP: Final = struct.Struct("!BBHHHBBH4s4s")
 _IP_TCP_TS: Final = struct.Struct("!BBHHHBBH4s4sHHIIBBHHHBBBBII")
 """IPv4 header, TCP header and NOP, NOP, timestamps: an established connection's
 usual frame after the Ethernet header, packed in one call (the fast path)."""
+_IP6: Final = struct.Struct("!IHBB16s16s")
+_IP6_TCP_TS: Final = struct.Struct("!IHBB16s16sHHIIBBHHHBBBBII")
+"""The same for IPv6: its header has no checksum, only the TCP seed is summed."""
 _TS_HEADER_LEN: Final = 32
 
 
@@ -67,23 +76,17 @@ class GsoSender:
         self.sock = sock
         self.hop = hop
         self._eth = hop.dst_mac + hop.src_mac + struct.pack("!H", ETH_P_IP)
+        self._eth6 = hop.dst_mac + hop.src_mac + struct.pack("!H", ETH_P_IPV6)
         self._ip_id = 0
         # (src, dst) → sum of the address words: the part of both checksums that
         # is the same for every frame of a connection.
         self._address_sums: dict[tuple[bytes, bytes], int] = {}
-        self._single_prefix = (
-            _VNET.pack(
-                VIRTIO_NET_HDR_F_NEEDS_CSUM,
-                VIRTIO_NET_HDR_GSO_NONE,
-                ETH_LEN + IP_LEN + _TS_HEADER_LEN,
-                0,
-                ETH_LEN + IP_LEN,
-                16,
-            )
-            + self._eth
-        )
+        self._single_prefix = _single_vnet(IP_LEN) + self._eth
+        self._single_prefix6 = _single_vnet(IP6_LEN) + self._eth6
         self.default_ttl = route.default_ttl()
         """The host's TTL (``ip_default_ttl``) for connections that set none."""
+        self.default_hop_limit = route.default_hop_limit(hop.ifname)
+        """The interface's IPv6 hop limit, the kernel's default for its own TCP."""
         self.pcap: PcapWriter | None = None
         self.frames = 0
         self.segments = 0
@@ -104,7 +107,11 @@ class GsoSender:
         ip_id = self._ip_id
         first = run[0]
         tos |= first.ecn
-        hops = self.default_ttl if ttl is None else ttl
+        v6 = len(dst) == 16
+        if ttl is not None:
+            hops = ttl
+        else:
+            hops = self.default_hop_limit if v6 else self.default_ttl
         if len(run) == 1 and self.pcap is None and is_plain_timestamped(first):
             # The request/response case: one segment whose only option is the
             # timestamp, both headers from one ``struct`` call.
@@ -115,16 +122,21 @@ class GsoSender:
                     self._address_sums.clear()
                 addresses = address_sum(src, dst)
                 self._address_sums[key] = addresses
+            if v6:
+                headers = timestamped_headers6(first, src, dst, addresses, tos, hops)
+                return self._send([self._single_prefix6 + headers, *first.parts], 1)
             self._ip_id = (ip_id + 1) & 0xFFFF
             headers = timestamped_headers(first, src, dst, ip_id, addresses, tos, hops)
             return self._send([self._single_prefix + headers, *first.parts], 1)
         vnet, ip, tcp, n = frame_headers(run, src, dst, ip_id, tos, hops)
-        self._ip_id = (ip_id + n) & 0xFFFF
+        if not v6:
+            self._ip_id = (ip_id + n) & 0xFFFF
         if len(run) == 1:
             payloads = list(first.parts)  # a frame across two writes: two iovecs, no join
         else:
             payloads = [part for seg in run for part in seg.parts]
-        sent = self._send([vnet + self._eth + ip + tcp, *payloads], n)
+        eth = self._eth6 if v6 else self._eth
+        sent = self._send([vnet + eth + ip + tcp, *payloads], n)
         if sent and self.pcap is not None:
             self.pcap.sent(src, dst, tcp, *payloads)
         return sent
@@ -141,6 +153,18 @@ class GsoSender:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _single_vnet(ip_len: int) -> bytes:
+    """The virtio-net header of a one-segment frame with a timestamped TCP header."""
+    return _VNET.pack(
+        VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        VIRTIO_NET_HDR_GSO_NONE,
+        ETH_LEN + ip_len + _TS_HEADER_LEN,
+        0,
+        ETH_LEN + ip_len,
+        16,
+    )
 
 
 def is_plain_timestamped(seg: Segment) -> bool:
@@ -182,12 +206,29 @@ def timestamped_headers(
     )  # fmt: skip
 
 
+def timestamped_headers6(
+    seg: Segment, src: bytes, dst: bytes, addresses: int, tclass: int, hop_limit: int
+) -> bytes:
+    """``timestamped_headers`` for IPv6: the same TCP header after an IPv6 header
+    (flow label 0).  The pseudo-header's sum differs from IPv4's only in how the
+    length and next header are placed, and both fold to the same value."""
+    tcp_length = _TS_HEADER_LEN + seg.payload_len
+    seed = _fold(addresses + 6 + tcp_length)  # uninverted: CHECKSUM_PARTIAL
+    return _IP6_TCP_TS.pack(
+        0x60000000 | tclass << 20, tcp_length, 6, hop_limit, src, dst,
+        seg.src_port, seg.dst_port, seg.seq, seg.ack, (_TS_HEADER_LEN // 4) << 4,
+        seg.flags, seg.window, seed, seg.urgent,
+        1, 1, 8, 10, seg.ts_val or 0, seg.ts_ecr or 0,
+    )  # fmt: skip
+
+
 def frame_headers(
     run: Sequence[Segment], src: bytes, dst: bytes, ip_id: int, tos: int, ttl: int
 ) -> tuple[bytes, bytearray, bytearray, int]:
-    """The virtio-net header, IPv4 header and TCP header (with options) of a run,
-    and how many wire segments the kernel will cut from it.  ``tos`` is the whole
-    byte (DS and ECN)."""
+    """The virtio-net header, IP header (IPv4, or IPv6 for 16-byte addresses) and
+    TCP header (with options) of a run, and how many wire segments the kernel will
+    cut from it.  ``tos`` is the whole byte (DS and ECN; IPv6's traffic class);
+    ``ttl`` the TTL or hop limit; ``ip_id`` is IPv4's alone."""
     first = run[0]
     opts = encode_options(first)
     tcp_len_hdr = 20 + len(opts)
@@ -208,18 +249,23 @@ def frame_headers(
     tcp[20:] = opts
     seed = pseudo_header_sum(src, dst, tcp_len_hdr + total)
     tcp[16], tcp[17] = seed >> 8, seed & 0xFF
-    ip = bytearray(
-        _IP.pack(0x45, tos, IP_LEN + tcp_len_hdr + total, ip_id, 0x4000, ttl, 6, 0, src, dst)
-    )
-    csum = ~ones_sum(ip) & 0xFFFF
-    ip[10], ip[11] = csum >> 8, csum & 0xFF
+    if len(dst) == 16:
+        ip = bytearray(_IP6.pack(0x60000000 | tos << 20, tcp_len_hdr + total, 6, ttl, src, dst))
+        ip_len, gso_type = IP6_LEN, VIRTIO_NET_HDR_GSO_TCPV6
+    else:
+        ip = bytearray(
+            _IP.pack(0x45, tos, IP_LEN + tcp_len_hdr + total, ip_id, 0x4000, ttl, 6, 0, src, dst)
+        )
+        csum = ~ones_sum(ip) & 0xFFFF
+        ip[10], ip[11] = csum >> 8, csum & 0xFF
+        ip_len, gso_type = IP_LEN, VIRTIO_NET_HDR_GSO_TCPV4
     gso = n > 1
     vnet = _VNET.pack(
         VIRTIO_NET_HDR_F_NEEDS_CSUM,
-        VIRTIO_NET_HDR_GSO_TCPV4 if gso else VIRTIO_NET_HDR_GSO_NONE,
-        ETH_LEN + IP_LEN + tcp_len_hdr,
+        gso_type if gso else VIRTIO_NET_HDR_GSO_NONE,
+        ETH_LEN + ip_len + tcp_len_hdr,
         gso_size if gso else 0,
-        ETH_LEN + IP_LEN,
+        ETH_LEN + ip_len,
         16,
     )
     return vnet, ip, tcp, n

@@ -86,6 +86,16 @@ def default_ttl() -> int:
         return 64  # RFC 1700's recommendation, Linux's default
 
 
+def default_hop_limit(ifname: str) -> int:
+    """The IPv6 hop limit the kernel's own sockets use on ``ifname`` unless told
+    otherwise (``IPV6_UNICAST_HOPS``): ``net.ipv6.conf.<ifname>.hop_limit``."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/hop_limit") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 64  # Linux's default (RFC 4861's AdvCurHopLimit)
+
+
 def resolve(host: str) -> str:
     """An address literal in its canonical text (RFC 5952 for IPv6), or a name's
     IPv4 address (names go through the resolver once)."""

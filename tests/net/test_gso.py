@@ -20,14 +20,14 @@ SIZE = 20 * 1024 * 1024
 
 
 def send_in_blocks(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, data: bytes, **tcp_options: object
+    hosts: tuple[Host, Host], family: str, loop_kind: LoopKind, data: bytes, **tcp_options: object
 ) -> dict[str, int]:
     """A's aiotcp writes ``data`` in 64 KiB blocks to a kernel sink on B, which must
     receive every byte; returns A's stack counters."""
     a, b = hosts
 
     async def main() -> dict[str, int]:
-        _, writer = await aiotcp.open_connection(b.address, 7000, **tcp_options)
+        _, writer = await aiotcp.open_connection(b.address_of(family), 7000, **tcp_options)
         for i in range(0, len(data), 1 << 16):
             writer.write(data[i : i + (1 << 16)])
             await writer.drain()
@@ -43,18 +43,18 @@ def send_in_blocks(
 
 @pytest.mark.parametrize("features", [["tx", "off"], ["tx", "off", "tso", "off", "gso", "off"]])
 def test_super_segments_arrive_byte_exact_with_software_checksums(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, features: list[str]
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind, features: list[str]
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     a.run(["ethtool", "-K", a.ifname, *features])
-    counters = send_in_blocks(hosts, loop_kind, pattern(SIZE, seed=21))
+    counters = send_in_blocks(family_hosts, family, loop_kind, pattern(SIZE, seed=21))
     assert counters["gso_frames"] > 0
     assert counters["gso_segments"] > 2 * counters["gso_frames"]  # real runs, not singles
     assert counters.get("gso_fallback", 0) == 0
     # Every ACK pushes the retransmission deadline later; the driver's timer stays
     # armed at the earlier time instead of being re-created per ACK.
     assert counters["timers_armed"] < counters["gso_frames"] // 4
-    nstat = b.run(["cat", "/proc/net/snmp"]).stdout
+    nstat = b.run(["cat", "/proc/net/snmp"]).stdout  # TCP's counters cover both families
     tcp = dict(
         zip(*[ln.split()[1:] for ln in nstat.splitlines() if ln.startswith("Tcp:")], strict=True)
     )
@@ -62,24 +62,24 @@ def test_super_segments_arrive_byte_exact_with_software_checksums(
 
 
 def test_a_nodelay_write_loop_sends_whole_frames(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """Autocorking: 64 KiB writes are not multiples of the MSS, but a loop of them
     sends full 45-segment frames, not a frame and a one-segment runt per write
     (23 segments per frame on average), and every byte still arrives."""
-    counters = send_in_blocks(hosts, loop_kind, pattern(SIZE, seed=23), nodelay=True)
+    counters = send_in_blocks(family_hosts, family, loop_kind, pattern(SIZE, seed=23), nodelay=True)
     per_frame = counters["gso_segments"] / counters["gso_frames"]
     assert per_frame > 32, counters
 
 
 def test_without_gso_the_raw_socket_path_still_works(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(2 * 1024 * 1024, seed=22)
 
     async def main() -> dict[str, int]:
-        _, writer = await aiotcp.open_connection(b.address, 7000)
+        _, writer = await aiotcp.open_connection(b.address_of(family), 7000)
         writer.write(data)
         await writer.drain()
         writer.close()
