@@ -345,6 +345,9 @@ def two_hosts(
                 sysctl(host, f"net.ipv6.conf.{key}.disable_ipv6", "0" if ipv6 else "1")
             if ipv6:  # no router solicitations in captures either way
                 sysctl(host, "net.ipv6.conf.default.router_solicitations", "0")
+                # No duplicate address detection for the link-local address either:
+                # while it is tentative, it cannot be used (~1 s).
+                sysctl(host, "net.ipv6.conf.default.accept_dad", "0")
         _ip("link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
         for host in (a, b):
             cidr = f"{host.address}/{host.prefixlen}"
@@ -356,12 +359,34 @@ def two_hosts(
             _ip("-n", host.netns, "link", "set", "lo", "up")
             if not offload:
                 host.run(["ethtool", "-K", host.ifname, "tso", "off", "gso", "off", "gro", "off"])
+        if ipv6:
+            for host in (a, b):
+                wait_ipv6_ready(host.netns, host.ifname)
         yield a, b
     finally:
         for host in (a, b):
             host.kill_processes()
         for ns in created:
             _delete_netns(ns)
+
+
+def wait_ipv6_ready(netns: str, ifname: str, timeout: float = 3.0) -> None:
+    """Wait until IPv6 runs on ``ifname``: the kernel starts it (link-local address,
+    multicast routes) only once the link's carrier change has gone through its
+    deferred link-watch work, up to a second after "up" on a veth.  Before that a
+    neighbour solicitation goes unanswered and the first connection waits out a
+    one-second retransmission."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = subprocess.run(
+            ["ip", "-n", netns, "-6", "-o", "addr", "show", "dev", ifname, "scope", "link"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        if "fe80::" in proc.stdout:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"IPv6 did not start on {ifname} in {netns} within {timeout}s")
+        time.sleep(0.01)
 
 
 @dataclass
