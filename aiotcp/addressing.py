@@ -22,6 +22,19 @@ from aiotcp.resolve import AddrInfo, interleave, race, resolve
 from aiotcp.stack import Stack
 
 
+def is_link_local(host: object) -> bool:
+    """An IPv6 link-local literal (fe80::/10), scoped or not.  The drop-in leaves
+    those to the kernel: their scope id names an interface, and aiotcp's route
+    lookups and connection keys carry none."""
+    if not isinstance(host, str):
+        return False
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+    except OSError:
+        return False
+    return packed[0] == 0xFE and packed[1] & 0xC0 == 0x80
+
+
 def check_family(family: int) -> None:
     """``family`` as asyncio takes it: AF_UNSPEC (0), AF_INET or AF_INET6."""
     if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
@@ -135,6 +148,15 @@ def _discard(driver: ConnectionDriver) -> None:
     driver.abort()
 
 
+_WILDCARD: dict[int, str | None] = {
+    socket.AF_UNSPEC: None,
+    socket.AF_INET: "0.0.0.0",
+    socket.AF_INET6: "::",
+}
+"""What ``host=None`` listens on, by ``family``: asyncio binds every address of the
+families ``family`` admits (one socket each; ``::`` with ``IPV6_V6ONLY``)."""
+
+
 async def listen_address(
     loop: asyncio.AbstractEventLoop,
     host: str | Sequence[str] | None,
@@ -154,7 +176,7 @@ async def listen_address(
         port = 0
     if all(h in (None, "") for h in hosts):
         if isinstance(port, int):
-            return None, port
+            return _WILDCARD[family], port
         hosts = [None]
     addresses: set[str | None] = set()
     number = 0
@@ -165,7 +187,9 @@ async def listen_address(
         ipv4 = [info for info in infos if info[0] == socket.AF_INET]
         for info in ipv4 or infos:
             ip, number = info[4][0], info[4][1]
-            addresses.add(None if ip in ("0.0.0.0", "::") or not h else ip)
+            addresses.add(ip if h else _WILDCARD[family])
+    if addresses == {"0.0.0.0", "::"}:
+        addresses = {None}  # both wildcards: every address of both families
     if len(addresses) != 1:
         raise ValueError(
             f"aiotcp listens on one address per port (or on all): {host!r} gives "

@@ -12,10 +12,8 @@ What stays on the kernel, and why (docs/dropin.md says the same to users):
 - a caller's own kernel socket (``sock=``): it is already the kernel's (but an
   aiotcp connection handed over as ``sock=``, ``aiotcp.handoff``, is adopted:
   that is how aiohttp's client stays on aiotcp);
-- IPv6 (an ``AF_INET6`` family, an IPv6 literal, a name with only IPv6
-  addresses): aiotcp's IPv6 (``family=AF_INET6`` through its own API) is not yet
-  complete (ICMPv6, GSO, the ip6tables guard are to come), so the drop-in keeps
-  programs' IPv6 on the kernel until it is;
+- IPv6 link-local destinations (``fe80::…%eth0``): their scope id names the
+  interface, and aiotcp's route lookups and connection keys carry none;
 - Unix sockets, UDP, pipes and blocking ``socket`` calls: not TCP over the loop.
 
 ``run`` is ``asyncio.run`` with such a loop, and ``EventLoopPolicy`` hands out such
@@ -34,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from aiotcp import streams
+from aiotcp.addressing import is_link_local
 from aiotcp.core.options import TcpOptions
 from aiotcp.handoff import HandedOffConnection, bridge_aiohappyeyeballs
 from aiotcp.sendfile import sendfile as aiotcp_sendfile
@@ -101,7 +100,7 @@ class _Hooks:
                 ssl_shutdown_timeout,
                 linger,
             )
-        kernel = sock is not None or family == socket.AF_INET6 or _is_ipv6_literal(host)
+        kernel = sock is not None or is_link_local(host)
         both: dict[str, Any] = {
             "ssl": ssl,
             "family": family,
@@ -113,17 +112,14 @@ class _Hooks:
             "ssl_shutdown_timeout": ssl_shutdown_timeout,
         }
         if not kernel:
-            try:
-                return await streams.create_connection(
-                    protocol_factory,
-                    host,
-                    port,
-                    **{**both, "family": socket.AF_INET},  # IPv6: the kernel's, for now
-                    happy_eyeballs_delay=happy_eyeballs_delay,
-                    interleave=interleave,
-                )
-            except socket.gaierror:
-                pass  # no IPv4 address (or none at all): the kernel's, below
+            return await streams.create_connection(
+                protocol_factory,
+                host,
+                port,
+                **both,
+                happy_eyeballs_delay=happy_eyeballs_delay,
+                interleave=interleave,
+            )
         return await self.kernel_create_connection(
             protocol_factory,
             host,
@@ -164,7 +160,7 @@ class _Hooks:
             "ssl_shutdown_timeout": ssl_shutdown_timeout,
             "start_serving": start_serving,
         }
-        if sock is not None or family == socket.AF_INET6 or any(map(_is_ipv6_literal, hosts)):
+        if sock is not None or any(map(is_link_local, hosts)):
             return await self.kernel_create_server(protocol_factory, host, port, sock=sock, **both)
         return await streams.create_server(protocol_factory, host, port, **both)
 
@@ -208,16 +204,6 @@ class _Hooks:
 
 def _given(**kwargs: Any) -> dict[str, Any]:
     return {name: value for name, value in kwargs.items() if value is not None}
-
-
-def _is_ipv6_literal(host: object) -> bool:
-    if not isinstance(host, str):
-        return False
-    try:
-        socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
-    except OSError:
-        return False
-    return True
 
 
 def install(loop: asyncio.AbstractEventLoop, **stack_options: Any) -> asyncio.AbstractEventLoop:

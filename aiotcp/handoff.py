@@ -121,10 +121,11 @@ def bridge_aiohappyeyeballs(is_aiotcp_loop: IsAiotcpLoop) -> None:
         socket_factory: Callable[[AddrInfo], socket.socket] | None = None,
     ) -> socket.socket | HandedOffConnection:
         current = loop or asyncio.get_running_loop()
+        ours = [info for info in addr_infos if not addressing.is_link_local(info[4][0])]
         kernel = (
             not is_aiotcp_loop(current)
             or socket_factory is not None  # the caller makes the kernel socket itself
-            or not any(info[0] == socket.AF_INET for info in addr_infos)  # IPv6 only, or none
+            or not ours  # link-local destinations only (or none): the kernel's
         )
         if kernel:
             return await original(  # type: ignore[no-any-return]
@@ -137,7 +138,7 @@ def bridge_aiohappyeyeballs(is_aiotcp_loop: IsAiotcpLoop) -> None:
             )
         driver = await addressing.connect_resolved(
             get_stack(),
-            addr_infos,
+            ours,
             local_addr_infos or None,
             happy_eyeballs_delay=happy_eyeballs_delay,
             interleave_count=interleave,

@@ -46,10 +46,12 @@ from aiotcp.time_wait import TimeWaitTable
 
 StateObserver = Callable[[ConnectionDriver, State, State], None]
 ANY = b""
-"""A listener on every address of both families (``host=None``, or ``::`` as a
-Linux dual-stack socket)."""
+"""A listener on every address of both families (``host=None``: asyncio binds a
+socket per family there, Linux one dual-stack socket)."""
 ANY4 = bytes(4)
 """A listener on every IPv4 address (``0.0.0.0``)."""
+ANY6 = bytes(16)
+"""A listener on every IPv6 address (``::``: asyncio sets ``IPV6_V6ONLY`` on it)."""
 ROUTE_TTL = 1.0  # seconds a route lookup is reused by later connects
 TABLE_CHUNK = 200
 """State-table rows built (and encoded, by the control socket) per loop pass."""
@@ -418,10 +420,10 @@ class Stack:
         self._check_open()
         if port in self.listeners:
             raise OSError(98, f"address already in use: aiotcp already listens on {port}")
-        if not host or host == "::":
-            addr = ANY  # both families, as a kernel dual-stack socket on ::
-        elif host == "0.0.0.0":
-            addr = ANY4
+        if not host:
+            addr = ANY
+        elif host in ("0.0.0.0", "::"):
+            addr = ANY4 if host == "0.0.0.0" else ANY6
         else:
             address = route.resolve(host)
             route.check_local(address)
@@ -548,8 +550,10 @@ class Stack:
 
 
 def _listens_for(addr: bytes, dst: bytes) -> bool:
-    """Does a listener on ``addr`` (``ANY``, ``ANY4`` or one address) take a SYN to ``dst``?"""
-    return not addr or addr == dst or (addr == ANY4 and len(dst) == 4)
+    """Does a listener on ``addr`` (``ANY``, ``ANY4``, ``ANY6`` or one address) take a
+    SYN to ``dst``?  (No packet is addressed to 0.0.0.0 or ``::``: the parsers drop
+    those, so an all-zero ``addr`` can only be a family's wildcard.)"""
+    return not addr or addr == dst or (len(addr) == len(dst) and not any(addr))
 
 
 def _established(entry: ListenerEntry, fut: asyncio.Future[None]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiotcp import addressing
 from aiotcp.driver import ConnectionDriver
+from aiotcp.io import route
 from aiotcp.socketlike import TcpSocket
 from aiotcp.stack import Stack, _stacks, get_stack
 from aiotcp.stream_reader import STREAM_LIMIT, StreamReader
@@ -233,7 +234,14 @@ class Server(asyncio.AbstractServer):
         sets options every connection accepted afterwards starts with."""
         if self._port is None:
             return ()
-        return (TcpSocket(self, (self._host or "0.0.0.0", self._port), None),)
+        if self._host is None:  # both families: asyncio's two sockets, IPv4 first
+            return (
+                TcpSocket(self, ("0.0.0.0", self._port), None),
+                TcpSocket(self, ("::", self._port, 0, 0), None),
+            )
+        if route.family_of(self._host) == socket.AF_INET6:
+            return (TcpSocket(self, (self._host, self._port, 0, 0), None),)
+        return (TcpSocket(self, (self._host, self._port), None),)
 
     def _get_option(self, name: str) -> Any:
         if name == "linger":
@@ -376,8 +384,9 @@ async def create_server(
     restarts on a port the kernel still has in TIME-WAIT.  ``reuse_port`` is
     accepted and means the same here: one aiotcp stack has one listener per port,
     and sharing a port among processes (SO_REUSEPORT's purpose) is issue 26's.
-    ``host`` (a name, an address, a list of them, or None for all addresses) must
-    come down to one IPv4 address or to all (``aiotcp.addressing``).  ``ssl`` (a
+    ``host`` (a name, an address, a list of them, or None for all addresses of
+    ``family``'s families) must come down to one address or to a wildcard
+    (``aiotcp.addressing``); ``0.0.0.0`` and ``::`` are one family's, as in asyncio.  ``ssl`` (a
     context with the server's certificate) serves TLS (``aiotcp.tls``).
     """
     st = _stack(stack)

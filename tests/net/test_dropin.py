@@ -55,6 +55,17 @@ async def main(host, port):
 """
 
 
+NOT_OURS = {"ipv4": "198.18.9.9", "ipv6": "fd00:198:18:9::9"}
+"""An address of the tests' ranges that no host has."""
+LOOPBACK = {"ipv4": "127.0.0.1", "ipv6": "::1"}
+WILDCARD = {"ipv4": "0.0.0.0", "ipv6": "::"}
+
+
+def sockaddr(host: str, port: int) -> tuple[Any, ...]:
+    """``getpeername``'s shape for ``host``: a 4-tuple for IPv6, as asyncio's."""
+    return (host, port, 0, 0) if ":" in host else (host, port)
+
+
 def write_program(path: Path, body: str) -> Path:
     path.write_text(textwrap.dedent(body))
     return path
@@ -91,16 +102,16 @@ def no_aiotcp_rules(host: Host) -> bool:
     ids=["asyncio.run", "new_event_loop", "uvloop.run", "uvloop.install"],
 )
 def test_run_puts_an_unchanged_programs_connections_on_aiotcp(
-    hosts: tuple[Host, Host], tmp_path: Path, entry: str
+    family_hosts: tuple[Host, Host], family: str, tmp_path: Path, entry: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     program = write_program(tmp_path / "client.py", ECHO_CLIENT + entry + "\n")
     with kernel_echo_server(b, PORT):
-        result = aiotcp_run(a, str(program), b.address, str(PORT))
+        result = aiotcp_run(a, str(program), b.address_of(family), str(PORT))
         assert result.returncode == 0, result.stderr
         assert result.stdout.split() == ["TcpTransport", "ping"]
         # The same program under plain python gets a kernel transport (the check can fail).
-        plain = a.run([sys.executable, str(program), b.address, str(PORT)],
+        plain = a.run([sys.executable, str(program), b.address_of(family), str(PORT)],
                       capture_output=True, text=True, timeout=30)  # fmt: skip
         assert plain.stdout.split()[0] != "TcpTransport"
     assert no_aiotcp_rules(a)
@@ -108,11 +119,11 @@ def test_run_puts_an_unchanged_programs_connections_on_aiotcp(
 
 @pytest.mark.parametrize("guard", ["iptables", "socket"])
 def test_run_options_reach_the_programs_stack(
-    hosts: tuple[Host, Host], tmp_path: Path, guard: str
+    family_hosts: tuple[Host, Host], family: str, tmp_path: Path, guard: str
 ) -> None:
     """``--guard`` (and the stack's other options) configure the stack that the
     program's own loop creates at its first connection."""
-    a, b = hosts
+    a, b = family_hosts
     program = write_program(
         tmp_path / "client.py",
         ECHO_CLIENT
@@ -126,7 +137,7 @@ asyncio.run(report(sys.argv[1], int(sys.argv[2])))
 """,
     )
     with kernel_echo_server(b, PORT):
-        result = aiotcp_run(a, "--guard", guard, str(program), b.address, str(PORT))
+        result = aiotcp_run(a, "--guard", guard, str(program), b.address_of(family), str(PORT))
     assert result.returncode == 0, result.stderr
     expected = {"iptables": "IptablesGuard", "socket": "SocketFilterGuard"}[guard]
     assert result.stdout.split() == ["TcpTransport", "ping", expected]
@@ -135,11 +146,11 @@ asyncio.run(report(sys.argv[1], int(sys.argv[2])))
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_run_m_module_passes_arguments_and_exit_status(
-    hosts: tuple[Host, Host], tmp_path: Path, loop: str
+    family_hosts: tuple[Host, Host], family: str, tmp_path: Path, loop: str
 ) -> None:
     """``-m module args``: ``sys.argv`` as ``python -m`` sets it, and the program's
     own exit status comes back unchanged."""
-    a, b = hosts
+    a, b = family_hosts
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -156,7 +167,7 @@ if __name__ == "__main__":
     with kernel_echo_server(b, PORT):
         result = a.run(
             [sys.executable, "-m", "aiotcp", "run", "--loop", loop, "-m", "pkg.client",
-             b.address, str(PORT), "--flag", "x"],
+             b.address_of(family), str(PORT), "--flag", "x"],
             capture_output=True, text=True, cwd=tmp_path, timeout=30, check=False,
         )  # fmt: skip
     assert result.returncode == 7, result.stderr
@@ -164,12 +175,12 @@ if __name__ == "__main__":
 
 
 def test_run_reports_errors_and_interrupts_as_python_does(
-    hosts: tuple[Host, Host], tmp_path: Path
+    family_hosts: tuple[Host, Host], family: str, tmp_path: Path
 ) -> None:
     """An uncaught exception: its traceback and status 1.  Ctrl-C of a serving
     program: asyncio.run's KeyboardInterrupt, the status python gives, and no
     firewall rule left behind."""
-    a, b = hosts
+    a, b = family_hosts
     failing = write_program(
         tmp_path / "failing.py",
         """
@@ -194,7 +205,7 @@ def test_run_reports_errors_and_interrupts_as_python_does(
             await writer.drain()
             writer.close()
         async def main():
-            server = await asyncio.start_server(handle, "0.0.0.0", {PORT})
+            server = await asyncio.start_server(handle, None, {PORT})
             print(type(server).__module__, flush=True)
             await server.serve_forever()
         asyncio.run(main())
@@ -208,7 +219,7 @@ def test_run_reports_errors_and_interrupts_as_python_does(
         proc = a.popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             module = read_line(proc.stdout, 20).strip()
-            with b.connect(a.address, PORT) as sock:
+            with b.connect(a.address_of(family), PORT) as sock:
                 sock.sendall(b"hello\n")
                 assert sock.recv(100) == b"hello\n"
             proc.send_signal(signal.SIGINT)
@@ -223,8 +234,10 @@ def test_run_reports_errors_and_interrupts_as_python_does(
     assert no_aiotcp_rules(a)
 
 
-def test_run_without_privileges_says_what_to_do(hosts: tuple[Host, Host], tmp_path: Path) -> None:
-    a, _ = hosts
+def test_run_without_privileges_says_what_to_do(
+    family_hosts: tuple[Host, Host], family: str, tmp_path: Path
+) -> None:
+    a, _ = family_hosts
     program = write_program(tmp_path / "p.py", "print('ran')\n")
     os.chmod(tmp_path, 0o755)
     result = a.run(
@@ -245,61 +258,68 @@ def run_in(host: Host, kind: LoopKind, main: Callable[[], Any]) -> Any:
 
 
 def test_aiotcp_run_and_what_stays_on_the_kernel(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
-    """Connections and servers made through the loop are aiotcp's; a caller's own
-    socket (``sock=``) and IPv6 stay the kernel's, as the docs say."""
-    a, b = hosts
+    """Connections and servers made through the loop are aiotcp's, over either
+    family and on loopback; a caller's own socket (``sock=``) and an IPv6
+    link-local destination stay the kernel's, as the docs say."""
+    a, b = family_hosts
     a.run(["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=0"])
+    loopback = LOOPBACK[family]
+    link_local = None
+    if family == "ipv6":
+        shown = b.run(["ip", "-6", "-o", "addr", "show", "dev", b.ifname, "scope", "link"])
+        link_local = shown.stdout.split()[3].split("/")[0] + "%" + a.ifname
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(await reader.readline())
         await writer.drain()
         writer.close()
 
+    async def echoes(host: str, port: int, line: bytes, *, sock: Any = None) -> bool:
+        """Whether the line came back, and over aiotcp."""
+        if sock is not None:
+            reader, writer = await asyncio.open_connection(sock=sock)
+        else:
+            reader, writer = await asyncio.open_connection(host, port)
+        writer.write(line)
+        assert await reader.readline() == line
+        writer.close()
+        return isinstance(writer.transport, TcpTransport)
+
     async def main() -> None:
-        reader, writer = await asyncio.open_connection(b.address, PORT)
-        assert isinstance(writer.transport, TcpTransport)
-        writer.write(b"over aiotcp\n")
-        assert await reader.readline() == b"over aiotcp\n"
-        writer.close()
+        assert await echoes(b.address_of(family), PORT, b"over aiotcp\n")
 
-        own = socket.create_connection((b.address, PORT))
+        own = socket.create_connection((b.address_of(family), PORT))
         own.setblocking(False)
-        reader, writer = await asyncio.open_connection(sock=own)
-        assert not isinstance(writer.transport, TcpTransport)
-        writer.write(b"kernel\n")
-        assert await reader.readline() == b"kernel\n"
-        writer.close()
+        assert not await echoes("", 0, b"kernel\n", sock=own)
 
-        v6 = await asyncio.start_server(echo, "::1", 0)
-        assert not isinstance(v6, aiotcp.Server)
-        reader, writer = await asyncio.open_connection("::1", v6.sockets[0].getsockname()[1])
-        assert not isinstance(writer.transport, TcpTransport)
-        writer.write(b"v6\n")
-        assert await reader.readline() == b"v6\n"
-        writer.close()
-        v6.close()
+        local = await asyncio.start_server(echo, loopback, 0)
+        assert isinstance(local, aiotcp.Server)
+        assert await echoes(loopback, local.sockets[0].getsockname()[1], b"loopback\n")
+        local.close()
 
-        # aiotcp's own API speaks IPv6 (the drop-in leaves programs' IPv6 to the
-        # kernel for now); this namespace has none: the kernel's own error.
+        if link_local is not None:
+            assert not await echoes(link_local, PORT, b"link-local\n")
+
+        # Refused, as the kernel refuses it.
         with pytest.raises(OSError) as refused:
-            await aiotcp.open_connection("::1", 1, family=socket.AF_INET6)
+            await asyncio.open_connection(loopback, 1)
         with pytest.raises(OSError) as kernel:
-            socket.create_connection(("::1", 1), timeout=2)
-        assert refused.value.errno == kernel.value.errno
+            socket.create_connection((loopback, 1), timeout=2)
+        assert refused.value.errno == kernel.value.errno == errno.ECONNREFUSED
 
     with kernel_echo_server(b, PORT):
         run_in(a, loop_kind, main)
 
 
 def test_server_sockets_are_socket_like_and_tune_accepted_connections(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """``Server.sockets[0]`` as aiohttp and websockets use it; options set on it are
     the accepted connections' (as a listening socket's are inherited); unknown
     options fail as the kernel's do."""
-    a, b = hosts
+    a, b = family_hosts
     accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -307,10 +327,19 @@ def test_server_sockets_are_socket_like_and_tune_accepted_connections(
         await reader.read()
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "0.0.0.0", PORT)
+        everywhere = await asyncio.start_server(handle, None, PORT + 1)
+        # Both families: asyncio's two sockets (one per family), IPv4 first.
+        assert [s.getsockname() for s in everywhere.sockets] == [
+            ("0.0.0.0", PORT + 1),
+            ("::", PORT + 1, 0, 0),
+        ]
+        everywhere.close()
+
+        server = await asyncio.start_server(handle, WILDCARD[family], PORT)
         (listening,) = server.sockets
-        assert listening.getsockname() == ("0.0.0.0", PORT)
-        assert (listening.family, listening.type) == (socket.AF_INET, socket.SOCK_STREAM)
+        assert listening.getsockname() == sockaddr(WILDCARD[family], PORT)
+        af = socket.AF_INET6 if family == "ipv6" else socket.AF_INET
+        assert (listening.family, listening.type) == (af, socket.SOCK_STREAM)
         assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
         assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
         listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 33)
@@ -322,29 +351,32 @@ def test_server_sockets_are_socket_like_and_tune_accepted_connections(
             listening.getpeername()
         assert unconnected.value.errno == errno.ENOTCONN
 
-        client = await asyncio.to_thread(b.connect, a.address, PORT)
+        client = await asyncio.to_thread(b.connect, a.address_of(family), PORT)
         writer = await asyncio.wait_for(accepted.get(), 10)
         sock = writer.get_extra_info("socket")
         assert sock.getpeername() == client.getsockname()
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 33
         assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x10
         client.close()
+        if family == "ipv6":  # "::" is IPv6's alone, as asyncio's socket (V6ONLY) on it
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.to_thread(b.connect, a.address, PORT, 2.0)
         server.close()
 
     run_in(a, loop_kind, main)
 
 
 def test_setsockopt_reaches_the_live_connection(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """What redis-py and aiohttp set on ``get_extra_info('socket')`` takes effect:
     keepalive probes go out on an idle connection (counted by the connection and
     answered by the kernel), TCP_NODELAY and TCP_CONGESTION change the options, and
     the buffer sizes read back doubled, as Linux reports them."""
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> None:
-        reader, writer = await asyncio.open_connection(b.address, PORT)
+        reader, writer = await asyncio.open_connection(b.address_of(family), PORT)
         sock = writer.get_extra_info("socket")
         conn = writer.transport._conn  # type: ignore[attr-defined]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
@@ -372,17 +404,17 @@ def test_setsockopt_reaches_the_live_connection(
         run_in(a, loop_kind, main)
 
 
-def test_so_linger(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+def test_so_linger(family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind) -> None:
     """SO_LINGER {1, 0}: close() resets the connection (the kernel peer's recv
     raises ECONNRESET).  {1, n}: the close is over (``wait_closed``) once the peer
     has acknowledged everything written, and the peer gets every byte."""
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(2 * 1024 * 1024, seed=3)
 
     async def main() -> None:
-        peer = await asyncio.to_thread(b.listen, PORT)
+        peer = await asyncio.to_thread(b.listen, PORT, WILDCARD[family])
         try:
-            _, writer = await asyncio.open_connection(b.address, PORT)
+            _, writer = await asyncio.open_connection(b.address_of(family), PORT)
             accepted, _ = await asyncio.to_thread(peer.accept)
             writer.get_extra_info("socket").setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -396,7 +428,7 @@ def test_so_linger(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
                     pass
             accepted.close()
 
-            _, writer = await asyncio.open_connection(b.address, PORT)
+            _, writer = await asyncio.open_connection(b.address_of(family), PORT)
             accepted, _ = await asyncio.to_thread(peer.accept)
             conn = writer.transport._conn  # type: ignore[attr-defined]
             writer.get_extra_info("socket").setsockopt(
@@ -426,28 +458,30 @@ def _read_all(sock: socket.socket) -> bytes:
 
 
 def test_the_loops_methods_reject_what_asyncios_reject(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """Unknown keywords are still TypeErrors, asyncio's argument errors are still
     raised, and a rejected call (also one refused after its port was chosen: a
     refused connect, a bad local address) leaves no port reserved."""
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         with pytest.raises(TypeError):
-            await loop.create_connection(asyncio.Protocol, b.address, PORT, no_such=1)  # type: ignore[call-overload]
+            await loop.create_connection(asyncio.Protocol, b.address_of(family), PORT, no_such=1)  # type: ignore[call-overload]
         with pytest.raises(TypeError):
             await loop.create_server(asyncio.Protocol, port=PORT, no_such=1)  # type: ignore[call-overload]
         with pytest.raises(ValueError):
-            await loop.create_connection(asyncio.Protocol, b.address, PORT, server_hostname="x")
+            await loop.create_connection(
+                asyncio.Protocol, b.address_of(family), PORT, server_hostname="x"
+            )
         stack = aiotcp.get_stack()
         held = len(stack.guard.reservations)
         with pytest.raises(ConnectionRefusedError):
-            await loop.create_connection(asyncio.Protocol, b.address, PORT)
+            await loop.create_connection(asyncio.Protocol, b.address_of(family), PORT)
         with pytest.raises(OSError):
             await loop.create_connection(
-                asyncio.Protocol, b.address, PORT, local_addr=("198.18.9.9", 0)
+                asyncio.Protocol, b.address_of(family), PORT, local_addr=(NOT_OURS[family], 0)
             )
         assert len(stack.guard.reservations) == held
 
@@ -456,18 +490,18 @@ def test_the_loops_methods_reject_what_asyncios_reject(
 
 
 def test_sendfile_sends_a_file_without_reading_it_whole(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, tmp_path: Path
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind, tmp_path: Path
 ) -> None:
     """``loop.sendfile`` (what aiohttp's FileResponse calls): a whole 24 MB file,
     then a slice of it by offset and count; the file position ends after what was
     sent, as asyncio documents."""
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(24 * 1024 * 1024, seed=4)
     path = tmp_path / "file.bin"
     path.write_bytes(data)
 
     async def connect() -> asyncio.StreamWriter:
-        _, writer = await asyncio.open_connection(b.address, PORT)
+        _, writer = await asyncio.open_connection(b.address_of(family), PORT)
         # wait_closed() returns when the sink has everything, however slow the machine.
         linger = struct.pack("ii", 1, 50)
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
@@ -500,21 +534,22 @@ def test_sendfile_sends_a_file_without_reading_it_whole(
 
 
 def test_connections_made_before_their_transport_are_handed_over(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """aiohttp's client connects with ``aiohappyeyeballs.start_connection`` and then
     passes the socket as ``create_connection(sock=...)``: on a drop-in loop both
     halves are aiotcp's, the handed-over connection can be tuned before the
     hand-off, and it can be handed over once.  A ``socket_factory`` (the caller
     making its own kernel socket) keeps the kernel's."""
-    a, b = hosts
-    infos = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (b.address, PORT))]
+    a, b = family_hosts
+    af = socket.AF_INET6 if family == "ipv6" else socket.AF_INET
+    infos = [(af, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr(b.address_of(family), PORT))]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         sock = await aiohappyeyeballs.start_connection(infos)
         assert isinstance(sock, HandedOffConnection)
-        assert sock.getpeername() == (b.address, PORT)
+        assert sock.getpeername() == sockaddr(b.address_of(family), PORT)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         reader = asyncio.StreamReader()
         transport, _ = await loop.create_connection(
@@ -541,13 +576,13 @@ def test_connections_made_before_their_transport_are_handed_over(
 
 
 def test_a_connections_descriptor_polls_as_a_kernel_sockets(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """``get_extra_info("socket").fileno()`` polls readable exactly when a kernel
     socket's would for an asyncio program: not while the connection is idle with
     everything read, yes once the peer has closed (how httpcore's pool tells a
     reusable connection from a dead one); -1 after the transport is closed."""
-    a, b = hosts
+    a, b = family_hosts
 
     def readable(fd: int) -> bool:
         poller = select.poll()
@@ -555,7 +590,7 @@ def test_a_connections_descriptor_polls_as_a_kernel_sockets(
         return bool(poller.poll(0))
 
     async def main() -> None:
-        reader, writer = await asyncio.open_connection(b.address, PORT)
+        reader, writer = await asyncio.open_connection(b.address_of(family), PORT)
         sock = writer.get_extra_info("socket")
         fd = sock.fileno()
         assert fd >= 0 and not readable(fd)
@@ -573,16 +608,26 @@ def test_a_connections_descriptor_polls_as_a_kernel_sockets(
         run_in(a, loop_kind, main)
 
 
+@pytest.mark.parametrize(
+    ("silent_family", "family"),
+    [("ipv4", "ipv4"), ("ipv6", "ipv6"), ("ipv6", "ipv4"), ("ipv4", "ipv6")],
+    ids=["v4-v4", "v6-v6", "v6-v4", "v4-v6"],
+)
 def test_happy_eyeballs_over_every_resolved_address(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    hosts6: tuple[Host, Host], silent_family: str, family: str, loop_kind: LoopKind
 ) -> None:
-    """A name with two addresses, the first silent (nothing answers there): with
-    ``happy_eyeballs_delay`` the second attempt starts after the delay and wins, the
-    silent one is given up; names (also ``local_addr``'s) are resolved through
-    ``loop.getaddrinfo``, never by a blocking call on the loop."""
-    a, b = hosts
-    silent = "198.18.0.77"  # on the link, but no host: its SYNs go unanswered
-    names = {"service.test": [silent, b.address], "me.test": [a.address]}
+    """A name with two addresses, the first silent (nothing answers there), in the
+    same family as the second or across families: with ``happy_eyeballs_delay`` the
+    second attempt starts after the delay and wins, the silent one is given up;
+    names (also ``local_addr``'s) are resolved through ``loop.getaddrinfo``, never
+    by a blocking call on the loop."""
+    a, b = hosts6
+    # On the link, but no host there: its SYNs (or neighbour solicitations) go unanswered.
+    silent = {"ipv4": "198.18.0.77", "ipv6": "fd00:198:18::77"}[silent_family]
+    names = {
+        "service.test": [silent, b.address_of(family)],
+        "me.test": [a.address, a.address_of("ipv6")],  # one local address per family
+    }
     asked: list[str] = []
 
     async def main() -> float:
@@ -594,7 +639,13 @@ def test_happy_eyeballs_over_every_resolved_address(
                 return await real(host, port, **kw)
             asked.append(host)
             return [
-                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, int(port or 0)))
+                (
+                    socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    6,
+                    "",
+                    sockaddr(ip, int(port or 0)),
+                )
                 for ip in names[host]
             ]
 
@@ -604,8 +655,8 @@ def test_happy_eyeballs_over_every_resolved_address(
             "service.test", PORT, happy_eyeballs_delay=0.3, local_addr=("me.test", 0)
         )
         took = loop.time() - started
-        assert writer.get_extra_info("peername") == (b.address, PORT)
-        assert writer.get_extra_info("sockname")[0] == a.address
+        assert writer.get_extra_info("peername") == sockaddr(b.address_of(family), PORT)
+        assert writer.get_extra_info("sockname")[0] == a.address_of(family)
         writer.write(b"hi\n")
         assert await reader.readline() == b"hi\n"
         writer.close()
@@ -620,15 +671,15 @@ def test_happy_eyeballs_over_every_resolved_address(
 
 
 def test_a_kernel_source_reaches_an_aiotcp_run_client_whole(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """Bulk receive through asyncio's own StreamReader (the drop-in does not swap
     it): 16 MB byte-exact."""
-    a, b = hosts
+    a, b = family_hosts
     size = 16 * 1024 * 1024
 
     async def main() -> bytes:
-        reader, writer = await asyncio.open_connection(b.address, PORT)
+        reader, writer = await asyncio.open_connection(b.address_of(family), PORT)
         assert isinstance(writer.transport, TcpTransport)
         data = await reader.read(-1)
         writer.close()
