@@ -19,7 +19,7 @@ to the kernel's:
   for the kernel this leaves out its socket buffers).
 
     .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 5] [--json F]
-        [--quick] [--no-pin] [--steer]
+        [--quick] [--no-pin] [--steer] [--family ipv4|ipv6|both]
 
 Each number is the median of ``--repeat`` interleaved rounds (kernel and aiotcp
 alternate, so a slow phase of this shared machine hits both).
@@ -295,7 +295,7 @@ LOWER_IS_BETTER = (
 
 def table(report: dict[str, Any]) -> str:
     """Medians, the median of the rounds' ratios, and the lowest and highest of those."""
-    head = f"{'metric':<22}{'loop':<9}{'kernel':>10}{'aiotcp':>10}{'ratio':>7}  rounds"
+    head = f"{'metric':<22}{'loop':<12}{'kernel':>10}{'aiotcp':>10}{'ratio':>7}  rounds"
     lines = [head]
     for kind, by_stack in report["results"].items():
         k, t = by_stack["kernel"], by_stack["aiotcp"]
@@ -304,7 +304,7 @@ def table(report: dict[str, Any]) -> str:
             each = round_ratios(report["samples"][kind], metric)
             spread = f"{min(each):.2f}-{max(each):.2f}" if len(each) > 1 else ""
             lines.append(
-                f"{metric:<22}{kind:<9}{k[metric]:>10.1f}{t[metric]:>10.1f}{ratio:>7.2f}  {spread}"
+                f"{metric:<22}{kind:<12}{k[metric]:>10.1f}{t[metric]:>10.1f}{ratio:>7.2f}  {spread}"
             )
     lines.append("ratio = median over rounds of aiotcp / kernel in the same round")
     lines.append("lower is better for " + ", ".join(LOWER_IS_BETTER))
@@ -338,11 +338,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     transfer over each stack also comes first and is not counted.
     """
     size = args.size_mb * 1024 * 1024
+    families = FAMILIES[args.family]
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
-        kind: {"kernel": [], "aiotcp": []} for kind in LOOP_KINDS
+        label(kind, family): {"kernel": [], "aiotcp": []}
+        for kind in LOOP_KINDS
+        for family in families
     }
     t0 = time.monotonic()
-    with two_hosts("bench") as (a, b):
+    with two_hosts("bench", ipv6="ipv6" in families) as (a, b):
         # connections/s leaves thousands of TIME-WAITs on the client, as it should; a
         # kernel that may not reuse them scans a full port range on every connect
         # of the next round (measured: 2,600/s in the first round, 200/s after).
@@ -361,12 +364,16 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 os.sched_setaffinity(server.pid, {pinned[1]})
             try:
                 with a.entered():
-                    for s in ("kernel", "aiotcp"):  # discarded: see run_benchmark
-                        measure(kind, s, b.address, args, warmup=True)
+                    for family in families:
+                        for s in ("kernel", "aiotcp"):  # discarded: see run_benchmark
+                            measure(kind, s, b.address_of(family), args, warmup=True)
                     for i in range(args.repeat):
+                        # Both families in every round, so their ratios share its phase.
                         order = ("kernel", "aiotcp") if i % 2 == 0 else ("aiotcp", "kernel")
-                        for s in order:
-                            samples[kind][s].append(measure(kind, s, b.address, args))
+                        for family in families:
+                            runs = samples[label(kind, family)]
+                            for s in order:
+                                runs[s].append(measure(kind, s, b.address_of(family), args))
             finally:
                 b.stop(server)
     results = {
@@ -391,6 +398,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for kind, by_stack in samples.items()
         },
     }
+
+
+FAMILIES = {"ipv4": ("ipv4",), "ipv6": ("ipv6",), "both": ("ipv4", "ipv6")}
+
+
+def label(kind: LoopKind, family: str) -> str:
+    """A result row's loop column: the loop, and the family when it is IPv6."""
+    return kind if family == "ipv4" else f"{kind}/v6"
 
 
 def kernel_congestion_control() -> dict[str, str]:
@@ -431,6 +446,12 @@ def main() -> None:
         "--steer",
         action="store_true",
         help="each host's receive processing on its own process's CPU (RPS): two machines",
+    )
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="ipv4",
+        help="address family of every connection; 'both': IPv4 and IPv6 in each round",
     )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
