@@ -170,12 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("program", nargs=argparse.REMAINDER, help="SCRIPT [ARGS...]")
     run.set_defaults(func=_run)
 
-    guard = sub.add_parser("guard", help="the RST guard's firewall rules")
+    guard = sub.add_parser("guard", help="the RST guard's firewall rules (iptables, ip6tables)")
     gsub = guard.add_subparsers(dest="guard_command", required=True)
-    gsub.add_parser("status", help="list aiotcp's rules in this namespace").set_defaults(
-        func=_guard_status
-    )
-    cleanup = gsub.add_parser("cleanup", help="remove rules left by dead processes")
+    gsub.add_parser(
+        "status", help="list aiotcp's rules of both families in this namespace"
+    ).set_defaults(func=_guard_status)
+    cleanup = gsub.add_parser("cleanup", help="remove rules left by dead processes, both families")
     cleanup.add_argument("--all", action="store_true", help="also remove rules of live processes")
     cleanup.set_defaults(func=_guard_cleanup)
     return parser

@@ -21,7 +21,8 @@ def test_guard_status_and_cleanup_after_a_killed_process(hosts: tuple[Host, Host
     read_line(proc.stdout, 20.0)
     status = aiotcp_cli(a, "guard", "status")
     assert f"AIOTCP-{proc.pid}  pid {proc.pid}  running" in status
-    assert "--sport 8080 -j DROP" in status
+    for command in ("iptables", "ip6tables"):
+        assert f"{command} -A AIOTCP-{proc.pid} -p tcp -m tcp --sport 8080 -j DROP" in status
     assert "nothing to remove" in aiotcp_cli(a, "guard", "cleanup")
     proc.kill()
     proc.wait(10)
