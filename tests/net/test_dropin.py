@@ -83,8 +83,12 @@ def aiotcp_run(host: Host, *args: str, timeout: float = 30) -> subprocess.Comple
 
 
 def no_aiotcp_rules(host: Host) -> bool:
-    out = host.run(["iptables", "-S"], capture_output=True, text=True).stdout
-    return "aiotcp" not in out
+    """Neither family's table has any of the guard's rules left."""
+    out = "".join(
+        host.run([tool, "-S"], capture_output=True, text=True).stdout
+        for tool in ("iptables", "ip6tables")
+    )
+    return "aiotcp" not in out.lower()
 
 
 @pytest.mark.parametrize(
