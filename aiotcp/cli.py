@@ -38,7 +38,7 @@ def _guard_cleanup(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from aiotcp.demo import run
 
-    return run(args.part, guard_kind=args.guard)
+    return run(args.part, guard_kind=args.guard, ipv6=args.ipv6)
 
 
 def _ss(args: argparse.Namespace) -> int:
@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="two-host demo in network namespaces (needs root)")
     demo.add_argument("part", nargs="?", choices=["all", "handshake", "streams"], default="all")
     demo.add_argument("--guard", choices=["iptables", "socket"], default="iptables")
+    demo.add_argument(
+        "--ipv6", action="store_true", help="over IPv6 (fd00:198:18::1 and ::2) instead of IPv4"
+    )
     demo.set_defaults(func=_demo)
 
     ss = sub.add_parser("ss", help="connections of running stacks, like ss -tanoi")

@@ -1,7 +1,8 @@
 """Demos: what aiotcp shows about TCP, runnable as ``python -m aiotcp demo``.
 
 Both parts run between two network namespaces built for the demo (198.18.0.1 and
-198.18.0.2) and removed afterwards, with everything they started.
+198.18.0.2, or fd00:198:18::1 and ::2 with ``--ipv6``) and removed afterwards,
+with everything they started.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ Part = Literal["all", "handshake", "streams"]
 
 
 def run(
-    part: Part = "all", *, guard_kind: GuardKind = "iptables", say: Callable[[str], None] = print
+    part: Part = "all",
+    *,
+    guard_kind: GuardKind = "iptables",
+    ipv6: bool = False,
+    say: Callable[[str], None] = print,
 ) -> int:
     """Build the two hosts, run the chosen parts, tear down. Returns an exit code."""
     from aiotcp.demo.handshake import run_handshake_demo
@@ -32,13 +37,14 @@ def run(
         )
         return 2
     code = 0
-    with two_hosts("demo") as (a, b):
+    family = "ipv6" if ipv6 else "ipv4"
+    with two_hosts("demo", ipv6=ipv6) as (a, b):
         if part in ("all", "handshake"):
             say("=== Part 1: one connection, segment by segment (aiotcp's raw socket layer) ===")
-            code |= run_handshake_demo(a, b, say, guard_kind=guard_kind)
+            code |= run_handshake_demo(a, b, say, guard_kind=guard_kind, family=family)
         if part in ("all", "streams"):
             if part == "all":
                 say("")
             say("=== Part 2: HTTP over aiotcp's streams API, state by state ===")
-            code |= run_streams_demo(a, b, say)
+            code |= run_streams_demo(a, b, say, family=family)
     return code

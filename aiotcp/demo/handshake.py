@@ -20,7 +20,8 @@ from aiotcp.testing.netns import Host
 from aiotcp.testing.scripted import ScriptedEndpoint
 
 WINDOW = 64240
-MSS = 1460
+MSS = {"ipv4": 1460, "ipv6": 1440}
+"""A 1500-byte Ethernet MTU less the IP and TCP headers (IPv6's is 20 bytes longer)."""
 
 
 @dataclass
@@ -47,6 +48,7 @@ def scripted_echo_exchange(
     *,
     say: Callable[[str], None] = lambda line: None,
     timeout: float = 3.0,
+    mss: int = MSS["ipv4"],
 ) -> ExchangeResult:
     """Open a connection by hand, send ``payload``, read the echo, close both ways."""
     ep = ScriptedEndpoint(raw, local, remote, log=lambda line: say("    " + line))
@@ -63,7 +65,7 @@ def scripted_echo_exchange(
         return seg
 
     say(f"1. SYN: A asks to connect and announces its random initial sequence number x={iss}")
-    ep.send(Segment(seq=iss, flags=SYN, window=WINDOW, mss=MSS))
+    ep.send(Segment(seq=iss, flags=SYN, window=WINDOW, mss=mss))
     synack = expect("SYN-ACK", lambda s: s.flags & (SYN | ACK) == SYN | ACK)
     if synack.ack != seq_add(iss, 1):
         raise ExchangeError(f"SYN-ACK acknowledges {synack.ack}, expected x+1={seq_add(iss, 1)}")
@@ -96,7 +98,12 @@ def scripted_echo_exchange(
 
 
 def run_handshake_demo(
-    a: Host, b: Host, say: Callable[[str], None] = print, *, guard_kind: GuardKind = "iptables"
+    a: Host,
+    b: Host,
+    say: Callable[[str], None] = print,
+    *,
+    guard_kind: GuardKind = "iptables",
+    family: str = "ipv4",
 ) -> int:
     """The exchange between two prepared hosts. Returns an exit code."""
     from aiotcp.io.guards import guarded_raw_socket
@@ -105,9 +112,10 @@ def run_handshake_demo(
     payload = b"hello from aiotcp\n"
     port = 7
     with kernel_echo_server(b, port):
+        here, there = a.address_of(family), b.address_of(family)
         say(
-            f"Host A {a.address} (aiotcp, raw socket)  <-- veth -->  "
-            f"Host B {b.address} (Linux kernel echo server, port {port})"
+            f"Host A {here} (aiotcp, raw socket)  <-- veth -->  "
+            f"Host B {there} (Linux kernel echo server, port {port})"
         )
         with a.entered(), guarded_raw_socket(guard_kind) as (raw, [local_port]):
             say(
@@ -117,7 +125,7 @@ def run_handshake_demo(
             say("")
             try:
                 result = scripted_echo_exchange(
-                    raw, (a.address, local_port), (b.address, port), payload, say=say
+                    raw, (here, local_port), (there, port), payload, say=say, mss=MSS[family]
                 )
             except ExchangeError as exc:
                 say(f"FAILED: {exc}")

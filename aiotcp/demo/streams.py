@@ -22,11 +22,15 @@ SERVER_PORT = 8080
 SIDE = ["-m", "aiotcp.demo.http_side"]
 
 
-def run_streams_demo(a: Host, b: Host, say: Callable[[str], None] = print) -> int:
+def run_streams_demo(
+    a: Host, b: Host, say: Callable[[str], None] = print, *, family: str = "ipv4"
+) -> int:
     """Server on A, curl then an aiotcp client on B; returns an exit code."""
     t0 = time.time()
-    say(f"Host A {a.address}: aiotcp HTTP server on port {SERVER_PORT} (MSL 1 s for the demo)")
-    say(f"Host B {b.address}: curl (the kernel's TCP), then an aiotcp client")
+    server_address = a.address_of(family)
+    url_host = f"[{server_address}]" if family == "ipv6" else server_address
+    say(f"Host A {server_address}: aiotcp HTTP server on port {SERVER_PORT} (MSL 1 s for the demo)")
+    say(f"Host B {b.address_of(family)}: curl (the kernel's TCP), then an aiotcp client")
     server = a.python(
         [*SIDE, "server", str(SERVER_PORT), "8", str(t0)],
         stdout=subprocess.PIPE,
@@ -35,11 +39,11 @@ def run_streams_demo(a: Host, b: Host, say: Callable[[str], None] = print) -> in
     if read_line(server.stdout, 20).strip() != "ready":
         say("FAILED: the server did not start")
         return 1
-    curl = b.run(["curl", "-sS", "--max-time", "10", f"http://{a.address}:{SERVER_PORT}/"])
+    curl = b.run(["curl", "-sS", "--max-time", "10", f"http://{url_host}:{SERVER_PORT}/"])
     time.sleep(0.3)
     t_client = time.time() - t0
     client = b.run(
-        [sys.executable, *SIDE, "client", a.address, str(SERVER_PORT), str(t0)],
+        [sys.executable, *SIDE, "client", server_address, str(SERVER_PORT), str(t0)],
         timeout=30,
     )
     server.terminate()
