@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiotcp.core.segment import ACK, FIN, RST, SYN, DropReason, Segment
-from aiotcp.io.packet import format_ip, parse_ipv4_tcp
+from aiotcp.io.packet import format_ip, parse_ipv4_tcp, parse_ipv6_tcp
 
 LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL = 1, 101, 113
 Flow = tuple[str, int, str, int]
@@ -36,7 +36,8 @@ class Seen:
 
 
 def read_pcap(path: str | Path) -> list[Seen]:
-    """TCP segments of a classic pcap (raw IPv4, Ethernet or Linux cooked)."""
+    """TCP segments of a classic pcap (raw IP of either version, Ethernet or Linux
+    cooked)."""
     data = Path(path).read_bytes()
     magic = struct.unpack_from("<I", data)[0]
     endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
@@ -50,7 +51,10 @@ def read_pcap(path: str | Path) -> list[Seen]:
         sec, frac, incl, _ = struct.unpack_from(endian + "IIII", data, off)
         frame = memoryview(data)[off + 16 + skip : off + 16 + incl]
         off += 16 + incl
-        parsed = parse_ipv4_tcp(frame, verify_checksum=False)
+        if not frame:
+            continue
+        parse = parse_ipv6_tcp if frame[0] >> 4 == 6 else parse_ipv4_tcp
+        parsed = parse(frame, verify_checksum=False)
         if isinstance(parsed, DropReason):
             continue
         t = sec + frac / (1e9 if nano else 1e6)

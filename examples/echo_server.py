@@ -43,7 +43,7 @@ async def main() -> None:
             done.set()
 
     server = await aiotcp.start_server(counted, args.host, args.port)
-    print(f"listening on {args.host or '0.0.0.0'}:{server.port}", flush=True)
+    print(f"listening on {args.host or '*'}:{server.port}", flush=True)
     async with server:
         if args.clients:
             await done.wait()

@@ -74,7 +74,7 @@ async def main() -> None:
     args = parser.parse_args()
     served: asyncio.Queue[int] = asyncio.Queue()
     server = await aiotcp.start_server(lambda r, w: handle(r, w, served), args.host, args.port)
-    print(f"serving HTTP on {args.host or '0.0.0.0'}:{server.port}", flush=True)
+    print(f"serving HTTP on {args.host or '*'}:{server.port}", flush=True)
     async with server:
         if not args.requests:
             await server.serve_forever()

@@ -12,13 +12,23 @@ from aiotcp.testing.netns import Host, kernel_echo_server, pattern, read_line, w
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 
-def test_syn_probe_reports_open_and_closed_ports(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_syn_probe_reports_open_and_closed_ports(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
+    a, b = family_hosts
     with kernel_echo_server(b, 7):
-        out = a.run([sys.executable, str(EXAMPLES / "syn_probe.py"), b.address, "7", "9"]).stdout
+        out = a.run(
+            [sys.executable, str(EXAMPLES / "syn_probe.py"), b.address_of(family), "7", "9"]
+        ).stdout
     lines = out.splitlines()
-    assert lines[0].startswith(f"{b.address}:7 open (SYN-ACK")
-    assert lines[1] == f"{b.address}:9 closed (RST)"
+    assert lines[0].startswith(f"{b.address_of(family)}:7 open (SYN-ACK")
+    assert lines[1] == f"{b.address_of(family)}:9 closed (RST)"
+
+
+def url_host(host: Host, family: str) -> str:
+    """The host's address as a URL has it (IPv6 in brackets, RFC 3986)."""
+    address = host.address_of(family)
+    return f"[{address}]" if ":" in address else address
 
 
 def example(host: Host, name: str, *args: str) -> subprocess.Popen[str]:
@@ -27,12 +37,21 @@ def example(host: Host, name: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_echo_server_and_client_both_on_aiotcp(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_echo_server_and_client_both_on_aiotcp(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
+    a, b = family_hosts
     server = example(a, "echo_server.py", "--port", "7000", "--clients", "1")
     assert read_line(server.stdout, 20).startswith("listening on")
     out = b.run(
-        [sys.executable, str(EXAMPLES / "echo_client.py"), a.address, "7000", "hi", "there"]
+        [
+            sys.executable,
+            str(EXAMPLES / "echo_client.py"),
+            a.address_of(family),
+            "7000",
+            "hi",
+            "there",
+        ]
     )
     assert "echo: hi\necho: there\n" in out.stdout
     assert "server closed (extra bytes: 0)" in out.stdout
@@ -41,14 +60,15 @@ def test_echo_server_and_client_both_on_aiotcp(hosts: tuple[Host, Host]) -> None
     assert "echoed 9 bytes" in stdout
 
 
-def test_curl_against_the_http_server_example(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_curl_against_the_http_server_example(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, b = family_hosts
     server = example(a, "http_server.py", "--port", "8080", "--requests", "2")
     assert read_line(server.stdout, 20).startswith("serving HTTP")
-    hello = b.run(["curl", "-sS", "--max-time", "20", f"http://{a.address}:8080/"]).stdout
+    hello = b.run(["curl", "-sS", "--max-time", "20", f"http://{url_host(a, family)}:8080/"]).stdout
     assert hello.startswith("Hello from aiotcp")
     blob = b.run(
-        ["curl", "-sS", "--max-time", "20", f"http://{a.address}:8080/bytes/500000"], text=False
+        ["curl", "-sS", "--max-time", "20", f"http://{url_host(a, family)}:8080/bytes/500000"],
+        text=False,
     ).stdout
     assert blob == pattern(500000)
     server.communicate(timeout=20)
@@ -56,19 +76,23 @@ def test_curl_against_the_http_server_example(hosts: tuple[Host, Host]) -> None:
 
 
 def test_http_client_example_fetches_from_python_http_server(
-    hosts: tuple[Host, Host], tmp_path: pathlib.Path
+    family_hosts: tuple[Host, Host], family: str, tmp_path: pathlib.Path
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(1_000_000, seed=5)
     (tmp_path / "file.bin").write_bytes(data)
     http = b.python(
-        ["-m", "http.server", "8000", "--bind", b.address, "--directory", str(tmp_path)],
+        ["-m", "http.server", "8000", "--bind", b.address_of(family), "--directory", str(tmp_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_listening(b, 8000)
     out = a.run(
-        [sys.executable, str(EXAMPLES / "http_client.py"), f"http://{b.address}:8000/file.bin"]
+        [
+            sys.executable,
+            str(EXAMPLES / "http_client.py"),
+            f"http://{url_host(b, family)}:8000/file.bin",
+        ]
     ).stdout
     http.kill()
     assert out.splitlines()[0].endswith("200 OK")

@@ -15,13 +15,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_plot_draws_a_png_from_a_recorded_transfer(
-    hosts: tuple[Host, Host], tmp_path: pathlib.Path
+    family_hosts: tuple[Host, Host], family: str, tmp_path: pathlib.Path
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     pcap, events, png = tmp_path / "t.pcap", tmp_path / "e.jsonl", tmp_path / "t.png"
 
     async def main() -> None:
-        reader, writer = await aiotcp.open_connection(b.address, 7000)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), 7000)
         writer.write(bytes(300_000))
         await reader.readexactly(300_000)
         writer.close()
