@@ -143,8 +143,10 @@ ICMP6_PACKET_TOO_BIG: Final = 2
 ICMP6_TIME_EXCEEDED: Final = 3
 ICMP6_PARAMETER_PROBLEM: Final = 4
 ICMP6_ERRORS: Final = (1, 2, 3, 4)
-"""The ICMPv6 errors that concern a connection (RFC 4443 §3).  Other error types
-(5-127, none defined for TCP) are left to the kernel, as Redirect is."""
+"""The ICMPv6 errors that concern a connection (RFC 4443 §3).  Linux hands TCP an
+error of a type nobody defined (5-127) too, as a soft EPROTO that ends only a
+connection attempt; aiotcp leaves those to the kernel, since none says anything
+about a path."""
 ICMP6_FILTER: Final = 1
 """The socket option (level ``IPPROTO_ICMPV6``) that sets a raw ICMPv6 socket's
 type filter (RFC 3542 §3.2; the socket module lacks the name)."""

@@ -35,6 +35,7 @@ from aiotcp.io.icmp import (
     Icmp6Socket,
     IcmpError,
     icmp6_type_filter,
+    open_icmp6_socket,
     parse_icmp6_error,
 )
 from aiotcp.testing.netns import Host
@@ -215,3 +216,13 @@ def test_the_kernel_hands_over_what_the_parser_expects(hosts6: tuple[Host, Host]
         (errno.EMSGSIZE, 1400, 7, 40001, addr(b.address6)),
     ]
     assert counters["icmp6_received"] == 2
+
+
+def test_a_kernel_without_ipv6_gets_no_icmp6_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ipv6.disable=1``: the socket cannot exist, and the stack must still start."""
+
+    def no_ipv6(family: int, proto: int, what: str) -> socket.socket:
+        raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+
+    monkeypatch.setattr("aiotcp.io.icmp.raw_socket", no_ipv6)
+    assert open_icmp6_socket(OURS, collections.Counter()) is None
