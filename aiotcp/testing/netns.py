@@ -464,6 +464,8 @@ def routed_hosts(
         _ip("-n", a.netns, "route", "add", "default", "via", r.address)
         _ip("-n", b.netns, "route", "add", "default", "via", subnet_address(1, 1))
         if ipv6:
+            for host, ifname, _, _ in links:
+                wait_ipv6_ready(host.netns, ifname)
             _ip("-n", a.netns, "-6", "route", "add", "default", "via", subnet_address6(0, 2))
             _ip("-n", b.netns, "-6", "route", "add", "default", "via", subnet_address6(1, 1))
         yield Routed(a, r, b)
