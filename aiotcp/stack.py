@@ -35,7 +35,7 @@ from aiotcp.driver import ConnectionDriver, demultiplex
 from aiotcp.egress import DS_MASK, Egress
 from aiotcp.io import exit_hooks, route
 from aiotcp.io.guards import GuardKind, make_guard
-from aiotcp.io.icmp import IcmpSocket
+from aiotcp.io.icmp import Icmp6Socket, IcmpSocket, open_icmp6_socket
 from aiotcp.io.lookup_cache import LookupCache
 from aiotcp.io.packet import Packet, format_ip
 from aiotcp.io.pcap import PcapWriter
@@ -119,13 +119,21 @@ class Stack:
         except BaseException:
             self.guard.close()
             raise
+        self.icmp6: Icmp6Socket | None = None
+        """ICMPv6's, where the kernel has IPv6 (``aiotcp.io.icmp``)."""
         try:
             self.icmp = IcmpSocket(self._filter_ranges, self.raw.counters)
             """ICMP errors quoting our segments (``aiotcp.io.icmp``)."""
+            try:
+                self.icmp6 = open_icmp6_socket(self._filter_ranges, self.raw.counters)
+            except BaseException:
+                self.icmp.close()
+                raise
         except BaseException:
             self.raw.close()
             self.guard.close()
             raise
+        self._icmp_sockets: list[IcmpSocket] = [self.icmp, *([self.icmp6] if self.icmp6 else [])]
         pcap = pcap or os.environ.get("AIOTCP_PCAP") or None
         self.pcap = PcapWriter(pcap) if pcap else None
         self.raw.pcap = self.pcap
@@ -149,7 +157,8 @@ class Stack:
             self.state_observers.append(self._log_transition)
         for fd in self.raw.filenos():
             self.loop.add_reader(fd, self._on_readable)
-        self.loop.add_reader(self.icmp.fileno(), self._on_icmp)
+        for icmp in self._icmp_sockets:
+            self.loop.add_reader(icmp.fileno(), self._on_icmp, icmp)
         if control is None:
             control = os.environ.get("AIOTCP_CONTROL", "").lower() in ("1", "true", "yes")
         self.control: ControlServer | None = None
@@ -199,14 +208,15 @@ class Stack:
                     if isinstance(seg.payload, memoryview):
                         seg.payload = bytes(seg.payload)
 
-    def _on_icmp(self) -> None:
-        """ICMP errors reach the connection they quote, as the kernel's reach its
-        socket (RFC 9293 §3.9.2.2, MUST-54; docs/icmp.md)."""
-        for err in self.icmp.recv_errors():
+    def _on_icmp(self, icmp: IcmpSocket) -> None:
+        """ICMP and ICMPv6 errors reach the connection they quote, as the kernel's
+        reach its socket (RFC 9293 §3.9.2.2, MUST-54; docs/architecture.md)."""
+        prefix = icmp.prefix  # counters per family: icmp_acted_on, icmp6_acted_on...
+        for err in icmp.recv_errors():
             (lip, lport), (rip, rport) = err.local, err.remote
             driver = self.connections.get(flow_key(lip, lport, rip, rport))
             if driver is None:
-                self.counters["icmp_no_connection"] += 1
+                self.counters[prefix + "_no_connection"] += 1
                 continue
             conn = driver.conn
             if err.mtu is not None:
@@ -217,7 +227,7 @@ class Stack:
                     self._mtu_cache.pop(rip, None)
             else:
                 acted = conn.icmp_error(err.errno, hard=err.hard, seq=err.seq)
-            self.counters["icmp_acted_on" if acted else "icmp_ignored"] += 1
+            self.counters[prefix + ("_acted_on" if acted else "_ignored")] += 1
             if acted:
                 driver.process_now()
 
@@ -456,7 +466,8 @@ class Stack:
         if ranges != self._filter_ranges:
             self._filter_ranges = ranges
             self.raw.set_port_ranges(ranges)
-            self.icmp.set_port_ranges(ranges)
+            for icmp in self._icmp_sockets:
+                icmp.set_port_ranges(ranges)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -512,9 +523,11 @@ class Stack:
         if not self.loop.is_closed():
             for fd in self.raw.filenos():
                 self.loop.remove_reader(fd)
-            self.loop.remove_reader(self.icmp.fileno())
+            for icmp in self._icmp_sockets:
+                self.loop.remove_reader(icmp.fileno())
         self.raw.close()
-        self.icmp.close()
+        for icmp in self._icmp_sockets:
+            icmp.close()
         self.egress.close()
         if self.pcap is not None:
             self.pcap.close()

@@ -172,6 +172,30 @@ def icmp_error_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
     return _accept_ports_in(prog, ranges)
 
 
+def icmp6_error_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+    """Program for a raw IPPROTO_ICMPV6 socket, whose data starts at the ICMPv6
+    header (the kernel has pulled the IPv6 header off before its raw sockets
+    see the packet): the errors (types 1-4) that quote an IPv6 packet carrying
+    TCP with no extension header — all aiotcp sends — from one of our ports.
+    RFC 4443 §2.4(c) has the error quote as much of the packet as fits, so the
+    quoted IPv6 header is at 8 and its TCP header at 48.  Loads past a short
+    message's end drop it.
+    """
+    quoted_tcp = 8 + 40
+    prog: list[Insn] = [
+        (BPF_LD_B_ABS, 0, 0, 0),  # A = ICMPv6 type
+        (BPF_JMP_JGE_K, 0, 1, 1),  # type < 1: drop
+        (BPF_JMP_JGT_K, 0, 1, 4),  # type > 4 (informational, or unknown): drop
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LD_B_ABS, 0, 0, 8 + 6),  # A = the quoted header's next header
+        (BPF_JMP_JEQ_K, 1, 0, socket.IPPROTO_TCP),
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LD_H_ABS, 0, 0, quoted_tcp + 6),  # the sequence number quoted whole (or a drop)
+        (BPF_LD_H_ABS, 0, 0, quoted_tcp),  # A = the quoted TCP source port: ours
+    ]
+    return _accept_ports_in(prog, ranges)
+
+
 def _accept_ports_in(prog: list[Insn], ranges: Iterable[tuple[int, int]]) -> list[Insn]:
     """Append, to a program that left a port in A, an accept for each range."""
     for lo, hi in merge_ranges(ranges, (BPF_MAXINSNS - len(prog) - 1) // 3):

@@ -11,7 +11,8 @@ stack under test only for CPU, not for the GIL::
     python -m aiotcp.testing.fuzz icmp --dst 198.18.0.1 --src 198.18.0.2 \
         --listen-port 8080 --conn 7000:61234:SEQ:ACK --count 20000
 
-Packets go out on an ``IPPROTO_RAW`` socket (the kernel completes the IP header).
+(``icmp`` with IPv6 addresses forges ICMPv6 errors.)  Packets go out on an
+``IPPROTO_RAW`` socket (the kernel completes an IPv4 header; an IPv6 one is ours).
 Malformations are TCP-level: a receiving kernel drops broken IP headers before
 any raw socket could see them.  Segments aimed at the established connection
 get sequence and acknowledgment numbers far outside its windows (``--conn`` gives
@@ -36,6 +37,9 @@ from aiotcp.core.checksum import internet_checksum, tcp_checksum
 from aiotcp.core.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
+_IP6 = struct.Struct("!IHBB16s16s")
+_PSEUDO6 = struct.Struct("!16s16sI3xB")
+IPPROTO_ICMPV6 = 58
 _TCP = struct.Struct("!HHIIBBHHH")
 EXCLUDE = 1 << 26  # keep fuzzed seq/ack this far from the connection's real ones
 
@@ -43,6 +47,11 @@ EXCLUDE = 1 << 26  # keep fuzzed seq/ack this far from the connection's real one
 def ip_header(src: bytes, dst: bytes, proto: int = socket.IPPROTO_TCP) -> bytes:
     """IPv4 header for IPPROTO_RAW: length, id and checksum are filled by the kernel."""
     return _IP.pack(0x45, 0, 0, 0, 0x4000, 64, proto, 0, src, dst)
+
+
+def ip6_header(src: bytes, dst: bytes, payload: int, next_header: int) -> bytes:
+    """IPv6 header for an IPv6 IPPROTO_RAW socket, which sends it as it is."""
+    return _IP6.pack(6 << 28, payload, next_header, 64, src, dst)
 
 
 def tcp_bytes(
@@ -212,38 +221,71 @@ class Malformer:
 class IcmpForger:
     """ICMP errors quoting the connection ``conn`` (SPORT:DPORT:SEQ:ACK as the peer
     sees it: the quoted segment goes the other way), each with a sequence number
-    far from any in flight (RFC 5927: the stack must ignore them), or broken."""
+    far from any in flight (RFC 5927: the stack must ignore them), or broken.
+    With 16-byte addresses, ICMPv6 errors: Packet Too Big among them, some under
+    IPv6's minimum MTU (RFC 8201 §4: discarded whatever they quote)."""
 
     def __init__(
         self, rng: random.Random, src: bytes, dst: bytes, conn: tuple[int, int, int, int]
     ) -> None:
         self.rng = rng
         self.src, self.dst = src, dst  # the forger's address, the stack's
+        self.ipv6 = len(src) == 16
         self.peer_port, self.our_port, _, self.our_seq = conn
-        self.classes: dict[str, Callable[[], bytes]] = {
-            "frag_needed": lambda: self.error(3, 4, rng.randrange(1500)),
-            "unreachable": lambda: self.error(3, rng.choice((0, 1, 2, 3, 9, 10, 13))),
-            "time_exceeded": lambda: self.error(11, rng.randrange(2)),
-            "parameter_problem": lambda: self.error(12, 0),
-            "source_quench": lambda: self.error(4, 0),
-            "bad_checksum": lambda: self.error(3, 1, corrupt=True),
-            "truncated": lambda: self.error(3, 1, quote=24),
-            "unknown_code": lambda: self.error(3, 200),
-        }
+        error = self.error
+        self.classes: dict[str, Callable[[], bytes]] = (
+            {
+                "packet_too_big": lambda: error(
+                    2, 0, rng.choice((rng.randrange(1280, 1500), rng.randrange(1280)))
+                ),
+                "unreachable": lambda: error(1, rng.choice((0, 1, 3, 4, 5, 6))),
+                "time_exceeded": lambda: error(3, rng.randrange(2)),
+                "parameter_problem": lambda: error(4, rng.randrange(3)),
+                "unknown_type": lambda: error(100, 0),  # an error type nobody defined
+                "bad_checksum": lambda: error(1, 3, corrupt=True),
+                "truncated": lambda: error(1, 3, quote=44),
+                "unknown_code": lambda: error(1, 200),
+            }
+            if self.ipv6
+            else {
+                "frag_needed": lambda: error(3, 4, rng.randrange(1500)),
+                "unreachable": lambda: error(3, rng.choice((0, 1, 2, 3, 9, 10, 13))),
+                "time_exceeded": lambda: error(11, rng.randrange(2)),
+                "parameter_problem": lambda: error(12, 0),
+                "source_quench": lambda: error(4, 0),
+                "bad_checksum": lambda: error(3, 1, corrupt=True),
+                "truncated": lambda: error(3, 1, quote=24),
+                "unknown_code": lambda: error(3, 200),
+            }
+        )
 
     def error(
-        self, icmp_type: int, code: int, mtu: int = 0, *, quote: int = 28, corrupt: bool = False
+        self, icmp_type: int, code: int, mtu: int = 0, *, quote: int = 0, corrupt: bool = False
     ) -> bytes:
+        """The message (IPv4's quoting 28 bytes, IPv6's 48 unless ``quote`` says)."""
         seq = (self.our_seq + EXCLUDE + self.rng.randrange(2**32 - 2 * EXCLUDE)) & 0xFFFFFFFF
-        quoted = _IP.pack(0x45, 0, 40, 0, 0x4000, 64, 6, 0, self.dst, self.src) + struct.pack(
-            "!HHII", self.our_port, self.peer_port, seq, 0
-        )
-        body = bytearray(struct.pack("!BBHHH", icmp_type, code, 0, 0, mtu) + quoted[:quote])
-        csum = internet_checksum(body)
+        tcp = struct.pack("!HHII", self.our_port, self.peer_port, seq, 0)
+        if self.ipv6:
+            quoted = ip6_header(self.dst, self.src, 20, socket.IPPROTO_TCP) + tcp
+            body = bytearray(struct.pack("!BBHI", icmp_type, code, 0, mtu) + quoted[: quote or 48])
+            pseudo = _PSEUDO6.pack(self.src, self.dst, len(body), IPPROTO_ICMPV6)
+            csum = internet_checksum(pseudo + body)
+        else:
+            quoted = _IP.pack(0x45, 0, 40, 0, 0x4000, 64, 6, 0, self.dst, self.src) + tcp
+            body = bytearray(
+                struct.pack("!BBHHH", icmp_type, code, 0, 0, mtu) + quoted[: quote or 28]
+            )
+            csum = internet_checksum(body)
         body[2], body[3] = csum >> 8, csum & 0xFF
         if corrupt:
             body[-1] ^= 0xFF
         return bytes(body)
+
+    def packet(self, message: bytes) -> bytes:
+        """``message`` behind the IP header an IPPROTO_RAW socket of its family takes."""
+        if self.ipv6:
+            return ip6_header(self.src, self.dst, len(message), IPPROTO_ICMPV6) + message
+        return ip_header(self.src, self.dst, socket.IPPROTO_ICMP) + message
 
     def next(self) -> tuple[str, bytes]:
         return _pick(self.rng, self.classes)
@@ -303,9 +345,11 @@ def _send_paced(
     return {"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "by_class": dict(stats)}
 
 
-def _send_raw(args: argparse.Namespace, make: Callable[[], tuple[str, bytes]]) -> dict[str, object]:
+def _send_raw(
+    args: argparse.Namespace, make: Callable[[], tuple[str, bytes]], family: int = socket.AF_INET
+) -> dict[str, object]:
     """``make``'s packets on an IPPROTO_RAW socket, paced as the arguments say."""
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+    with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
         return _send_paced(
             sock, make, args.dst, count=args.count, rate=args.rate, seconds=args.seconds
         )
@@ -354,16 +398,21 @@ def synflood(args: argparse.Namespace) -> dict[str, object]:
 
 
 def icmp(args: argparse.Namespace) -> dict[str, object]:
+    """ICMP errors, or ICMPv6 ones when the addresses are IPv6 (fd00::/8 only)."""
     rng = random.Random(args.seed)
-    src, dst = socket.inet_aton(args.src), socket.inet_aton(args.dst)
+    family = socket.AF_INET6 if ":" in args.dst else socket.AF_INET
+    if family == socket.AF_INET6 and not all(
+        ipaddress.IPv6Address(a) in ipaddress.IPv6Network("fd00::/8") for a in (args.src, args.dst)
+    ):
+        raise SystemExit("IPv6 addresses must stay inside fd00::/8")
+    src, dst = socket.inet_pton(family, args.src), socket.inet_pton(family, args.dst)
     gen = IcmpForger(rng, src, dst, tuple(int(x) for x in args.conn.split(":")))  # type: ignore[arg-type]
-    header = ip_header(src, dst, socket.IPPROTO_ICMP)
 
     def make() -> tuple[str, bytes]:
         name, message = gen.next()
-        return name, header + message
+        return name, gen.packet(message)
 
-    return _send_raw(args, make)
+    return _send_raw(args, make, family)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -400,7 +400,9 @@ class Routed:
 
 
 @contextlib.contextmanager
-def routed_hosts(prefix: str = "ar", *, far_mtu: int | None = None) -> Iterator[Routed]:
+def routed_hosts(
+    prefix: str = "ar", *, far_mtu: int | None = None, ipv6: bool = False
+) -> Iterator[Routed]:
     """A (198.18.0.1) – R (198.18.0.2 | 198.18.1.1) – B (198.18.1.2), forwarding on R.
 
     A and B route everything through R, so a test can make R answer for the path:
@@ -408,13 +410,28 @@ def routed_hosts(prefix: str = "ar", *, far_mtu: int | None = None) -> Iterator[
     R has no route to gets "network unreachable", and ``far_mtu`` lowers the MTU of
     R's interface towards B alone, so A's full-size segments (DF set) draw
     "fragmentation needed" while both ends still announce a 1460-byte MSS.
+
+    ``ipv6=True`` adds fd00:198:18::1 – R (::2 | fd00:198:18:1::1) – fd00:198:18:1::2
+    (``address6``; ``r.address6`` faces A), R forwarding IPv6 too: the same routes
+    and rules draw ICMPv6 errors, and ``far_mtu`` (at least 1280, IPv6's minimum
+    link MTU) a Packet Too Big.  No duplicate address detection, so every address
+    works at once, link-local ones included (neighbour discovery uses those).
     """
+    if ipv6 and far_mtu is not None and far_mtu < 1280:
+        raise ValueError(f"far_mtu {far_mtu} is below IPv6's minimum link MTU (1280)")
     token = _unique_token()
     short = random.randbytes(3).hex()
     a = Host("a", f"{prefix}-{token}-a", subnet_address(0, 1), f"{prefix[:6]}{short}a", "")
     r = Host("r", f"{prefix}-{token}-r", subnet_address(0, 2), f"{prefix[:6]}{short}rb", "")
     b = Host("b", f"{prefix}-{token}-b", subnet_address(1, 2), f"{prefix[:6]}{short}b", "")
     a.peer, b.peer, r.peer = b.address, a.address, b.address
+    if ipv6:
+        a.address6, r.address6, b.address6 = (
+            subnet_address6(0, 1),
+            subnet_address6(0, 2),
+            subnet_address6(1, 2),
+        )
+        a.peer6, b.peer6, r.peer6 = b.address6, a.address6, b.address6
     r_to_a = f"{prefix[:6]}{short}ra"
     created: list[str] = []
     try:
@@ -422,26 +439,35 @@ def routed_hosts(prefix: str = "ar", *, far_mtu: int | None = None) -> Iterator[
             created.append(host.netns)
             _ip("netns", "add", host.netns)
             for key in ("all", "default"):
-                sysctl(host, f"net.ipv6.conf.{key}.disable_ipv6", "1")
+                sysctl(host, f"net.ipv6.conf.{key}.disable_ipv6", "0" if ipv6 else "1")
+                if ipv6:
+                    sysctl(host, f"net.ipv6.conf.{key}.accept_dad", "0")
+                    sysctl(host, f"net.ipv6.conf.{key}.router_solicitations", "0")
             _ip("-n", host.netns, "link", "set", "lo", "up")
         sysctl(r, "net.ipv4.ip_forward", "1")
+        if ipv6:
+            sysctl(r, "net.ipv6.conf.all.forwarding", "1")
         _ip("link", "add", a.ifname, "netns", a.netns, "type", "veth", "peer", "name", r_to_a,
             "netns", r.netns)  # fmt: skip
         _ip("link", "add", r.ifname, "netns", r.netns, "type", "veth", "peer", "name", b.ifname,
             "netns", b.netns)  # fmt: skip
-        links = [
-            (a, a.ifname, a.address),
-            (r, r_to_a, r.address),
-            (r, r.ifname, subnet_address(1, 1)),
-            (b, b.ifname, b.address),
-        ]
-        for host, ifname, address in links:
-            _ip("-n", host.netns, "addr", "add", f"{address}/24", "dev", ifname)
+        links = [(a, a.ifname, 0, 1), (r, r_to_a, 0, 2), (r, r.ifname, 1, 1), (b, b.ifname, 1, 2)]
+        for host, ifname, subnet, number in links:
+            four = subnet_address(subnet, number)
+            _ip("-n", host.netns, "addr", "add", f"{four}/24", "dev", ifname)
+            if ipv6:
+                six = subnet_address6(subnet, number)
+                _ip("-n", host.netns, "addr", "add", f"{six}/64", "dev", ifname, "nodad")
             _ip("-n", host.netns, "link", "set", ifname, "up")
         if far_mtu is not None:
             _ip("-n", r.netns, "link", "set", r.ifname, "mtu", str(far_mtu))
         _ip("-n", a.netns, "route", "add", "default", "via", r.address)
         _ip("-n", b.netns, "route", "add", "default", "via", subnet_address(1, 1))
+        if ipv6:
+            for host, ifname, _, _ in links:
+                wait_ipv6_ready(host.netns, ifname)
+            _ip("-n", a.netns, "-6", "route", "add", "default", "via", subnet_address6(0, 2))
+            _ip("-n", b.netns, "-6", "route", "add", "default", "via", subnet_address6(1, 1))
         yield Routed(a, r, b)
     finally:
         for host in (a, r, b):

@@ -346,24 +346,26 @@ def test_syns_to_broadcast_and_multicast_addresses_are_dropped(
 
 
 def test_a_flood_of_forged_icmp_errors_changes_nothing(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """RFC 5927: 20,000 forged ICMP errors (unreachables, "fragmentation needed"
     down to nothing, time exceeded, broken ones) quoting a live connection with
-    sequence numbers not in flight.  The stream stays byte-exact, the MSS and the
-    error state untouched; every error is counted where it stopped."""
-    a, b = hosts
+    sequence numbers not in flight; over IPv6 ICMPv6 errors (Packet Too Big, some
+    under the 1280-byte minimum, among them).  The stream stays byte-exact, the
+    MSS and the error state untouched; every error is counted where it stopped."""
+    a, b = family_hosts
     count = 20_000
     report: dict[str, Any] = {}
 
     async def main() -> None:
         stack = aiotcp.get_stack()
-        reader, writer = await aiotcp.open_connection(b.address, ECHO)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), ECHO)
         info = writer.get_extra_info("aiotcp")
         conn = f"{ECHO}:{info.local[1]}:{info.rcv_nxt}:{info.snd_nxt}"
         attack = fuzzer(
-            b, "icmp", "--dst", a.address, "--src", b.address, "--listen-port", str(LISTEN),
-            "--conn", conn, "--count", str(count), "--rate", "10000", "--seconds", "30",
+            b, "icmp", "--dst", a.address_of(family), "--src", b.address_of(family),
+            "--listen-port", str(LISTEN), "--conn", conn, "--count", str(count),
+            "--rate", "10000", "--seconds", "30",
         )  # fmt: skip
         data = pattern(STREAM, seed=4)
         got = bytearray()
@@ -391,10 +393,18 @@ def test_a_flood_of_forged_icmp_errors_changes_nothing(
     assert report["intact"] and report["soft_error"] is None
     assert report["mss"][0] == report["mss"][1]
     assert report["fuzzer"]["sent"] == count
-    assert counters.get("icmp_acted_on", 0) == 0
-    assert counters["icmp_ignored"] > count // 3  # the rest: dropped in the kernel or counted
-    assert counters["drop_icmp_bad_checksum"] > 0 and "drop_icmp_malformed" not in counters
-    assert counters["drop_icmp_unknown_code"] > 0
-    # Source Quench and errors cut before the quoted sequence number never left
-    # the kernel (the ICMP socket's filter): only the other six kinds reached Python.
-    assert counters["icmp_received"] < count * 7 // 8
+    icmp = "icmp" if family == "ipv4" else "icmp6"
+    assert counters.get(icmp + "_acted_on", 0) == 0
+    assert counters[icmp + "_ignored"] > count // 3  # the rest: dropped in the kernel or counted
+    assert "drop_" + icmp + "_malformed" not in counters
+    if family == "ipv4":
+        assert counters["drop_icmp_bad_checksum"] > 0
+        assert counters["drop_icmp_unknown_code"] > 0
+        # Source Quench and errors cut before the quoted sequence number never left
+        # the kernel (the ICMP socket's filter): only the other six kinds reached Python.
+        assert counters["icmp_received"] < count * 7 // 8
+    else:
+        assert counters["drop_icmp6_mtu_below_minimum"] > 0  # RFC 8201 §4
+        # An unknown error type (ICMP6_FILTER), a bad checksum (the kernel) and
+        # errors cut before the sequence number (BPF) never reached Python.
+        assert counters["icmp6_received"] < count * 6 // 8
