@@ -11,15 +11,14 @@ CLOSE-WAIT (it knows the client is done) and, once it closes too, LAST-ACK -> CL
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import aiotcp
-from aiotcp.demo.lesson import lesson
+from aiotcp.demo.lesson import lesson, lesson_args
 from aiotcp.stack import Stack
 
 
-def main(pcap_dir: str = ".") -> None:
-    with lesson("close", "Four-way close", pcap_dir) as les:
+def main(pcap_dir: str = ".", ipv6: bool = False) -> None:
+    with lesson("close", "Four-way close", pcap_dir, ipv6=ipv6) as les:
 
         async def server(stack: Stack) -> None:
             async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -32,7 +31,7 @@ def main(pcap_dir: str = ".") -> None:
                 await asyncio.sleep(2.0)
 
         async def client(stack: Stack) -> None:
-            reader, writer = await aiotcp.open_connection(les.b.address, 80, stack=stack)
+            reader, writer = await aiotcp.open_connection(les.address(les.b), 80, stack=stack)
             writer.write(b"bye\n")
             await reader.readline()
             les.say("client closes first")
@@ -45,4 +44,4 @@ def main(pcap_dir: str = ".") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*lesson_args())

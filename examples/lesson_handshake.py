@@ -13,15 +13,14 @@ third segment is what lets the server tell (a two-way handshake could not).
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import aiotcp
-from aiotcp.demo.lesson import lesson
+from aiotcp.demo.lesson import lesson, lesson_args
 from aiotcp.stack import Stack
 
 
-def main(pcap_dir: str = ".") -> None:
-    with lesson("handshake", "Three-way handshake", pcap_dir) as les:
+def main(pcap_dir: str = ".", ipv6: bool = False) -> None:
+    with lesson("handshake", "Three-way handshake", pcap_dir, ipv6=ipv6) as les:
 
         async def server(stack: Stack) -> None:
             async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -32,7 +31,7 @@ def main(pcap_dir: str = ".") -> None:
                 await asyncio.sleep(1.0)
 
         async def client(stack: Stack) -> None:
-            reader, writer = await aiotcp.open_connection(les.b.address, 80, stack=stack)
+            reader, writer = await aiotcp.open_connection(les.address(les.b), 80, stack=stack)
             les.say(f"client read {await reader.readline()!r}")
             writer.transport.abort()  # this lesson ends at ESTABLISHED
 
@@ -42,4 +41,4 @@ def main(pcap_dir: str = ".") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*lesson_args())

@@ -12,12 +12,11 @@ fails with TimeoutError — without keepalive it would wait forever.
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 
 import aiotcp
-from aiotcp.demo.lesson import lesson
+from aiotcp.demo.lesson import lesson, lesson_args
 from aiotcp.stack import Stack
 from aiotcp.testing.impair import iptables_drop
 
@@ -29,8 +28,8 @@ KEEPALIVE = {
 }
 
 
-def main(pcap_dir: str = ".") -> None:
-    with lesson("keepalive", "Keepalive finds a dead peer", pcap_dir) as les:
+def main(pcap_dir: str = ".", ipv6: bool = False) -> None:
+    with lesson("keepalive", "Keepalive finds a dead peer", pcap_dir, ipv6=ipv6) as les:
         silent = asyncio.Event()
         client_done = threading.Event()
 
@@ -45,7 +44,7 @@ def main(pcap_dir: str = ".") -> None:
 
         async def client(stack: Stack) -> None:
             reader, writer = await aiotcp.open_connection(
-                les.b.address, 80, stack=stack, **KEEPALIVE
+                les.address(les.b), 80, stack=stack, **KEEPALIVE
             )
             await asyncio.sleep(2.8)
             probes = writer.get_extra_info("aiotcp").counters["keepalive_probes"]
@@ -71,4 +70,4 @@ def main(pcap_dir: str = ".") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*lesson_args())

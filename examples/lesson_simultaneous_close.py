@@ -11,17 +11,16 @@ on the ACK of its FIN, CLOSING -> TIME-WAIT. Both ends wait 2*MSL (RFC 9293 §3.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import aiotcp
-from aiotcp.demo.lesson import lesson
+from aiotcp.demo.lesson import lesson, lesson_args
 from aiotcp.stack import Stack
 from aiotcp.testing.impair import impair
 
 
-def main(pcap_dir: str = ".") -> None:
-    with lesson("simultaneous-close", "Simultaneous close", pcap_dir) as les:
+def main(pcap_dir: str = ".", ipv6: bool = False) -> None:
+    with lesson("simultaneous-close", "Simultaneous close", pcap_dir, ipv6=ipv6) as les:
         close_at = time.monotonic() + 1.5  # both sides close at this moment
 
         async def close_on_cue(writer: asyncio.StreamWriter) -> None:
@@ -40,7 +39,7 @@ def main(pcap_dir: str = ".") -> None:
                 await done.wait()
 
         async def client(stack: Stack) -> None:
-            _, writer = await aiotcp.open_connection(les.b.address, 80, stack=stack)
+            _, writer = await aiotcp.open_connection(les.address(les.b), 80, stack=stack)
             await close_on_cue(writer)
 
         # Delay what each host receives (AF_PACKET sends skip the sender's netfilter).
@@ -51,4 +50,4 @@ def main(pcap_dir: str = ".") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*lesson_args())

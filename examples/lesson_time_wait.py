@@ -11,17 +11,16 @@ be taken for part of the new one. After 2*MSL (1 s here; 60 s on Linux) it works
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import aiotcp
-from aiotcp.demo.lesson import lesson
+from aiotcp.demo.lesson import lesson, lesson_args
 from aiotcp.stack import Stack
 
 PORT = 62000
 
 
-def main(pcap_dir: str = ".") -> None:
-    with lesson("time-wait", "TIME-WAIT and 4-tuple reuse", pcap_dir) as les:
+def main(pcap_dir: str = ".", ipv6: bool = False) -> None:
+    with lesson("time-wait", "TIME-WAIT and 4-tuple reuse", pcap_dir, ipv6=ipv6) as les:
 
         async def server(stack: Stack) -> None:
             async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -32,20 +31,20 @@ def main(pcap_dir: str = ".") -> None:
                 await asyncio.sleep(3.0)
 
         async def client(stack: Stack) -> None:
-            local = (les.a.address, PORT)
+            local = (les.address(les.a), PORT)
             _, writer = await aiotcp.open_connection(
-                les.b.address, 80, local_addr=local, stack=stack
+                les.address(les.b), 80, local_addr=local, stack=stack
             )
             writer.close()
             await asyncio.sleep(0.1)
             les.say(f"table: {[r['state'] for r in aiotcp.connections(stack)]}")
             try:
-                await aiotcp.open_connection(les.b.address, 80, local_addr=local, stack=stack)
+                await aiotcp.open_connection(les.address(les.b), 80, local_addr=local, stack=stack)
             except OSError as exc:
                 les.say(f"reusing {local[0]}:{PORT} during TIME-WAIT: refused ({exc.strerror})")
             await asyncio.sleep(1.1)
             _, again = await aiotcp.open_connection(
-                les.b.address, 80, local_addr=local, stack=stack
+                les.address(les.b), 80, local_addr=local, stack=stack
             )
             les.say(
                 f"after 2*MSL the same 4-tuple connects: {again.get_extra_info('aiotcp').state}"
@@ -57,4 +56,4 @@ def main(pcap_dir: str = ".") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*lesson_args())

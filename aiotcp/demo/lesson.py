@@ -4,7 +4,8 @@ Each side of a lesson runs its own event loop and aiotcp stack in a thread that
 is moved into its host's network namespace, so one script shows both ends of a
 connection.  Every state transition is printed with a timestamp, and each side
 leaves a pcap (``lesson-<name>-a.pcap``, ``-b.pcap``) for Wireshark or
-``python -m aiotcp plot``.
+``python -m aiotcp plot``.  A lesson runs over IPv4, or over IPv6 with ``--ipv6``
+(``python examples/lesson_close.py [PCAP_DIR] [--ipv6]``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
+from aiotcp.io import route
 from aiotcp.io.packet import format_ip
 from aiotcp.plot import Seen, read_pcap
 from aiotcp.stack import Stack
@@ -37,12 +40,17 @@ class Lesson:
     a: Host
     b: Host
     pcap_dir: Path
+    family: str = "ipv4"
     t0: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def say(self, text: str) -> None:
         with self.lock:
             print(f"[{time.monotonic() - self.t0:7.3f}s] {text}", flush=True)
+
+    def address(self, host: Host) -> str:
+        """``host``'s address in the lesson's family."""
+        return host.address_of(self.family)
 
     def pcap(self, host: Host) -> str:
         return str(self.pcap_dir / f"lesson-{self.name}-{host.name}.pcap")
@@ -67,7 +75,7 @@ class Lesson:
     def show(segments: list[Seen]) -> None:
         """Print segments the way ``tcpdump -n -S`` does."""
         for s in segments:
-            src, dst = socket.inet_aton(s.src), socket.inet_aton(s.dst)
+            src, dst = _packed(s.src), _packed(s.dst)
             print("   ", tcpdump_line(src, s.seg.src_port, dst, s.seg.dst_port, s.seg))
 
     def play(
@@ -113,13 +121,27 @@ class Lesson:
         return result
 
 
+def _packed(address: str) -> bytes:
+    return socket.inet_pton(route.family_of(address), address)
+
+
+def lesson_args(argv: list[str] | None = None) -> tuple[str, bool]:
+    """A lesson's command line: ``[PCAP_DIR] [--ipv6]``."""
+    args = sys.argv[1:] if argv is None else argv
+    ipv6 = "--ipv6" in args
+    rest = [arg for arg in args if arg != "--ipv6"]
+    return (rest[0] if rest else "."), ipv6
+
+
 @contextlib.contextmanager
-def lesson(name: str, title: str, pcap_dir: str | Path = ".") -> Iterator[Lesson]:
+def lesson(
+    name: str, title: str, pcap_dir: str | Path = ".", *, ipv6: bool = False
+) -> Iterator[Lesson]:
     """Build two hosts for a lesson; the pcaps stay in ``pcap_dir`` afterwards."""
-    with two_hosts("lesson") as (a, b):
-        les = Lesson(name, a, b, Path(pcap_dir))
+    with two_hosts("lesson", ipv6=ipv6) as (a, b):
+        les = Lesson(name, a, b, Path(pcap_dir), "ipv6" if ipv6 else "ipv4")
         print(f"== {title} ==")
-        print(f"host A {a.address}   host B {b.address}")
+        print(f"host A {les.address(a)}   host B {les.address(b)}")
         yield les
         written = [les.pcap(h) for h in (a, b) if Path(les.pcap(h)).exists()]
         print(f"pcaps written: {' '.join(written)}")
