@@ -356,12 +356,32 @@ def two_hosts(
             _ip("-n", host.netns, "link", "set", "lo", "up")
             if not offload:
                 host.run(["ethtool", "-K", host.ifname, "tso", "off", "gso", "off", "gro", "off"])
+        if ipv6:
+            _wait_ipv6_configured(a, b)
         yield a, b
     finally:
         for host in (a, b):
             host.kill_processes()
         for ns in created:
             _delete_netns(ns)
+
+
+def _wait_ipv6_configured(*hosts: Host, timeout: float = 3.0) -> None:
+    """Wait until IPv6 has configured each host's link (its multicast route exists).
+
+    The kernel does that when it sees the carrier come up, through its link-watch
+    work, up to a second after ``link set up``.  Before, an arriving neighbour
+    solicitation has no route (``Ip6InNoRoutes``) and is dropped, so the first
+    connection of a fresh pair waited out the one-second solicitation retry.
+    """
+    deadline = time.monotonic() + timeout
+    for host in hosts:
+        cmd = ["ip", "-n", host.netns, "-6", "route", "show", "table", "local"]
+        cmd += ["type", "multicast", "dev", host.ifname]
+        while not subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"IPv6 on {host.netns} not configured after {timeout:g} s")
+            time.sleep(0.005)
 
 
 @dataclass
