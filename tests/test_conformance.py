@@ -1,9 +1,11 @@
 """The differential conformance suite: every ``aiotcp/conformance/scripts/**/*.pkt`` on
-Linux and aiotcp.
+Linux and aiotcp, over IPv4 and over IPv6.
 
-Each (script, stack) pair is one test.  The runs themselves happen once, in parallel
-worker processes (each in its own namespace pair), in a module fixture that runs
-exactly the pairs pytest selected; each test then asserts its own result.  A script
+Each (script, stack, family) triple is one test (a script that holds for one family
+only, ``ipv4-only``/``ipv6-only``, has no test for the other).  The runs themselves
+happen once, in parallel worker processes (each in its own namespace pair), in a
+module fixture that runs exactly the triples pytest selected; each test then asserts
+its own result.  A script
 that passes on Linux but fails on aiotcp is an aiotcp bug: such known bugs are listed
 in ``aiotcp.conformance.known`` and marked ``xfail(strict=True)``, so fixing one
 turns the suite red until the entry goes.
@@ -27,18 +29,24 @@ from aiotcp.conformance.matrix import (
     generate_reorderings,
     generate_sack_reorderings,
 )
+from aiotcp.conformance.report import ByScript
 from aiotcp.conformance.runner import (
     STACKS,
     ActionTimeout,
+    Job,
     RunResult,
     StackKind,
     errno_name,
+    link_mss,
     pattern_bytes,
     run_many,
     run_script,
 )
 from aiotcp.conformance.script import (
+    FAMILIES,
+    LINK,
     STAR,
+    Family,
     ScriptError,
     find_scripts,
     load_script,
@@ -52,6 +60,9 @@ from aiotcp.testing.netns import is_root, require_root
 ROOT = DEFAULT_ROOT
 SCRIPTS = find_scripts(ROOT)
 WORKERS = int(os.environ.get("AIOTCP_CONFORMANCE_JOBS", "4"))
+ONE_FAMILY = {"mss/missing-mss-means-536.pkt": 4, "mss/missing-mss-means-1220.pkt": 6}
+"""The only scripts that run over one address family: the default send MSS is the
+one MUST whose value the RFC sets per family, so it is checked by a pair."""
 
 
 def _name(path: Path) -> str:
@@ -62,44 +73,54 @@ def _params() -> list[object]:
     params: list[object] = []
     for path in SCRIPTS:
         name = _name(path)
+        families = load_script(path, ROOT).families
         for stack in STACKS:
-            marks = []
-            if stack == "aiotcp" and name in AIOTCP_KNOWN_BUGS:
-                marks.append(pytest.mark.xfail(strict=True, reason=AIOTCP_KNOWN_BUGS[name]))
-            params.append(pytest.param(name, stack, marks=marks, id=f"{name}-{stack}"))
+            for family in families:
+                marks = []
+                if stack == "aiotcp" and name in AIOTCP_KNOWN_BUGS:
+                    marks.append(pytest.mark.xfail(strict=True, reason=AIOTCP_KNOWN_BUGS[name]))
+                ident = f"{name}-{stack}-ipv{family}"
+                params.append(pytest.param(name, stack, family, marks=marks, id=ident))
     return params
 
 
 @pytest.fixture(scope="module")
-def results(request: pytest.FixtureRequest) -> dict[tuple[str, str], RunResult]:
-    """Run every selected (script, stack) pair once, in parallel; keyed by the pair.
+def results(request: pytest.FixtureRequest) -> dict[tuple[str, str, int], RunResult]:
+    """Run every selected (script, stack, family) once, in parallel; keyed by the triple.
 
     Under pytest-xdist every worker sees all items but runs only some, so there each
     test runs its own script instead (xdist is then the parallelism).
     """
     if not is_root() or "PYTEST_XDIST_WORKER" in os.environ:
         return {}
-    wanted = []
+    wanted: list[Job] = []
     for item in request.session.items:
         callspec = getattr(item, "callspec", None)
         ours = getattr(item, "module", None) is request.module
         if ours and callspec is not None and getattr(item, "originalname", "") == "test_script":
-            wanted.append((ROOT / callspec.params["name"], callspec.params["stack"]))
+            params = callspec.params
+            wanted.append((ROOT / params["name"], params["stack"], params["family"]))
     done = run_many(wanted, root=ROOT, workers=WORKERS)
-    return {(r.script, r.stack): r for r in done}
+    return {(r.script, r.stack, r.family): r for r in done}
 
 
 @pytest.mark.root
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(("name", "stack"), _params())
-def test_script(name: str, stack: StackKind, results: dict[tuple[str, str], RunResult]) -> None:
+@pytest.mark.parametrize(("name", "stack", "family"), _params())
+def test_script(
+    name: str,
+    stack: StackKind,
+    family: Family,
+    results: dict[tuple[str, str, int], RunResult],
+) -> None:
     """Linux passes (or fails, where the script declares a difference); aiotcp passes."""
     require_root()
-    result = results.get((name, stack))
+    result = results.get((name, stack, family))
     if result is None:
-        result = run_script(load_script(ROOT / name, ROOT), stack)
+        result = run_script(load_script(ROOT / name, ROOT), stack, family)
     if not result.ok:
-        pytest.fail(f"{name} on {stack}: {result.verdict}\n{result.detail}", pytrace=False)
+        where = f"{name} on {stack} over IPv{family}"
+        pytest.fail(f"{where}: {result.verdict}\n{result.detail}", pytrace=False)
 
 
 # ------------------------------------------------------------------ parser (no root)
@@ -111,6 +132,40 @@ def test_every_script_parses() -> None:
         script = load_script(path, ROOT)
         assert script.events, path
         assert script.oracle_linux or script.differs_reason, path
+
+
+def test_scripts_are_family_neutral() -> None:
+    """Every script runs over both families but the listed pair, and none writes the
+    link's MSS of either family as a number (``mss link`` says it for both)."""
+    one_family = {}
+    for path in SCRIPTS:
+        script = load_script(path, ROOT)
+        if script.families != FAMILIES:
+            one_family[_name(path)] = script.families[0]
+            assert script.family_reason, path
+        for event in script.events:
+            seg = event.inject or event.expect
+            for opt in (seg.options or ()) if seg is not None else ():
+                if opt.kind == "mss":
+                    assert opt.value not in (link_mss(4), link_mss(6)), (path, event.text)
+    assert one_family == ONE_FAMILY
+
+
+def test_link_mss_and_one_family_headers() -> None:
+    for outbound in (True, False):
+        seg = parse_segment("S. 0:0(0) ack 1 <mss link,nop,wscale 7>", outbound=outbound)
+        assert seg.options is not None and seg.options[0].value == LINK
+    assert (link_mss(4), link_mss(6)) == (1460, 1440)
+    assert parse_script("listen\n").families == (4, 6)
+    only4 = parse_script("ipv4-only: 536 is IPv4's\nlisten\n")
+    assert only4.families == (4,) and only4.family_reason == "536 is IPv4's"
+    assert parse_script("ipv6-only: 1220\nlisten\n").families == (6,)
+    with pytest.raises(ScriptError, match="reason"):
+        parse_script("ipv6-only:\nlisten\n")
+    with pytest.raises(ScriptError, match="one of them"):
+        parse_script("ipv4-only: a\nipv6-only: b\nlisten\n")
+    with pytest.raises(ScriptError, match="bad wscale"):  # only the MSS has a link value
+        parse_script("listen\n< S 0:0(0) <wscale link>\n")
 
 
 def test_segment_line_relative_numbers_and_options() -> None:
@@ -267,7 +322,7 @@ def test_errno_names_match_the_kernel() -> None:
 
 _SELF_TEST = """oracle: linux
 listen
-< S 0:0(0) win 65535 <mss 1460>
+< S 0:0(0) win 65535 <mss link>
 > S. 0:0(0) ack 1 <mss {mss}>
 < . 1:1(0) ack 1 win 65535
 accept
@@ -278,35 +333,46 @@ read {read}
 
 
 @pytest.mark.root
+@pytest.mark.parametrize("family", FAMILIES, ids=["ipv4", "ipv6"])
 @pytest.mark.parametrize("stack", STACKS)
-def test_runner_fails_a_wrong_script_with_a_diff(stack: StackKind) -> None:
+def test_runner_fails_a_wrong_script_with_a_diff(stack: StackKind, family: Family) -> None:
     """The runner must not pass vacuously: a wrong option value and a wrong read
-    fail, naming the line and the field."""
+    fail, naming the line and the field; over IPv6 the link's MSS is 1440."""
     require_root()
-    wrong_mss = run_script(parse_script(_SELF_TEST.format(mss=999, read=3), "mss"), stack)
-    assert not wrong_mss.passed and not wrong_mss.ok
-    assert "line 4:" in wrong_mss.detail and "mss: expected 999, got 1460" in wrong_mss.detail
-    wrong_read = run_script(parse_script(_SELF_TEST.format(mss=1460, read='"xyz"'), "r"), stack)
+    wrong = run_script(parse_script(_SELF_TEST.format(mss=999, read=3), "mss"), stack, family)
+    assert not wrong.passed and not wrong.ok and wrong.family == family
+    assert "line 4:" in wrong.detail
+    assert f"mss: expected 999, got {link_mss(family)}" in wrong.detail
+    assert ("fd00:198:18:" in wrong.detail) == (family == 6)  # the transcript's addresses
+    script = parse_script(_SELF_TEST.format(mss="link", read='"xyz"'), "r")
+    wrong_read = run_script(script, stack, family)
     assert not wrong_read.passed
     assert "line 9:" in wrong_read.detail and "read: expected b'xyz'" in wrong_read.detail
-    right = run_script(parse_script(_SELF_TEST.format(mss=1460, read=3), "ok"), stack)
+    right = run_script(parse_script(_SELF_TEST.format(mss="link", read=3), "ok"), stack, family)
     assert right.passed and right.ok, right.detail
 
 
-def _differs(mss: int) -> str:
+def test_runner_refuses_a_family_the_script_excludes() -> None:
+    only4 = parse_script("ipv4-only: why\n" + _SELF_TEST.format(mss="link", read=3), "x")
+    with pytest.raises(ValueError, match="IPv4 only"):
+        run_script(only4, "linux", 6)
+
+
+def _differs(mss: int | str) -> str:
     """The self-test as a declared difference, Linux expected to fail at ``read``."""
     text = _SELF_TEST.format(mss=mss, read=3).replace("oracle: linux", "expect-linux: differs x")
     return text.replace("read 3", "! read 3")
 
 
 @pytest.mark.root
-def test_declared_differences_are_held_to_their_line() -> None:
+@pytest.mark.parametrize("family", FAMILIES, ids=["ipv4", "ipv6"])
+def test_declared_differences_are_held_to_their_line(family: Family) -> None:
     """A difference Linux no longer shows, or a Linux failure elsewhere than the
     marked line, is not "differs as declared"."""
     require_root()
-    stale = run_script(parse_script(_differs(1460), "stale"), "linux")
+    stale = run_script(parse_script(_differs("link"), "stale"), "linux", family)
     assert stale.passed and not stale.ok and stale.verdict == "UNEXPECTED PASS"
-    elsewhere = run_script(parse_script(_differs(999), "elsewhere"), "linux")
+    elsewhere = run_script(parse_script(_differs(999), "elsewhere"), "linux", family)
     assert not elsewhere.ok and elsewhere.verdict == "FAIL (line 4, not 9)"
 
 
@@ -314,19 +380,29 @@ def test_markdown_report_lists_differences_and_known_bugs(monkeypatch: pytest.Mo
     diff, bug = "open/syn-retransmit-linux-linear.pkt", "close/close-with-unread-data-sends-rst.pkt"
     # A sample entry: the real list is empty while aiotcp has no known bug.
     monkeypatch.setitem(AIOTCP_KNOWN_BUGS, bug, "aiotcp sends FIN, not RST (a sample)")
-    rows = {
-        diff: {
-            "linux": RunResult(diff, "linux", False, False, reason="linear", failed_line=9),
-            "aiotcp": RunResult(diff, "aiotcp", True, True),
-        },
-        bug: {
-            "linux": RunResult(bug, "linux", True, True),
-            "aiotcp": RunResult(bug, "aiotcp", False, True),
-        },
-    }
+    rows: ByScript = {}
+    for f in FAMILIES:
+        for r in (
+            RunResult(
+                diff,
+                "linux",
+                False,
+                False,
+                reason="linear",
+                failed_line=9,
+                differs_line=9,
+                family=f,
+            ),
+            RunResult(diff, "aiotcp", True, True, family=f),
+            RunResult(bug, "linux", True, True, family=f),
+            RunResult(bug, "aiotcp", False, True, family=f),
+        ):
+            rows.setdefault(r.script, {})[(r.stack, f)] = r
     text = markdown(rows, {n: ROOT / n for n in rows}, STACKS, 1.0)
-    assert "| open | 1 | 0 | 1 | 1 declared Linux differences |" in text
-    assert "| close | 1 | 1 | 0 | 1 known aiotcp bugs |" in text
+    assert "| linux IPv4 pass | linux IPv6 pass | aiotcp IPv4 pass | aiotcp IPv6 pass |" in text
+    assert "| open | 1 | 0 | 0 | 1 | 1 | 1 declared Linux differences |" in text
+    assert "| close | 1 | 1 | 1 | 0 | 0 | 1 known aiotcp bugs |" in text
+    assert "| IPv6 | 2 | 1 pass, 1 differ as declared | 1 pass, 1 known bugs |" in text
     assert f"| {diff} | linear |" in text
     assert f"| {bug} | aiotcp sends FIN, not RST" in text
     assert "| known bug |" in text and "&lt;" not in text.split("## Every script")[0]

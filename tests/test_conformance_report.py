@@ -7,7 +7,9 @@ them from a saved JSON file instead of running anything.
 from __future__ import annotations
 
 import ast
+import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,15 @@ from aiotcp.conformance import musts
 from aiotcp.conformance.__main__ import main
 from aiotcp.conformance.known import AIOTCP_KNOWN_BUGS
 from aiotcp.conformance.matrix import GENERATED_DIRS
-from aiotcp.conformance.report import load_results, requirements_markdown, save_results
+from aiotcp.conformance.report import (
+    ByScript,
+    by_script_of,
+    load_results,
+    requirements_markdown,
+    save_results,
+)
 from aiotcp.conformance.runner import STACKS, RunResult
-from aiotcp.conformance.script import find_scripts, load_script
+from aiotcp.conformance.script import FAMILIES, find_scripts, load_script
 
 REPO = Path(__file__).resolve().parent.parent
 ROOT = REPO / "aiotcp" / "conformance" / "scripts"
@@ -106,24 +114,30 @@ def test_implemented_musts_are_tested_somewhere() -> None:
     assert untested == set(UNTESTABLE)
 
 
-def _fake_results() -> dict[str, dict[str, RunResult]]:
-    """Results for a few scripts: a pass, a declared difference, a known bug."""
+PAIR = ("mss/missing-mss-means-536.pkt", "mss/missing-mss-means-1220.pkt")
+"""MUST-15's scripts: one per family."""
+
+
+def _fake_results() -> ByScript:
+    """Results over both families for a few scripts: passes, a declared difference, a
+    known bug, and MUST-15's pair (each over its one family)."""
     differs = "options/illegal-option-length.pkt"
     bug = next(iter(AIOTCP_KNOWN_BUGS))
-    out: dict[str, dict[str, RunResult]] = {}
-    for name in ("validate/bad-checksum-data-dropped.pkt", "open/bad-checksum-syn-ignored.pkt"):
-        out[name] = {s: RunResult(name, s, True, True, seconds=0.1) for s in STACKS}
     reason = SUITE[differs].differs_reason
     line = SUITE[differs].differs_line
-    out[differs] = {
-        "linux": RunResult(differs, "linux", False, False, "", 0.1, reason, line, line),
-        "aiotcp": RunResult(differs, "aiotcp", True, True, reason=reason, differs_line=line),
-    }
-    out[bug] = {
-        "linux": RunResult(bug, "linux", True, True),
-        "aiotcp": RunResult(bug, "aiotcp", False, True, "no RST", failed_line=9),
-    }
-    return out
+    results = []
+    for f in FAMILIES:
+        for name in ("validate/bad-checksum-data-dropped.pkt", "open/bad-checksum-syn-ignored.pkt"):
+            results += [RunResult(name, s, True, True, seconds=0.1, family=f) for s in STACKS]
+        results += [
+            RunResult(differs, "linux", False, False, "", 0.1, reason, line, line, f),
+            RunResult(differs, "aiotcp", True, True, reason=reason, differs_line=line, family=f),
+            RunResult(bug, "linux", True, True, family=f),
+            RunResult(bug, "aiotcp", False, True, "no RST", failed_line=9, family=f),
+        ]
+    for name, f in zip(PAIR, FAMILIES, strict=True):
+        results += [RunResult(name, s, True, True, family=f) for s in STACKS]
+    return by_script_of(results)
 
 
 def _row(text: str, label: str) -> list[str]:
@@ -133,7 +147,13 @@ def _row(text: str, label: str) -> list[str]:
 
 def test_generator_writes_every_must_with_results_per_stack() -> None:
     text = requirements_markdown(_fake_results(), SUITE, STACKS, 12.0, "6.1-test")
-    assert "(Linux 6.1-test, 12 s wall clock)" in text
+    assert "on linux and aiotcp over IPv4 and IPv6 (Linux 6.1-test, 12 s wall clock)" in text
+    # Each family's totals (the pair counts once for each), then the folders per run.
+    assert "| IPv4 | 5 | 4 pass, 1 differ as declared | 4 pass, 1 known bugs |" in text
+    assert "| IPv6 | 5 | 4 pass, 1 differ as declared | 4 pass, 1 known bugs |" in text
+    assert "| mss | 2 | 1 | 1 | 1 | 1 | 1 IPv4 only, 1 IPv6 only |" in text
+    # MUST-15's pair: each script counted over its own family only, so both agree.
+    assert _row(text, "MUST-15 (§3.7.1)")[4:] == ["1/1 pass"] * 2
     for n, section, _ in musts.RFC9293_MUSTS:
         assert _row(text, f"MUST-{n} (§{section})")[2].startswith(musts.MUST_STATUS[n].implemented)
     # MUST-3: three scripts cover it, two ran and passed on both stacks.
@@ -166,20 +186,43 @@ def test_generator_writes_every_must_with_results_per_stack() -> None:
     assert f"`{next(iter(AIOTCP_KNOWN_BUGS)).removesuffix('.pkt')}`" in differences
     assert "`timewait/rst-kills-without-rfc1337` | default | `rfc1337=False`" in differences
     assert "None: every result is what its script declares." in differences
+    one_family = differences.split("### One address family only")[1]
+    assert "| `mss/missing-mss-means-536` | IPv4 | the default send MSS is 536" in one_family
+    assert "| `mss/missing-mss-means-1220` | IPv6 | the default send MSS is 1220" in one_family
     assert "MUST-51" in text.split("## Not (fully) implemented")[1]
 
 
 def test_generator_reports_unexpected_results() -> None:
+    """A failure over one family shows that family's count apart, and names it."""
     results = _fake_results()
     name = "open/bad-checksum-syn-ignored.pkt"
-    results[name]["aiotcp"] = RunResult(name, "aiotcp", False, True, "x", failed_line=5)
+    results[name][("aiotcp", 6)] = RunResult(name, "aiotcp", False, True, "x", 0, "", 5, None, 6)
     text = requirements_markdown(results, SUITE, STACKS, 1.0)
-    assert _row(text, "MUST-3 (§3.1)")[5] == "1/2 pass (1 FAILED, 1 not run)"
-    assert f"| `{name}` | aiotcp | FAIL |" in text
+    assert _row(text, "MUST-3 (§3.1)")[4:] == [
+        "2/2 pass (1 not run)",
+        "IPv4: 2/2 pass (1 not run)<br>IPv6: 1/2 pass (1 FAILED, 1 not run)",
+    ]
+    assert f"| `{name}` | aiotcp | IPv6 | FAIL |" in text
+    assert (
+        "| IPv6 | 5 | 4 pass, 1 differ as declared | 3 pass, 1 known bugs, 1 UNEXPECTED |" in text
+    )
     bug = next(iter(AIOTCP_KNOWN_BUGS))
-    results[bug]["aiotcp"] = RunResult(bug, "aiotcp", True, True)
+    results[bug][("aiotcp", 4)] = RunResult(bug, "aiotcp", True, True)
     text = requirements_markdown(results, SUITE, STACKS, 1.0)
-    assert f"| `{bug}` | aiotcp | FIXED (unlist it) |" in text  # the entry must go
+    assert f"| `{bug}` | aiotcp | IPv4 | FIXED (unlist it) |" in text  # the entry must go
+
+
+def test_one_family_run_reports_that_family() -> None:
+    """``--family 6``: the document says so, and IPv4-only scripts are not counted."""
+    six = {
+        name: {run: r for run, r in row.items() if run[1] == 6}
+        for name, row in _fake_results().items()
+    }
+    text = requirements_markdown(six, SUITE, STACKS, 1.0, families=(6,))
+    assert "over IPv6 (Linux" in text and "| IPv4 | 5 |" not in text
+    assert "| IPv6 | 5 | 4 pass, 1 differ as declared | 4 pass, 1 known bugs |" in text
+    assert _row(text, "MUST-15 (§3.7.1)")[4:] == ["1/1 pass"] * 2  # the IPv4 half is n.a.
+    assert _row(text, "MUST-3 (§3.1)")[4:] == ["2/2 pass (1 not run)"] * 2
 
 
 def test_cli_rebuilds_the_document_from_saved_results(
@@ -188,9 +231,9 @@ def test_cli_rebuilds_the_document_from_saved_results(
     """``--save-json`` output read back by ``--from-json``: no run, no root."""
     results = [r for row in _fake_results().values() for r in row.values()]
     saved = tmp_path / "results.json"
-    save_results(saved, results, STACKS, 3.0)
+    save_results(saved, results, STACKS, FAMILIES, 3.0)
     loaded = load_results(saved)
-    assert loaded.stacks == STACKS and loaded.elapsed == 3.0
+    assert loaded.stacks == STACKS and loaded.families == FAMILIES and loaded.elapsed == 3.0
     assert loaded.by_script == _fake_results()
     monkeypatch.chdir(REPO)
     doc = tmp_path / "docs" / "conformance.md"
@@ -198,7 +241,16 @@ def test_cli_rebuilds_the_document_from_saved_results(
     assert main([*paths, "--from-json", str(saved), "--markdown-musts", str(doc)]) == 0
     text = doc.read_text()
     assert _row(text, "MUST-3 (§3.1)")[4] == "2/2 pass (1 not run)"
-    assert f"run of 4 of the {len(SUITE)} scripts" in text
+    assert f"run of 6 of the {len(SUITE)} scripts" in text
+    # A file saved before runs had a family: IPv4 results.
+    data = json.loads(saved.read_text())
+    del data["families"]
+    data["results"] = [r for r in data["results"] if r.pop("family") == 4]
+    saved.write_text(json.dumps(data))
+    old = load_results(saved)
+    assert old.families == (4,)
+    assert {run for row in old.by_script.values() for run in row} == {(s, 4) for s in STACKS}
+    assert old.by_script[PAIR[0]][("linux", 4)] == replace(results[-4], family=4)
 
 
 def test_docs_conformance_md_is_current() -> None:

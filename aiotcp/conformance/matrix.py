@@ -51,8 +51,8 @@ AFTER_PEER_FIN = ("rst", "rst-ack", "syn", "syn-ack", "ack")
 """Data or a FIN after the peer's FIN make no sense."""
 
 _OPEN = """listen
-< S 0:0(0) win 65535 <mss 1460>
-> S. 0:0(0) ack 1 <mss 1460>
+< S 0:0(0) win 65535 <mss link>
+> S. 0:0(0) ack 1 <mss link>
 < . 1:1(0) ack 1 win 65535
 accept"""
 
@@ -165,7 +165,7 @@ STATES = (
 
 SYN_RECEIVED = State(
     "syn-received",
-    "listen\n< S 0:0(0) win 65535 <mss 1460>\n> S. 0:0(0) ack 1 <mss 1460>",
+    "listen\n< S 0:0(0) win 65535 <mss link>\n> S. 0:0(0) ack 1 <mss link>",
     1,
     1,
     _NO_SYN_ACK,
@@ -195,10 +195,10 @@ def _case_syn_received(kind: str, position: str) -> tuple[str, str]:
             lines.append("silence 0.2")
         return what, "\n".join(lines + complete)
     if kind == "syn":
-        lines = [f"< S {_zero(position, 1)} win 65535 <mss 1460>"]
+        lines = [f"< S {_zero(position, 1)} win 65535 <mss link>"]
         if position == "below":  # seq 0: the original SYN again
             what = "a duplicate of the SYN is answered with the same SYN-ACK (RFC 9293 §3.5)"
-            lines.append("> S. 0:0(0) ack 1 <mss 1460>")
+            lines.append("> S. 0:0(0) ack 1 <mss link>")
         elif position == "beyond":
             what = "a SYN outside the window is unacceptable: an ACK answers it (RFC 9293)"
             lines.append(ack_reply)
@@ -286,9 +286,9 @@ def _case(state: State, kind: str, position: str) -> tuple[str, str]:
             what = "a RST outside the window is dropped silently (RFC 5961 §3.2; RFC 9293)"
             lines.append("silence 0.2")
     elif kind == "syn" and state.time_wait and position in ("inside", "last", "beyond"):
-        lines = [f"< S {_zero(position, rcv)} win 65535 <mss 1460>"]
+        lines = [f"< S {_zero(position, rcv)} win 65535 <mss link>"]
         ack = f"{rcv + 101}" if position == "inside" else "*"  # edge+1: the stack's window
-        lines.append(f"> S. 0:0(0) ack {ack} <mss 1460>")
+        lines.append(f"> S. 0:0(0) ack {ack} <mss link>")
         what = (
             "a SYN above RCV.NXT reopens the connection from TIME-WAIT: the listener "
             "answers it with a SYN-ACK (RFC 9293 §3.6.1 MAY, RFC 6191 without timestamps)"
@@ -296,9 +296,9 @@ def _case(state: State, kind: str, position: str) -> tuple[str, str]:
         return what, "\n".join(lines)
     elif kind in ("syn", "syn-ack"):
         if kind == "syn":
-            lines = [f"< S {_zero(position, rcv)} win 65535 <mss 1460>", ack_reply]
+            lines = [f"< S {_zero(position, rcv)} win 65535 <mss link>", ack_reply]
         else:
-            lines = [f"< S. {_zero(position, rcv)} ack {una} win 65535 <mss 1460>", ack_reply]
+            lines = [f"< S. {_zero(position, rcv)} ack {una} win 65535 <mss link>", ack_reply]
         what = (
             f"a {kind.upper()} in a synchronized state gets a challenge ACK, wherever it is "
             "(RFC 5961 §4)"
@@ -523,8 +523,8 @@ def generate_reorderings() -> dict[str, str]:
 
 
 _OPEN_TS = """listen
-< S 0:0(0) win 65535 <mss 1460,nop,nop,TS val 1000 ecr 0>
-> S. 0:0(0) ack 1 <mss 1460,nop,nop,TS val * ecr 1000>
+< S 0:0(0) win 65535 <mss link,nop,nop,TS val 1000 ecr 0>
+> S. 0:0(0) ack 1 <mss link,nop,nop,TS val * ecr 1000>
 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 1010 ecr *>
 accept"""
 _OLD_TS = "<nop,nop,TS val 500 ecr *>"
@@ -554,7 +554,7 @@ def generate_paws() -> dict[str, str]:
                     lines += ["silence 0.2", "write 3", f"> P. 1:4(3) ack 1 {_REPLY_TS}"]
             else:
                 if kind == "syn":
-                    seg = f"S {_zero(position, 1)} win 65535 <mss 1460,nop,nop,TS val 500 ecr 0>"
+                    seg = f"S {_zero(position, 1)} win 65535 <mss link,nop,nop,TS val 500 ecr 0>"
                 elif kind == "data":
                     length = 10 if position in ("exact", "inside") else 1
                     seg = f"P. {_seq(position, 1, length)} ack 1 win 65535 {_OLD_TS}"
@@ -585,7 +585,7 @@ def generate_paws() -> dict[str, str]:
     return out
 
 
-_OPEN_SACK = _OPEN.replace("<mss 1460>", "<mss 1460,nop,nop,sackOK>")
+_OPEN_SACK = _OPEN.replace("<mss link>", "<mss link,nop,nop,sackOK>")
 
 
 def generate_sack_reorderings() -> dict[str, str]:

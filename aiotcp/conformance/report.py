@@ -4,9 +4,11 @@ Two reports from the same results: ``markdown`` (the run itself: per folder, the
 declared differences, the known bugs, every script) and ``requirements_markdown``
 (``docs/conformance.md``, issue 10: every RFC 9293 MUST and every extension RFC
 with whether aiotcp implements it, what tests it, and how each stack did on the
-scripts that cover it).  Results can be saved (``save_results``) and reloaded
-(``load_results``), so the document can be regenerated without root from a run
-made once as root.
+scripts that cover it).  Every result belongs to a stack and an address family
+(IPv4, IPv6): the tables give each pair its count, and a requirement's cell one
+count when both families agree.  Results can be saved (``save_results``) and
+reloaded (``load_results``), so the document can be regenerated without root from
+a run made once as root.
 """
 
 from __future__ import annotations
@@ -32,16 +34,89 @@ from aiotcp.conformance.musts import (
     Requirement,
 )
 from aiotcp.conformance.runner import STACKS, RunResult, StackKind
-from aiotcp.conformance.script import Script
+from aiotcp.conformance.script import FAMILIES, Family, Script
 
-ByScript = dict[str, dict[str, RunResult]]
-"""Results keyed by script name (``open/passive-basic.pkt``), then by stack."""
+Run = tuple[StackKind, Family]
+"""A column of results: one stack over one address family."""
+ByScript = dict[str, dict[Run, RunResult]]
+"""Results keyed by script name (``open/passive-basic.pkt``), then by run."""
 
 REGENERATE = "sudo .venv/bin/python -m aiotcp.conformance --markdown-musts docs/conformance.md"
 """The command that writes ``docs/conformance.md`` (named in the document itself)."""
 
 
 # ----------------------------------------------------------------- shared helpers
+
+
+def family_name(family: Family) -> str:
+    return f"IPv{family}"
+
+
+def run_label(run: Run) -> str:
+    """``linux IPv4``: a column heading."""
+    return f"{run[0]} {family_name(run[1])}"
+
+
+def runs_of(stacks: Iterable[StackKind], families: Iterable[Family]) -> tuple[Run, ...]:
+    """Every (stack, family) pair, stack by stack: a stack's families side by side."""
+    families = tuple(families)
+    return tuple((s, f) for s in stacks for f in families)
+
+
+def by_script_of(results: Iterable[RunResult]) -> ByScript:
+    """Results by script name, then by (stack, family)."""
+    out: ByScript = {}
+    for r in results:
+        out.setdefault(r.script, {})[(r.stack, r.family)] = r
+    return out
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One stack over one family: how its runs went."""
+
+    run: int
+    passed: int
+    differs: int
+    """Failed exactly where the script declares Linux departs."""
+    known: int
+    """Listed aiotcp bugs, still failing."""
+    unexpected: int
+
+    def text(self) -> str:
+        parts = [f"{self.passed} pass"]
+        parts += [f"{self.differs} differ as declared"] * bool(self.differs)
+        parts += [f"{self.known} known bugs"] * bool(self.known)
+        parts += [f"{self.unexpected} UNEXPECTED"] * bool(self.unexpected)
+        return ", ".join(parts)
+
+
+def tally(by_script: ByScript, run: Run) -> Tally:
+    """Counts of ``run``'s results (the CLI's last lines, the document's summary)."""
+    results = [row[run] for row in by_script.values() if run in row]
+    return Tally(
+        len(results),
+        sum(1 for r in results if r.passed and as_expected(r)),
+        sum(1 for r in results if not r.passed and not r.expected and r.ok),
+        sum(1 for r in results if is_known_bug(r)),
+        sum(1 for r in results if not as_expected(r)),
+    )
+
+
+def family_totals(
+    by_script: ByScript, stacks: tuple[StackKind, ...], families: tuple[Family, ...]
+) -> list[str]:
+    """A Markdown table: per family, the scripts run and each stack's tally."""
+    out = [
+        "| family | scripts run | " + " | ".join(stacks) + " |",
+        "|---|---|" + "---|" * len(stacks),
+    ]
+    for family in families:
+        tallies = [tally(by_script, (s, family)) for s in stacks]
+        run = max(t.run for t in tallies)
+        cells = " | ".join(t.text() for t in tallies)
+        out.append(f"| {family_name(family)} | {run} | {cells} |")
+    return out
 
 
 def is_known_bug(r: RunResult) -> bool:
@@ -100,17 +175,19 @@ def _ref_key(ref: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", ref))
 
 
-def _folder_table(by_script: ByScript, stacks: tuple[StackKind, ...]) -> list[str]:
-    """Per folder: scripts, passes per stack, declared differences, known bugs."""
+def _folder_table(by_script: ByScript, runs: tuple[Run, ...]) -> list[str]:
+    """Per folder: scripts, passes per stack and family, declared differences, known
+    bugs (a script that differs or is a known bug on any run counts once)."""
     out = [
-        "| folder | scripts | " + " | ".join(f"{s} pass" for s in stacks) + " | notes |",
-        "|---|---|" + "---|" * len(stacks) + "---|",
+        "| folder | scripts | " + " | ".join(f"{run_label(r)} pass" for r in runs) + " | notes |",
+        "|---|---|" + "---|" * len(runs) + "---|",
     ]
-    groups: dict[str, list[dict[str, RunResult]]] = {}
+    families = tuple(dict.fromkeys(f for _, f in runs))
+    groups: dict[str, list[dict[Run, RunResult]]] = {}
     for name, row in by_script.items():
         groups.setdefault(name.split("/")[0], []).append(row)
     for group, rows in groups.items():
-        passes = [sum(1 for row in rows if s in row and row[s].passed) for s in stacks]
+        passes = [sum(1 for row in rows if r in row and row[r].passed) for r in runs]
         differs = sum(1 for row in rows if any(r.reason for r in row.values()))
         known = sum(1 for row in rows if any(is_known_bug(r) for r in row.values()))
         notes = []
@@ -118,6 +195,11 @@ def _folder_table(by_script: ByScript, stacks: tuple[StackKind, ...]) -> list[st
             notes.append(f"{differs} declared Linux differences")
         if known:
             notes.append(f"{known} known aiotcp bugs")
+        if len(families) > 1:
+            for family in families:  # scripts that ran over this family alone
+                alone = sum(1 for row in rows if {f for _, f in row} == {family})
+                if alone:
+                    notes.append(f"{alone} {family_name(family)} only")
         cells = " | ".join(map(str, passes))
         out.append(f"| {group} | {len(rows)} | {cells} | {', '.join(notes)} |")
     return out
@@ -128,18 +210,23 @@ def markdown(
     paths: dict[str, Path],
     stacks: tuple[StackKind, ...],
     elapsed: float,
+    families: tuple[Family, ...] = FAMILIES,
 ) -> str:
-    """The run as Markdown: a summary per folder, the differences with their reasons,
-    the known aiotcp bugs, an index of cited RFC sections, then every script with
-    what it checks and both verdicts."""
+    """The run as Markdown: the totals per family, a summary per folder, the
+    differences with their reasons, the known aiotcp bugs, an index of cited RFC
+    sections, then every script with what it checks and every verdict."""
     kernel = platform.release()
+    runs = runs_of(stacks, families)
     out = [
         "# Conformance results",
         "",
         f"`python -m aiotcp.conformance`: {len(by_script)} scripts on "
-        f"{' and '.join(stacks)} (Linux {kernel}), {elapsed:.0f} s wall clock.",
+        f"{' and '.join(stacks)} over {' and '.join(map(family_name, families))} "
+        f"(Linux {kernel}), {elapsed:.0f} s wall clock.",
         "",
-        *_folder_table(by_script, stacks),
+        *family_totals(by_script, stacks, families),
+        "",
+        *_folder_table(by_script, runs),
     ]
     differing = [(n, row) for n, row in by_script.items() if any(r.reason for r in row.values())]
     out += ["", "## Where Linux differs (declared)", "", "| script | why |", "|---|---|"]
@@ -157,10 +244,11 @@ def markdown(
         names = index[ref]
         shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         out.append(f"| {ref} | {shown} |")
-    out += ["", "## Every script", "", "| script | checks | " + " | ".join(stacks) + " |"]
-    out.append("|---|---|" + "---|" * len(stacks))
+    out += ["", "## Every script", ""]
+    out.append("| script | checks | " + " | ".join(map(run_label, runs)) + " |")
+    out.append("|---|---|" + "---|" * len(runs))
     for name, row in by_script.items():
-        cells = " | ".join(cell(row[s]).rsplit(" (", 1)[0] for s in stacks)
+        cells = " | ".join(cell(row[r]).rsplit(" (", 1)[0] if r in row else "n.a." for r in runs)
         out.append(f"| {name} | {summary(paths[name])} | {cells} |")
     return "\n".join(out) + "\n"
 
@@ -174,17 +262,24 @@ class SavedRun:
 
     by_script: ByScript
     stacks: tuple[StackKind, ...]
+    families: tuple[Family, ...]
     elapsed: float
     kernel: str
 
 
 def save_results(
-    path: Path, results: Iterable[RunResult], stacks: tuple[StackKind, ...], elapsed: float
+    path: Path,
+    results: Iterable[RunResult],
+    stacks: tuple[StackKind, ...],
+    families: tuple[Family, ...],
+    elapsed: float,
 ) -> None:
-    """Write a run as JSON (``--save-json``): the results plus the kernel it ran on."""
+    """Write a run as JSON (``--save-json``): the results (each with its family) plus
+    the kernel it ran on."""
     data = {
         "kernel": platform.release(),
         "stacks": list(stacks),
+        "families": list(families),
         "elapsed": elapsed,
         "results": [asdict(r) for r in results],
     }
@@ -192,14 +287,13 @@ def save_results(
 
 
 def load_results(path: Path) -> SavedRun:
-    """Read what ``save_results`` wrote (``--from-json``)."""
+    """Read what ``save_results`` wrote (``--from-json``); a file from before runs
+    had a family holds IPv4 results."""
     data: dict[str, Any] = json.loads(path.read_text())
     stacks = tuple(s for s in STACKS if s in data["stacks"])
-    by_script: ByScript = {}
-    for item in data["results"]:
-        r = RunResult(**item)
-        by_script.setdefault(r.script, {})[r.stack] = r
-    return SavedRun(by_script, stacks, float(data["elapsed"]), str(data["kernel"]))
+    families = tuple(f for f in FAMILIES if f in data.get("families", [4]))
+    by_script = by_script_of(RunResult(**item) for item in data["results"])
+    return SavedRun(by_script, stacks, families, float(data["elapsed"]), str(data["kernel"]))
 
 
 # ------------------------------------------------------------ requirement tables
@@ -217,14 +311,14 @@ def _label_title(label: str) -> str:
     return f"RFC {number}" + (f" §{section}" if section else "")
 
 
-def _stack_cell(names: list[str], stack: StackKind, by_script: ByScript) -> str:
-    """How ``stack`` did on the scripts ``names``: ``3/3 pass``, with declared
+def _run_cell(names: list[str], run: Run, by_script: ByScript) -> str:
+    """How ``run`` did on the scripts ``names``: ``3/3 pass``, with declared
     differences, known bugs, failures and scripts not run counted apart."""
     if not names:
         return "—"
     passed = differs = known = failed = missing = 0
     for name in names:
-        r = by_script.get(name, {}).get(stack)
+        r = by_script.get(name, {}).get(run)
         if r is None:
             missing += 1
         elif r.passed:
@@ -235,8 +329,8 @@ def _stack_cell(names: list[str], stack: StackKind, by_script: ByScript) -> str:
             differs += 1
         else:
             failed += 1
-    run = len(names) - missing
-    if not run:
+    ran = len(names) - missing
+    if not ran:
         return "not run"
     extras = [
         f"{n} {what}"
@@ -248,7 +342,32 @@ def _stack_cell(names: list[str], stack: StackKind, by_script: ByScript) -> str:
         )
         if n
     ]
-    return f"{passed}/{run} pass" + (f" ({', '.join(extras)})" if extras else "")
+    return f"{passed}/{ran} pass" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _per_family(cells: Mapping[Family, str]) -> str:
+    """One text when every family's is the same, else each family's on its line."""
+    texts = set(cells.values())
+    if len(texts) == 1:
+        return texts.pop()
+    return "<br>".join(f"{family_name(f)}: {text}" for f, text in cells.items())
+
+
+def _stack_cell(
+    names: list[str],
+    stack: StackKind,
+    families: tuple[Family, ...],
+    by_script: ByScript,
+    scripts: Mapping[str, Script],
+) -> str:
+    """How ``stack`` did on the scripts ``names`` over each family (counting, for a
+    family, the scripts that run over it): one count when the families agree."""
+    return _per_family(
+        {
+            f: _run_cell([n for n in names if f in scripts[n].families], (stack, f), by_script)
+            for f in families
+        }
+    )
 
 
 def _script_name(name: str) -> str:
@@ -279,6 +398,8 @@ def _rows(
     covering: Mapping[str, list[str]],
     by_script: ByScript,
     stacks: tuple[StackKind, ...],
+    families: tuple[Family, ...],
+    scripts: Mapping[str, Script],
 ) -> list[str]:
     """Table rows: requirement, text, implemented, tested by, one column per stack."""
     out = []
@@ -287,7 +408,7 @@ def _rows(
         status = req.status
         tested = _scripts_cell(names) + _tests_cell(status.tests)
         implemented = status.implemented + (f": {_note(status.note)}" if status.note else "")
-        results = " | ".join(_stack_cell(names, s, by_script) for s in stacks)
+        results = " | ".join(_stack_cell(names, s, families, by_script, scripts) for s in stacks)
         tested_cell = "<br>".join(tested) if tested else "—"
         out.append(f"| {shown} | {md(text)} | {implemented} | {tested_cell} | {results} |")
     return out
@@ -298,8 +419,11 @@ def _header(first: str, stacks: tuple[StackKind, ...]) -> list[str]:
     return [cols, "|---|---|---|---|" + "---|" * len(stacks)]
 
 
-def _differences(by_script: ByScript, scripts: Mapping[str, Script]) -> list[str]:
-    """Every scenario where the stacks part ways, grouped by reason."""
+def _differences(
+    by_script: ByScript, scripts: Mapping[str, Script], families: tuple[Family, ...]
+) -> list[str]:
+    """Every scenario where the stacks part ways, grouped by reason; then the ones
+    that run over one address family only."""
     out: list[str] = []
     reasons: dict[str, list[str]] = {}
     for name, script in scripts.items():
@@ -315,10 +439,13 @@ def _differences(by_script: ByScript, scripts: Mapping[str, Script]) -> list[str
     ]
     for reason, names in reasons.items():
         shown = "<br>".join(_script_name(n) for n in names)
-        runs = [r for n in names if (r := by_script.get(n, {}).get("linux")) is not None]
-        held = sum(1 for r in runs if r.ok)
-        seen = f"{held}/{len(runs)} as declared" if runs else "not run"
-        out.append(f"| {shown} | {md(reason)} | {seen} |")
+        seen: dict[Family, str] = {}
+        for family in families:
+            row = (by_script.get(n, {}).get(("linux", family)) for n in names)
+            runs = [r for r in row if r is not None]
+            held = sum(1 for r in runs if r.ok)
+            seen[family] = f"{held}/{len(runs)} as declared" if runs else "not run"
+        out.append(f"| {shown} | {md(reason)} | {_per_family(seen)} |")
     out += [
         "",
         "### Known aiotcp bugs (Linux passes, aiotcp fails)",
@@ -348,14 +475,32 @@ def _differences(by_script: ByScript, scripts: Mapping[str, Script]) -> list[str
         linux = ", ".join(f"`{k}={v}`" for k, v in script.linux_sysctls.items()) or "default"
         ours = ", ".join(f"`{k}={v}`" for k, v in script.aiotcp_options.items()) or "default"
         out.append(f"| {_script_name(name)} | {linux} | {ours} |")
+    one_family = [(name, script) for name, script in scripts.items() if script.family_reason]
+    out += [
+        "",
+        "### One address family only",
+        "",
+        "Every other scenario runs over IPv4 and over IPv6; these state what the "
+        "RFCs themselves set differently per family.",
+        "",
+        "| scenario | runs over | why |",
+        "|---|---|---|",
+    ]
+    out += [
+        f"| {_script_name(name)} | {' and '.join(map(family_name, script.families))} "
+        f"| {md(script.family_reason)} |"
+        for name, script in one_family
+    ]
     unexpected = [
         r for name in scripts for r in by_script.get(name, {}).values() if not as_expected(r)
     ]
     out += ["", "### Unexpected results in this run", ""]
     if unexpected:
-        out += ["| scenario | stack | verdict |", "|---|---|---|"]
+        out += ["| scenario | stack | family | verdict |", "|---|---|---|---|"]
         out += [
-            f"| `{r.script}` | {r.stack} | {md(cell(r).rsplit(' (', 1)[0])} |" for r in unexpected
+            f"| `{r.script}` | {r.stack} | {family_name(r.family)} "
+            f"| {md(cell(r).rsplit(' (', 1)[0])} |"
+            for r in unexpected
         ]
     else:
         out.append("None: every result is what its script declares.")
@@ -389,6 +534,7 @@ def requirements_markdown(
     stacks: tuple[StackKind, ...],
     elapsed: float,
     kernel: str | None = None,
+    families: tuple[Family, ...] = FAMILIES,
 ) -> str:
     """``docs/conformance.md``: the RFC 9293 MUST table, the unnumbered RFC 9293
     requirements the scripts check, the extension RFCs, and every scenario where
@@ -398,13 +544,15 @@ def requirements_markdown(
     map them to requirements); ``by_script`` what the run produced for them.
     """
     kernel = kernel or platform.release()
-    covering, tally = _counts(scripts)
+    covering, must_line = _counts(scripts)
     run = sum(1 for name in scripts if name in by_script)
+    over = " and ".join(map(family_name, families))
     out = [
         "# Conformance: RFC 9293 and the extensions aiotcp claims",
         "",
         f"Generated by `{REGENERATE}` from a run of {run} of the {len(scripts)} "
-        f"scripts in `aiotcp/conformance/scripts/` on {' and '.join(stacks)} (Linux {kernel}, "
+        f"scripts in `aiotcp/conformance/scripts/` on {' and '.join(stacks)} over {over} "
+        f"(Linux {kernel}, "
         f"{elapsed:.0f} s wall clock); edit the sources, not this file: requirement "
         "status and the tests outside the scripts are in `aiotcp/conformance/musts.py`, "
         "which scripts check what in each script's `covers:` header, known bugs in "
@@ -412,17 +560,26 @@ def requirements_markdown(
         "",
         "How to read the tables: **implemented** is yes, partly, no or n.a. (with why); "
         "**tested by** lists the conformance scripts that cover the requirement (each "
-        "runs against both stacks; generated folders are counted), then pytest tests "
-        "elsewhere in `tests/`; the **linux** and **aiotcp** columns say how each stack "
-        "did on those scripts — *differs* is a difference the script declares (see the "
-        "last section), *—* means only tests outside the scripts check it, on aiotcp "
-        "alone.",
+        "runs against both stacks, over IPv4 and over IPv6; generated folders are "
+        "counted), then pytest tests elsewhere in `tests/`; the **linux** and **aiotcp** "
+        "columns say how each stack did on those scripts — one count when both address "
+        "families agree, one per family when not; *differs* is a difference the script "
+        "declares (see the last section), *—* means only tests outside the scripts check "
+        "it, on aiotcp alone.",
         "",
         "## Summary",
         "",
-        tally,
+        must_line,
         "",
-        *_folder_table({n: by_script[n] for n in scripts if n in by_script}, stacks),
+        "The scripts run over each address family: a script never names an address, and "
+        "the few whose expectation depends on the family (the default MSS) come as a "
+        "pair, one per family (see the last section).",
+        "",
+        *family_totals(by_script, stacks, families),
+        "",
+        *_folder_table(
+            {n: by_script[n] for n in scripts if n in by_script}, runs_of(stacks, families)
+        ),
         "",
         "## RFC 9293 MUST requirements",
         "",
@@ -438,6 +595,8 @@ def requirements_markdown(
             covering,
             by_script,
             stacks,
+            families,
+            scripts,
         ),
         "",
         "## RFC 9293 requirements without a MUST number",
@@ -451,6 +610,8 @@ def requirements_markdown(
             covering,
             by_script,
             stacks,
+            families,
+            scripts,
         ),
         "",
         "## Extension RFCs",
@@ -460,7 +621,12 @@ def requirements_markdown(
         "",
         *_header("RFC", stacks),
         *_rows(
-            ((_label_title(r.label), r.title, r) for r in EXTENSIONS), covering, by_script, stacks
+            ((_label_title(r.label), r.title, r) for r in EXTENSIONS),
+            covering,
+            by_script,
+            stacks,
+            families,
+            scripts,
         ),
         "",
         "## Not (fully) implemented",
@@ -472,5 +638,5 @@ def requirements_markdown(
         status = MUST_STATUS[n]
         if status.implemented != "yes":
             out.append(f"| MUST-{n} | {md(text)} | {status.implemented}: {_note(status.note)} |")
-    out += ["", "## Where aiotcp and Linux differ", "", *_differences(by_script, scripts)]
+    out += ["", "## Where aiotcp and Linux differ", "", *_differences(by_script, scripts, families)]
     return "\n".join(out) + "\n"

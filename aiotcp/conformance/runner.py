@@ -2,8 +2,9 @@
 
 Topology (fresh for every run, so no TIME-WAIT or option leaks between scripts):
 two namespaces from ``aiotcp.testing.netns.two_hosts`` with offloads off (the peer
-must see wire-sized segments, not GSO super-frames).  Host A runs the endpoint
-under test, host B the scripted peer:
+must see wire-sized segments, not GSO super-frames), talking over IPv4 or IPv6 (the
+run's ``family``: 198.18.x.1/.2 or fd00:198:18:x::1/::2; a script never names
+either).  Host A runs the endpoint under test, host B the scripted peer:
 
 - **A, application side**: either plain kernel sockets driven from one worker thread
   (``LinuxApp``), or aiotcp on an asyncio loop (``AiotcpApp``).  Both execute the
@@ -29,6 +30,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import ipaddress
 import multiprocessing
 import os
 import queue
@@ -44,9 +46,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiotcp.conformance.script import (
+    LINK,
     STAR,
     Action,
     Event,
+    Family,
     OptionSpec,
     Script,
     SegmentSpec,
@@ -76,6 +80,25 @@ END_GRACE = 3.0
 
 ACTION_SETTLE = 0.01
 """Pause between an injected segment and an application call that follows it."""
+
+LINK_MTU = 1500
+"""The veth pair's MTU (``two_hosts`` leaves the default)."""
+
+
+def link_mss(family: Family) -> int:
+    """``mss link``: what a stack advertises on the link, its MTU less the IP header
+    (20 bytes for IPv4, 40 for IPv6) and the TCP header (RFC 9293 §3.7.1, RFC 8200 §8.3)."""
+    return LINK_MTU - (20 if family == 4 else 40) - 20
+
+
+def family_addresses(host: Host, family: Family) -> tuple[str, str]:
+    """``host``'s own address and its peer's, in ``family``."""
+    if family == 6:
+        if host.address6 is None or host.peer6 is None:
+            raise RuntimeError(f"host {host.name} has no IPv6 (two_hosts(ipv6=True))")
+        return host.address6, host.peer6
+    return host.address, host.peer
+
 
 PATTERN = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Stream content in both directions, by offset: reassembly is checked for free."""
@@ -188,8 +211,10 @@ urgent data is always delivered in the stream (RFC 6093 §6, as SO_OOBINLINE).""
 class LinuxApp(AppSide):
     """Kernel sockets in host A, every call made from one worker thread inside A."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, family: Family) -> None:
         self.host = host
+        self.address, self.peer = family_addresses(host, family)
+        self.af = socket.AF_INET if family == 4 else socket.AF_INET6
         self.listener: socket.socket | None = None
         self.conn: socket.socket | None = None
         self.options: dict[str, Any] = {}
@@ -237,11 +262,11 @@ class LinuxApp(AppSide):
                 self.options[name] = value
             return None
         if verb == "listen":
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = socket.socket(self.af, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             for name, value in self.options.items():
                 self._apply(sock, name, value)
-            sock.bind((self.host.address, SERVER_PORT))
+            sock.bind((self.address, SERVER_PORT))
             sock.listen(act.count if act.count is not None else 128)
             self.listener = sock
             return None
@@ -252,14 +277,14 @@ class LinuxApp(AppSide):
             self.conn, _ = self.listener.accept()
             return None
         if verb == "connect":
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = socket.socket(self.af, socket.SOCK_STREAM)
             self.conn = sock
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             for name, value in self.options.items():
                 self._apply(sock, name, value)
-            sock.bind((self.host.address, LOCAL_PORT))
+            sock.bind((self.address, LOCAL_PORT))
             sock.settimeout(p.timeout)
-            sock.connect((self.host.peer, PEER_PORT))
+            sock.connect((self.peer, PEER_PORT))
             return None
         conn = self.conn
         if conn is None:
@@ -300,8 +325,9 @@ class LinuxApp(AppSide):
 class AiotcpApp(AppSide):
     """aiotcp in host A: the calls run, in order, as one task on the stack's loop."""
 
-    def __init__(self, host: Host, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, host: Host, loop: asyncio.AbstractEventLoop, family: Family) -> None:
         self.host = host
+        self.address, self.peer = family_addresses(host, family)
         self.loop = loop
         # The script's application holds a socket: Nagle on, as on a kernel socket
         # (the asyncio-facing API turns it off by default, as asyncio does).
@@ -361,7 +387,7 @@ class AiotcpApp(AppSide):
         if verb == "listen":
             self.server = await aiotcp.start_server(
                 self._on_client,
-                host=self.host.address,
+                host=self.address,
                 port=SERVER_PORT,
                 backlog=act.count if act.count is not None else 128,
                 **self.options,
@@ -375,9 +401,9 @@ class AiotcpApp(AppSide):
             # ``close`` after ``connect => ECONNREFUSED`` is legal on both stacks.
             self.connected_once = True
             self.reader, self.writer = await aiotcp.open_connection(
-                self.host.peer,
+                self.peer,
                 PEER_PORT,
-                local_addr=(self.host.address, LOCAL_PORT),
+                local_addr=(self.address, LOCAL_PORT),
                 **self.options,
             )
             return None
@@ -440,6 +466,7 @@ class Director:
     script: Script
     ep: ScriptedEndpoint
     app: AppSide
+    family: Family = 4
     peer_stream: dict[int, int] = field(default_factory=dict)
     """Bytes the peer injected with a literal payload, by stream offset."""
     app_out: bytearray = field(default_factory=bytearray)
@@ -454,8 +481,9 @@ class Director:
         self.ep.iss = self.script.peer_isn
         self.t0 = self.last = time.monotonic()
         self.deadline = self.t0 + self.script.timeout
-        self._src = socket.inet_aton(self.ep.local[0])
-        self._dst = socket.inet_aton(self.ep.remote[0])
+        self._src = ipaddress.ip_address(self.ep.local[0]).packed
+        self._dst = ipaddress.ip_address(self.ep.remote[0]).packed
+        self.link_mss = link_mss(self.family)
 
     # -- helpers --------------------------------------------------------------------
     def fail(self, event: Event, message: str) -> ScriptFailed:
@@ -588,9 +616,10 @@ class Director:
             elif opt.kind == "eol":
                 out.append(0)
             elif opt.kind == "mss":
-                assert isinstance(opt.value, int)
-                seg.mss = opt.value
-                out += struct.pack("!BBH", 2, 4, opt.value)
+                mss = self.link_mss if opt.value == LINK else opt.value
+                assert isinstance(mss, int)
+                seg.mss = mss
+                out += struct.pack("!BBH", 2, 4, mss)
             elif opt.kind == "wscale":
                 assert isinstance(opt.value, int)
                 seg.wscale = opt.value
@@ -700,7 +729,7 @@ class Director:
                     kw.pop(opt.kind, None)
                     present.append(opt.kind)
                 else:
-                    kw[opt.kind] = opt.value
+                    kw[opt.kind] = self.link_mss if opt.value == LINK else opt.value
             elif opt.kind == "sackOK":
                 kw["sack_permitted"] = True
             elif opt.kind == "TS":
@@ -825,6 +854,9 @@ class RunResult:
     """The declared difference, if any."""
     failed_line: int | None = None
     differs_line: int | None = None
+    family: Family = 4
+    """4 or 6: the address family the run used (last, so results saved before
+    IPv6 runs existed still load, as IPv4 ones)."""
 
     @property
     def ok(self) -> bool:
@@ -843,17 +875,22 @@ class RunResult:
         return f"FAIL (line {self.failed_line}, not {self.differs_line})"
 
 
-def run_script(script: Script, stack: StackKind, *, subnet: int = 0) -> RunResult:
-    """Run ``script`` with the application side on ``stack`` in fresh namespaces."""
+def run_script(
+    script: Script, stack: StackKind, family: Family = 4, *, subnet: int = 0
+) -> RunResult:
+    """Run ``script`` with the application side on ``stack`` in fresh namespaces,
+    over ``family`` (which must be one of the script's)."""
+    if family not in script.families:
+        raise ValueError(f"{script.name} runs over IPv{script.families[0]} only")
     expected = stack == "aiotcp" or script.oracle_linux
     start = time.monotonic()
     try:
-        with two_hosts(prefix="cf", subnet=subnet, offload=False) as (a, b):
+        with two_hosts(prefix="cf", subnet=subnet, offload=False, ipv6=family == 6) as (a, b):
             if stack == "linux":
                 for key, value in script.linux_sysctls.items():
                     sysctl(a, key, value)
             with a.entered(), asyncio.Runner() as runner:
-                runner.run(_main(script, stack, a, b))
+                runner.run(_main(script, stack, family, a, b))
         passed, detail, failed_line = True, "", None
     except ScriptFailed as exc:
         passed, detail, failed_line = False, str(exc), exc.lineno
@@ -870,39 +907,43 @@ def run_script(script: Script, stack: StackKind, *, subnet: int = 0) -> RunResul
         script.differs_reason,
         failed_line,
         script.differs_line,
+        family,
     )
 
 
-async def _main(script: Script, stack: StackKind, a: Host, b: Host) -> None:
-    remote = (a.address, SERVER_PORT if script.listens else LOCAL_PORT)
+async def _main(script: Script, stack: StackKind, family: Family, a: Host, b: Host) -> None:
+    remote = (family_addresses(a, family)[0], SERVER_PORT if script.listens else LOCAL_PORT)
     if stack == "aiotcp":
         from aiotcp.stack import Stack
 
         async with Stack(guard="socket", **script.aiotcp_options):
-            app: AppSide = AiotcpApp(a, asyncio.get_running_loop())
+            app: AppSide = AiotcpApp(a, asyncio.get_running_loop(), family)
             try:
-                await _drive(script, app, b, remote)
+                await _drive(script, app, family, b, remote)
             finally:
                 app.close()
     else:
-        app = LinuxApp(a)
+        app = LinuxApp(a, family)
         try:
-            await _drive(script, app, b, remote)
+            await _drive(script, app, family, b, remote)
         finally:
             await asyncio.to_thread(app.close)
 
 
-async def _drive(script: Script, app: AppSide, b: Host, remote: tuple[str, int]) -> None:
+async def _drive(
+    script: Script, app: AppSide, family: Family, b: Host, remote: tuple[str, int]
+) -> None:
     def direct(ep: ScriptedEndpoint) -> None:
-        Director(script, ep, app).run()
+        Director(script, ep, app, family).run()
 
-    peer = await start_peer(b, PEER_PORT, remote, direct)
+    local = family_addresses(b, family)[0]
+    peer = await start_peer(b, PEER_PORT, remote, direct, address=local)
     await while_peer_runs(peer, peer, timeout=script.timeout + 10.0)
 
 
-def _job(path: str, root: str | None, stack: StackKind, subnet: int) -> RunResult:
+def _job(path: str, root: str | None, stack: StackKind, family: Family, subnet: int) -> RunResult:
     script = load_script(Path(path), Path(root) if root else None)
-    return run_script(script, stack, subnet=subnet)
+    return run_script(script, stack, family, subnet=subnet)
 
 
 def _estimate(path: Path) -> float:
@@ -914,14 +955,18 @@ def _estimate(path: Path) -> float:
     return sum((e.timing.value or 0.0) + (e.silence or 0.0) for e in script.events)
 
 
+Job = tuple[Path, StackKind, Family]
+"""One run: a script, the stack under test, the address family."""
+
+
 def run_many(
-    jobs: Iterable[tuple[Path, StackKind]],
+    jobs: Iterable[Job],
     *,
     root: Path | None = None,
     workers: int = 4,
     on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Run (script path, stack) jobs in ``workers`` processes; results in job order.
+    """Run (script path, stack, family) jobs in ``workers`` processes; results in job order.
 
     Processes, not threads: each run's peer, director and (for aiotcp) event loop
     then have a GIL of their own, so one run's work does not skew another's timing.
@@ -933,7 +978,9 @@ def run_many(
     results: dict[int, RunResult] = {}
     with concurrent.futures.ProcessPoolExecutor(max(1, workers), mp_context=ctx) as pool:
         futures = {
-            pool.submit(_job, str(todo[i][0]), str(root) if root else None, todo[i][1], i % 200): i
+            pool.submit(
+                _job, str(todo[i][0]), str(root) if root else None, *todo[i][1:], i % 200
+            ): i
             for i in order
         }
         for fut in concurrent.futures.as_completed(futures):
@@ -941,8 +988,10 @@ def run_many(
             try:
                 result = fut.result()
             except Exception as exc:  # the worker died: report, never hang
-                path, stack = todo[i]
-                result = RunResult(str(path), stack, False, True, f"worker failed: {exc!r}")
+                path, stack, family = todo[i]
+                result = RunResult(
+                    str(path), stack, False, True, f"worker failed: {exc!r}", family=family
+                )
             results[i] = result
             if on_result is not None:
                 on_result(result)

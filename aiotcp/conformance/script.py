@@ -17,11 +17,12 @@ Format (one item per line, ``#`` starts a comment)::
     peer-isn: 0xffffff00                # the peer's ISN (default: 2**32 - 256)
     timeout: 15                         # bound on the whole script (s)
     covers: MUST-7, RFC5961-3           # requirements it checks (aiotcp.conformance.musts)
+    ipv4-only: <reason>                 # runs over IPv4 only (or ipv6-only: <reason>)
 
     # events: [TIME] EVENT
     listen                              # application: listen on the server port
-    < S 0:0(0) win 65535 <mss 1460>     # peer injects a SYN, seq = peer ISN + 0
-    > S. 0:0(0) ack 1 <mss 1460,...>    # the next segment must be this SYN-ACK
+    < S 0:0(0) win 65535 <mss link>     # peer injects a SYN, seq = peer ISN + 0
+    > S. 0:0(0) ack 1 <mss link,...>    # the next segment must be this SYN-ACK
     < . 1:1(0) ack 1 win 65535
     accept
     < P. 1:11(10) ack 1 win 65535       # 10 bytes of the peer's stream pattern
@@ -53,6 +54,9 @@ directions, so reassembly is checked for free: injected data carries the pattern
 application wrote.
 
 OPTIONS: ``<mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7,sack 1:11 21:31,eol>``.
+``mss link`` is the MSS of the link both hosts are on: its MTU less the IP and TCP
+headers of the address family the run uses (1460 over IPv4, 1440 over IPv6, on the
+1500-byte veth pair), what a stack advertises by default.
 On ``<`` lines they are encoded in the order written (``nop``/``eol`` included),
 plus ``kind K HEX`` (an option with a given kind and body) and ``bytes HEX``
 (verbatim bytes, e.g. an illegal length); ``TS val V ecr *`` echoes the last TS val
@@ -74,6 +78,13 @@ with that error; ``=> *`` leaves the outcome unchecked (the call may even still 
 blocked when the script ends).  Every other call must have returned by the end.
 ``silence T`` asserts that no segment arrives for T seconds.
 
+ADDRESS FAMILIES: every script runs over IPv4 and over IPv6 (the runner's
+``family``), so a script never names an address and never states what depends on
+the family's header sizes with a number (``mss link``, not ``mss 1460``).  The few
+scenarios whose RFC text itself differs between the families (the default send MSS,
+536 or 1220 bytes) say ``ipv4-only: <reason>`` or ``ipv6-only: <reason>``, and come
+in pairs.
+
 A line starting with ``!`` is where Linux departs from the script in an
 ``expect-linux: differs`` script: Linux must fail exactly there (and only such
 scripts may mark one), so a declared difference cannot hide an unrelated failure.
@@ -94,6 +105,13 @@ from aiotcp.core.segment import parse_flags
 Any_ = Literal["*"]
 STAR: Any_ = "*"
 """Wildcard value on ``>`` lines."""
+Link = Literal["link"]
+LINK: Link = "link"
+"""``mss link``: the link's MSS for the run's address family (``runner.link_mss``)."""
+
+Family = Literal[4, 6]
+FAMILIES: tuple[Family, ...] = (4, 6)
+"""IPv4 and IPv6: every script runs over both unless it says ``ipv4-only``/``ipv6-only``."""
 
 DEFAULT_PEER_ISN = 0xFFFFFF00
 """The peer's ISN: 256 below 2**32, so every scenario's sequence numbers wrap."""
@@ -136,7 +154,7 @@ class OptionSpec:
     """
 
     kind: str
-    value: int | Any_ | None = None
+    value: int | Any_ | Link | None = None
     ts_ecr: int | Any_ | None = None
     blocks: tuple[tuple[int, int], ...] = ()
     raw: bytes = b""
@@ -222,6 +240,10 @@ class Script:
     covers: tuple[str, ...] = ()
     """Requirement labels from ``covers:`` lines (``MUST-7``, ``RFC5961-3``), in order:
     what the script checks, for the MUST table of ``docs/conformance.md``."""
+    families: tuple[Family, ...] = FAMILIES
+    """The address families it runs over: both, unless ``ipv4-only``/``ipv6-only``."""
+    family_reason: str = ""
+    """Why it runs over one family only (the ``ipv4-only:`` / ``ipv6-only:`` text)."""
 
     @property
     def listens(self) -> bool:
@@ -280,6 +302,8 @@ def _parse_option(text: str, *, star: bool) -> OptionSpec:
     head = words[0]
     if head in ("nop", "eol", "sackOK") and len(words) == 1:
         return OptionSpec(head)
+    if head == "mss" and words[1:] == [LINK]:
+        return OptionSpec(head, LINK)
     if head in ("mss", "wscale") and len(words) == 2:
         return OptionSpec(head, _number(words[1], head, star=star))
     if head == "TS" and len(words) == 5 and words[1] == "val" and words[3] == "ecr":
@@ -458,6 +482,13 @@ def _parse_header(script: Script, key: str, value: str) -> None:
         script.peer_isn = int(value, 0) & 0xFFFFFFFF
     elif key == "timeout":
         script.timeout = float(value)
+    elif key in ("ipv4-only", "ipv6-only"):
+        if not value:
+            raise ValueError(f"{key}: <reason> (why the script cannot run over both families)")
+        if script.families != FAMILIES:
+            raise ValueError("ipv4-only and ipv6-only: one of them, once")
+        script.families = (4,) if key == "ipv4-only" else (6,)
+        script.family_reason = value
     elif key == "covers":
         labels = [check_label(item) for item in re.split(r"[,\s]+", value) if item]
         if not labels:

@@ -49,7 +49,7 @@ from aiotcp.core.events import (
 )
 from aiotcp.core.flow import Address, flow_key
 from aiotcp.core.isn import initial_sequence_number, timestamp_offset
-from aiotcp.core.options import DEFAULT_PEER_MSS, TcpOptions
+from aiotcp.core.options import DEFAULT_PEER_MSS, DEFAULT_PEER_MSS6, TcpOptions
 from aiotcp.core.plpmtud import PROBE_FLOOR_MSS, PROBE_MIN_CWND, MtuSearch
 from aiotcp.core.recovery import LossRecovery
 from aiotcp.core.rto import RttEstimator
@@ -345,7 +345,7 @@ class Connection:
 
         # Negotiated options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
         self.peer_mss = DEFAULT_PEER_MSS
-        self.mss = min(DEFAULT_PEER_MSS, opts.advertised_mss())
+        self.mss = min(DEFAULT_PEER_MSS, opts.advertised_mss(self._over_ipv6()))
         self.snd_wscale = 0
         self.rcv_wscale = window_scale_for(opts.recv_buffer_max) if opts.window_scaling else 0
         self._wscale_ok = False
@@ -355,7 +355,7 @@ class Connection:
         self._ece_echo = False  # CE seen: set ECE on ACKs until the peer's CWR
         self.ts_recent = 0
         self._ts_offset = timestamp_offset(isn_secret, local, remote) if isn_secret else 0
-        self._adv_mss = opts.advertised_mss()  # fixed per connection; options are Python
+        self._adv_mss = opts.advertised_mss(self._over_ipv6())  # fixed per connection
         self._rcv_mss = min(self._adv_mss, DEFAULT_PEER_MSS)
         self._syn_window = 0
 
@@ -679,7 +679,7 @@ class Connection:
     def _derive_from_options(self) -> None:
         """A connection not yet opened takes its options afresh, as if created with them."""
         opts = self.options
-        self._adv_mss = opts.advertised_mss()
+        self._adv_mss = opts.advertised_mss(self._over_ipv6())
         self._rcv_mss = min(self._adv_mss, DEFAULT_PEER_MSS)
         self.rcv_wscale = window_scale_for(opts.recv_buffer_max) if opts.window_scaling else 0
         self.send_buffer.capacity = opts.send_buffer
@@ -1818,7 +1818,7 @@ class Connection:
             seg.flags |= ECE
         elif not with_ack and opts.ecn:
             seg.flags |= ECE | CWR
-        seg.mss = opts.advertised_mss()
+        seg.mss = opts.advertised_mss(self._over_ipv6())
         self._syn_window = seg.window
         if with_ack:
             # A SYN,ACK carries only the options the peer offered (RFC 7323 §1.3).
@@ -1988,7 +1988,8 @@ class Connection:
     def _negotiate(self, seg: Segment) -> None:
         """Options from the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §1.3, RFC 2018 §2)."""
         opts = self.options
-        self.peer_mss = seg.mss if seg.mss else DEFAULT_PEER_MSS
+        default = DEFAULT_PEER_MSS6 if self._over_ipv6() else DEFAULT_PEER_MSS
+        self.peer_mss = seg.mss if seg.mss else default
         if opts.window_scaling and seg.wscale is not None:
             self._wscale_ok = True
             self.snd_wscale = min(seg.wscale, MAX_WSCALE)
@@ -2006,7 +2007,8 @@ class Connection:
             self.ts_recent = seg.ts_val
         self._negotiated_mss(
             max(
-                min(self.peer_mss, opts.advertised_mss()) - (_TS_OPTION_SPACE if self.ts_ok else 0),
+                min(self.peer_mss, opts.advertised_mss(self._over_ipv6()))
+                - (_TS_OPTION_SPACE if self.ts_ok else 0),
                 64,
             )
         )
@@ -2018,10 +2020,13 @@ class Connection:
         self._pmtu = mss + self._header_overhead()
         self._set_mss(mss)
 
+    def _over_ipv6(self) -> bool:
+        return len(self.local[0]) == 16
+
     def _header_overhead(self) -> int:
         """The bytes of an IP packet that are not payload: IP and TCP headers and
         the timestamp option (what converts an MTU to an MSS)."""
-        ip = 20 if len(self.local[0]) == 4 else 40
+        ip = 40 if self._over_ipv6() else 20
         return ip + 20 + (_TS_OPTION_SPACE if self.ts_ok else 0)
 
     def _sync_mss(self) -> None:

@@ -22,7 +22,7 @@ from typing import Final, Literal
 from aiotcp.core.connection import Connection, reset_for, window_scale_for
 from aiotcp.core.flow import Address, FlowKey, flow_key
 from aiotcp.core.isn import keyed_hash24, timestamp_offset
-from aiotcp.core.options import TcpOptions
+from aiotcp.core.options import DEFAULT_PEER_MSS, DEFAULT_PEER_MSS6, TcpOptions
 from aiotcp.core.segment import ACK, FIN, RST, SYN, Segment
 from aiotcp.core.seq import MASK, seq_add, seq_sub
 from aiotcp.core.state import State
@@ -231,8 +231,10 @@ class Listener:
         return COOKIE_MSS_TABLE[(cookie >> 24) & 7]
 
     def _send_cookie(self, seg: Segment, local: Address, remote: Address, now: float) -> None:
-        peer_mss = seg.mss if seg.mss else 536
-        mss = min(peer_mss, self.options.advertised_mss())
+        ipv6 = len(local[0]) == 16
+        peer_mss = seg.mss if seg.mss else DEFAULT_PEER_MSS6 if ipv6 else DEFAULT_PEER_MSS
+        adv_mss = self.options.advertised_mss(ipv6)
+        mss = min(peer_mss, adv_mss)
         cookie = self.make_cookie(local, remote, seg.seq, mss, now)
         reply = Segment(
             self.local[1],
@@ -241,7 +243,7 @@ class Listener:
             seq_add(seg.seq, 1),
             SYN | ACK,
             min(self.options.recv_buffer_start, 0xFFFF),
-            mss=self.options.advertised_mss(),
+            mss=adv_mss,
         )
         opts = self.options
         if opts.timestamps and seg.ts_val is not None:

@@ -12,8 +12,10 @@ import dataclasses
 import operator
 from dataclasses import dataclass
 
-#: RFC 9293 §3.7.1 (MUST-15): assume this send MSS when the peer sends no MSS option.
+#: RFC 9293 §3.7.1 (MUST-15): assume this send MSS when the peer sends no MSS option:
+#: 536 over IPv4, 1220 over IPv6 (its 1280-byte minimum MTU less 60 bytes of headers).
 DEFAULT_PEER_MSS = 536
+DEFAULT_PEER_MSS6 = 1220
 #: Receive-buffer autotuning's start and ceiling: Linux's ``tcp_rmem[1]`` and ``[2]``.
 RECV_BUFFER_AUTOTUNE_START = 131072
 RECV_BUFFER_AUTOTUNE_MAX = 6291456
@@ -26,7 +28,8 @@ class TcpOptions:
     mss: int = 1460
     """MSS we advertise (RFC 9293 §3.7.1); 1460 = 1500-byte Ethernet MTU minus 40."""
     mtu: int | None = None
-    """Route MTU; when set, the advertised MSS is ``min(mss, mtu - 40)``."""
+    """Route MTU; when set, the advertised MSS is ``min(mss, mtu - 40)`` over IPv4,
+    ``min(mss, mtu - 60)`` over IPv6 (its header is 20 bytes longer)."""
     nodelay: bool = False
     """Disable Nagle's algorithm (RFC 9293 §3.7.4), like ``TCP_NODELAY``."""
     send_buffer: int = 4194304
@@ -124,10 +127,11 @@ class TcpOptions:
         """The receive buffer a connection starts with."""
         return RECV_BUFFER_AUTOTUNE_START if self.recv_buffer is None else self.recv_buffer
 
-    def advertised_mss(self) -> int:
-        """MSS option value: the configured MSS clipped to the route MTU (RFC 9293 §3.7.1)."""
+    def advertised_mss(self, ipv6: bool = False) -> int:
+        """MSS option value: the configured MSS clipped to the route MTU less the IP
+        and TCP headers (RFC 9293 §3.7.1; RFC 8200 §8.3 for IPv6's 40-byte header)."""
         if self.mtu is not None:
-            return max(min(self.mss, self.mtu - 40), 88)
+            return max(min(self.mss, self.mtu - (60 if ipv6 else 40)), 88)
         return self.mss
 
     def copy(self) -> TcpOptions:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import select
-import socket
 import threading
 import time
 import weakref
@@ -81,7 +81,7 @@ class _Mailboxes:
         )
 
     def pump(self, timeout: float) -> None:
-        readable, _, _ = select.select([self.raw], [], [], max(timeout, 0.0))
+        readable, _, _ = select.select(self.raw.filenos(), [], [], max(timeout, 0.0))
         if not readable:
             return
         now = time.monotonic()
@@ -119,8 +119,8 @@ class ScriptedEndpoint:
     """Arrival time of the segment ``expect_segment`` returned last."""
 
     def __post_init__(self) -> None:
-        self._src = socket.inet_aton(self.local[0])
-        self._dst = socket.inet_aton(self.remote[0])
+        self._src = ipaddress.ip_address(self.local[0]).packed  # 4 or 16 bytes
+        self._dst = ipaddress.ip_address(self.remote[0]).packed
         self._t0 = self.mark
         boxes = _mailboxes.get(self.raw)
         if boxes is None:
@@ -352,8 +352,12 @@ async def start_peer(
     script: Callable[[ScriptedEndpoint], T],
     *,
     guard: GuardKind = "socket",
+    address: str | None = None,
 ) -> asyncio.Future[T]:
     """Run ``script`` as ``host:port`` talking to ``remote``, in a worker thread.
+
+    ``address`` is the peer's own: ``host.address`` by default, ``host.address6``
+    to talk IPv6.
 
     Returns once the peer's raw socket is open, so the stack under test can start.
     The peer owns ``port`` through a guard of its own, so ``host``'s kernel sends no
@@ -368,7 +372,8 @@ async def start_peer(
             peer_guard.claim(port)
             raw.set_port_ranges(peer_guard.port_ranges())
             ready.set()
-            return script(ScriptedEndpoint(raw, (host.address, port), remote))
+            local = (address or host.address, port)
+            return script(ScriptedEndpoint(raw, local, remote))
 
     future = asyncio.ensure_future(asyncio.to_thread(peer))
     deadline = time.monotonic() + 10.0

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+import pytest
+
 from aiotcp.core.connection import Connection
 from aiotcp.core.events import CloseReason, Connected, ConnectionClosed, ConnectionReset
 from aiotcp.core.isn import initial_sequence_number
+from aiotcp.core.options import TcpOptions
 from aiotcp.core.state import State
 from aiotcp.testing.corekit import (
     LOCAL,
@@ -12,6 +17,7 @@ from aiotcp.testing.corekit import (
     REMOTE,
     REMOTE_ISS,
     SECRET,
+    Harness,
     L,
     R,
     closed,
@@ -21,6 +27,16 @@ from aiotcp.testing.corekit import (
     syn_received,
     syn_sent,
 )
+
+LOCAL6 = (ipaddress.IPv6Address("fd00:198:18::1").packed, LOCAL[1])
+REMOTE6 = (ipaddress.IPv6Address("fd00:198:18::2").packed, REMOTE[1])
+
+
+def _closed(family: int, options: TcpOptions) -> Harness:
+    """A closed connection over IPv4 (``closed``'s addresses) or IPv6."""
+    local, remote = (LOCAL, REMOTE) if family == 4 else (LOCAL6, REMOTE6)
+    return Harness(Connection(local, remote, options, SECRET, 0.0, iss=LOCAL_ISS))
+
 
 # -- active open -------------------------------------------------------------------
 
@@ -46,6 +62,15 @@ def test_syn_mss_clipped_to_route_mtu() -> None:
     t = closed(opts(mtu=1280))
     t.conn.connect(t.now)
     t.expect("S", mss=1240)
+
+
+@pytest.mark.parametrize(("family", "mss"), [(4, 1460), (6, 1440)], ids=["ipv4", "ipv6"])
+def test_syn_mss_is_the_route_mtu_less_the_familys_headers(family: int, mss: int) -> None:
+    """IPv6's header is 40 bytes, not 20: a 1500-byte MTU carries 1440 bytes of TCP
+    payload, and a larger MSS would have the peer send packets the link cannot take."""
+    t = _closed(family, opts(mtu=1500))
+    t.conn.connect(t.now)
+    t.expect("S", mss=mss)
 
 
 def test_connect_twice_is_an_error() -> None:
@@ -275,10 +300,16 @@ def test_rst_in_syn_received_not_exact_gets_challenge_ack() -> None:
 # -- options -----------------------------------------------------------------------
 
 
-def test_default_peer_mss_is_536_without_option() -> None:
-    t = established(mss=None)
-    assert t.conn.peer_mss == 536
-    assert t.conn.mss == 536
+@pytest.mark.parametrize(("family", "default"), [(4, 536), (6, 1220)], ids=["ipv4", "ipv6"])
+def test_default_peer_mss_without_option_is_the_familys(family: int, default: int) -> None:
+    """RFC 9293 §3.7.1 (MUST-15): 536 over IPv4, 1220 over IPv6 (its 1280-byte minimum
+    MTU less 60)."""
+    t = _closed(family, opts(mtu=1500))
+    t.conn.connect(t.now)
+    t.expect("S")
+    t.recv("SA", ack=L(1))
+    assert t.conn.peer_mss == default
+    assert t.conn.mss == default
 
 
 def test_effective_mss_is_min_of_both_sides() -> None:

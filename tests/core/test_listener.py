@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+import pytest
+
 from aiotcp.core.connection import Connection
 from aiotcp.core.listener import COOKIE_MSS_TABLE, Listener
 from aiotcp.core.segment import ACK, RST, SYN, Segment
@@ -11,6 +15,8 @@ from aiotcp.testing.corekit import LOCAL_IP, REMOTE, REMOTE_IP, SECRET, opts
 
 PORT = REMOTE[1]
 ANY = bytes(4)
+LOCAL6 = ipaddress.IPv6Address("fd00:198:18::1").packed
+REMOTE6 = ipaddress.IPv6Address("fd00:198:18::2").packed
 
 
 def make_listener(**changes: object) -> Listener:
@@ -190,6 +196,28 @@ def test_valid_cookie_ack_creates_established_connection() -> None:
     assert conn.read() == b"hi"
     assert lst.accept() is conn
     assert lst.counters.cookies_accepted == 1
+
+
+@pytest.mark.parametrize(
+    ("client", "server", "advertised", "default"),
+    [(LOCAL_IP, REMOTE_IP, 1460, 536), (LOCAL6, REMOTE6, 1440, 1200)],
+    ids=["ipv4", "ipv6"],
+)
+def test_cookie_takes_the_mss_of_the_family(
+    client: bytes, server: bytes, advertised: int, default: int
+) -> None:
+    """A cookie's SYN-ACK offers the route MTU less the family's headers, and a SYN
+    without an MSS option means 536 over IPv4, 1220 over IPv6 (MUST-15; the table
+    rounds it down to 1200)."""
+    lst = Listener((bytes(len(server)), PORT), opts(backlog=1, mtu=1500), SECRET, 0.0)
+    assert lst.receive(syn_from(39999), client, server, 0.0) is not None  # fills the queue
+    lst.segments_to_send(0.0)
+    assert lst.receive(syn_from(40000), client, server, 0.0) is None
+    [(synack, _, _)] = [out for out in lst.segments_to_send(0.0) if out[0].seq != 0]
+    assert synack.mss == advertised
+    ack = Segment(40000, PORT, 1001, seq_add(synack.seq, 1), ACK, 5000)
+    conn = lst.receive(ack, client, server, 0.0)
+    assert conn is not None and conn.peer_mss == default
 
 
 def test_cookie_mss_rounds_down_to_table() -> None:

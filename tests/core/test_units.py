@@ -179,6 +179,8 @@ def test_advertised_mss_follows_mtu() -> None:
     assert TcpOptions(mtu=1500).advertised_mss() == 1460
     assert TcpOptions(mtu=9000, mss=8960).advertised_mss() == 8960
     assert TcpOptions(mtu=576).advertised_mss() == 536
+    assert TcpOptions(mtu=1500).advertised_mss(ipv6=True) == 1440  # a 40-byte IPv6 header
+    assert TcpOptions(mtu=1280).advertised_mss(ipv6=True) == 1220
 
 
 def test_close_reasons_map_to_kernel_errors() -> None:
