@@ -33,7 +33,7 @@ from aiotcp.core.flow import FlowKey
 from aiotcp.core.segment import Segment
 from aiotcp.core.state import State
 from aiotcp.egress import DS_MASK, SendPath
-from aiotcp.io.packet import Packet, format_ip
+from aiotcp.io.packet import Packet, format_endpoint
 
 log: Final = logging.getLogger("aiotcp")
 
@@ -96,7 +96,7 @@ class ConnectionDriver:
 
     def describe(self) -> str:
         (lip, lport), (rip, rport) = self.conn.local, self.conn.remote
-        return f"{format_ip(lip)}:{lport} -> {format_ip(rip)}:{rport}"
+        return f"{format_endpoint(lip, lport)} -> {format_endpoint(rip, rport)}"
 
     # -- inputs ----------------------------------------------------------------
     def deliver(self, seg: Segment) -> None:

@@ -37,7 +37,7 @@ from aiotcp.io import exit_hooks, route
 from aiotcp.io.guards import GuardKind, make_guard
 from aiotcp.io.icmp import Icmp6Socket, IcmpSocket, open_icmp6_socket
 from aiotcp.io.lookup_cache import LookupCache
-from aiotcp.io.packet import Packet, format_ip
+from aiotcp.io.packet import Packet, format_endpoint, format_ip
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.rawsock import RawSocket
@@ -339,8 +339,8 @@ class Stack:
         (lip, lport), (rip, rport) = driver.conn.local, driver.conn.remote
         record = {
             "time": time.time(),
-            "local": f"{format_ip(lip)}:{lport}",
-            "remote": f"{format_ip(rip)}:{rport}",
+            "local": f"{format_endpoint(lip, lport)}",
+            "remote": f"{format_endpoint(rip, rport)}",
             "old": old.value,
             "new": new.value,
         }

@@ -17,7 +17,7 @@ import time
 import aiotcp
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
-from aiotcp.io.packet import format_ip
+from aiotcp.io.packet import format_endpoint
 
 PAGE = b"Hello from aiotcp: TCP in user space, on asyncio.\n"
 DEMO_MSL = 1.0
@@ -29,8 +29,8 @@ def observer(role: str, t0: float) -> aiotcp.stack.StateObserver:
             return  # a child of the listener being born, not a transition on the wire
         (lip, lport), (rip, rport) = driver.conn.local, driver.conn.remote
         print(
-            f"[{time.time() - t0:7.4f}s] {role:6} {format_ip(lip)}:{lport} <-> "
-            f"{format_ip(rip)}:{rport}  {old.value} -> {new.value}",
+            f"[{time.time() - t0:7.4f}s] {role:6} {format_endpoint(lip, lport)} <-> "
+            f"{format_endpoint(rip, rport)}  {old.value} -> {new.value}",
             flush=True,
         )
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
 from aiotcp.io import route
-from aiotcp.io.packet import format_ip
+from aiotcp.io.packet import format_endpoint
 from aiotcp.plot import Seen, read_pcap
 from aiotcp.stack import Stack
 from aiotcp.testing.netns import Host, two_hosts
@@ -61,8 +61,8 @@ class Lesson:
                 return  # a listener's child being born, not a transition on the wire
             (lip, lport), (rip, rport) = driver.conn.local, driver.conn.remote
             self.say(
-                f"host {host.name.upper()} {format_ip(lip)}:{lport} <-> "
-                f"{format_ip(rip)}:{rport}  {old.value} -> {new.value}"
+                f"host {host.name.upper()} {format_endpoint(lip, lport)} <-> "
+                f"{format_endpoint(rip, rport)}  {old.value} -> {new.value}"
             )
 
         return show

@@ -20,7 +20,7 @@ import time
 import aiotcp
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver
-from aiotcp.io.packet import format_ip
+from aiotcp.io.packet import format_endpoint
 
 T0 = time.monotonic()
 
@@ -36,7 +36,8 @@ def narrator(role: str) -> aiotcp.stack.StateObserver:
         (lip, lport), (rip, rport) = driver.conn.local, driver.conn.remote
         say(
             role,
-            f"{format_ip(lip)}:{lport} <-> {format_ip(rip)}:{rport}  {old.value} -> {new.value}",
+            f"{format_endpoint(lip, lport)} <-> {format_endpoint(rip, rport)}  "
+            f"{old.value} -> {new.value}",
         )
 
     return show

@@ -56,6 +56,13 @@ def format_ip(addr: bytes) -> str:
     return ".".join(str(b) for b in addr)
 
 
+def format_endpoint(addr: bytes, port: int) -> str:
+    """Address and port as ``ss`` and URLs write them: ``198.18.0.1:80``, and IPv6
+    in brackets, ``[fd00::1]:80``, where a bare colon would be ambiguous."""
+    host = format_ip(addr)
+    return f"[{host}]:{port}" if len(addr) == 16 else f"{host}:{port}"
+
+
 def parse_ipv4_tcp(
     data: memoryview, *, verify_checksum: bool = True, partial_above: int = 0
 ) -> Packet | DropReason:

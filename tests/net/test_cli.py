@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from aiotcp.testing.netns import Host, read_line
 
 
@@ -31,15 +33,20 @@ def test_guard_status_and_cleanup_after_a_killed_process(hosts: tuple[Host, Host
     assert "no aiotcp firewall rules" in aiotcp_cli(a, "guard", "status")
 
 
-def test_demo_runs_and_verifies_its_echo() -> None:
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_demo_runs_and_verifies_its_echo(family: str) -> None:
     from aiotcp.testing.netns import require_root
 
     require_root()
+    flags = ["--ipv6"] if family == "ipv6" else []
     out = subprocess.run(
-        [sys.executable, "-m", "aiotcp", "demo"], capture_output=True, text=True, timeout=90
+        [sys.executable, "-m", "aiotcp", "demo", *flags], capture_output=True, text=True, timeout=90
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Flags [S], seq" in out.stdout and "Flags [S.]" in out.stdout
+    host_a = {"ipv4": "198.18.0.1", "ipv6": "[fd00:198:18::1]"}[family]
+    assert f"Host A {host_a.strip('[]')}" in out.stdout
+    assert f"server {host_a}:8080 <-> " in out.stdout
     assert "Echo verified: True" in out.stdout
     assert "RST seen from the peer: False" in out.stdout
     for transition in ("LISTEN -> SYN-RECEIVED", "SYN-SENT -> ESTABLISHED", "TIME-WAIT -> CLOSED"):
