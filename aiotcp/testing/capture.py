@@ -31,9 +31,11 @@ from aiotcp.testing.netns import Host, read_line
 
 @dataclass(frozen=True)
 class Segment:
-    """One captured IPv4/TCP segment, reduced to what protocol tests compare.
+    """One captured IPv4/TCP or IPv6/TCP segment, reduced to what protocol tests compare.
 
-    ``len`` is the TCP payload length from the IP header (Ethernet padding excluded);
+    ``src``/``dst`` are the addresses as text (RFC 5952 for IPv6, as ``Host``
+    has them); ``len`` is the TCP payload length from the IP header (Ethernet
+    padding excluded);
     ``time`` is the capture timestamp in seconds.
     """
 
@@ -59,13 +61,20 @@ class Segment:
 def to_segments(packets: list[Any]) -> list[Segment]:
     """Turn scapy packets into :class:`Segment` records (non-TCP packets skipped)."""
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
 
     segments = []
     for pkt in packets:
-        ip, tcp = pkt.getlayer(IP), pkt.getlayer(TCP)
-        if ip is None or tcp is None:
+        tcp = pkt.getlayer(TCP)
+        if tcp is None:
             continue
-        length = int(ip.len) - int(ip.ihl) * 4 - int(tcp.dataofs) * 4
+        if (ip := pkt.getlayer(IP)) is not None:
+            length = int(ip.len) - int(ip.ihl) * 4 - int(tcp.dataofs) * 4
+        elif (ip := pkt.getlayer(IPv6)) is not None:
+            # The payload length counts extension headers too; the stack sends none.
+            length = int(ip.plen) - int(tcp.dataofs) * 4
+        else:
+            continue
         segments.append(
             Segment(
                 time=float(pkt.time),
@@ -149,6 +158,7 @@ def capture(
     being dropped before tcpdump reads them; ``kernel_drops`` says if it was not.
     """
     import scapy.layers.inet
+    import scapy.layers.inet6
     import scapy.layers.l2  # noqa: F401  (registers Ethernet / Linux-cooked link types)
     from scapy.utils import rdpcap
 

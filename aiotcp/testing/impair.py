@@ -17,6 +17,11 @@ Where the rules live, and why:
   inbound packets before netfilter, and AF_PACKET sends bypass it, so rules in the
   aiotcp host could miss its traffic. Loss decided in the helper is invisible to the
   sender (asynchronous verdict), like loss on a wire.
+* On a host with IPv6 (``Host.address6``) every rule is also an ip6tables rule,
+  into the same queue: both families are impaired alike. aiotcp receives IPv6
+  through an AF_PACKET socket, which sees packets *before* netfilter, so what
+  reaches aiotcp over IPv6 can only be impaired on the sending host's way out
+  (``direction="out"`` on the peer), never on aiotcp's INPUT.
 * Duplicates are re-sent through a raw socket with ``SO_MARK``; the rules skip that
   mark, so copies are not impaired again. Inbound copies travel via ``lo`` (so a
   capture on the veth shows inbound duplicates only on the sending side); outbound
@@ -91,18 +96,42 @@ def _hooks(host: Host, direction: Direction) -> list[list[str]]:
     return hooks
 
 
+def tables(host: Host) -> list[str]:
+    """The firewall commands whose rules see ``host``'s traffic: ip6tables as well
+    when the host has IPv6."""
+    return ["iptables", "ip6tables"] if host.address6 is not None else ["iptables"]
+
+
+NEIGHBOUR_DISCOVERY = ("135", "136")
+"""ICMPv6 neighbour solicitation and advertisement: the link's own business, as
+ARP is IPv4's (which never meets iptables), so no impairment touches them and
+both families lose, delay and copy the same traffic."""
+
+
 @contextlib.contextmanager
 def _rules(host: Host, rules: list[list[str]]) -> Iterator[None]:
-    """Insert iptables rules (mangle table) in ``host``; delete them on exit."""
-    added: list[list[str]] = []
+    """Insert rules (mangle table; each starts with its hook, as ``_hooks`` makes
+    them) in ``host``, for each of its families; delete them on exit."""
+    added: list[tuple[str, list[str]]] = []
+    ipv6 = "ip6tables" in tables(host)
+    hooks = list(dict.fromkeys(tuple(rule[:3]) for rule in rules)) if ipv6 else []
+    exempt = [
+        [*hook, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", kind, "-j", "ACCEPT"]
+        for hook in hooks
+        for kind in NEIGHBOUR_DISCOVERY
+    ]
     try:
         for rule in rules:
-            host.run(["iptables", "-w", "-t", "mangle", "-I", *rule])
-            added.append(rule)
+            for command in tables(host):
+                host.run([command, "-w", "-t", "mangle", "-I", *rule])
+                added.append((command, rule))
+        for rule in exempt:  # inserted last: first in the chain
+            host.run(["ip6tables", "-w", "-t", "mangle", "-I", *rule])
+            added.append(("ip6tables", rule))
         yield
     finally:
-        for rule in reversed(added):
-            host.run(["iptables", "-w", "-t", "mangle", "-D", *rule], check=False)
+        for command, rule in reversed(added):
+            host.run([command, "-w", "-t", "mangle", "-D", *rule], check=False)
 
 
 @contextlib.contextmanager
@@ -216,10 +245,17 @@ class _Helper:
         self.held: dict[int, tuple[asyncio.TimerHandle, Packet]] = {}
         self.ids = itertools.count()
         self.closing = False
-        self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, struct.pack("I", opts.mark))
+        self.raw = self.raw_socket(socket.AF_INET)
+        self.raw6: socket.socket | None = None  # opened by the first IPv6 copy
         self.nfq = NetfilterQueue()
         self.nfq.bind(opts.queue, self.on_packet, max_len=65535, sock_len=64 * 1024 * 1024)
+
+    def raw_socket(self, family: int) -> socket.socket:
+        """A socket that sends whole IP packets (``IPPROTO_RAW`` implies a header
+        included, in either family) carrying our mark."""
+        raw = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, struct.pack("I", self.opts.mark))
+        return raw
 
     def on_packet(self, pkt: Packet) -> None:
         """Decide one packet's fate. All three random numbers are drawn for every
@@ -276,6 +312,15 @@ class _Helper:
         if self.ce_rng.random() >= self.opts.ce:
             return
         ip = bytearray(pkt.get_payload())
+        if len(ip) >= 40 and ip[0] >> 4 == 6:
+            # The traffic class straddles bytes 0 and 1; its ECN bits are 0x30 of
+            # byte 1. No header checksum to fix.
+            if (ip[1] >> 4) & 3 not in (1, 2):
+                return
+            ip[1] |= 0x30
+            pkt.set_payload(bytes(ip))
+            self.stats.ce_marked += 1
+            return
         if len(ip) < 20 or ip[1] & 3 not in (1, 2):
             return
         ip[1] |= 3
@@ -292,9 +337,14 @@ class _Helper:
         pkt.accept()
         if copy:
             self.stats.duplicated += 1
-            dst = socket.inet_ntoa(payload[16:20])
             try:
-                self.raw.sendto(payload, (dst, 0))
+                if payload[0] >> 4 == 6:
+                    if self.raw6 is None:
+                        self.raw6 = self.raw_socket(socket.AF_INET6)
+                    dst6 = socket.inet_ntop(socket.AF_INET6, payload[24:40])
+                    self.raw6.sendto(payload, (dst6, 0))
+                else:
+                    self.raw.sendto(payload, (socket.inet_ntoa(payload[16:20]), 0))
             except OSError as exc:
                 print(f"impair: duplicate not sent: {exc!r}", file=sys.stderr, flush=True)
 
@@ -308,6 +358,8 @@ class _Helper:
     def close(self) -> None:
         self.nfq.unbind()
         self.raw.close()
+        if self.raw6 is not None:
+            self.raw6.close()
 
 
 async def _serve(opts: argparse.Namespace) -> ImpairStats:

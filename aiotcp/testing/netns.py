@@ -591,11 +591,18 @@ def ping(
 
     Built in because the machine has no ``ping`` binary. Bounded: at most ``count``
     requests (≤ 65,535) and ``count * interval + timeout`` seconds in total. Replies
-    are matched by identifier and sequence; duplicates are not counted twice.
+    are matched by identifier and sequence; duplicates are not counted twice.  An
+    IPv6 ``addr`` sends ICMPv6 echoes (the kernel fills in their checksum, and a
+    raw ICMPv6 socket receives no IP header).
     """
     if not 1 <= count <= 0xFFFF:
         raise ValueError("count must be in 1..65535")
-    sock = host.call(socket.socket, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    v6 = ":" in addr
+    request, reply = (128, 129) if v6 else (8, 0)
+    family, proto = (
+        (socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
+    )
+    sock = host.call(socket.socket, family, socket.SOCK_RAW, proto)
     ident = random.getrandbits(16)
     sent_at: list[float] = []
     rtts: dict[int, float] = {}
@@ -604,8 +611,9 @@ def ping(
         end = start + count * interval + timeout
         while (now := time.monotonic()) < end and len(rtts) < count:
             if len(sent_at) < count and now >= start + len(sent_at) * interval:
-                body = struct.pack("!BBHHH", 8, 0, 0, ident, len(sent_at)) + b"aiotcp-ping"
-                body = body[:2] + struct.pack("!H", internet_checksum(body)) + body[4:]
+                body = struct.pack("!BBHHH", request, 0, 0, ident, len(sent_at)) + b"aiotcp-ping"
+                if not v6:
+                    body = body[:2] + struct.pack("!H", internet_checksum(body)) + body[4:]
                 sent_at.append(time.monotonic())
                 with contextlib.suppress(OSError):  # EPERM from a local DROP rule = loss
                     sock.sendto(body, (addr, 0))
@@ -615,9 +623,11 @@ def ping(
                 packet = sock.recv(2048)
             except (TimeoutError, BlockingIOError):
                 continue
-            ihl = (packet[0] & 0x0F) * 4
+            ihl = 0 if v6 else (packet[0] & 0x0F) * 4
+            if len(packet) < ihl + 8:
+                continue
             kind, _, _, rid, rseq = struct.unpack("!BBHHH", packet[ihl : ihl + 8])
-            if kind == 0 and rid == ident and rseq < len(sent_at) and rseq not in rtts:
+            if kind == reply and rid == ident and rseq < len(sent_at) and rseq not in rtts:
                 rtts[rseq] = time.monotonic() - sent_at[rseq]
     return PingResult(sent=len(sent_at), rtts=list(rtts.values()))
 
