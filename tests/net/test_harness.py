@@ -47,26 +47,36 @@ def _ns_pids(host: Host) -> list[str]:
 
 
 def _mangle_rules(host: Host) -> list[str]:
+    """The host's mangle rules, IPv6's too (``impair`` adds to both tables)."""
     return [
         r
-        for r in host.run(["iptables", "-t", "mangle", "-S"]).stdout.splitlines()
+        for command in ("iptables", "ip6tables")
+        for r in host.run([command, "-t", "mangle", "-S"]).stdout.splitlines()
         if r.startswith("-A")
     ]
+
+
+def absent(family: str) -> str:
+    """An address on the test link that no host has."""
+    return "198.18.0.99" if family == "ipv4" else "fd00:198:18::99"
 
 
 # ------------------------------------------------------------------ namespaces
 
 
-def test_hosts_ping_each_other(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_hosts_ping_each_other(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, b = family_hosts
     assert (a.address, a.peer) == ("198.18.0.1", "198.18.0.2")
-    assert ping(a, b.address, count=5, interval=0.005).received == 5
-    assert ping(b, a.address, count=5, interval=0.005).received == 5
+    if family == "ipv6":
+        assert (a.address6, a.peer6) == ("fd00:198:18::1", "fd00:198:18::2")
+        assert b.peer6 == a.address6
+    assert ping(a, b.address_of(family), count=5, interval=0.005).received == 5
+    assert ping(b, a.address_of(family), count=5, interval=0.005).received == 5
 
 
-def test_ping_to_absent_address_fails(hosts: tuple[Host, Host]) -> None:
-    a, _ = hosts
-    assert ping(a, "198.18.0.99", count=2, interval=0.01, timeout=0.3).received == 0
+def test_ping_to_absent_address_fails(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, _ = family_hosts
+    assert ping(a, absent(family), count=2, interval=0.01, timeout=0.3).received == 0
 
 
 def test_entered_switches_netns_and_restores(hosts: tuple[Host, Host]) -> None:
@@ -124,23 +134,26 @@ def test_require_root_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPa
 # ---------------------------------------------------------------- kernel peers
 
 
-def test_kernel_echo_server_answers_client(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
-    with kernel_echo_server(b, PORT), a.connect(b.address, PORT) as sock:
+def test_kernel_echo_server_answers_client(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, b = family_hosts
+    with kernel_echo_server(b, PORT), a.connect(b.address_of(family), PORT) as sock:
         netns.wait_listening(b, PORT, timeout=1.0)
         sock.sendall(b"ping through the veth")
         assert sock.recv(100) == b"ping through the veth"
     assert not netns.is_listening(b, PORT)
 
 
-def test_kernel_sink_and_source_move_exact_bytes(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_kernel_sink_and_source_move_exact_bytes(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
+    a, b = family_hosts
+    peer = b.address_of(family)
     data = pattern(300_000)
     with kernel_sink(b, PORT) as sink:
-        with a.connect(b.address, PORT) as sock:
+        with a.connect(peer, PORT) as sock:
             sock.sendall(data)
         assert sink.read_result() == (len(data), hashlib.sha256(data).hexdigest())
-    with kernel_source(b, PORT + 1, 300_000), a.connect(b.address, PORT + 1) as sock:
+    with kernel_source(b, PORT + 1, 300_000), a.connect(peer, PORT + 1) as sock:
         got = b"".join(iter(lambda: sock.recv(65536), b""))
     assert got == data
 
@@ -176,19 +189,19 @@ def test_flags_str_matches_tcpdump() -> None:
     ]  # fmt: skip
 
 
-def test_capture_sees_kernel_handshake(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_capture_sees_kernel_handshake(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, b = family_hosts
     with (
         kernel_echo_server(b, PORT),
         capture(b, f"tcp port {PORT}") as cap,
-        a.connect(b.address, PORT) as sock,
+        a.connect(b.address_of(family), PORT) as sock,
     ):
         sock.sendall(b"x")
         assert sock.recv(10) == b"x"
     assert cap.kernel_drops == 0
     syn, synack, ack = cap.segments(PORT)[:3]
     assert (syn.flags, synack.flags, ack.flags) == ("S", "S.", ".")
-    assert (syn.src, syn.dst, syn.dport) == (a.address, b.address, PORT)
+    assert (syn.src, syn.dst, syn.dport) == (a.address_of(family), b.address_of(family), PORT)
     assert synack.ack == (syn.seq + 1) % 2**32 and ack.ack == (synack.seq + 1) % 2**32
     assert ack.seq == syn.seq + 1 and ack.len == 0
     assert any(s.flags == "P." and s.len == 1 for s in cap.segments(PORT))
@@ -204,59 +217,65 @@ def test_capture_with_bad_filter_fails_loudly(hosts: tuple[Host, Host]) -> None:
 # ------------------------------------------------------------------ impairment
 
 
-def test_full_loss_blocks_connect_and_zero_loss_passes(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_full_loss_blocks_connect_and_zero_loss_passes(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
+    a, b = family_hosts
+    peer = b.address_of(family)
     with kernel_echo_server(b, PORT):
         with impair(b, loss=1.0, proto="tcp") as imp, pytest.raises(TimeoutError):
-            a.connect(b.address, PORT, timeout=0.5)
+            a.connect(peer, PORT, timeout=0.5)
         assert imp.stats.seen >= 1 and imp.stats.dropped == imp.stats.seen
-        with impair(b, loss=0.0, proto="tcp"), a.connect(b.address, PORT, timeout=2) as sock:
+        with impair(b, loss=0.0, proto="tcp"), a.connect(peer, PORT, timeout=2) as sock:
             sock.sendall(b"ok")
             assert sock.recv(10) == b"ok"
 
 
-def test_delay_raises_rtt(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
-    base = ping(a, b.address, count=10, interval=0.005)
+def test_delay_raises_rtt(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, b = family_hosts
+    base = ping(a, b.address_of(family), count=10, interval=0.005)
     with impair(b, delay=0.020):
-        slow = ping(a, b.address, count=10, interval=0.005, timeout=1.0)
+        slow = ping(a, b.address_of(family), count=10, interval=0.005, timeout=1.0)
     assert base.received == slow.received == 10
     assert base.median_rtt < 0.010
     assert min(slow.rtts) >= 0.019  # a deferred verdict never fires early
 
 
-def test_loss_rate_is_seeded_and_near_configured(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_loss_rate_is_seeded_and_near_configured(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
+    a, b = family_hosts
     runs = []
     for _ in range(2):
         with impair(b, loss=0.2, seed=7) as imp:
-            result = ping(a, b.address, count=300, interval=0.001, timeout=0.3)
+            result = ping(a, b.address_of(family), count=300, interval=0.001, timeout=0.3)
         assert imp.stats.dropped == result.sent - result.received
         runs.append(imp.stats.dropped)
     assert runs[0] == runs[1], "same seed, same traffic: same drops"
     assert 0.10 < runs[0] / 300 < 0.30
 
 
-def test_jitter_reorders_packets(hosts: tuple[Host, Host]) -> None:
+def test_jitter_reorders_packets(family_hosts: tuple[Host, Host], family: str) -> None:
     from scapy.layers.inet import ICMP
+    from scapy.layers.inet6 import ICMPv6EchoReply
 
-    a, b = hosts
-    with (
-        capture(a, "icmp[icmptype] == icmp-echoreply") as cap,
-        impair(b, delay=0.010, jitter=0.009, seed=3),
-    ):
-        assert ping(a, b.address, count=60, interval=0.001, timeout=0.5).received == 60
-    order = [int(p[ICMP].seq) for p in cap.packets]
+    a, b = family_hosts
+    # Echo replies only (the IPv6 one: next header ICMPv6, type 129, no extension).
+    replies = "icmp[icmptype] == icmp-echoreply" if family == "ipv4" else "icmp6 and ip6[40] == 129"
+    with capture(a, replies) as cap, impair(b, delay=0.010, jitter=0.009, seed=3):
+        assert ping(a, b.address_of(family), count=60, interval=0.001, timeout=0.5).received == 60
+    layer = ICMP if family == "ipv4" else ICMPv6EchoReply
+    order = [int(p[layer].seq) for p in cap.packets]
     assert sorted(order) == list(range(60)) and order != sorted(order)
 
 
-def test_duplication_shows_in_capture(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_duplication_shows_in_capture(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, b = family_hosts
     with (
         kernel_echo_server(b, PORT),
         capture(b, f"tcp port {PORT}") as cap,
         impair(a, dup=1.0, direction="out", proto="tcp") as imp,
-        a.connect(b.address, PORT) as sock,
+        a.connect(b.address_of(family), PORT) as sock,
     ):
         sock.sendall(b"twice")
         assert sock.recv(10) == b"twice"
@@ -265,10 +284,10 @@ def test_duplication_shows_in_capture(hosts: tuple[Host, Host]) -> None:
     assert imp.stats.duplicated == imp.stats.seen >= 4
 
 
-def test_iptables_nth_drop_is_exact(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_iptables_nth_drop_is_exact(family_hosts: tuple[Host, Host], family: str) -> None:
+    a, b = family_hosts
     with iptables_drop(b, every=4):
-        result = ping(a, b.address, count=40, interval=0.001, timeout=0.3)
+        result = ping(a, b.address_of(family), count=40, interval=0.001, timeout=0.3)
     assert result.received == 30
     assert _mangle_rules(b) == []
 
@@ -276,9 +295,9 @@ def test_iptables_nth_drop_is_exact(hosts: tuple[Host, Host]) -> None:
 # --------------------------------------------------------------------- cleanup
 
 
-def test_nothing_left_after_contexts_exit() -> None:
+def test_nothing_left_after_contexts_exit(family: str) -> None:
     netns.require_root()
-    with two_hosts() as (a, b):
+    with two_hosts(ipv6=family == "ipv6") as (a, b):
         with kernel_echo_server(b, PORT) as server:
             with impair(b, delay=0.001) as imp, capture(b) as cap:
                 assert any("NFQUEUE" in r for r in _mangle_rules(b))
