@@ -190,8 +190,11 @@ class Host:
         """Open a kernel TCP connection from this host (the socket stays in the netns)."""
         return self.call(socket.create_connection, (addr, port), timeout)
 
-    def listen(self, port: int, addr: str = "0.0.0.0", backlog: int = 128) -> socket.socket:
-        """Create a listening kernel TCP socket in this host (ready on return)."""
+    def listen(self, port: int, addr: str | None = None, backlog: int = 128) -> socket.socket:
+        """Create a listening kernel TCP socket in this host (ready on return): on
+        every address by default, of both families where the host has IPv6."""
+        if addr is None:
+            addr = "0.0.0.0" if self.address6 is None else "::"
         return self.call(_listening_socket, addr, port, backlog)
 
     def stop(
@@ -703,8 +706,7 @@ def read_line(stream: IO[str] | None, timeout: float) -> str:
 
 @contextlib.contextmanager
 def _kernel_server(host: Host, port: int, mode: str, arg: int = 0) -> Iterator[KernelServer]:
-    # Many clients at once: no SYN cookies.  Both families where the host has IPv6.
-    lsock = host.listen(port, "::" if host.address6 else "0.0.0.0", backlog=4096)
+    lsock = host.listen(port, backlog=4096)  # many clients at once: no SYN cookies
     try:
         proc = host.python(
             ["-c", _PEER_CODE, mode, str(lsock.fileno()), str(arg)],
