@@ -20,14 +20,16 @@ from aiotcp.testing.netns import Host, kernel_echo_server, pattern, wait_listeni
 PORT = 7000
 
 
-def test_keepalive_finds_a_silent_peer(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+def test_keepalive_finds_a_silent_peer(
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
+) -> None:
     """Probes are answered while the peer lives; once it goes silent the connection
     is dropped after ``keepalive_count`` unanswered probes (TimeoutError)."""
-    a, b = hosts
+    a, b = family_hosts
     ka = {"keepalive": True, "keepalive_idle": 0.3, "keepalive_interval": 0.2, "keepalive_count": 3}
 
     async def main() -> None:
-        reader, writer = await aiotcp.open_connection(b.address, PORT, **ka)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT, **ka)
         await asyncio.sleep(1.0)  # idle: probes go out and are answered
         info = writer.get_extra_info("aiotcp")
         assert info.state == "ESTABLISHED"
@@ -45,9 +47,9 @@ def test_keepalive_finds_a_silent_peer(hosts: tuple[Host, Host], loop_kind: Loop
 
 
 def test_drain_waits_while_the_kernel_peer_does_not_read(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     listener = b.listen(PORT)
     accepted: list[socket.socket] = []
     go = threading.Event()
@@ -63,7 +65,7 @@ def test_drain_waits_while_the_kernel_peer_does_not_read(
     data = pattern(16 * 1024 * 1024, seed=2)
 
     async def main() -> None:
-        _, writer = await aiotcp.open_connection(b.address, PORT)
+        _, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         transport = writer.transport
         offset, blocked = 0, False
         while offset < len(data):  # until drain() really blocks: the peer's buffer is full
@@ -93,11 +95,11 @@ def test_drain_waits_while_the_kernel_peer_does_not_read(
 
 
 def test_a_slow_reader_closes_the_window_and_loses_nothing(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """The server does not read for a while: StreamReader pauses the transport,
     aiotcp's receive buffer fills and the advertised window goes to zero."""
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(4 * 1024 * 1024, seed=4)
     windows: list[int] = []
 
@@ -110,7 +112,7 @@ def test_a_slow_reader_closes_the_window_and_loses_nothing(
         writer.close()
 
     def client() -> bytes:
-        with socket.create_connection((a.address, PORT), timeout=20) as s:
+        with socket.create_connection((a.address_of(family), PORT), timeout=20) as s:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
             return s.recv(100)
@@ -125,10 +127,12 @@ def test_a_slow_reader_closes_the_window_and_loses_nothing(
     assert windows == [0]
 
 
-def test_socat_both_ways(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+def test_socat_both_ways(family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str) -> None:
     """socat as a kernel client of an aiotcp server, and as a kernel server for aiotcp."""
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(1_000_000, seed=9)
+    # socat's addresses: TCP6 and brackets for IPv6.
+    tcp, a_host = ("TCP", a.address) if family == "ipv4" else ("TCP6", f"[{a.address6}]")
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while chunk := await reader.read(65536):
@@ -140,16 +144,16 @@ def test_socat_both_ways(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
         async with await aiotcp.start_server(echo, port=PORT):
             out = await asyncio.to_thread(
                 b.run,
-                ["socat", "-t", "5", "-", f"TCP:{a.address}:{PORT}"],
+                ["socat", "-t", "5", "-", f"{tcp}:{a_host}:{PORT}"],
                 input=data,
                 text=False,
             )
             assert out.stdout == data
         sink = b.popen(
-            ["socat", "-u", f"TCP-LISTEN:{PORT + 1},reuseaddr", "STDOUT"], stdout=subprocess.PIPE
+            ["socat", "-u", f"{tcp}-LISTEN:{PORT + 1},reuseaddr", "STDOUT"], stdout=subprocess.PIPE
         )
         await asyncio.to_thread(wait_listening, b, PORT + 1)
-        _, writer = await aiotcp.open_connection(b.address, PORT + 1)
+        _, writer = await aiotcp.open_connection(b.address_of(family), PORT + 1)
         output = asyncio.ensure_future(asyncio.to_thread(sink.communicate, None, 20))
         writer.write(data)
         await writer.drain()
@@ -163,13 +167,13 @@ def test_socat_both_ways(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
 
 
 def test_200_concurrent_connections_with_no_kernel_rst_on_the_wire(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     n = 200
 
     async def one(i: int) -> bool:
-        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         msg = pattern(2000, seed=i)
         writer.write(msg)
         ok = await reader.readexactly(len(msg)) == msg
@@ -189,5 +193,5 @@ def test_200_concurrent_connections_with_no_kernel_rst_on_the_wire(
     assert cap.kernel_drops == 0
     assert sum(1 for s in segments if s.flags == "S") >= n
     assert not [s for s in segments if "R" in s.flags], "a RST reached the wire"
-    rules = a.run(["iptables", "-S"]).stdout
-    assert "AIOTCP" not in rules, "the guard left rules behind"
+    for command in ("iptables", "ip6tables"):
+        assert "AIOTCP" not in a.run([command, "-S"]).stdout, "the guard left rules behind"
