@@ -31,10 +31,11 @@ def ca() -> trustme.CA:
 
 @pytest.fixture(scope="module")
 def certs(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ca.pem, and server.pem (certificate chain and key) for NAME and both hosts."""
+    """ca.pem, and server.pem (certificate chain and key) for NAME and both hosts'
+    addresses of both families."""
     out = tmp_path_factory.mktemp("certs")
     ca.cert_pem.write_to_path(str(out / "ca.pem"))
-    cert = ca.issue_cert(NAME, "198.18.0.1", "198.18.0.2")
+    cert = ca.issue_cert(NAME, "198.18.0.1", "198.18.0.2", "fd00:198:18::1", "fd00:198:18::2")
     cert.private_key_and_cert_chain_pem.write_to_path(str(out / "server.pem"))
     return out
 
@@ -57,10 +58,13 @@ def sha(data: bytes) -> str:
 KERNEL_TLS = textwrap.dedent(
     """
     import socket, ssl, sys, threading
-    mode, pem, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    mode, pem, port, v6 = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(pem)
-    lsock = socket.create_server(("0.0.0.0", port))
+    if v6:  # both families
+        lsock = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    else:
+        lsock = socket.create_server(("0.0.0.0", port))
     print("ready", flush=True)
     def echo(conn):
         while data := conn.recv(65536):
@@ -82,26 +86,37 @@ KERNEL_TLS = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def kernel_tls_server(hosts: tuple[Host, Host], certs: Path) -> Iterator[subprocess.Popen[str]]:
-    _, b = hosts
-    proc = b.python(
-        ["-c", KERNEL_TLS, "echo", str(certs / "server.pem"), str(PORT)],
+def start_kernel_tls_server(host: Host, mode: str, certs: Path) -> subprocess.Popen[str]:
+    """KERNEL_TLS in ``host`` in ``mode`` ("echo" or "starttls"), ready on return,
+    on both families where the host has IPv6."""
+    v6 = "1" if host.address6 is not None else "0"
+    proc = host.python(
+        ["-c", KERNEL_TLS, mode, str(certs / "server.pem"), str(PORT), v6],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert read_line(proc.stdout, 20).strip() == "ready"
+    return proc
+
+
+@pytest.fixture
+def kernel_tls_server(
+    family_hosts: tuple[Host, Host], certs: Path
+) -> Iterator[subprocess.Popen[str]]:
+    _, b = family_hosts
+    proc = start_kernel_tls_server(b, "echo", certs)
     yield proc
     b.stop(proc)
 
 
 def test_curl_fetches_from_an_aiotcp_https_server(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, certs: Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, certs: Path
 ) -> None:
     """An HTTP server on aiotcp with ``ssl=``: curl, over the kernel's TCP and
     OpenSSL, verifies the certificate and gets the body whole."""
-    a, b = hosts
+    a, b = family_hosts
     body = pattern(3 * 1024 * 1024, seed=8)
+    address = a.address if family == "ipv4" else f"[{a.address6}]"  # curl's --resolve
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -116,7 +131,7 @@ def test_curl_fetches_from_an_aiotcp_https_server(
                 b.run,
                 [
                     "curl", "-sS", "--cacert", str(certs / "ca.pem"),
-                    "--resolve", f"{NAME}:{PORT}:{a.address}", f"https://{NAME}:{PORT}/",
+                    "--resolve", f"{NAME}:{PORT}:{address}", f"https://{NAME}:{PORT}/",
                     "-o", "-",
                 ],
                 text=False,
@@ -128,20 +143,22 @@ def test_curl_fetches_from_an_aiotcp_https_server(
 
 
 def test_an_aiotcp_tls_client_moves_bulk_through_a_kernel_tls_server(
-    hosts: tuple[Host, Host],
+    family_hosts: tuple[Host, Host],
     loop_kind: LoopKind,
+    family: str,
     certs: Path,
     kernel_tls_server: subprocess.Popen[str],
 ) -> None:
     """``open_connection(ssl=context)``: the handshake verifies the name (``server_hostname``,
     checked against the certificate), then 4 MB go through a kernel TLS echo server
     and back byte-exact."""
-    a, b = hosts
+    a, b = family_hosts
+    peer = b.address_of(family)
     data = pattern(4 * 1024 * 1024, seed=9)
 
     async def main() -> None:
         reader, writer = await aiotcp.open_connection(
-            b.address, PORT, ssl=client_context(certs), server_hostname=NAME
+            peer, PORT, ssl=client_context(certs), server_hostname=NAME
         )
         assert writer.get_extra_info("ssl_object").version().startswith("TLS")
         # The loop's own TLS layer: uvloop's compiled one on uvloop.
@@ -161,7 +178,7 @@ def test_an_aiotcp_tls_client_moves_bulk_through_a_kernel_tls_server(
         await writer.wait_closed()
 
         with pytest.raises(ssl.SSLCertVerificationError):
-            await aiotcp.open_connection(b.address, PORT, ssl=client_context(certs),
+            await aiotcp.open_connection(peer, PORT, ssl=client_context(certs),
                                          server_hostname="not-" + NAME)  # fmt: skip
 
     with a.entered():
@@ -169,21 +186,16 @@ def test_an_aiotcp_tls_client_moves_bulk_through_a_kernel_tls_server(
 
 
 def test_starttls_upgrades_a_plain_connection(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, certs: Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, certs: Path
 ) -> None:
     """SMTP/IMAP-style STARTTLS: a plain exchange, then ``writer.start_tls`` on the
     same connection, on both loops (uvloop's ``loop.start_tls`` refuses foreign
     transports; aiotcp's writer upgrades through ``aiotcp.tls.start_tls``)."""
-    a, b = hosts
-    proc = b.python(
-        ["-c", KERNEL_TLS, "starttls", str(certs / "server.pem"), str(PORT)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert read_line(proc.stdout, 20).strip() == "ready"
+    a, b = family_hosts
+    proc = start_kernel_tls_server(b, "starttls", certs)
 
     async def main() -> None:
-        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         writer.write(b"STARTTLS\r\n")
         assert await reader.readline() == b"OK go ahead\r\n"
         await writer.start_tls(client_context(certs), server_hostname=NAME)
@@ -199,13 +211,13 @@ def test_starttls_upgrades_a_plain_connection(
 
 
 def test_an_aiotcp_server_upgrades_with_start_tls(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, certs: Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, certs: Path
 ) -> None:
     """The server side of STARTTLS under a kernel client that upgrades its socket:
     asyncio's own ``loop.start_tls`` on asyncio's loop (aiotcp's transport is
     ``_start_tls_compatible``), ``aiotcp.tls.start_tls`` on uvloop (whose
     ``start_tls`` takes only its own transports)."""
-    a, b = hosts
+    a, b = family_hosts
 
     class Upgrading(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -230,7 +242,7 @@ def test_an_aiotcp_server_upgrades_with_start_tls(
     client = textwrap.dedent(
         f"""
         import socket, ssl
-        sock = socket.create_connection(("{a.address}", {PORT}))
+        sock = socket.create_connection(("{a.address_of(family)}", {PORT}))
         sock.sendall(b"STARTTLS\\r\\n")
         assert sock.recv(100) == b"OK\\r\\n"
         ctx = ssl.create_default_context(cafile="{certs / "ca.pem"}")
@@ -250,16 +262,20 @@ def test_an_aiotcp_server_upgrades_with_start_tls(
 
 
 def test_tls_over_a_lossy_reordering_link_arrives_whole(
-    hosts: tuple[Host, Host], certs: Path, kernel_tls_server: subprocess.Popen[str]
+    family_hosts: tuple[Host, Host],
+    family: str,
+    certs: Path,
+    kernel_tls_server: subprocess.Popen[str],
 ) -> None:
     """Loss, delay and reordering under TLS: any corruption or gap would fail the
-    record MAC; the echo comes back byte-exact."""
-    a, b = hosts
+    record MAC; the echo comes back byte-exact.  Both directions are impaired on
+    B (for IPv6, aiotcp's packet socket would see A's arrivals before netfilter)."""
+    a, b = family_hosts
     data = pattern(1024 * 1024, seed=10)
 
     async def main() -> None:
         reader, writer = await aiotcp.open_connection(
-            b.address, PORT, ssl=client_context(certs), server_hostname=NAME
+            b.address_of(family), PORT, ssl=client_context(certs), server_hostname=NAME
         )
         writer.write(data)
         echoed = await reader.readexactly(len(data))
@@ -272,12 +288,12 @@ def test_tls_over_a_lossy_reordering_link_arrives_whole(
 
 
 def test_a_buffered_protocol_gets_the_stream_in_its_own_buffer(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """``asyncio.BufferedProtocol``: the transport copies straight into the
     protocol's buffer (``get_buffer``/``buffer_updated``), a little at a time if
     the buffer is small, and nothing is lost or repeated."""
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(2 * 1024 * 1024)  # what kernel_source sends
 
     class Collector(asyncio.BufferedProtocol):
@@ -296,7 +312,7 @@ def test_a_buffered_protocol_gets_the_stream_in_its_own_buffer(
             self.done.set_result(None)
 
     async def main() -> None:
-        transport, proto = await aiotcp.create_connection(Collector, b.address, 7000)
+        transport, proto = await aiotcp.create_connection(Collector, b.address_of(family), 7000)
         assert isinstance(proto, Collector)
         await asyncio.wait_for(proto.done, 30)
         assert sha(bytes(proto.got)) == sha(data)
@@ -309,7 +325,8 @@ def test_a_buffered_protocol_gets_the_stream_in_its_own_buffer(
 def test_tls_arguments_are_checked_as_asyncio_checks_them(
     hosts: tuple[Host, Host], certs: Path
 ) -> None:
-    """The same ValueErrors as asyncio, before anything is reserved."""
+    """The same ValueErrors as asyncio, before anything is reserved (IPv4 only: no
+    packet is sent)."""
     a, b = hosts
 
     async def main() -> None:
