@@ -9,6 +9,9 @@ or socket class the library got, aiotcp's own connection table, and ``ss`` in
 aiotcp's namespace showing no established kernel socket for the port.
 
 TLS over an impaired link is ``test_tls.py``'s (``test_tls_over_a_lossy_reordering_link``).
+
+Every test runs over IPv4 and IPv6 (``family``): the drop-in takes a program's
+IPv6 as it takes its IPv4.
 """
 
 from __future__ import annotations
@@ -75,12 +78,17 @@ def kernel_connections(host: Host, port: int) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-async def only_aiotcp_carries(a: Host, b: Host, port: int) -> None:
+def url_host(host: Host, family: str) -> str:
+    """``host``'s address in ``family`` as a URL has it (IPv6 in brackets)."""
+    return host.address if family == "ipv4" else f"[{host.address6}]"
+
+
+async def only_aiotcp_carries(a: Host, b: Host, port: int, family: str) -> None:
     """While the library's connection to or from ``port`` is open: aiotcp's table has
     it, and the kernel in ``a`` has no socket for it (the kernel in ``b`` does, so
     the ``ss`` query is one that would see it)."""
     rows = aiotcp.connections(port=port, state="ESTABLISHED")
-    assert any(row["remote"][0] == b.address for row in rows), rows
+    assert any(row["remote"][0] == b.address_of(family) for row in rows), rows
     assert await asyncio.to_thread(kernel_connections, a, port) == []
     assert await asyncio.to_thread(kernel_connections, b, port) != []
 
@@ -92,7 +100,8 @@ def checked(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def no_aiotcp_rules(host: Host) -> bool:
-    return "aiotcp" not in host.run(["iptables", "-S"]).stdout
+    tables = ("iptables", "ip6tables")
+    return not any("aiotcp" in host.run([cmd, "-S"]).stdout.lower() for cmd in tables)
 
 
 def curl(host: Host, url: str, *extra: str) -> bytes:
@@ -109,7 +118,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ca = trustme.CA()
     out = tmp_path_factory.mktemp("certs")
     ca.cert_pem.write_to_path(str(out / "ca.pem"))
-    cert = ca.issue_cert("198.18.0.1", "198.18.0.2")
+    cert = ca.issue_cert("198.18.0.1", "198.18.0.2", "fd00:198:18::1", "fd00:198:18::2")
     cert.private_key_and_cert_chain_pem.write_to_path(str(out / "server.pem"))
     return out
 
@@ -132,14 +141,15 @@ BIG_SHA = sha(pattern(FILE_SIZE, seed=1))
 
 # A kernel HTTPS file server: http.server's handler, HTTP/1.1 (keep-alive), TLS.
 KERNEL_HTTPS = """
-import functools, http.server, ssl, sys
+import functools, http.server, socket, ssl, sys
 directory, address, port, pem = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *args):
         pass
-server = http.server.ThreadingHTTPServer(
-    (address, port), functools.partial(Handler, directory=directory))
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+server = Server((address, port), functools.partial(Handler, directory=directory))
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(pem)
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -149,14 +159,16 @@ server.serve_forever()
 
 @contextlib.contextmanager
 def kernel_http_server(
-    host: Host, directory: Path, port: int, pem: Path | None = None
+    host: Host, family: str, directory: Path, port: int, pem: Path | None = None
 ) -> Iterator[None]:
-    """``python -m http.server`` (HTTP/1.1) on the kernel, or its HTTPS twin with ``pem``."""
+    """``python -m http.server`` (HTTP/1.1) on the kernel, or its HTTPS twin with
+    ``pem``, on ``host``'s address in ``family``."""
+    address = host.address_of(family)
     if pem is None:
-        args = ["-m", "http.server", "-p", "HTTP/1.1", "-b", host.address, "-d", str(directory)]
+        args = ["-m", "http.server", "-p", "HTTP/1.1", "-b", address, "-d", str(directory)]
         args.append(str(port))
     else:
-        args = ["-c", textwrap.dedent(KERNEL_HTTPS), str(directory), host.address, str(port)]
+        args = ["-c", textwrap.dedent(KERNEL_HTTPS), str(directory), address, str(port)]
         args.append(str(pem))
     proc = host.python(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -167,10 +179,10 @@ def kernel_http_server(
 
 
 @contextlib.contextmanager
-def kernel_web_servers(host: Host, directory: Path, certs: Path) -> Iterator[None]:
+def kernel_web_servers(host: Host, family: str, directory: Path, certs: Path) -> Iterator[None]:
     """Kernel file servers in ``host``: HTTP on PORT, HTTPS on TLS_PORT."""
-    with kernel_http_server(host, directory, PORT):
-        with kernel_http_server(host, directory, TLS_PORT, certs / "server.pem"):
+    with kernel_http_server(host, family, directory, PORT):
+        with kernel_http_server(host, family, directory, TLS_PORT, certs / "server.pem"):
             yield
 
 
@@ -225,12 +237,12 @@ asyncio.run(main(sys.argv[1]))
 
 @contextlib.contextmanager
 def aiohttp_app(
-    a: Host, kind: LoopKind, tmp_path: Path, www: Path, pem: Path | None = None
+    a: Host, kind: LoopKind, family: str, tmp_path: Path, www: Path, pem: Path | None = None
 ) -> Iterator[subprocess.Popen[str]]:
     """AIOHTTP_APP under ``python -m aiotcp run --control`` in ``a``, serving once
     run_app says so; killed on the way out if the test did not stop it."""
     program = write_program(tmp_path / "app.py", AIOHTTP_APP)
-    args = [a.address, str(PORT), str(www / "big.bin"), *([str(pem)] if pem else [])]
+    args = [a.address_of(family), str(PORT), str(www / "big.bin"), *([str(pem)] if pem else [])]
     proc = a.popen(
         under_aiotcp(kind, "--control", str(program), *args),
         stdout=subprocess.PIPE,
@@ -256,15 +268,15 @@ def aiotcp_table(a: Host, pid: int, port: int) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("kind", LOOP_KINDS)
 def test_aiohttp_run_app_serves_curl_wrk_and_a_kernel_aiohttp_client(
-    hosts: tuple[Host, Host], tmp_path: Path, www: Path, kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, tmp_path: Path, www: Path, kind: LoopKind
 ) -> None:
     """``web.run_app`` makes its own loop, which the drop-in policy hands out; its
     ``FileResponse`` goes through ``loop.sendfile``, its keep-alive tuning through
     ``get_extra_info('socket').setsockopt``.  Ctrl-C ends it as run_app ends:
     status 0, and aiotcp's firewall rules are gone with the process."""
-    a, b = hosts
-    base = f"http://{a.address}:{PORT}"
-    with aiohttp_app(a, kind, tmp_path, www) as app:
+    a, b = family_hosts
+    base = f"http://{url_host(a, family)}:{PORT}"
+    with aiohttp_app(a, kind, family, tmp_path, www) as app:
         assert curl(b, base + "/") == b"TcpTransport TcpSocket"
         assert sha(curl(b, base + "/big.bin")) == BIG_SHA
 
@@ -280,11 +292,11 @@ def test_aiohttp_run_app_serves_curl_wrk_and_a_kernel_aiohttp_client(
 
         # A kernel connection from b, held open: aiotcp's stack in the app has it,
         # a's kernel has no socket for it, b's kernel has.
-        with b.connect(a.address, PORT) as held:
+        with b.connect(a.address_of(family), PORT) as held:
             client_port = held.getsockname()[1]
             rows = aiotcp_table(a, app.pid, PORT)
             assert {(r["state"], tuple(r["remote"])) for r in rows} >= {
-                ("ESTABLISHED", (b.address, client_port))
+                ("ESTABLISHED", (b.address_of(family), client_port))
             }, rows
             assert kernel_connections(a, PORT) == []
             assert len(kernel_connections(b, PORT)) == 1
@@ -317,16 +329,22 @@ asyncio.run(main(sys.argv[1], sys.argv[2:]))
 
 @pytest.mark.parametrize("kind", LOOP_KINDS)
 def test_aiohttp_client_session_fetches_from_kernel_http_and_https_servers(
-    hosts: tuple[Host, Host], tmp_path: Path, www: Path, certs: Path, kind: LoopKind
+    family_hosts: tuple[Host, Host],
+    family: str,
+    tmp_path: Path,
+    www: Path,
+    certs: Path,
+    kind: LoopKind,
 ) -> None:
     """``aiohttp.ClientSession`` under ``python -m aiotcp run``.  aiohttp resolves
     and connects by itself (``aiohappyeyeballs.start_connection``) and then hands
     the socket to ``create_connection(sock=...)``: the drop-in must catch the
     connection there (``aiotcp.handoff``), or it silently stays on the kernel."""
-    a, b = hosts
+    a, b = family_hosts
     program = write_program(tmp_path / "client.py", AIOHTTP_CLIENT)
-    urls = [f"http://{b.address}:{PORT}/big.bin", f"https://{b.address}:{TLS_PORT}/big.bin"]
-    with kernel_web_servers(b, www, certs):
+    host = url_host(b, family)
+    urls = [f"http://{host}:{PORT}/big.bin", f"https://{host}:{TLS_PORT}/big.bin"]
+    with kernel_web_servers(b, family, www, certs):
         result = a.run(under_aiotcp(kind, str(program), str(certs / "ca.pem"), *urls), check=False)
     plain, secure = (line.split() for line in checked(result).splitlines())
     assert plain == ["TcpTransport", "TcpSocket", BIG_SHA]
@@ -368,13 +386,13 @@ def expected_echoes() -> list[str]:
 
 
 def test_websockets_server_on_aiotcp_echoes_a_kernel_client(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, tmp_path: Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, tmp_path: Path
 ) -> None:
     """``websockets.asyncio.server.serve``: the HTTP upgrade, then messages from one
     byte to 1 MiB (many TCP segments, several frames' worth of flow control)."""
     from websockets.asyncio.server import ServerConnection, serve
 
-    a, b = hosts
+    a, b = family_hosts
     client = write_program(tmp_path / "ws_client.py", KERNEL_WS_CLIENT)
     transports: list[asyncio.BaseTransport] = []
 
@@ -384,11 +402,10 @@ def test_websockets_server_on_aiotcp_echoes_a_kernel_client(
             await ws.send(message)
 
     async def main() -> list[str]:
-        async with serve(echo, a.address, PORT, max_size=None):
+        async with serve(echo, a.address_of(family), PORT, max_size=None):
+            url = f"ws://{url_host(a, family)}:{PORT}"
             done = await asyncio.to_thread(
-                b.run,
-                [sys.executable, str(client), f"ws://{a.address}:{PORT}", *map(str, WS_SIZES)],
-                check=False,
+                b.run, [sys.executable, str(client), url, *map(str, WS_SIZES)], check=False
             )
         return checked(done).splitlines()
 
@@ -397,20 +414,21 @@ def test_websockets_server_on_aiotcp_echoes_a_kernel_client(
 
 
 def test_websockets_client_on_aiotcp_against_a_kernel_server(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """``websockets.asyncio.client.connect`` calls ``loop.create_connection`` with
     the URI's host and port: over aiotcp, messages of every size echoed whole."""
     from websockets.asyncio.client import connect
 
-    a, b = hosts
-    server = b.python(["-c", textwrap.dedent(KERNEL_WS_SERVER), b.address, str(PORT)])
+    a, b = family_hosts
+    server = b.python(["-c", textwrap.dedent(KERNEL_WS_SERVER), b.address_of(family), str(PORT)])
 
     async def main() -> list[str]:
         got = []
-        async with connect(f"ws://{b.address}:{PORT}", max_size=None, proxy=None) as ws:
+        url = f"ws://{url_host(b, family)}:{PORT}"
+        async with connect(url, max_size=None, proxy=None) as ws:
             assert isinstance(ws.transport, TcpTransport)
-            await only_aiotcp_carries(a, b, PORT)
+            await only_aiotcp_carries(a, b, PORT, family)
             for size in WS_SIZES:
                 await ws.send(pattern(size, seed=size))
                 echoed = await ws.recv()
@@ -429,24 +447,24 @@ def test_websockets_client_on_aiotcp_against_a_kernel_server(
 
 
 def test_redis_asyncio_against_redis_server(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, tmp_path: Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, tmp_path: Path
 ) -> None:
     """redis-py's asyncio client (``asyncio.open_connection``, then TCP_NODELAY and
     keepalive on ``get_extra_info('socket')``): a 1 MiB value both ways, and a
     pipeline of 1000 commands written in one go with 1000 replies read back."""
     import redis.asyncio as redis
 
-    a, b = hosts
+    a, b = family_hosts
     port = 6390
     server = b.popen(
-        ["redis-server", "--port", str(port), "--bind", b.address, "--save", "",
+        ["redis-server", "--port", str(port), "--bind", b.address_of(family), "--save", "",
          "--appendonly", "no", "--protected-mode", "no", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     value = pattern(1024 * 1024, seed=6)
 
     async def main() -> None:
-        client = redis.Redis(host=b.address, port=port, socket_keepalive=True)
+        client = redis.Redis(host=b.address_of(family), port=port, socket_keepalive=True)
         try:
             assert await client.set("big", value)
             assert await client.get("big") == value
@@ -454,7 +472,7 @@ def test_redis_asyncio_against_redis_server(
                 for _ in range(1000):
                     pipe.incr("counter")
                 assert await pipe.execute() == list(range(1, 1001))
-            await only_aiotcp_carries(a, b, port)
+            await only_aiotcp_carries(a, b, port, family)
         finally:
             await client.aclose()
 
@@ -469,19 +487,19 @@ def test_redis_asyncio_against_redis_server(
 
 
 def test_httpx_over_http_and_https(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, www: Path, certs: Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, www: Path, certs: Path
 ) -> None:
     """httpx → httpcore → anyio, whose asyncio backend connects with
     ``loop.create_connection`` and does TLS itself (``ssl.MemoryBIO`` in
     ``anyio.streams.tls``) over the plain stream: both over aiotcp."""
     import httpx
 
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> None:
         async with httpx.AsyncClient(verify=client_context(certs), trust_env=False) as client:
             for scheme, port in (("http", PORT), ("https", TLS_PORT)):
-                url = f"{scheme}://{b.address}:{port}/big.bin"
+                url = f"{scheme}://{url_host(b, family)}:{port}/big.bin"
                 async with client.stream("GET", url) as response:
                     assert response.status_code == 200
                     assert response.http_version == "HTTP/1.1"
@@ -489,15 +507,15 @@ def test_httpx_over_http_and_https(
                     assert type(stream.get_extra_info("socket")).__name__ == "TcpSocket"
                     if scheme == "https":
                         assert stream.get_extra_info("ssl_object").version().startswith("TLS")
-                    await only_aiotcp_carries(a, b, port)
+                    await only_aiotcp_carries(a, b, port, family)
                     assert sha(await response.aread()) == BIG_SHA
 
-    with kernel_web_servers(b, www, certs):
+    with kernel_web_servers(b, family, www, certs):
         run_in(a, loop_kind, main)
 
 
 def test_httpx_keeps_a_connection_alive(
-    hosts: tuple[Host, Host], www: Path, loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, www: Path, loop_kind: LoopKind
 ) -> None:
     """Three requests on one ``AsyncClient`` to an HTTP/1.1 server share one
     connection, as they do on the kernel.  Whenever a response ends, httpcore's
@@ -507,25 +525,25 @@ def test_httpx_keeps_a_connection_alive(
     while the connection is, or no connection is ever reused."""
     import httpx
 
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> list[Any]:
         ports = []
         async with httpx.AsyncClient(trust_env=False) as client:
             for _ in range(3):
-                response = await client.get(f"http://{b.address}:{PORT}/big.bin")
+                response = await client.get(f"http://{url_host(b, family)}:{PORT}/big.bin")
                 assert sha(response.content) == BIG_SHA
                 stream = response.extensions["network_stream"]
                 ports.append(stream.get_extra_info("client_addr"))
         return ports
 
-    with kernel_http_server(b, www, PORT):
+    with kernel_http_server(b, family, www, PORT):
         ports = run_in(a, loop_kind, main)
     assert len(set(ports)) == 1, ports
 
 
 def test_an_anyio_stream_closed_after_sending_delivers_everything(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """anyio (httpx's I/O layer) closes a TCP stream with
     ``transport.abort()``.  On asyncio's socket transports that drops only the
@@ -534,7 +552,7 @@ def test_an_anyio_stream_closed_after_sending_delivers_everything(
     over aiotcp, where the connection's send buffer plays the kernel's."""
     import anyio
 
-    a, b = hosts
+    a, b = family_hosts
     data = pattern(4 * 1024 * 1024, seed=7)
     listening = b.listen(PORT)
 
@@ -553,7 +571,7 @@ def test_an_anyio_stream_closed_after_sending_delivers_everything(
 
     async def main() -> bytes | OSError:
         reading = asyncio.create_task(asyncio.to_thread(read_all))
-        stream = await anyio.connect_tcp(b.address, PORT)
+        stream = await anyio.connect_tcp(b.address_of(family), PORT)
         assert type(stream.extra(anyio.abc.SocketAttribute.raw_socket)).__name__ == "TcpSocket"
         await stream.send(data)
         await stream.aclose()
@@ -572,15 +590,20 @@ def test_an_anyio_stream_closed_after_sending_delivers_everything(
 
 @pytest.mark.parametrize("kind", LOOP_KINDS)
 def test_curl_fetches_from_an_aiohttp_https_app_on_aiotcp(
-    hosts: tuple[Host, Host], tmp_path: Path, www: Path, certs: Path, kind: LoopKind
+    family_hosts: tuple[Host, Host],
+    family: str,
+    tmp_path: Path,
+    www: Path,
+    certs: Path,
+    kind: LoopKind,
 ) -> None:
     """``run_app(ssl_context=...)``: asyncio's TLS layer over aiotcp's transport
     (``FileResponse`` falls back from sendfile to writes under TLS); curl, with
     OpenSSL on the kernel, verifies the certificate and gets the file whole."""
-    a, b = hosts
-    base = f"https://{a.address}:{PORT}"
+    a, b = family_hosts
+    base = f"https://{url_host(a, family)}:{PORT}"
     ca = ("--cacert", str(certs / "ca.pem"))
-    with aiohttp_app(a, kind, tmp_path, www, certs / "server.pem") as app:
+    with aiohttp_app(a, kind, family, tmp_path, www, certs / "server.pem") as app:
         transport, socket_class = curl(b, base + "/", *ca).decode().split()
         assert (transport, socket_class) == ("_SSLProtocolTransport", "TcpSocket")
         assert sha(curl(b, base + "/big.bin", *ca)) == BIG_SHA
@@ -590,29 +613,30 @@ def test_curl_fetches_from_an_aiohttp_https_app_on_aiotcp(
 
 
 def test_an_open_connection_tls_client_fetches_from_a_kernel_https_server(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, www: Path, certs: Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, www: Path, certs: Path
 ) -> None:
     """``asyncio.open_connection(ssl=context)`` on the drop-in loop: a verified
     handshake with Python's ssl on the kernel, an HTTP/1.1 request, and the file
     byte-exact."""
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> bytes:
         context = client_context(certs)
-        reader, writer = await asyncio.open_connection(b.address, TLS_PORT, ssl=context)
+        reader, writer = await asyncio.open_connection(b.address_of(family), TLS_PORT, ssl=context)
         try:
             assert type(writer.get_extra_info("socket")).__name__ == "TcpSocket"
             assert writer.get_extra_info("peercert") is not None
-            writer.write(f"GET /big.bin HTTP/1.1\r\nHost: {b.address}\r\n\r\n".encode())
+            request = f"GET /big.bin HTTP/1.1\r\nHost: {url_host(b, family)}\r\n\r\n"
+            writer.write(request.encode())
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 ")
             length = re.search(rb"(?i)content-length: *(\d+)", head)
             assert length is not None
             body = await reader.readexactly(int(length.group(1)))
-            await only_aiotcp_carries(a, b, TLS_PORT)
+            await only_aiotcp_carries(a, b, TLS_PORT, family)
             return body
         finally:
             writer.close()
 
-    with kernel_http_server(b, www, TLS_PORT, certs / "server.pem"):
+    with kernel_http_server(b, family, www, TLS_PORT, certs / "server.pem"):
         assert sha(run_in(a, loop_kind, main)) == BIG_SHA
