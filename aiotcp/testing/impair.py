@@ -134,6 +134,16 @@ def _rules(host: Host, rules: list[list[str]]) -> Iterator[None]:
             host.run([command, "-w", "-t", "mangle", "-D", *rule], check=False)
 
 
+def toward_aiotcp(aiotcp_host: Host, sender: Host, family: str) -> tuple[Host, Direction]:
+    """Where to impair what ``sender`` sends to an aiotcp stack in ``aiotcp_host``,
+    as ``impair``'s host and direction: over IPv4 on arrival (aiotcp's raw socket
+    reads after the INPUT hook), over IPv6 on the sender's way out (aiotcp's packet
+    socket reads before netfilter, so rules on its host would miss it)."""
+    if family == "ipv6":
+        return sender, "out"
+    return aiotcp_host, "in"
+
+
 @contextlib.contextmanager
 def impair(
     host: Host,
