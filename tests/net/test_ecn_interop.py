@@ -1,7 +1,8 @@
 """ECN (RFC 3168, ``ecn=True``) against the Linux kernel.
 
 The impairment helper plays an AQM router: it marks ECN-capable packets
-Congestion Experienced instead of dropping them.  The kernel's default
+Congestion Experienced instead of dropping them (the kernel's to aiotcp on their
+way out of B over IPv6: ``toward_aiotcp``).  The kernel's default
 ``tcp_ecn=2`` accepts ECN when a client asks, so aiotcp is the client throughout;
 the kernel's own counters show it saw (as a sender) aiotcp's echoes.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aiotcp.testing.impair import impair
+from aiotcp.testing.impair import impair, toward_aiotcp
 from aiotcp.testing.loops import run
 from aiotcp.testing.netns import (
     Host,
@@ -34,10 +35,11 @@ SIZE = 2_000_000
 
 
 @pytest.fixture
-def wire() -> Iterator[tuple[Host, Host]]:
-    """Offloads off: the helper sees (and marks) wire segments, not super-packets."""
+def wire(family: str) -> Iterator[tuple[Host, Host]]:
+    """Offloads off: the helper sees (and marks) wire segments, not super-packets.
+    With IPv6 addresses too when ``family`` is IPv6."""
     require_root()
-    with two_hosts("ecn", offload=False) as pair:
+    with two_hosts("ecn", offload=False, ipv6=family == "ipv6") as pair:
         yield pair
 
 
@@ -56,16 +58,17 @@ def _netstat(proto: str, key: str) -> int:
 
 
 def test_marks_on_aiotcp_data_reduce_its_window_without_retransmitting(
-    wire: tuple[Host, Host],
+    wire: tuple[Host, Host], family: str
 ) -> None:
     a, b = wire
     data = pattern(SIZE, seed=31)
+    peer = b.address_of(family)
     with (
         kernel_sink(b, PORT) as sink,
         impair(b, ce=0.02, seed=5, proto="tcp") as imp,
         a.entered(),
     ):
-        result = run(lambda: send_bulk(b.address, PORT, data, ecn=True), timeout=60)
+        result = run(lambda: send_bulk(peer, PORT, data, ecn=True), timeout=60)
         assert sink.read_result() == (SIZE, hashlib.sha256(data).hexdigest())
     assert imp.stats.ce_marked > 0
     assert result.info.options["ecn"] is True
@@ -73,15 +76,19 @@ def test_marks_on_aiotcp_data_reduce_its_window_without_retransmitting(
     assert result.counters["retransmits"] == 0
 
 
-def test_marks_on_kernel_data_are_echoed_to_the_kernel(wire: tuple[Host, Host]) -> None:
+def test_marks_on_kernel_data_are_echoed_to_the_kernel(
+    wire: tuple[Host, Host], family: str
+) -> None:
     a, b = wire
     before = delivered_ce(b)
+    peer = b.address_of(family)
+    where, direction = toward_aiotcp(a, b, family)
     with (
         kernel_source(b, PORT, SIZE),
-        impair(a, ce=0.02, seed=6, proto="tcp") as imp,
+        impair(where, ce=0.02, seed=6, proto="tcp", direction=direction) as imp,
         a.entered(),
     ):
-        result = run(lambda: receive_bulk(b.address, PORT, ecn=True), timeout=60)
+        result = run(lambda: receive_bulk(peer, PORT, ecn=True), timeout=60)
     assert result.nbytes == SIZE
     assert result.sha256 == hashlib.sha256(pattern(SIZE)).hexdigest()
     assert imp.stats.ce_marked > 0
@@ -89,11 +96,12 @@ def test_marks_on_kernel_data_are_echoed_to_the_kernel(wire: tuple[Host, Host]) 
     assert delivered_ce(b) > before  # the kernel sender saw our ECE
 
 
-def test_kernel_without_ecn_falls_back_to_plain_tcp(wire: tuple[Host, Host]) -> None:
+def test_kernel_without_ecn_falls_back_to_plain_tcp(wire: tuple[Host, Host], family: str) -> None:
     a, b = wire
-    sysctl(b, "net.ipv4.tcp_ecn", "0")
+    sysctl(b, "net.ipv4.tcp_ecn", "0")  # TCP's, over IPv6 too
     data = pattern(100_000, seed=32)
+    peer = b.address_of(family)
     with kernel_sink(b, PORT) as sink, a.entered():
-        result = run(lambda: send_bulk(b.address, PORT, data, ecn=True), timeout=30)
+        result = run(lambda: send_bulk(peer, PORT, data, ecn=True), timeout=30)
         assert sink.read_result() == (len(data), hashlib.sha256(data).hexdigest())
     assert result.info.options["ecn"] is False
