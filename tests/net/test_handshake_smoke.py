@@ -26,42 +26,49 @@ PAYLOAD = b"the quick brown fox jumps over the lazy dog\n" * 20
 
 @pytest.mark.parametrize("guard_kind", ["iptables", "socket"])
 def test_handshake_echo_and_close_with_no_rst_on_the_wire(
-    hosts: tuple[Host, Host], guard_kind: str
+    family_hosts: tuple[Host, Host], family: str, guard_kind: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     with kernel_echo_server(b, PORT), capture(b, f"tcp port {PORT}") as cap:
         with a.entered(), guarded_raw_socket(guard_kind) as (raw, [port]):  # type: ignore[arg-type]
-            result = scripted_echo_exchange(raw, (a.address, port), (b.address, PORT), PAYLOAD)
+            result = scripted_echo_exchange(raw, (here, port), (there, PORT), PAYLOAD)
             time.sleep(0.3)  # room for a late kernel RST to show up in the capture
     assert result.echoed == PAYLOAD
     assert result.closed and not result.rst_received
-    from_a = [s for s in cap.segments(PORT) if s.src == a.address]
+    from_a = [s for s in cap.segments(PORT) if s.src == here]
     assert [s.flags for s in from_a][:2] == ["S", "."]
     assert not [s for s in from_a if "R" in s.flags], "a RST left host A"
     assert sum(1 for s in cap.segments(PORT) if "F" in s.flags) == 2
 
 
-def test_without_a_guard_the_kernel_resets_the_connection(hosts: tuple[Host, Host]) -> None:
-    a, b = hosts
+def test_without_a_guard_the_kernel_resets_the_connection(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     with kernel_echo_server(b, PORT), capture(b, f"tcp port {PORT}") as cap:
         with a.entered(), guarded_raw_socket("none") as (raw, [port]):
-            ep = ScriptedEndpoint(raw, (a.address, port), (b.address, PORT))
+            ep = ScriptedEndpoint(raw, (here, port), (there, PORT))
             ep.send(Segment(seq=1000, flags=SYN, window=64240, mss=1460))
             synack = ep.expect(lambda s: s.flags & (SYN | ACK) == SYN | ACK)
             assert synack is not None
             time.sleep(0.3)
-    resets = [s for s in cap.segments(PORT) if s.src == a.address and "R" in s.flags]
+    resets = [s for s in cap.segments(PORT) if s.src == here and "R" in s.flags]
     assert resets, "expected the kernel on A to answer the SYN-ACK with a RST"
     assert resets[0].seq == 1001  # RFC 9293 §3.10.7.1: RST seq = the SYN-ACK's ack
 
 
-def test_raw_socket_filter_admits_only_owned_ports(hosts: tuple[Host, Host]) -> None:
+def test_raw_socket_filter_admits_only_owned_ports(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
     """Kernel traffic on other ports never wakes the raw socket up."""
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     with kernel_echo_server(b, PORT), a.entered(), make_guard("iptables") as guard:
         port = guard.claim()
         with RawSocket(port_ranges=guard.port_ranges()) as raw:
-            conn = a.connect(b.address, PORT)  # a kernel connection from A, not ours
+            conn = a.connect(there, PORT)  # a kernel connection from A, not ours
             with conn:
                 conn.sendall(b"x" * 10000)
                 got = 0
@@ -70,24 +77,25 @@ def test_raw_socket_filter_admits_only_owned_ports(hosts: tuple[Host, Host]) -> 
             time.sleep(0.1)
             assert raw.recv_batch() == []
             assert raw.counters["rx_packets"] == 0
-            ep = ScriptedEndpoint(raw, (a.address, port), (b.address, PORT))
+            ep = ScriptedEndpoint(raw, (here, port), (there, PORT))
             ep.send(Segment(seq=5, flags=SYN, window=1000))
             assert ep.expect(lambda s: bool(s.flags & SYN)) is not None
 
 
 @pytest.mark.parametrize("guard_kind", ["iptables", "socket"])
 def test_aiotcps_own_rst_still_leaves_under_the_guard(
-    hosts: tuple[Host, Host], guard_kind: str
+    family_hosts: tuple[Host, Host], family: str, guard_kind: str
 ) -> None:
     """The guard drops only the kernel's RSTs: an abort by aiotcp must reach the peer."""
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     with kernel_echo_server(b, PORT), capture(b, f"tcp port {PORT}") as cap:
         with a.entered(), guarded_raw_socket(guard_kind) as (raw, [port]):  # type: ignore[arg-type]
-            ep = ScriptedEndpoint(raw, (a.address, port), (b.address, PORT))
+            ep = ScriptedEndpoint(raw, (here, port), (there, PORT))
             ep.send(Segment(seq=1000, flags=SYN, window=64240, mss=1460))
             synack = ep.expect(lambda s: s.flags & (SYN | ACK) == SYN | ACK)
             assert synack is not None
             ep.send(Segment(seq=1001, ack=synack.seq + 1, flags=RST | ACK))
             time.sleep(0.2)
-    resets = [s for s in cap.segments(PORT) if s.src == a.address and "R" in s.flags]
+    resets = [s for s in cap.segments(PORT) if s.src == here and "R" in s.flags]
     assert [(r.seq, r.flags) for r in resets] == [(1001, "R.")]
