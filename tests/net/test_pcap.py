@@ -6,6 +6,7 @@ import asyncio
 import pathlib
 
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.utils import rdpcap
 
 import aiotcp
@@ -14,13 +15,13 @@ from aiotcp.testing.netns import Host, kernel_echo_server
 
 
 def test_pcap_holds_every_segment_sent_and_received(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, tmp_path: pathlib.Path
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, tmp_path: pathlib.Path
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     path = tmp_path / "trace.pcap"
 
     async def main() -> aiotcp.Stack:
-        reader, writer = await aiotcp.open_connection(b.address, 7000)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), 7000)
         writer.write(b"hello pcap\n" * 1000)
         await reader.readexactly(11000)
         writer.close()
@@ -41,5 +42,8 @@ def test_pcap_holds_every_segment_sent_and_received(
     flags = [str(p[TCP].flags) for p in packets if TCP in p]
     assert flags[0] == "S" and flags[1] == "SA"  # handshake first, in order
     assert sum("F" in f for f in flags) == 2
-    payload = b"".join(bytes(p[TCP].payload) for p in packets if p[IP].src == a.address)
+    ip = IP if family == "ipv4" else IPv6
+    assert all(ip in p for p in packets)
+    ours = a.address_of(family)
+    payload = b"".join(bytes(p[TCP].payload) for p in packets if p[ip].src == ours)
     assert payload == b"hello pcap\n" * 1000
