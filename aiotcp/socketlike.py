@@ -85,11 +85,26 @@ def _ttl_from_kernel(value: int) -> int | None:
     return value
 
 
+def _hops_to_kernel(ttl: int | None) -> int:
+    # Without the connection's interface: the namespace's ("all"), as Linux falls
+    # back to when a socket has no route.
+    return route.default_hop_limit("all") if ttl is None else ttl
+
+
+def _tclass_from_kernel(value: int) -> int:
+    """Linux's ``IPV6_TCLASS``: 0-255, or -1 for the default (0); TCP keeps the ECN
+    bits its own, as for ``IP_TOS``."""
+    if not -1 <= value <= 255:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    return max(value, 0) & DS_MASK
+
+
 # (level, optname) → (TcpOptions field or pseudo-option, to the kernel's unit, from it).
 # SO_SNDBUF/SO_RCVBUF: the kernel doubles what is set (room for its bookkeeping) and
 # reports the doubled value; aiotcp counts payload bytes, so it keeps the doubled
 # value as the buffer size and reports it back unchanged, as Linux does.
-_OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], int], Callable[[int], Any]]] = {
+_Option = tuple[str, Callable[[Any], int], Callable[[int], Any]]
+_OPTIONS: dict[tuple[int, int], _Option] = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): ("nodelay", int, bool),
     (socket.SOL_SOCKET, socket.SO_KEEPALIVE): ("keepalive", int, bool),
     (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE): ("keepalive_idle", int, float),
@@ -117,6 +132,13 @@ _OPTIONS: dict[tuple[int, int], tuple[str, Callable[[Any], int], Callable[[int],
     (socket.IPPROTO_IP, socket.IP_TTL): ("ttl", _ttl_to_kernel, _ttl_from_kernel),
     (socket.SOL_SOCKET, socket.SO_REUSEADDR): ("reuse_address", int, bool),
     (socket.SOL_SOCKET, socket.SO_REUSEPORT): ("reuse_port", int, bool),
+}
+_OPTIONS6: dict[tuple[int, int], _Option] = {
+    **_OPTIONS,
+    # IPv6's names for the same two fields; Linux refuses them on an IPv4 socket.
+    # A hop limit of 0, which Linux takes, is refused as IP_TTL's 0 is.
+    (socket.IPPROTO_IPV6, socket.IPV6_TCLASS): ("tos", int, _tclass_from_kernel),
+    (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS): ("ttl", _hops_to_kernel, _ttl_from_kernel),
 }
 _READ_ONLY: dict[tuple[int, int], str] = {
     (socket.SOL_SOCKET, socket.SO_TYPE): "type",
@@ -211,8 +233,9 @@ class TcpSocket:
             raw = _LINGER.pack(linger is not None, int(linger or 0))
             return raw[:buflen] if buflen else _INT.unpack(raw[:4])[0]
         value: int
-        if key in _OPTIONS:
-            name, to_kernel, _ = _OPTIONS[key]
+        options = self._options()
+        if key in options:
+            name, to_kernel, _ = options[key]
             value = to_kernel(self._target._get_option(name))
         elif key in _READ_ONLY:
             what = _READ_ONLY[key]
@@ -241,7 +264,13 @@ class TcpSocket:
             return
         if key in _READ_ONLY:
             raise OSError(errno.ENOPROTOOPT, os.strerror(errno.ENOPROTOOPT))
-        if key not in _OPTIONS:
+        options = self._options()
+        if key not in options:
             raise _unavailable(level, optname)
-        name, _, from_kernel = _OPTIONS[key]
+        name, _, from_kernel = options[key]
         self._target._set_option(name, from_kernel(_as_int(value)))
+
+    def _options(self) -> dict[tuple[int, int], _Option]:
+        """The options of this socket's family: IPv6's names only on an IPv6 socket
+        (a listener of both families is one, as a kernel dual-stack socket)."""
+        return _OPTIONS6 if self.family == socket.AF_INET6 else _OPTIONS
