@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,7 +26,7 @@ from aiotcp.io.guards import make_guard
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import Host
-from aiotcp.testing.scripted import ScriptedEndpoint
+from aiotcp.testing.scripted import ScriptedEndpoint, start_peer
 
 T = TypeVar("T")
 PEER_PORT = 5000
@@ -38,23 +37,13 @@ LOCAL_PORT = 62001  # the peer must know aiotcp's port before the SYN arrives
 async def with_peer(
     b: Host, remote: tuple[str, int], script: Callable[[ScriptedEndpoint], T]
 ) -> asyncio.Future[T]:
-    """Start ``script`` on B in a worker thread; returns once the peer's socket is open.
+    """Start ``script`` on B (in ``remote``'s family) in a worker thread; returns once
+    the peer's socket is open.
 
     The peer owns PEER_PORT through a guard of its own, so B's kernel stays quiet.
     """
-    ready = threading.Event()
-
-    def peer() -> T:
-        with b.entered(), make_guard("iptables") as guard, RawSocket() as raw:
-            guard.claim(PEER_PORT)
-            raw.set_port_ranges(guard.port_ranges())
-            ready.set()
-            return script(ScriptedEndpoint(raw, (b.address, PEER_PORT), remote))
-
-    future = asyncio.ensure_future(asyncio.to_thread(peer))
-    while not ready.is_set() and not future.done():
-        await asyncio.sleep(0.01)
-    return future
+    address = b.address_of("ipv6" if ":" in remote[0] else "ipv4")
+    return await start_peer(b, PEER_PORT, remote, script, guard="iptables", address=address)
 
 
 def transitions(log: list[tuple[State, State]]) -> Callable[[ConnectionDriver, State, State], None]:
@@ -75,10 +64,11 @@ def accept_syn(ep: ScriptedEndpoint) -> int:
 
 
 def test_simultaneous_close_goes_through_closing(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """RFC 9293 §3.6 case 2: FINs cross; both sides pass CLOSING to TIME-WAIT."""
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     log: list[tuple[State, State]] = []
 
     def script(ep: ScriptedEndpoint) -> tuple[int, int]:
@@ -94,10 +84,8 @@ def test_simultaneous_close_goes_through_closing(
 
     async def main() -> None:
         aiotcp.get_stack().state_observers.append(transitions(log))
-        result = await with_peer(b, (a.address, LOCAL_PORT), script)
-        _, writer = await aiotcp.open_connection(
-            b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT)
-        )
+        result = await with_peer(b, (here, LOCAL_PORT), script)
+        _, writer = await aiotcp.open_connection(there, PEER_PORT, local_addr=(here, LOCAL_PORT))
         writer.close()
         await result
         await asyncio.sleep(0.1)
@@ -116,10 +104,11 @@ def test_simultaneous_close_goes_through_closing(
 
 
 def test_retransmitted_fin_in_time_wait_is_reacked_and_2msl_restarts(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """RFC 9293 §3.10.7.4 TIME-WAIT: a retransmitted FIN is acknowledged, 2MSL restarts."""
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     msl = 0.5
 
     def script(ep: ScriptedEndpoint) -> list[int]:
@@ -137,9 +126,9 @@ def test_retransmitted_fin_in_time_wait_is_reacked_and_2msl_restarts(
         return acks
 
     async def main() -> None:
-        result = await with_peer(b, (a.address, LOCAL_PORT), script)
+        result = await with_peer(b, (here, LOCAL_PORT), script)
         _, writer = await aiotcp.open_connection(
-            b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT), msl=msl
+            there, PEER_PORT, local_addr=(here, LOCAL_PORT), msl=msl
         )
         writer.close()
         acks = await result
@@ -156,11 +145,12 @@ def test_retransmitted_fin_in_time_wait_is_reacked_and_2msl_restarts(
 
 
 def test_backlog_holds_syn_received_entries_and_drops_the_rest(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """SYNs that never complete pile up as SYN-RECEIVED up to the backlog (the seeds'
     ``netstat | grep SYN_RECV``); beyond it, without SYN cookies, SYNs get no answer."""
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     ports = list(range(41000, 41006))
 
     def flood() -> dict[int, bool]:
@@ -169,7 +159,7 @@ def test_backlog_holds_syn_received_entries_and_drops_the_rest(
             for p in ports:
                 guard.claim(p)
             raw.set_port_ranges(guard.port_ranges())
-            eps = [ScriptedEndpoint(raw, (b.address, p), (a.address, 8080)) for p in ports]
+            eps = [ScriptedEndpoint(raw, (there, p), (here, 8080)) for p in ports]
             for ep in eps:
                 ep.send(Segment(seq=1000, flags=SYN, window=65535, mss=1460))
             for p, ep in zip(ports, eps, strict=True):
@@ -191,14 +181,15 @@ def test_backlog_holds_syn_received_entries_and_drops_the_rest(
 
 
 def test_stalled_accept_queue_then_start_serving_serves_everyone(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """Like the kernel's accept queue: a server not yet serving holds ``backlog``
     established connections; later SYNs are dropped until it starts accepting."""
-    a, b = hosts
+    a, b = family_hosts
+    here = a.address_of(family)
 
     def connect() -> bytes:
-        with socket.create_connection((a.address, 8080), timeout=10) as s:
+        with socket.create_connection((here, 8080), timeout=10) as s:
             s.sendall(b"hello\n")
             return s.recv(100)
 
@@ -225,11 +216,12 @@ def test_stalled_accept_queue_then_start_serving_serves_everyone(
 
 
 def test_segment_for_no_connection_on_an_owned_port_gets_the_rfc_rst(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """RFC 9293 §3.10.7.1: an ACK for a port aiotcp owns but no connection matches is
     answered with <SEQ=SEG.ACK><CTL=RST>; a SYN with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>."""
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
 
     def script(ep: ScriptedEndpoint) -> list[Segment | None]:
         iss = accept_syn(ep)  # aiotcp's real connection uses PEER_PORT; ours is a stranger
@@ -237,7 +229,7 @@ def test_segment_for_no_connection_on_an_owned_port_gets_the_rfc_rst(
         with b.entered(), make_guard("iptables") as guard, RawSocket() as raw:
             guard.claim(PEER_PORT + 1)
             raw.set_port_ranges(guard.port_ranges())
-            stranger = ScriptedEndpoint(raw, (b.address, PEER_PORT + 1), (a.address, LOCAL_PORT))
+            stranger = ScriptedEndpoint(raw, (there, PEER_PORT + 1), (here, LOCAL_PORT))
             stranger.send(Segment(seq=500, ack=12345, flags=ACK, window=100))
             rst1 = stranger.expect(lambda s: True, timeout=1.0)
             stranger.send(Segment(seq=700, flags=SYN, window=100))
@@ -245,10 +237,8 @@ def test_segment_for_no_connection_on_an_owned_port_gets_the_rfc_rst(
         return [rst1, rst2]
 
     async def main() -> list[Segment | None]:
-        result = await with_peer(b, (a.address, LOCAL_PORT), script)
-        _, writer = await aiotcp.open_connection(
-            b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT)
-        )
+        result = await with_peer(b, (here, LOCAL_PORT), script)
+        _, writer = await aiotcp.open_connection(there, PEER_PORT, local_addr=(here, LOCAL_PORT))
         replies = await result
         writer.transport.abort()
         return replies
@@ -260,17 +250,18 @@ def test_segment_for_no_connection_on_an_owned_port_gets_the_rfc_rst(
 
 
 def test_abort_on_overflow_resets_the_handshake_that_finds_the_accept_queue_full(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """Linux's tcp_abort_on_overflow: the final ACK that cannot be accepted gets a RST;
     without the option it is dropped (the client's retransmission may find room)."""
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
 
     def handshake_pair() -> list[Segment | None]:
         with b.entered(), make_guard("iptables") as guard, RawSocket() as raw:
             ports = [guard.claim(p) for p in (42000, 42001)]
             raw.set_port_ranges(guard.port_ranges())
-            eps = [ScriptedEndpoint(raw, (b.address, p), (a.address, 8080)) for p in ports]
+            eps = [ScriptedEndpoint(raw, (there, p), (here, 8080)) for p in ports]
             synacks = []
             for ep in eps:  # the second SYN overflows the SYN queue: a cookie answers
                 ep.send(Segment(seq=1000, flags=SYN, window=65535, mss=1460))
@@ -301,15 +292,21 @@ def test_abort_on_overflow_resets_the_handshake_that_finds_the_accept_queue_full
         assert (second is not None) is abort
 
 
-def test_busy_port_raises_eaddrinuse(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
-    a, _ = hosts
+def test_busy_port_raises_eaddrinuse(
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
+) -> None:
+    a, _ = family_hosts
 
     async def main() -> None:
         async with await aiotcp.start_server(lambda r, w: None, port=8080):
             with pytest.raises(OSError) as info:
                 await aiotcp.start_server(lambda r, w: None, port=8080)
             assert info.value.errno == errno.EADDRINUSE
-        kernel = socket.create_server(("0.0.0.0", 8090))  # a kernel program has the port
+        # A kernel program has the port (IPv6 only: one family is enough to hold it).
+        family_id = socket.AF_INET if family == "ipv4" else socket.AF_INET6
+        kernel = socket.create_server(
+            ("0.0.0.0" if family == "ipv4" else "::", 8090), family=family_id
+        )
         with kernel, pytest.raises(OSError) as info:
             await aiotcp.start_server(lambda r, w: None, port=8090)
         assert info.value.errno == errno.EADDRINUSE
