@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from ipaddress import ip_address
 from typing import Any, TypeVar
 
 import pytest
@@ -44,16 +45,28 @@ WIN = 65535
 
 
 @pytest.fixture
-def hosts() -> Iterator[tuple[Host, Host]]:
-    """conftest's two hosts, but with TSO/GSO/GRO off on the veth pair.
+def hosts(family: str) -> Iterator[tuple[Host, Host]]:
+    """conftest's two hosts, but with TSO/GSO/GRO off on the veth pair, and IPv6
+    addresses when the scenario runs over IPv6 (``family``; see ``address``).
 
     aiotcp hands runs of segments to the kernel as one GSO frame; over veth that
     frame would reach the script whole.  Without offloads the kernel splits it as a
     NIC would, so the script sees the segments that would be on the wire.
     """
     require_root()
-    with two_hosts(offload=False) as pair:
+    with two_hosts(offload=False, ipv6=family == "ipv6") as pair:
         yield pair
+
+
+def address(host: Host) -> str:
+    """``host``'s address in the family of the scenario: the hosts have IPv6
+    addresses only when it runs over IPv6."""
+    return host.address6 or host.address
+
+
+def link_mss(host: Host) -> int:
+    """The MSS aiotcp advertises on the 1500-byte test link: less IPv6's larger header."""
+    return 1460 if host.address6 is None else 1440
 
 
 class StackView:
@@ -108,12 +121,16 @@ def scenario(
         if view is not None:
             view.attach()
         if serve is None:
-            peer = await start_peer(b, PEER_PORT, (a.address, LOCAL_PORT), script)
+            peer = await start_peer(
+                b, PEER_PORT, (address(a), LOCAL_PORT), script, address=address(b)
+            )
             if local is not None:
                 await while_peer_runs(peer, local(peer))
             return await while_peer_runs(peer, peer)
         async with await aiotcp.start_server(serve, port=SERVER_PORT, **(server_options or {})):
-            peer = await start_peer(b, PEER_PORT, (a.address, SERVER_PORT), script)
+            peer = await start_peer(
+                b, PEER_PORT, (address(a), SERVER_PORT), script, address=address(b)
+            )
             if local is not None:
                 await while_peer_runs(peer, local(peer))
             return await while_peer_runs(peer, peer)
@@ -127,7 +144,9 @@ async def connect(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await while_peer_runs(
         peer,
-        aiotcp.open_connection(b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT), **options),
+        aiotcp.open_connection(
+            address(b), PEER_PORT, local_addr=(address(a), LOCAL_PORT), **options
+        ),
     )
 
 
@@ -188,7 +207,7 @@ def test_simultaneous_open_goes_through_syn_received(
         ep.expect_segment("S", ack=0)
         ep.send_segment("S", seq=PEER_ISN, win=WIN, mss=1460)  # crosses aiotcp's SYN
         ep.expect_segment(
-            "SA", seq=ep.rcv(0), ack=ep.snd(1), mss=1460, wscale=None,
+            "SA", seq=ep.rcv(0), ack=ep.snd(1), mss=link_mss(a), wscale=None,
             sack_permitted=False, ts_val=None, within=(0, 0.5),
         )  # fmt: skip
         ep.send_segment("SA", seq=PEER_ISN, ack=ep.rcv(1), win=WIN, mss=1460)
@@ -217,11 +236,12 @@ def test_lost_syn_ack_is_resent_with_the_same_isn(
     both carry the same ISN, from the one half-open connection, and the handshake then
     completes.  (Linux answers a retransmitted SYN the same way.)"""
     view = StackView()
+    mss = link_mss(hosts[0])
 
     def script(ep: ScriptedEndpoint) -> None:
         ep.send_segment("S", seq=PEER_ISN, win=WIN, mss=1460)
         first = ep.expect_segment(
-            "SA", ack=ep.snd(1), mss=1460, wscale=None, sack_permitted=False,
+            "SA", ack=ep.snd(1), mss=mss, wscale=None, sack_permitted=False,
             ts_val=None, within=(0, 0.5),
         )  # fmt: skip
         # Lost: aiotcp's retransmission timer (rto_initial 0.3 s) resends it...
@@ -781,14 +801,15 @@ def test_acks_are_delayed_but_every_second_full_segment_is_acked_at_once(
     also when, without window scaling, the 16-bit field caps the window below the
     buffer (a bug found here: every read sent an ACK advertising the same 65535)."""
     a, b = hosts
-    data = pattern(3 * 1460, seed=14)
+    full = link_mss(a)
+    data = pattern(3 * full, seed=14)
 
     def script(ep: ScriptedEndpoint) -> None:
         handshake(ep, wscale=wscale)
-        ep.send_segment("A", seq=ep.snd(1), ack=ep.rcv(1), payload=data[:1460])
-        ep.expect_segment("A", ack=ep.snd(1461), within=(0.2, 0.5))  # delayed
-        ep.send_segment("A", seq=ep.snd(1461), ack=ep.rcv(1), payload=data[1460:2920])
-        ep.send_segment("PA", seq=ep.snd(2921), ack=ep.rcv(1), payload=data[2920:])
+        ep.send_segment("A", seq=ep.snd(1), ack=ep.rcv(1), payload=data[:full])
+        ep.expect_segment("A", ack=ep.snd(1 + full), within=(0.2, 0.5))  # delayed
+        ep.send_segment("A", seq=ep.snd(1 + full), ack=ep.rcv(1), payload=data[full : 2 * full])
+        ep.send_segment("PA", seq=ep.snd(1 + 2 * full), ack=ep.rcv(1), payload=data[2 * full :])
         ep.expect_segment("A", ack=ep.snd(1 + len(data)), within=(0, 0.15))  # two full ones
 
     async def local(peer: asyncio.Future[None]) -> None:
@@ -1091,7 +1112,7 @@ def test_segment_with_a_bad_checksum_is_dropped(
     def script(ep: ScriptedEndpoint) -> None:
         handshake(ep)
         good = Segment(PEER_PORT, LOCAL_PORT, ep.snd(1), ep.rcv(1), PSH | ACK, WIN, 0, b"data")
-        src, dst = socket.inet_aton(b.address), socket.inet_aton(a.address)
+        src, dst = ip_address(ep.local[0]).packed, ip_address(ep.remote[0]).packed
         wire = bytearray(encode(good, src, dst))
         wire[16] ^= 0x5A  # checksum field
         ep.raw.send(bytes(wire), src, dst)
@@ -1180,7 +1201,7 @@ def test_peer_mss_bounds_every_segment(
     """RFC 9293 §3.7.1 (MUST-14/15) and RFC 6691: the peer's MSS option bounds the
     data aiotcp sends, and TCP options count against it: payload + option bytes <= MSS
     (288 data bytes with the 12-byte timestamp option); without the option the send
-    MSS is 536 (MUST-15).  The stream arrives intact."""
+    MSS is 536 over IPv4, 1220 over IPv6 (MUST-15).  The stream arrives intact."""
     a, b = hosts
     data = pattern(6000, seed=mss or 0)
 
@@ -1212,7 +1233,7 @@ def test_peer_mss_bounds_every_segment(
         writer.transport.abort()
 
     sizes = scenario(hosts, loop_kind, script, local)
-    assert max(sizes) <= (mss or 536), sizes
+    assert max(sizes) == (mss or (536 if a.address6 is None else 1220)), sizes
 
 
 @pytest.mark.parametrize(
@@ -1226,23 +1247,26 @@ def test_advertised_mss_fits_the_link_mtu(
     hosts: tuple[Host, Host], loop_kind: LoopKind, side: str
 ) -> None:
     """RFC 9293 §3.7.1 / RFC 1122 §4.2.2.6 (and ``TcpOptions.advertised_mss``: "clipped
-    to the route MTU"): on a 1280-byte link the MSS option says 1240, in the SYN of an
-    active open and in the SYN,ACK of a passive one.  aiotcp drops IP fragments, so a
+    to the route MTU"): on a 1280-byte link the MSS option says 1240 (IPv6: 1220), in the
+    SYN of an active open and in the SYN,ACK of a passive one.  aiotcp drops IP fragments, so a
     larger MSS would invite segments that never arrive (A's veth drops frames above its
     MTU; the peer's own link is 1500)."""
     a, _ = hosts
     a.run(["ip", "link", "set", "dev", a.ifname, "mtu", "1280"])
+    mss = 1240 if a.address6 is None else 1220
 
     def active(ep: ScriptedEndpoint) -> None:
-        ep.expect_segment("S", mss=1240)
+        ep.expect_segment("S", mss=mss)
 
     def passive(ep: ScriptedEndpoint) -> None:
         ep.send_segment("S", seq=PEER_ISN, win=WIN, mss=1460)
-        ep.expect_segment("SA", ack=ep.snd(1), mss=1240, within=(0, 0.5))
+        ep.expect_segment("SA", ack=ep.snd(1), mss=mss, within=(0, 0.5))
 
     async def local(peer: asyncio.Future[None]) -> None:
         opening = asyncio.ensure_future(
-            aiotcp.open_connection(hosts[1].address, PEER_PORT, local_addr=(a.address, LOCAL_PORT))
+            aiotcp.open_connection(
+                address(hosts[1]), PEER_PORT, local_addr=(address(a), LOCAL_PORT)
+            )
         )
         try:
             await while_peer_runs(peer, peer)
@@ -1408,7 +1432,7 @@ def test_a_protocol_hears_where_urgent_data_ends(
         transport, _ = await while_peer_runs(
             peer,
             aiotcp.create_connection(
-                lambda: watcher, b.address, PEER_PORT, local_addr=(a.address, LOCAL_PORT)
+                lambda: watcher, address(b), PEER_PORT, local_addr=(address(a), LOCAL_PORT)
             ),
         )
         await peer
@@ -1437,9 +1461,9 @@ def test_a_protocol_hears_of_retransmissions_past_r1(
             peer,
             aiotcp.create_connection(
                 lambda: watcher,
-                b.address,
+                address(b),
                 PEER_PORT,
-                local_addr=(a.address, LOCAL_PORT),
+                local_addr=(address(a), LOCAL_PORT),
                 rto_min=0.1,
                 retries_r1=2,
             ),
@@ -1480,13 +1504,13 @@ def test_urgent_data_written_from_the_transport_reaches_a_kernel_as_a_kernels_do
             return bytes(data), oob
 
     def kernel_client() -> None:
-        with socket.create_connection((b.address, PEER_PORT)) as s:
+        with socket.create_connection((address(b), PEER_PORT)) as s:
             s.sendall(b"hello")
             s.send(b"!", socket.MSG_OOB)
             s.sendall(b"tail")
 
     async def aiotcp_client() -> None:
-        _, writer = await aiotcp.open_connection(b.address, PEER_PORT)
+        _, writer = await aiotcp.open_connection(address(b), PEER_PORT)
         writer.write(b"hello")
         writer.transport.write_urgent(b"!")  # type: ignore[attr-defined]
         writer.write(b"tail")
