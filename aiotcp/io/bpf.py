@@ -90,6 +90,20 @@ def tcp_dst_port_filter(
     alone; ``not_interfaces`` keeps theirs out.  The stack reads each wire's
     packets on a socket of its own that way (``aiotcp.io.wires``).
     """
+    prog = _host_frames_from(only_interface, not_interfaces)
+    prog += [
+        (BPF_LD_H_ABS, 0, 0, 6),  # flags + fragment offset
+        (BPF_JMP_JSET_K, 0, 1, 0x1FFF),  # a fragment offset: drop
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_LDX_B_MSH, 0, 0, 0),  # X = IP header length
+        (BPF_LD_H_IND, 0, 0, 2),  # A = TCP destination port
+    ]
+    return _accept_ports_in(prog, ranges)
+
+
+def _host_frames_from(only_interface: int | None, not_interfaces: Iterable[int]) -> list[Insn]:
+    """The start of a program: frames addressed to this host, from
+    ``only_interface`` alone or from any interface but ``not_interfaces``."""
     prog: list[Insn] = [
         (BPF_LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
         (BPF_JMP_JEQ_K, 1, 0, PACKET_HOST),
@@ -106,24 +120,21 @@ def tcp_dst_port_filter(
         prog.append((BPF_LD_W_ABS, 0, 0, SKF_AD_IFINDEX))
         for index in excluded:
             prog += [(BPF_JMP_JEQ_K, 0, 1, index), (BPF_RET_K, 0, 0, DROP)]
-    prog += [
-        (BPF_LD_H_ABS, 0, 0, 6),  # flags + fragment offset
-        (BPF_JMP_JSET_K, 0, 1, 0x1FFF),  # a fragment offset: drop
-        (BPF_RET_K, 0, 0, DROP),
-        (BPF_LDX_B_MSH, 0, 0, 0),  # X = IP header length
-        (BPF_LD_H_IND, 0, 0, 2),  # A = TCP destination port
-    ]
-    return _accept_ports_in(prog, ranges)
+    return prog
 
 
-def tcp6_dst_port_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+def tcp6_dst_port_filter(
+    ranges: Iterable[tuple[int, int]],
+    *,
+    only_interface: int | None = None,
+    not_interfaces: Iterable[int] = (),
+) -> list[Insn]:
     """Program for a cooked (SOCK_DGRAM) AF_PACKET socket bound to IPv6: data starts
     at the IPv6 header.  Admits TCP right after the fixed header (no extension
-    header) to a port in ``ranges``, in frames addressed to this host (MUST-57)."""
-    prog: list[Insn] = [
-        (BPF_LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
-        (BPF_JMP_JEQ_K, 1, 0, PACKET_HOST),
-        (BPF_RET_K, 0, 0, DROP),
+    header) to a port in ``ranges``, in frames addressed to this host (MUST-57);
+    the interfaces as in ``tcp_dst_port_filter`` (a wire's packets apart)."""
+    prog = _host_frames_from(only_interface, not_interfaces)
+    prog += [
         (BPF_LD_B_ABS, 0, 0, 6),  # next header
         (BPF_JMP_JEQ_K, 1, 0, socket.IPPROTO_TCP),
         (BPF_RET_K, 0, 0, DROP),

@@ -62,6 +62,8 @@ class RawSocket:
             raise
         self._rx6: socket.socket | None = None
         self._tx6: socket.socket | None = None
+        self._wire_rx6: list[socket.socket] = []
+        """IPv6's receive socket per wire, as ``_wire_socks`` (empty without IPv6)."""
         try:
             self._open_ipv6(ranges, rcvbuf, sndbuf)
         except BaseException:
@@ -74,6 +76,10 @@ class RawSocket:
                 for wire, sock in zip(self._wires, self._wire_socks, strict=True)
             ),
             *([] if self._rx6 is None else [(self._rx6, 0, True)]),
+            *(
+                (sock, wire.mtu, True)
+                for wire, sock in zip(self._wires, self._wire_rx6, strict=True)
+            ),
         ]
         """What ``recv_batch`` drains: (socket, ``partial_above``, IPv6?)."""
         self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
@@ -105,7 +111,8 @@ class RawSocket:
         """IPv6's two sockets, where the kernel has IPv6: a cooked packet socket to
         receive (the whole packet from the IPv6 header, which a raw IPv6 socket
         would not hand over: docs/performance.md), and a raw IPv6 socket to send,
-        filtered to receive nothing."""
+        filtered to receive nothing.  Each wire gets a packet socket of its own, as
+        for IPv4."""
         try:
             rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
         except OSError as exc:
@@ -113,19 +120,26 @@ class RawSocket:
                 return
             raise MissingPrivilegeError("cannot open a packet socket") from exc
         self._rx6 = rx
-        bpf.attach_fresh(rx, bpf.tcp6_dst_port_filter(ranges))
+        bpf.attach_fresh(rx, self._filter6(ranges, None))
+        for wire in self._wires:
+            wire_rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+            self._wire_rx6.append(wire_rx)
+            bpf.attach_fresh(wire_rx, self._filter6(ranges, wire.index))
         try:
             tx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
         except OSError as exc:
             if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
-                rx.close()
-                self._rx6 = None
+                for sock in (rx, *self._wire_rx6):
+                    sock.close()
+                self._rx6, self._wire_rx6 = None, []
                 return
             raise MissingPrivilegeError("cannot open a raw IPv6 socket") from exc
         self._tx6 = tx
         bpf.attach_drop_all(tx)
         tx.setblocking(False)
-        for sock, opt, size in ((rx, socket.SO_RCVBUF, rcvbuf), (tx, socket.SO_SNDBUF, sndbuf)):
+        sizes = [(tx, socket.SO_SNDBUF, sndbuf)]
+        sizes += [(s, socket.SO_RCVBUF, rcvbuf) for s in (rx, *self._wire_rx6)]
+        for sock, opt, size in sizes:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, opt, size)
 
@@ -134,13 +148,18 @@ class RawSocket:
             return bpf.tcp_dst_port_filter(ranges, only_interface=wire)
         return bpf.tcp_dst_port_filter(ranges, not_interfaces=[w.index for w in self._wires])
 
+    def _filter6(self, ranges: Iterable[tuple[int, int]], wire: int | None) -> list[bpf.Insn]:
+        if wire is not None:
+            return bpf.tcp6_dst_port_filter(ranges, only_interface=wire)
+        return bpf.tcp6_dst_port_filter(ranges, not_interfaces=[w.index for w in self._wires])
+
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def filenos(self) -> list[int]:
         """Every socket the stack must watch: this one, one per wire, IPv6's."""
-        rx6 = [] if self._rx6 is None else [self._rx6.fileno()]
-        return [self._sock.fileno(), *(s.fileno() for s in self._wire_socks), *rx6]
+        rx6 = [] if self._rx6 is None else [self._rx6, *self._wire_rx6]
+        return [self._sock.fileno(), *(s.fileno() for s in (*self._wire_socks, *rx6))]
 
     @property
     def socket(self) -> socket.socket:
@@ -151,9 +170,11 @@ class RawSocket:
         ranges = list(ranges)
         bpf.attach(self._sock, self._filter(ranges, None))
         if self._rx6 is not None:
-            bpf.attach(self._rx6, bpf.tcp6_dst_port_filter(ranges))
+            bpf.attach(self._rx6, self._filter6(ranges, None))
         for wire, sock in zip(self._wires, self._wire_socks, strict=True):
             bpf.attach(sock, self._filter(ranges, wire.index))
+        for wire, sock in zip(self._wires, self._wire_rx6, strict=True):
+            bpf.attach(sock, self._filter6(ranges, wire.index))
 
     def recv_batch(self, max_packets: int = 256) -> list[Packet]:
         """Drain until EAGAIN (or the arena or ``max_packets`` is full).
@@ -262,7 +283,7 @@ class RawSocket:
             self.pcap.sent(src, dst, data)
 
     def close(self) -> None:
-        for sock in (self._sock, *self._wire_socks, self._rx6, self._tx6):
+        for sock in (self._sock, *self._wire_socks, self._rx6, *self._wire_rx6, self._tx6):
             if sock is not None:
                 sock.close()
 
