@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from ipaddress import ip_address
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_software_interfaces_are_not_wires(hosts: tuple[Host, Host]) -> None:
 def corrupted_with_the_seed(ep: ScriptedEndpoint, seq: int, ack: int, payload: bytes) -> bytes:
     """A data segment whose payload was damaged on the way and whose checksum field
     holds exactly the pseudo-header sum: a partial checksum, to look at."""
-    src, dst = socket.inet_aton(ep.local[0]), socket.inet_aton(ep.remote[0])
+    src, dst = ip_address(ep.local[0]).packed, ip_address(ep.remote[0]).packed
     seg = Segment(ep.local[1], ep.remote[1], seq, ack, PSH | ACK, 65535, 0, payload)
     raw = bytearray(encode(seg, src, dst))
     raw[16:18] = pseudo_header_sum(src, dst, len(raw)).to_bytes(2, "big")
@@ -49,21 +50,21 @@ def corrupted_with_the_seed(ep: ScriptedEndpoint, seq: int, ack: int, payload: b
 
 @pytest.mark.parametrize("as_wire", [True, False], ids=["wire", "software"])
 def test_a_corrupted_segment_with_the_seed_as_checksum_is_dropped_from_a_wire(
-    hosts: tuple[Host, Host], loop_kind: LoopKind, as_wire: bool
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str, as_wire: bool
 ) -> None:
     """From a wire the corrupted segment fails verification: dropped, counted, and
     the retransmission is what the application reads.  From a software interface
     (the default for veth) the same segment is taken as a local partial checksum:
     that is the trade-off ``aiotcp.io.wires`` describes, and why wires differ."""
-    a, b = hosts
+    a, b = family_hosts
     received: asyncio.Queue[bytes] = asyncio.Queue()
 
     def script(ep: ScriptedEndpoint) -> None:
         ep.send_segment("S", seq=PEER_ISN, win=65535, mss=1460)
         ep.expect_segment("SA", ack=ep.snd(1), within=(0, 0.5))
         ep.send_segment("A", seq=ep.snd(1), ack=ep.rcv(1))
-        src, dst = socket.inet_aton(ep.local[0]), socket.inet_aton(ep.remote[0])
-        ep.raw.send(corrupted_with_the_seed(ep, ep.snd(1), ep.rcv(1), b"hello"), src, dst)
+        corrupted = corrupted_with_the_seed(ep, ep.snd(1), ep.rcv(1), b"hello")
+        ep.raw.send(corrupted, ip_address(ep.local[0]).packed, ip_address(ep.remote[0]).packed)
         if as_wire:
             ep.expect_silence(0.2)  # dropped: nothing to acknowledge
             ep.send_segment("PA", seq=ep.snd(1), ack=ep.rcv(1), payload=b"hello")
@@ -75,7 +76,8 @@ def test_a_corrupted_segment_with_the_seed_as_checksum_is_dropped_from_a_wire(
     async def main() -> None:
         stack = aiotcp.get_stack()
         async with await aiotcp.start_server(serve, port=SERVER_PORT):
-            peer = await start_peer(b, PEER_PORT, (a.address, SERVER_PORT), script)
+            remote = (a.address_of(family), SERVER_PORT)
+            peer = await start_peer(b, PEER_PORT, remote, script, address=b.address_of(family))
             await while_peer_runs(peer, peer)
             data = await asyncio.wait_for(received.get(), 5)
         assert data == (b"hello" if as_wire else b"helln")
@@ -86,20 +88,20 @@ def test_a_corrupted_segment_with_the_seed_as_checksum_is_dropped_from_a_wire(
 
 
 def test_a_bulk_transfer_from_a_wire_arrives_whole(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """B's kernel computes every checksum itself (transmit offload off, as a sender
     behind a NIC); aiotcp treats its veth as a wire: single segments are verified
     in full, GRO aggregates pass on their pseudo-header sum, and a transfer arrives
     byte-exact with nothing dropped."""
-    a, b = hosts
+    a, b = family_hosts
     b.run(["ethtool", "-K", b.ifname, "tx", "off"])
     a.run(["ethtool", "-K", a.ifname, "gro", "on"])  # as a NIC's driver does: aggregates
     size = 8 * 1024 * 1024
 
     async def main() -> None:
         stack = aiotcp.get_stack()
-        reader, writer = await aiotcp.open_connection(b.address, 7000)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), 7000)
         got = await reader.read()
         writer.close()
         assert got == pattern(size)
