@@ -11,7 +11,8 @@ stack under test only for CPU, not for the GIL::
     python -m aiotcp.testing.fuzz icmp --dst 198.18.0.1 --src 198.18.0.2 \
         --listen-port 8080 --conn 7000:61234:SEQ:ACK --count 20000
 
-(``icmp`` with IPv6 addresses forges ICMPv6 errors.)  Packets go out on an
+With IPv6 addresses (inside fd00::/8; ``--src-net fd00:198:19::/48`` for the
+flood) every mode sends IPv6, ``icmp`` ICMPv6 errors.  Packets go out on an
 ``IPPROTO_RAW`` socket (the kernel completes an IPv4 header; an IPv6 one is ours).
 Malformations are TCP-level: a receiving kernel drops broken IP headers before
 any raw socket could see them.  Segments aimed at the established connection
@@ -355,32 +356,58 @@ def _send_raw(
         )
 
 
+_UNIQUE_LOCAL = ipaddress.IPv6Network("fd00::/8")
+
+
+def _family(*addresses: str) -> int:
+    """The family of the addresses (or networks): IPv6 ones must stay in fd00::/8."""
+    if ":" not in addresses[0]:
+        return socket.AF_INET
+    for address in addresses:
+        net = ipaddress.ip_network(address)
+        if not isinstance(net, ipaddress.IPv6Network) or not net.subnet_of(_UNIQUE_LOCAL):
+            raise SystemExit("IPv6 addresses must stay inside fd00::/8")
+    return socket.AF_INET6
+
+
+def _tcp_packet(src: bytes, dst: bytes, segment: bytes) -> bytes:
+    """``segment`` behind the IP header of its family, for an IPPROTO_RAW socket."""
+    if len(src) == 16:
+        return ip6_header(src, dst, len(segment), socket.IPPROTO_TCP) + segment
+    return ip_header(src, dst) + segment
+
+
 def malformed(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
-    src, dst = socket.inet_aton(args.src), socket.inet_aton(args.dst)
+    family = _family(args.src, args.dst)
+    src, dst = socket.inet_pton(family, args.src), socket.inet_pton(family, args.dst)
     conn = tuple(int(x) for x in args.conn.split(":")) if args.conn else None
     gen = Malformer(rng, src, dst, args.listen_port, conn)  # type: ignore[arg-type]
-    header = ip_header(src, dst)
 
     def make() -> tuple[str, bytes]:
         name, seg = gen.next()
-        return name, header + seg
+        return name, _tcp_packet(src, dst, seg)
 
-    return _send_raw(args, make)
+    return _send_raw(args, make, family)
 
 
 def synflood(args: argparse.Namespace) -> dict[str, object]:
-    """Spoofed SYNs from random addresses of ``--src-net`` (keep it inside 198.18.0.0/15)."""
+    """Spoofed SYNs from random addresses of ``--src-net`` (keep it inside 198.18.0.0/15,
+    or fd00::/8 for IPv6)."""
     rng = random.Random(args.seed)
-    net = ipaddress.IPv4Network(args.src_net)
-    if not net.subnet_of(ipaddress.IPv4Network("198.18.0.0/15")):
+    family = _family(args.dst, args.src_net)
+    net = ipaddress.ip_network(args.src_net)
+    if isinstance(net, ipaddress.IPv4Network) and not net.subnet_of(
+        ipaddress.IPv4Network("198.18.0.0/15")
+    ):
         raise SystemExit("spoofed sources must stay inside 198.18.0.0/15")
     base, size = int(net.network_address), net.num_addresses
-    dst = socket.inet_aton(args.dst)
+    width = 16 if family == socket.AF_INET6 else 4
+    dst = socket.inet_pton(family, args.dst)
     mss = bytes((2, 4, 0x05, 0xB4))
 
     def make() -> tuple[str, bytes]:
-        src = struct.pack("!I", base + 1 + rng.randrange(size - 2))
+        src = (base + 1 + rng.randrange(size - 2)).to_bytes(width, "big")
         seg = tcp_bytes(
             src,
             dst,
@@ -392,9 +419,9 @@ def synflood(args: argparse.Namespace) -> dict[str, object]:
             64240,
             mss,
         )
-        return "syn", ip_header(src, dst) + seg
+        return "syn", _tcp_packet(src, dst, seg)
 
-    return _send_raw(args, make)
+    return _send_raw(args, make, family)
 
 
 def icmp(args: argparse.Namespace) -> dict[str, object]:
