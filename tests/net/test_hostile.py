@@ -55,9 +55,10 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 
 def test_fuzzed_and_malformed_segments_never_crash_or_corrupt(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
+    here, there = a.address_of(family), b.address_of(family)
     count = 100_000 if loop_kind == "asyncio" else 25_000
     crashes = Crashes()
     logging.getLogger().addHandler(crashes)
@@ -84,11 +85,11 @@ def test_fuzzed_and_malformed_segments_never_crash_or_corrupt(
         loop.set_exception_handler(lambda lp, ctx: crashes.records.append(str(ctx)))
         stack = aiotcp.get_stack()
         server = await aiotcp.start_server(echo, port=LISTEN, backlog=64)
-        reader, writer = await aiotcp.open_connection(b.address, ECHO)
+        reader, writer = await aiotcp.open_connection(there, ECHO)
         info = writer.get_extra_info("aiotcp")
         conn = f"{ECHO}:{info.local[1]}:{info.rcv_nxt}:{info.snd_nxt}"
         attack = fuzzer(
-            b, "malformed", "--dst", a.address, "--src", b.address,
+            b, "malformed", "--dst", here, "--src", there,
             "--listen-port", str(LISTEN), "--conn", conn,
             "--count", str(count), "--rate", "25000", "--seconds", "40",
         )  # fmt: skip
@@ -101,7 +102,7 @@ def test_fuzzed_and_malformed_segments_never_crash_or_corrupt(
         assert intact, "the established stream was corrupted"
         assert writer.get_extra_info("aiotcp").state == "ESTABLISHED"
         # The listener still serves a real client afterwards.
-        r2, w2 = await aiotcp.open_connection(a.address, LISTEN)
+        r2, w2 = await aiotcp.open_connection(here, LISTEN)
         w2.write(b"still alive\n")
         assert await r2.readline() == b"still alive\n"
         w2.close()
@@ -136,13 +137,18 @@ def rss_kib() -> int:
     return 0
 
 
-def test_syn_flood_with_cookies_keeps_real_clients_served(hosts: tuple[Host, Host]) -> None:
-    """Spoofed SYNs at full speed (sources in 198.19.0.0/16, routed into B where they
-    die) while a kernel client keeps connecting: with SYN cookies it keeps succeeding,
-    the SYN queue never exceeds the backlog, and memory stays bounded."""
-    a, b = hosts
-    backlog, seconds = 128, 6.0
-    a.run(["ip", "route", "add", "198.19.0.0/16", "via", b.address])
+def test_syn_flood_with_cookies_keeps_real_clients_served(
+    family_hosts: tuple[Host, Host], family: str
+) -> None:
+    """Spoofed SYNs at full speed (sources in 198.19.0.0/16 or fd00:198:19::/48,
+    routed into B where they die) while a kernel client keeps connecting: with SYN
+    cookies it keeps succeeding, the SYN queue never exceeds the backlog, and memory
+    stays bounded."""
+    a, b = family_hosts
+    here = a.address_of(family)
+    backlog, seconds = 128, 4.0
+    spoofed = "198.19.0.0/16" if family == "ipv4" else "fd00:198:19::/48"
+    a.run(["ip", "route", "add", spoofed, "via", b.address_of(family)])
     report: dict[str, Any] = {}
 
     def real_clients(deadline: float) -> tuple[int, int]:
@@ -150,7 +156,7 @@ def test_syn_flood_with_cookies_keeps_real_clients_served(hosts: tuple[Host, Hos
         while time.monotonic() < deadline:
             tried += 1
             try:
-                with socket.create_connection((a.address, LISTEN), timeout=2) as s:
+                with socket.create_connection((here, LISTEN), timeout=2) as s:
                     s.sendall(b"ping\n")
                     if s.recv(10) == b"ping\n":
                         ok += 1
@@ -163,8 +169,8 @@ def test_syn_flood_with_cookies_keeps_real_clients_served(hosts: tuple[Host, Hos
         server = await aiotcp.start_server(echo, port=LISTEN, backlog=backlog)
         rss0 = rss_kib()
         flood = fuzzer(
-            b, "synflood", "--dst", a.address, "--listen-port", str(LISTEN),
-            "--src-net", "198.19.0.0/16", "--count", "10000000", "--seconds", str(seconds),
+            b, "synflood", "--dst", here, "--listen-port", str(LISTEN),
+            "--src-net", spoofed, "--count", "10000000", "--seconds", str(seconds),
         )  # fmt: skip
         clients = asyncio.ensure_future(
             asyncio.to_thread(b.call, real_clients, time.monotonic() + seconds, timeout=60)
@@ -201,15 +207,16 @@ def test_syn_flood_with_cookies_keeps_real_clients_served(hosts: tuple[Host, Hos
 
 
 def test_a_peer_that_never_reads_cannot_make_aiotcp_buffer_without_bound(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
     """Write buffering is the application's to bound (drain()); aiotcp's own buffers
     stop at the configured send buffer, and the peer's zero window is respected."""
-    a, b = hosts
+    a, b = family_hosts
     listener = b.listen(ECHO)
 
     async def main() -> dict[str, Any]:
-        _reader, writer = await aiotcp.open_connection(b.address, ECHO, send_buffer=65536)
+        peer = b.address_of(family)
+        _reader, writer = await aiotcp.open_connection(peer, ECHO, send_buffer=65536)
         chunk = bytes(65536)
         for _ in range(400):  # 25 MB offered; the kernel peer never reads
             writer.write(chunk)
@@ -226,7 +233,9 @@ def test_a_peer_that_never_reads_cannot_make_aiotcp_buffer_without_bound(
         conn_holder: list[socket.socket] = []
         t = threading.Thread(target=lambda: conn_holder.append(listener.accept()[0]), daemon=True)
         t.start()
-        result = run(main, loop_kind)
+        # No linger: abort() leaves the send buffer to be delivered (asyncio's abort
+        # over the kernel does), which this peer never lets happen.
+        result = run(main, loop_kind, linger=0)
         t.join(5)
         for c in conn_holder:
             c.close()
@@ -235,7 +244,8 @@ def test_a_peer_that_never_reads_cannot_make_aiotcp_buffer_without_bound(
 
 
 def test_idle_connections_cost(hosts: tuple[Host, Host]) -> None:
-    """1,000 idle established connections: report the memory each costs."""
+    """1,000 idle established connections: report the memory each costs.  IPv4 only:
+    both ends are aiotcp's (no kernel peer), and what is measured is per connection."""
     a, _b = hosts
     n = 1000
     report: dict[str, float] = {}
@@ -271,13 +281,15 @@ def test_idle_connections_cost(hosts: tuple[Host, Host]) -> None:
     assert report["bytes_per_connection"] < 64 * 1024
 
 
-def test_time_wait_table_is_bounded(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+def test_time_wait_table_is_bounded(
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
+) -> None:
     """Like tcp_max_tw_buckets: past the limit the oldest TIME-WAIT entries go early."""
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> tuple[list[str], int]:
         for _ in range(12):
-            reader, writer = await aiotcp.open_connection(b.address, ECHO)
+            reader, writer = await aiotcp.open_connection(b.address_of(family), ECHO)
             writer.write(b"x\n")
             await reader.readline()
             writer.close()  # we close first: TIME-WAIT is ours
@@ -294,15 +306,17 @@ def test_time_wait_table_is_bounded(hosts: tuple[Host, Host], loop_kind: LoopKin
 
 
 def test_syns_to_broadcast_and_multicast_addresses_are_dropped(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], loop_kind: LoopKind, family: str
 ) -> None:
-    """RFC 9293 §3.9.2.3 (MUST-57): a listener on 0.0.0.0 answers no SYN sent to a
-    broadcast or multicast address (it would answer from that address).  The same
-    SYN sent to A's own address is answered, so the test sees a listener at work."""
+    """RFC 9293 §3.9.2.3 (MUST-57): a listener on every address answers no SYN sent
+    to a broadcast or multicast address (it would answer from that address); IPv6
+    has multicast only, A's own solicited-node group among it.  The same SYN sent to
+    A's own address is answered, so the test sees a listener at work."""
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
 
-    a, b = hosts
+    a, b = family_hosts
     a_mac = bytes.fromhex(
         a.run(["cat", f"/sys/class/net/{a.ifname}/address"]).stdout.replace(":", "").strip()
     )
@@ -311,15 +325,24 @@ def test_syns_to_broadcast_and_multicast_addresses_are_dropped(
     )
 
     def frame(dst_mac: bytes, dst_ip: str, sport: int) -> bytes:
-        syn = IP(src=b.address, dst=dst_ip) / TCP(sport=sport, dport=LISTEN, flags="S", seq=1)
+        ip = IP(src=b.address, dst=dst_ip) if family == "ipv4" else IPv6(src=b.address6, dst=dst_ip)
+        syn = ip / TCP(sport=sport, dport=LISTEN, flags="S", seq=1)
         return bytes(Ether(src=b_mac, dst=dst_mac) / syn)
 
-    frames = [
-        frame(b"\xff" * 6, "198.18.0.255", 41001),  # the subnet's broadcast address
-        frame(b"\xff" * 6, "255.255.255.255", 41002),  # limited broadcast
-        frame(bytes.fromhex("01005e000001"), "224.0.0.1", 41003),  # all-hosts multicast
-    ]
-    control = frame(a_mac, a.address, 41004)
+    if family == "ipv4":
+        frames = [
+            frame(b"\xff" * 6, "198.18.0.255", 41001),  # the subnet's broadcast address
+            frame(b"\xff" * 6, "255.255.255.255", 41002),  # limited broadcast
+            frame(bytes.fromhex("01005e000001"), "224.0.0.1", 41003),  # all-hosts multicast
+        ]
+    else:
+        frames = [
+            frame(bytes.fromhex("333300000001"), "ff02::1", 41001),  # all nodes
+            # A's solicited-node group (fd00:198:18::1), which A's kernel has joined.
+            frame(bytes.fromhex("3333ff000001"), "ff02::1:ff00:1", 41002),
+            frame(bytes.fromhex("333300000001"), "ff0e::1", 41003),  # global scope
+        ]
+    control = frame(a_mac, a.address_of(family), 41004)
 
     def inject(frames: list[bytes]) -> None:
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
