@@ -123,23 +123,13 @@ def _host_frames_from(only_interface: int | None, not_interfaces: Iterable[int])
     return prog
 
 
-def tcp6_dst_port_filter(
-    ranges: Iterable[tuple[int, int]],
-    *,
-    only_interface: int | None = None,
-    not_interfaces: Iterable[int] = (),
-) -> list[Insn]:
-    """Program for a cooked (SOCK_DGRAM) AF_PACKET socket bound to IPv6: data starts
-    at the IPv6 header.  Admits TCP right after the fixed header (no extension
-    header) to a port in ``ranges``, in frames addressed to this host (MUST-57);
-    the interfaces as in ``tcp_dst_port_filter`` (a wire's packets apart)."""
-    prog = _host_frames_from(only_interface, not_interfaces)
-    prog += [
-        (BPF_LD_B_ABS, 0, 0, 6),  # next header
-        (BPF_JMP_JEQ_K, 1, 0, socket.IPPROTO_TCP),
-        (BPF_RET_K, 0, 0, DROP),
-        (BPF_LD_H_ABS, 0, 0, 40 + 2),  # TCP destination port
-    ]
+def tcp6_dst_port_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+    """Program for a raw IPv6 TCP socket: the kernel hands it the segment without
+    the IPv6 header (data starts at the TCP header, after netfilter and extension
+    headers, as TCP itself would get it).  Admits segments to a port in ``ranges``
+    in frames addressed to this host (MUST-57)."""
+    prog = _host_frames_from(None, ())
+    prog.append((BPF_LD_H_ABS, 0, 0, 2))  # TCP destination port
     return _accept_ports_in(prog, ranges)
 
 

@@ -132,10 +132,18 @@ def parse_ipv6_tcp(
         return DropReason.BAD_IP_TOTAL_LENGTH
     if nxt != IPPROTO_TCP:
         return DropReason.IPV6_EXTENSION_HEADER if nxt in _EXTENSION_HEADERS else DropReason.NOT_TCP
+    return _tcp6_packet(
+        data[IPV6_HEADER:end], src, dst, (first >> 20) & 3, verify_checksum, end > partial_above
+    )
+
+
+def _tcp6_packet(
+    tcp: memoryview, src: bytes, dst: bytes, ecn: int, verify_checksum: bool, trust_partial: bool
+) -> Packet | DropReason:
+    """``_tcp_packet`` for an IPv6 segment, whose source is checked first."""
     if src[0] == 0xFF or src == _UNSPECIFIED:  # RFC 9293 §3.9.2.3: never a TCP source
         return DropReason.BAD_ADDRESS
-    ecn = (first >> 20) & 3
-    return _tcp_packet(data[IPV6_HEADER:end], src, dst, ecn, verify_checksum, end > partial_above)
+    return _tcp_packet(tcp, src, dst, ecn, verify_checksum, trust_partial)
 
 
 def drain(
@@ -147,7 +155,6 @@ def drain(
     pcap: PcapWriter | None,
     packets: list[Packet],
     partial_above: int = 0,
-    ipv6: bool = False,
 ) -> int:
     """Receive until EAGAIN, ``max_packets``, or less than one IP packet of room is
     left in ``view``; parse each packet where it landed and append it to
@@ -157,7 +164,7 @@ def drain(
     a bulk sender's ACKs or an echo's segments each wake the loop for a packet or
     two, and the interpreted loop was a good part of that wake-up's cost.
     Malformed packets are counted by reason and left out.  ``partial_above`` as in
-    ``parse_ipv4_tcp``; ``ipv6``: the socket delivers IPv6 packets.
+    ``parse_ipv4_tcp``.
     """
     limit = len(view) - MAX_IP_PACKET
     offset = 0
@@ -175,19 +182,79 @@ def drain(
         datagram = view[offset : offset + n]
         if pcap is not None:
             pcap.received(datagram)
-        parsed = (
-            parse_ipv6_tcp(datagram, verify_checksum=verify_checksum, partial_above=partial_above)
-            if ipv6
-            else parse_ipv4_tcp(
-                datagram, verify_checksum=verify_checksum, partial_above=partial_above
-            )
+        parsed = parse_ipv4_tcp(
+            datagram, verify_checksum=verify_checksum, partial_above=partial_above
         )
         if isinstance(parsed, DropReason):
             counters["drop_" + parsed.value] += 1
             continue
         packets.append(parsed)
         offset += n
+    _count_received(counters, received, nbytes)
+    return offset
+
+
+def _count_received(counters: collections.Counter[str], received: int, nbytes: int) -> None:
     if received:
         counters["rx_packets"] += received
         counters["rx_bytes"] += nbytes
+
+
+_NATIVE_UINT: Final = struct.Struct("=I")
+IPV6_ANCILLARY: Final = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
+"""Room for the two control messages a raw IPv6 socket adds to each segment:
+``IPV6_PKTINFO`` (destination address, interface) and ``IPV6_TCLASS``."""
+
+
+def drain6(
+    sock: socket.socket,
+    view: memoryview,
+    max_packets: int,
+    verify_checksum: bool,
+    counters: collections.Counter[str],
+    pcap: PcapWriter | None,
+    packets: list[Packet],
+    wire_mtus: dict[int, int],
+) -> int:
+    """``drain`` for the raw IPv6 socket, which hands over the segment without its
+    IPv6 header: the source comes as the sender's address, the destination,
+    interface and traffic class as control messages.  A segment from a wire
+    (``wire_mtus``: interface → MTU) trusts a partial checksum only when it is
+    longer than the wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
+    limit = len(view) - MAX_IP_PACKET
+    offset = 0
+    received = 0
+    nbytes = 0
+    while received < max_packets and offset <= limit:
+        try:
+            n, ancillary, _, address = sock.recvmsg_into([view[offset:]], IPV6_ANCILLARY)
+        except BlockingIOError:
+            break
+        except InterruptedError:
+            continue
+        received += 1
+        nbytes += n
+        dst = b""
+        ifindex = tclass = 0
+        for level, kind, data in ancillary:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                dst = bytes(data[:16])
+                ifindex = _NATIVE_UINT.unpack_from(data, 16)[0]
+            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_TCLASS:
+                tclass = _NATIVE_UINT.unpack_from(data)[0]
+        src = socket.inet_pton(socket.AF_INET6, str(address[0]).partition("%")[0])
+        segment = view[offset : offset + n]
+        if len(dst) != 16:
+            counters["drop_" + DropReason.BAD_ADDRESS.value] += 1
+            continue
+        if pcap is not None:
+            pcap.received6(src, dst, segment, tclass)
+        trust_partial = IPV6_HEADER + n > wire_mtus.get(ifindex, 0)
+        parsed = _tcp6_packet(segment, src, dst, tclass & 3, verify_checksum, trust_partial)
+        if isinstance(parsed, DropReason):
+            counters["drop_" + parsed.value] += 1
+            continue
+        packets.append(parsed)
+        offset += n
+    _count_received(counters, received, nbytes)
     return offset

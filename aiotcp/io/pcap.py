@@ -1,9 +1,10 @@
 """A pcap of everything a stack sends and receives, for Wireshark and tcpdump -r.
 
-Link type RAW (101): each record is an IPv4 datagram, which is exactly what the
-raw socket hands us on receive.  On send the kernel builds the IP header, so a
-minimal one is written here.  A GSO super-segment is recorded as the one large
-segment it was handed to the kernel as (tcpdump shows the same on the sender).
+Link type RAW (101): each record is an IP packet of either version.  IPv4's raw
+socket hands us whole datagrams on receive; IPv6's hands over the segment alone,
+and on send the kernel builds the IP header, so a minimal one is written here.
+A GSO super-segment is recorded as the one large segment it was handed to the
+kernel as (tcpdump shows the same on the sender).
 Enable with ``Stack(pcap="trace.pcap")`` or ``AIOTCP_PCAP=trace.pcap``.
 """
 
@@ -33,12 +34,14 @@ class PcapWriter:
     def received(self, datagram: bytes | memoryview) -> None:
         self._write(datagram)
 
+    def received6(self, src: bytes, dst: bytes, tcp: memoryview, tclass: int) -> None:
+        """An IPv6 segment as the raw IPv6 socket delivers it (no IP header)."""
+        self._write6(src, dst, (tcp,), tclass)
+
     def sent(self, src: bytes, dst: bytes, *tcp: bytes | bytearray | memoryview) -> None:
         """A TCP segment (header and payload parts) we sent from ``src`` to ``dst``."""
         if len(src) == 16:  # LINKTYPE_RAW takes either version: an IPv6 header
-            payload = sum(len(part) for part in tcp)
-            ip6 = _IP6.pack(6 << 28, payload, 6, 64, src, dst)
-            self._write(ip6 + b"".join(bytes(p) for p in tcp))
+            self._write6(src, dst, tcp, 0)
             return
         length = 20 + sum(len(part) for part in tcp)
         self._ip_id = (self._ip_id + 1) & 0xFFFF
@@ -48,6 +51,13 @@ class PcapWriter:
         csum = ~ones_sum(ip) & 0xFFFF
         ip[10], ip[11] = csum >> 8, csum & 0xFF
         self._write(bytes(ip) + b"".join(bytes(p) for p in tcp))
+
+    def _write6(
+        self, src: bytes, dst: bytes, tcp: tuple[bytes | bytearray | memoryview, ...], tclass: int
+    ) -> None:
+        payload = sum(len(part) for part in tcp)
+        ip6 = _IP6.pack(6 << 28 | tclass << 20, payload, 6, 64, src, dst)
+        self._write(ip6 + b"".join(bytes(p) for p in tcp))
 
     def _write(self, data: bytes | memoryview) -> None:
         now = time.time()

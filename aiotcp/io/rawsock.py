@@ -1,4 +1,4 @@
-"""The raw IPv4 TCP socket: filtered, non-blocking, batch receive, checksummed send.
+"""The raw TCP sockets: filtered, non-blocking, batch receive, checksummed send.
 
 Receive path (docs/architecture.md): the kernel-side BPF filter drops packets for ports
 we do not own before Python wakes up; ``recv_batch`` then drains the socket until
@@ -10,6 +10,12 @@ and stay valid only until the next ``recv_batch`` — consumers copy what they k
 Send path: the kernel builds the IP header (no ``IP_HDRINCL``), and an
 ``IP_PKTINFO`` control message pins the source address so it always matches the
 address the TCP checksum was computed over.
+
+IPv6 has a raw socket of its own, for both directions.  It hands over segments
+without the IPv6 header, the destination address in an ``IPV6_PKTINFO`` control
+message: a packet socket would give the whole packet for less (docs/performance.md),
+but it sees packets before netfilter, so a host's ip6tables INPUT rules would not
+apply to aiotcp's IPv6 as they apply to its IPv4 and to the kernel's TCP.
 """
 
 from __future__ import annotations
@@ -23,14 +29,13 @@ from collections.abc import Iterable, Sequence
 
 from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
-from aiotcp.io.packet import Packet, drain
+from aiotcp.io.packet import Packet, drain, drain6
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.privileges import MissingPrivilegeError, raw_socket
 from aiotcp.io.wires import Wire
 
 MAX_IP_PACKET = 65535
 IP_PKTINFO = 8  # linux/in.h; the socket module lacks it before Python 3.12
-ETH_P_IPV6 = 0x86DD
 _Socket = socket.socket  # the class has a ``socket`` property: annotations use this
 
 
@@ -52,6 +57,8 @@ class RawSocket:
         self._wires = list(wires)
         """Interfaces whose packets have a socket of their own (``aiotcp.io.wires``)."""
         self._wire_socks: list[socket.socket] = []
+        self._sock6: socket.socket | None = None
+        """IPv6's raw socket, both ways (None where the kernel has no IPv6)."""
         ranges = list(port_ranges)
         self._sock = self._open(ranges, rcvbuf, sndbuf, None)
         try:
@@ -60,28 +67,18 @@ class RawSocket:
         except BaseException:
             self.close()
             raise
-        self._rx6: socket.socket | None = None
-        self._tx6: socket.socket | None = None
-        self._wire_rx6: list[socket.socket] = []
-        """IPv6's receive socket per wire, as ``_wire_socks`` (empty without IPv6)."""
         try:
-            self._open_ipv6(ranges, rcvbuf, sndbuf)
+            self._sock6 = self._open_ipv6(ranges, rcvbuf, sndbuf)
         except BaseException:
             self.close()
             raise
-        self._sources: list[tuple[_Socket, int, bool]] = [
-            (self._sock, 0, False),
-            *(
-                (sock, wire.mtu, False)
-                for wire, sock in zip(self._wires, self._wire_socks, strict=True)
-            ),
-            *([] if self._rx6 is None else [(self._rx6, 0, True)]),
-            *(
-                (sock, wire.mtu, True)
-                for wire, sock in zip(self._wires, self._wire_rx6, strict=True)
-            ),
+        self._sources: list[tuple[_Socket, int]] = [
+            (self._sock, 0),
+            *((sock, wire.mtu) for wire, sock in zip(self._wires, self._wire_socks, strict=True)),
         ]
-        """What ``recv_batch`` drains: (socket, ``partial_above``, IPv6?)."""
+        """What ``recv_batch`` drains for IPv4: (socket, ``partial_above``)."""
+        self._wire_mtus = {wire.index: wire.mtu for wire in self._wires}
+        """IPv6's segments say their interface: a wire's are told apart by it."""
         self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
         self._view = memoryview(self._arena)
         self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
@@ -107,59 +104,42 @@ class RawSocket:
             raise
         return sock
 
-    def _open_ipv6(self, ranges: list[tuple[int, int]], rcvbuf: int, sndbuf: int) -> None:
-        """IPv6's two sockets, where the kernel has IPv6: a cooked packet socket to
-        receive (the whole packet from the IPv6 header, which a raw IPv6 socket
-        would not hand over: docs/performance.md), and a raw IPv6 socket to send,
-        filtered to receive nothing.  Each wire gets a packet socket of its own, as
-        for IPv4."""
+    def _open_ipv6(
+        self, ranges: list[tuple[int, int]], rcvbuf: int, sndbuf: int
+    ) -> socket.socket | None:
+        """IPv6's raw socket where the kernel has IPv6, telling each segment's
+        destination address, interface and traffic class."""
         try:
-            rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
         except OSError as exc:
             if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
-                return
-            raise MissingPrivilegeError("cannot open a packet socket") from exc
-        self._rx6 = rx
-        bpf.attach_fresh(rx, self._filter6(ranges, None))
-        for wire in self._wires:
-            wire_rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
-            self._wire_rx6.append(wire_rx)
-            bpf.attach_fresh(wire_rx, self._filter6(ranges, wire.index))
-        try:
-            tx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
-        except OSError as exc:
-            if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
-                for sock in (rx, *self._wire_rx6):
-                    sock.close()
-                self._rx6, self._wire_rx6 = None, []
-                return
+                return None
             raise MissingPrivilegeError("cannot open a raw IPv6 socket") from exc
-        self._tx6 = tx
-        bpf.attach_drop_all(tx)
-        tx.setblocking(False)
-        sizes = [(tx, socket.SO_SNDBUF, sndbuf)]
-        sizes += [(s, socket.SO_RCVBUF, rcvbuf) for s in (rx, *self._wire_rx6)]
-        for sock, opt, size in sizes:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+            bpf.attach_fresh(sock, bpf.tcp6_dst_port_filter(ranges))
+            for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, opt, size)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def _filter(self, ranges: Iterable[tuple[int, int]], wire: int | None) -> list[bpf.Insn]:
         if wire is not None:
             return bpf.tcp_dst_port_filter(ranges, only_interface=wire)
         return bpf.tcp_dst_port_filter(ranges, not_interfaces=[w.index for w in self._wires])
 
-    def _filter6(self, ranges: Iterable[tuple[int, int]], wire: int | None) -> list[bpf.Insn]:
-        if wire is not None:
-            return bpf.tcp6_dst_port_filter(ranges, only_interface=wire)
-        return bpf.tcp6_dst_port_filter(ranges, not_interfaces=[w.index for w in self._wires])
-
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def filenos(self) -> list[int]:
         """Every socket the stack must watch: this one, one per wire, IPv6's."""
-        rx6 = [] if self._rx6 is None else [self._rx6, *self._wire_rx6]
-        return [self._sock.fileno(), *(s.fileno() for s in (*self._wire_socks, *rx6))]
+        six = [] if self._sock6 is None else [self._sock6]
+        return [self._sock.fileno(), *(s.fileno() for s in (*self._wire_socks, *six))]
 
     @property
     def socket(self) -> socket.socket:
@@ -169,12 +149,10 @@ class RawSocket:
         """Replace the BPF filters: only TCP to these destination ports wakes us up."""
         ranges = list(ranges)
         bpf.attach(self._sock, self._filter(ranges, None))
-        if self._rx6 is not None:
-            bpf.attach(self._rx6, self._filter6(ranges, None))
+        if self._sock6 is not None:
+            bpf.attach(self._sock6, bpf.tcp6_dst_port_filter(ranges))
         for wire, sock in zip(self._wires, self._wire_socks, strict=True):
             bpf.attach(sock, self._filter(ranges, wire.index))
-        for wire, sock in zip(self._wires, self._wire_rx6, strict=True):
-            bpf.attach(sock, self._filter6(ranges, wire.index))
 
     def recv_batch(self, max_packets: int = 256) -> list[Packet]:
         """Drain until EAGAIN (or the arena or ``max_packets`` is full).
@@ -185,7 +163,7 @@ class RawSocket:
         """
         packets: list[Packet] = []
         used = 0
-        for sock, partial_above, ipv6 in self._sources:
+        for sock, partial_above in self._sources:
             used += drain(
                 sock.recv_into,
                 self._view[used:],
@@ -195,7 +173,17 @@ class RawSocket:
                 self.pcap,
                 packets,
                 partial_above,
-                ipv6,
+            )
+        if self._sock6 is not None:
+            drain6(
+                self._sock6,
+                self._view[used:],
+                max_packets,
+                self.verify_checksum,
+                self.counters,
+                self.pcap,
+                packets,
+                self._wire_mtus,
             )
         return packets
 
@@ -243,7 +231,7 @@ class RawSocket:
     ) -> None:
         """IPv6: the source address, traffic class and hop limit as control messages
         (the kernel builds the header; the TCP checksum is ours, ``encode``'s)."""
-        if self._tx6 is None:
+        if self._sock6 is None:
             self.counters["tx_error_EAFNOSUPPORT"] += 1
             return
         cmsg = self._pktinfo.get(src)
@@ -255,7 +243,7 @@ class RawSocket:
         if ttl is not None:
             cmsg = [*cmsg, (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("i", ttl))]
         address = (socket.inet_ntop(socket.AF_INET6, dst), 0, 0, 0)
-        self._sendmsg(self._tx6, data, cmsg, address, src, dst)
+        self._sendmsg(self._sock6, data, cmsg, address, src, dst)
 
     def _sendmsg(
         self,
@@ -283,7 +271,7 @@ class RawSocket:
             self.pcap.sent(src, dst, data)
 
     def close(self) -> None:
-        for sock in (self._sock, *self._wire_socks, self._rx6, *self._wire_rx6, self._tx6):
+        for sock in (self._sock, *self._wire_socks, self._sock6):
             if sock is not None:
                 sock.close()
 

@@ -13,15 +13,13 @@ Where the rules live, and why:
   -o <veth>``; ``"both"``: both rules, one queue. The mangle table runs before
   ``filter``, so a packet we accept still meets every filter rule (e.g. aiotcp's RST
   guard): an NFQUEUE accept skips only the rest of the table that queued it.
-* Impair the *kernel peer's* namespace when testing aiotcp: an AF_PACKET socket sees
-  inbound packets before netfilter, and AF_PACKET sends bypass it, so rules in the
-  aiotcp host could miss its traffic. Loss decided in the helper is invisible to the
-  sender (asynchronous verdict), like loss on a wire.
+* aiotcp receives through raw IP sockets, which the kernel serves after INPUT, so
+  ``direction="in"`` in aiotcp's own host impairs what reaches it; its AF_PACKET
+  sends (GSO) bypass netfilter, so what aiotcp sends is impaired in the peer's
+  host.  Loss decided in the helper is invisible to the sender (asynchronous
+  verdict), like loss on a wire.
 * On a host with IPv6 (``Host.address6``) every rule is also an ip6tables rule,
-  into the same queue: both families are impaired alike. aiotcp receives IPv6
-  through an AF_PACKET socket, which sees packets *before* netfilter, so what
-  reaches aiotcp over IPv6 can only be impaired on the sending host's way out
-  (``direction="out"`` on the peer), never on aiotcp's INPUT.
+  into the same queue: both families are impaired alike.
 * Duplicates are re-sent through a raw socket with ``SO_MARK``; the rules skip that
   mark, so copies are not impaired again. Inbound copies travel via ``lo`` (so a
   capture on the veth shows inbound duplicates only on the sending side); outbound
@@ -135,16 +133,6 @@ def _rules(host: Host, rules: list[list[str]]) -> Iterator[None]:
     finally:
         for command, rule in reversed(added):
             host.run([command, "-w", "-t", "mangle", "-D", *rule], check=False)
-
-
-def toward_aiotcp(aiotcp_host: Host, sender: Host, family: str) -> tuple[Host, Direction]:
-    """Where to impair what ``sender`` sends to an aiotcp stack in ``aiotcp_host``,
-    as ``impair``'s host and direction: over IPv4 on arrival (aiotcp's raw socket
-    reads after the INPUT hook), over IPv6 on the sender's way out (aiotcp's packet
-    socket reads before netfilter, so rules on its host would miss it)."""
-    if family == "ipv6":
-        return sender, "out"
-    return aiotcp_host, "in"
 
 
 @contextlib.contextmanager

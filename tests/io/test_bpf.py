@@ -124,18 +124,6 @@ def test_a_wire_socket_admits_its_interface_only_and_the_main_one_the_rest() -> 
     assert bpf.run(wire, packet(8081), ifindex=3) == 0  # the ports still decide
 
 
-def test_ipv6_wire_sockets_split_the_interfaces_as_ipv4_ones() -> None:
-    """The same split for IPv6's packet sockets: a wire's IPv6 packets reach only
-    its own socket, whose checksums are then verified in full."""
-    segment = struct.pack("!IHBB16s16s", 6 << 28, 20, 6, 64, bytes(16), bytes(16))
-    segment += struct.pack("!HH", 1234, 8080) + bytes(16)
-    wire = bpf.tcp6_dst_port_filter([(8080, 8080)], only_interface=3)
-    rest = bpf.tcp6_dst_port_filter([(8080, 8080)], not_interfaces=[3, 7])
-    for ifindex in (1, 3, 7):
-        admitted_by = [bpf.run(p, segment, ifindex=ifindex) != 0 for p in (wire, rest)]
-        assert admitted_by == ([True, False] if ifindex == 3 else [False, ifindex != 7])
-
-
 @pytest.mark.root
 def test_the_kernel_accepts_the_interface_filters() -> None:
     require_root()

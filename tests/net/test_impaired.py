@@ -12,10 +12,6 @@ the "down" direction would measure that rather than aiotcp. A's INPUT is safe fo
 aiotcp's receive path: it receives on an IPPROTO_TCP raw socket, which the kernel
 serves after INPUT (``impair.py``'s warning is about AF_PACKET, which aiotcp only
 uses to send; the tests check that the kernel really had losses to repair).
-Over IPv6 aiotcp does receive through AF_PACKET, before any netfilter hook, so
-there the B->A direction is impaired on B's way out (``toward_aiotcp``): the
-kernel sender's own queueing then throttles it somewhat, which the transfer sizes
-allow for.
 
 The hosts are built with offloads off: with TSO/GSO on, the kernel hands netfilter
 64 KB super-packets, and "5 % loss" would drop 44 segments at a time. Offloads off
@@ -48,7 +44,6 @@ from aiotcp.testing.impair import (
     impair,
     iptables_drop,
     tables,
-    toward_aiotcp,
 )
 from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import (
@@ -207,8 +202,7 @@ def test_bulk_over_impaired_link_is_byte_exact(
             arrivals = es.enter_context(arrival_recorder(a, PORT))
         # Each direction impaired once, on arrival where it can be (module docstring).
         to_b = es.enter_context(p.impair(b, seed=p.seed))
-        where, way = toward_aiotcp(a, b, family)
-        to_a = es.enter_context(p.impair(where, seed=p.seed + 1, direction=way))
+        to_a = es.enter_context(p.impair(a, seed=p.seed + 1))
         es.enter_context(a.entered())
         if direction == "up":
             result = run(
@@ -266,21 +260,14 @@ FAST_RTO: dict[str, Any] = {"rto_initial": 0.2, "rto_min": 0.05, "rto_max": 1.0}
 
 
 @contextlib.contextmanager
-def link_down(a: Host, b: Host, family: str) -> Iterator[None]:
+def link_down(a: Host, b: Host) -> Iterator[None]:
     """Every packet between A and B is lost, both ways, until the block exits.
 
     DROP on each receiver's INPUT (``iptables_drop``'s advice): neither sender
     sees an error, exactly as when a cable is pulled somewhere in between. aiotcp
-    receives IPv4 through an IPPROTO_TCP raw socket, which sits behind INPUT; its
-    IPv6 packet socket does not, so over IPv6 B's packets are lost on B's way out
-    (``toward_aiotcp``), silently: a DROP rule there would fail B's sends, which
-    its TCP handles unlike loss.
+    receives through raw IP sockets, which sit behind INPUT, for both families.
     """
-    where, way = toward_aiotcp(a, b, family)
-    with (
-        iptables_drop(where, probability=1.0, direction=way, silent=way == "out"),
-        iptables_drop(b, probability=1.0),
-    ):
+    with iptables_drop(a, probability=1.0), iptables_drop(b, probability=1.0):
         yield
 
 
@@ -305,7 +292,6 @@ class Outage:
 
     a: Host
     b: Host
-    family: str
     start_at: int
     seconds: float | None
     started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -327,7 +313,7 @@ class Outage:
 
     async def run(self, es: contextlib.ExitStack) -> None:
         await self.started.wait()
-        await asyncio.to_thread(es.enter_context, link_down(self.a, self.b, self.family))
+        await asyncio.to_thread(es.enter_context, link_down(self.a, self.b))
         self.began = time.monotonic()
         if self.seconds is None:
             return
@@ -359,7 +345,7 @@ def test_connection_survives_a_link_outage(
 
     async def main() -> tuple[TransferResult, Outage]:
         with contextlib.ExitStack() as es:
-            outage = Outage(a, b, family, start_at=OUTAGE_SIZE // 5, seconds=OUTAGE_SECONDS)
+            outage = Outage(a, b, start_at=OUTAGE_SIZE // 5, seconds=OUTAGE_SECONDS)
             task = asyncio.create_task(outage.run(es))
             try:
                 if direction == "up":
@@ -421,7 +407,7 @@ def test_a_link_that_stays_down_times_out_and_frees_everything(
 
     async def main() -> dict[str, Any]:
         with contextlib.ExitStack() as es:
-            outage = Outage(a, b, family, start_at=OUTAGE_SIZE // 10, seconds=None)
+            outage = Outage(a, b, start_at=OUTAGE_SIZE // 10, seconds=None)
             task = asyncio.create_task(outage.run(es))
             _, writer = await aiotcp.open_connection(b.address_of(family), PORT, **options)
             local_port.append(writer.get_extra_info("sockname")[1])
@@ -503,7 +489,7 @@ def test_handshake_and_close_survive_a_link_outage(
                     if info.snd_una == info.snd_nxt and info.send_queue == 0:
                         break
                     await asyncio.sleep(0.01)
-            await asyncio.to_thread(es.enter_context, link_down(a, b, family))
+            await asyncio.to_thread(es.enter_context, link_down(a, b))
             t0 = time.monotonic()
             restore = asyncio.create_task(restore_after(es, SHORT_OUTAGE))
             try:
@@ -535,7 +521,7 @@ def test_handshake_and_close_survive_a_link_outage(
 def test_outage_helpers_clean_up(wire: tuple[Host, Host], family: str) -> None:
     """link_down leaves no rule behind, in either family's table."""
     a, b = wire
-    with link_down(a, b, family):
+    with link_down(a, b):
         assert dropped_by_rules(a) == 0  # (B may send IPv6's own multicast meanwhile)
     for host in (a, b):
         for command in ("iptables", "ip6tables"):

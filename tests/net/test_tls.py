@@ -268,8 +268,7 @@ def test_tls_over_a_lossy_reordering_link_arrives_whole(
     kernel_tls_server: subprocess.Popen[str],
 ) -> None:
     """Loss, delay and reordering under TLS: any corruption or gap would fail the
-    record MAC; the echo comes back byte-exact.  Both directions are impaired on
-    B (for IPv6, aiotcp's packet socket would see A's arrivals before netfilter)."""
+    record MAC; the echo comes back byte-exact.  Both directions are impaired on B."""
     a, b = family_hosts
     data = pattern(1024 * 1024, seed=10)
 
