@@ -195,3 +195,38 @@ def test_200_concurrent_connections_with_no_kernel_rst_on_the_wire(
     assert not [s for s in segments if "R" in s.flags], "a RST reached the wire"
     for command in ("iptables", "ip6tables"):
         assert "AIOTCP" not in a.run([command, "-S"]).stdout, "the guard left rules behind"
+
+
+def test_the_hosts_firewall_applies_to_aiotcp(
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
+) -> None:
+    """A filter rule in aiotcp's host (here: refuse one client address) stops that
+    client's segments before aiotcp, as it would before the kernel's TCP, over both
+    families: aiotcp receives behind netfilter's INPUT hook.  The client's connect
+    times out (its SYNs vanish) and no connection appears."""
+    a, b = family_hosts
+    tool = "ip6tables" if family == "ipv6" else "iptables"
+    a.run([tool, "-I", "INPUT", "-s", b.address_of(family), "-p", "tcp",
+           "--dport", str(PORT), "-j", "DROP"])  # fmt: skip
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read(100))
+        writer.close()
+
+    def kernel_client() -> str:
+        try:
+            with socket.create_connection((a.address_of(family), PORT), timeout=1.5):
+                return "connected"
+        except TimeoutError:
+            return "timed out"
+
+    async def main() -> tuple[str, int]:
+        server = await aiotcp.start_server(echo, port=PORT)
+        outcome = await asyncio.to_thread(b.call, kernel_client)
+        seen = aiotcp.get_stack().counters["rx_packets"]
+        server.close()
+        return outcome, seen
+
+    with a.entered():
+        outcome, seen = run(main, loop_kind)
+    assert (outcome, seen) == ("timed out", 0)
