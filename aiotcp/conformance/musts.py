@@ -532,10 +532,11 @@ MUST_STATUS: dict[int, Status] = {
             _ICMP_NET + "test_connect_fails_at_once_with_the_kernels_errno",
             _ICMP_NET + "test_fragmentation_needed_lowers_the_mss_and_the_transfer_completes",
             _ICMP_NET + "test_forged_errors_quoting_unsent_sequence_numbers_are_ignored",
+            "tests/io/test_icmp6_errors.py::test_errors_about_our_segments_are_admitted_and_named",
         ),
-        "a raw ICMP socket, filtered in the kernel to errors quoting our ports, hands each "
-        "error to the connection of the quoted 4-tuple if the quoted sequence number is "
-        "in flight (RFC 5927); IPv4 only until IPv6 lands",
+        "raw ICMP and ICMPv6 sockets, filtered in the kernel to errors quoting our ports, "
+        "hand each error to the connection of the quoted 4-tuple if the quoted sequence "
+        "number is in flight (RFC 5927), over both families",
     ),
     55: Status(
         "yes",

@@ -20,6 +20,8 @@ from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import Host, kernel_echo_server, kernel_sink, kernel_source, pattern
 
 PORT = 7000
+SILENT = {"ipv4": "198.18.0.77", "ipv6": "fd00:198:18::77"}
+"""On the link, but no host there: SYNs (or neighbour solicitations) go unanswered."""
 SIZE = 50 * 1024 * 1024  # the issue asks for 50 MB each direction
 
 
@@ -92,13 +94,13 @@ def test_client_receives_bulk_from_kernel_byte_exact(
 
 
 def test_client_half_close_then_keeps_reading(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """write_eof() sends FIN; the kernel echo server still answers, then closes."""
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> bytes:
-        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         writer.write(b"x" * 100000)
         assert writer.can_write_eof()
         writer.write_eof()
@@ -113,20 +115,22 @@ def test_client_half_close_then_keeps_reading(
 
 
 def test_refused_port_raises_connection_refused(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> None:
         with pytest.raises(ConnectionRefusedError):
-            await aiotcp.open_connection(b.address, 9)
+            await aiotcp.open_connection(b.address_of(family), 9)
 
     with a.entered():
         run(main, loop_kind)
 
 
-def test_kernel_abort_gives_connection_reset(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
-    a, b = hosts
+def test_kernel_abort_gives_connection_reset(
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
+) -> None:
+    a, b = family_hosts
     listener = b.listen(PORT)
 
     def abort_first_client() -> None:
@@ -136,7 +140,7 @@ def test_kernel_abort_gives_connection_reset(hosts: tuple[Host, Host], loop_kind
         conn.close()  # RST
 
     async def main() -> None:
-        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         writer.write(b"hi")
         with pytest.raises(ConnectionResetError):
             await reader.read()
@@ -150,15 +154,15 @@ def test_kernel_abort_gives_connection_reset(hosts: tuple[Host, Host], loop_kind
 
 
 def test_unreachable_peer_times_out_after_syn_retries(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
-    a, _ = hosts
+    a, _ = family_hosts
 
     async def main() -> float:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         with pytest.raises(TimeoutError):
-            await aiotcp.open_connection("198.18.0.77", PORT, syn_retries=2, rto_initial=0.2)
+            await aiotcp.open_connection(SILENT[family], PORT, syn_retries=2, rto_initial=0.2)
         return loop.time() - t0
 
     with a.entered():
@@ -167,17 +171,17 @@ def test_unreachable_peer_times_out_after_syn_retries(
 
 
 def test_cancelled_connect_aborts_and_frees_its_port(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
     """asyncio.wait_for around connect (the usual way to bound it): the SYN-SENT
     connection is aborted, leaves the table and gives its port back."""
-    a, _ = hosts
+    a, _ = family_hosts
 
     async def main() -> tuple[int, int, int]:
         stack = aiotcp.stack.get_stack()
         before = len(stack.guard.reservations)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(aiotcp.open_connection("198.18.0.77", PORT), 0.3)
+            await asyncio.wait_for(aiotcp.open_connection(SILENT[family], PORT), 0.3)
         during = len(stack.connections)
         for _ in range(100):
             if not stack.connections:
@@ -243,7 +247,7 @@ def test_curl_fetches_from_aiotcp_http_server(
     a, b = family_hosts
     body = pattern(300000, seed=3)
     # curl -4 / -6, with an IPv6 address in brackets.
-    host = a.address if family == "ipv4" else f"[{a.address_of(family)}]"
+    host = a.address_of(family) if family == "ipv4" else f"[{a.address_of(family)}]"
     version = "-4" if family == "ipv4" else "-6"
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -268,13 +272,13 @@ def test_curl_fetches_from_aiotcp_http_server(
 
 
 def test_many_concurrent_connections_then_table_empties(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
     n = 50
 
     async def one(i: int) -> bytes:
-        reader, writer = await aiotcp.open_connection(b.address, PORT)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT)
         msg = f"client {i}\n".encode() * 100
         writer.write(msg)
         got = await reader.readexactly(len(msg))
@@ -293,14 +297,16 @@ def test_many_concurrent_connections_then_table_empties(
         run(main, loop_kind)
 
 
-def test_time_wait_expires_after_2msl(hosts: tuple[Host, Host], loop_kind: LoopKind) -> None:
+def test_time_wait_expires_after_2msl(
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
+) -> None:
     """TIME-WAIT lasts 2·MSL, kept by the stack's one timer: the connection's own task
     has ended (it is parked, like a Linux timewait socket) and its port is held."""
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> None:
         stack = aiotcp.stack.get_stack()
-        reader, writer = await aiotcp.open_connection(b.address, PORT, msl=0.25)
+        reader, writer = await aiotcp.open_connection(b.address_of(family), PORT, msl=0.25)
         port = writer.get_extra_info("sockname")[1]
         writer.write(b"ping\n")
         await reader.readline()
@@ -358,20 +364,20 @@ def test_server_bulk_both_directions_with_a_kernel_client(
 
 
 def test_closing_the_stack_resets_connections_and_wakes_their_readers(
-    hosts: tuple[Host, Host], loop_kind: LoopKind
+    family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
-    a, b = hosts
+    a, b = family_hosts
 
     async def main() -> None:
         stack = aiotcp.get_stack()
-        reader, _ = await aiotcp.open_connection(b.address, PORT)
+        reader, _ = await aiotcp.open_connection(b.address_of(family), PORT)
         pending = asyncio.ensure_future(reader.read())
         await asyncio.sleep(0.05)
         stack.close()
         with pytest.raises(ConnectionAbortedError):
             await asyncio.wait_for(pending, 2)
         with pytest.raises(RuntimeError, match="closed"):
-            await aiotcp.open_connection(b.address, PORT, stack=stack)
+            await aiotcp.open_connection(b.address_of(family), PORT, stack=stack)
 
     with kernel_echo_server(b, PORT), a.entered():
         run(main, loop_kind)
