@@ -146,6 +146,10 @@ def _tcp6_packet(
     return _tcp_packet(tcp, src, dst, ecn, verify_checksum, trust_partial)
 
 
+Received = tuple[int, Packet | DropReason]
+"""What one receive call got: its length in the arena, and the packet or why not."""
+
+
 def drain(
     recv_into: Callable[[memoryview], int],
     view: memoryview,
@@ -166,38 +170,8 @@ def drain(
     Malformed packets are counted by reason and left out.  ``partial_above`` as in
     ``parse_ipv4_tcp``.
     """
-    limit = len(view) - MAX_IP_PACKET
-    offset = 0
-    received = 0
-    nbytes = 0
-    while received < max_packets and offset <= limit:
-        try:
-            n = recv_into(view[offset:])
-        except BlockingIOError:
-            break
-        except InterruptedError:
-            continue
-        received += 1
-        nbytes += n
-        datagram = view[offset : offset + n]
-        if pcap is not None:
-            pcap.received(datagram)
-        parsed = parse_ipv4_tcp(
-            datagram, verify_checksum=verify_checksum, partial_above=partial_above
-        )
-        if isinstance(parsed, DropReason):
-            counters["drop_" + parsed.value] += 1
-            continue
-        packets.append(parsed)
-        offset += n
-    _count_received(counters, received, nbytes)
-    return offset
-
-
-def _count_received(counters: collections.Counter[str], received: int, nbytes: int) -> None:
-    if received:
-        counters["rx_packets"] += received
-        counters["rx_bytes"] += nbytes
+    receiver = _Ipv4Receiver(recv_into, verify_checksum, pcap, partial_above)
+    return _drain(receiver.receive, view, max_packets, counters, packets)
 
 
 _NATIVE_UINT: Final = struct.Struct("=I")
@@ -221,19 +195,84 @@ def drain6(
     interface and traffic class as control messages.  A segment from a wire
     (``wire_mtus``: interface → MTU) trusts a partial checksum only when it is
     longer than the wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
+    receiver = _Ipv6Receiver(sock, verify_checksum, pcap, wire_mtus)
+    return _drain(receiver.receive, view, max_packets, counters, packets)
+
+
+def _drain(
+    receive: Callable[[memoryview], Received],
+    view: memoryview,
+    max_packets: int,
+    counters: collections.Counter[str],
+    packets: list[Packet],
+) -> int:
     limit = len(view) - MAX_IP_PACKET
     offset = 0
     received = 0
     nbytes = 0
     while received < max_packets and offset <= limit:
         try:
-            n, ancillary, _, address = sock.recvmsg_into([view[offset:]], IPV6_ANCILLARY)
+            n, parsed = receive(view[offset:])
         except BlockingIOError:
             break
         except InterruptedError:
             continue
         received += 1
         nbytes += n
+        if isinstance(parsed, DropReason):
+            counters["drop_" + parsed.value] += 1
+            continue
+        packets.append(parsed)
+        offset += n
+    if received:
+        counters["rx_packets"] += received
+        counters["rx_bytes"] += nbytes
+    return offset
+
+
+class _Ipv4Receiver:
+    """One IPv4 datagram from a raw socket, parsed where it landed."""
+
+    def __init__(
+        self,
+        recv_into: Callable[[memoryview], int],
+        verify_checksum: bool,
+        pcap: PcapWriter | None,
+        partial_above: int,
+    ) -> None:
+        self.recv_into = recv_into
+        self.verify_checksum = verify_checksum
+        self.pcap = pcap
+        self.partial_above = partial_above
+
+    def receive(self, room: memoryview) -> Received:
+        n = self.recv_into(room)
+        datagram = room[:n]
+        if self.pcap is not None:
+            self.pcap.received(datagram)
+        parsed = parse_ipv4_tcp(
+            datagram, verify_checksum=self.verify_checksum, partial_above=self.partial_above
+        )
+        return n, parsed
+
+
+class _Ipv6Receiver:
+    """One segment from the raw IPv6 socket, its addresses from control messages."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        verify_checksum: bool,
+        pcap: PcapWriter | None,
+        wire_mtus: dict[int, int],
+    ) -> None:
+        self.sock = sock
+        self.verify_checksum = verify_checksum
+        self.pcap = pcap
+        self.wire_mtus = wire_mtus
+
+    def receive(self, room: memoryview) -> Received:
+        n, ancillary, _, address = self.sock.recvmsg_into([room], IPV6_ANCILLARY)
         dst = b""
         ifindex = tclass = 0
         for level, kind, data in ancillary:
@@ -242,19 +281,11 @@ def drain6(
                 ifindex = _NATIVE_UINT.unpack_from(data, 16)[0]
             elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_TCLASS:
                 tclass = _NATIVE_UINT.unpack_from(data)[0]
-        src = socket.inet_pton(socket.AF_INET6, str(address[0]).partition("%")[0])
-        segment = view[offset : offset + n]
         if len(dst) != 16:
-            counters["drop_" + DropReason.BAD_ADDRESS.value] += 1
-            continue
-        if pcap is not None:
-            pcap.received6(src, dst, segment, tclass)
-        trust_partial = IPV6_HEADER + n > wire_mtus.get(ifindex, 0)
-        parsed = _tcp6_packet(segment, src, dst, tclass & 3, verify_checksum, trust_partial)
-        if isinstance(parsed, DropReason):
-            counters["drop_" + parsed.value] += 1
-            continue
-        packets.append(parsed)
-        offset += n
-    _count_received(counters, received, nbytes)
-    return offset
+            return n, DropReason.BAD_ADDRESS
+        src = socket.inet_pton(socket.AF_INET6, str(address[0]).partition("%")[0])
+        segment = room[:n]
+        if self.pcap is not None:
+            self.pcap.received6(src, dst, segment, tclass)
+        trust_partial = IPV6_HEADER + n > self.wire_mtus.get(ifindex, 0)
+        return n, _tcp6_packet(segment, src, dst, tclass & 3, self.verify_checksum, trust_partial)

@@ -93,16 +93,7 @@ class RawSocket:
         """A raw socket admitting ``ranges``: from interface ``wire`` only, or (None)
         from every interface that is not one of the wires."""
         sock = raw_socket(socket.AF_INET, socket.IPPROTO_TCP, "a raw socket")
-        try:
-            # Admit nothing until the caller says which ports are ours.
-            bpf.attach_fresh(sock, self._filter(ranges, wire))
-            for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, opt, size)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        return _configured(sock, self._filter(ranges, wire), rcvbuf, sndbuf)
 
     def _open_ipv6(
         self, ranges: list[tuple[int, int]], rcvbuf: int, sndbuf: int
@@ -115,18 +106,8 @@ class RawSocket:
             if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
                 return None
             raise MissingPrivilegeError("cannot open a raw IPv6 socket") from exc
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
-            bpf.attach_fresh(sock, bpf.tcp6_dst_port_filter(ranges))
-            for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, opt, size)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        options = (socket.IPV6_RECVPKTINFO, socket.IPV6_RECVTCLASS)
+        return _configured(sock, bpf.tcp6_dst_port_filter(ranges), rcvbuf, sndbuf, options)
 
     def _filter(self, ranges: Iterable[tuple[int, int]], wire: int | None) -> list[bpf.Insn]:
         if wire is not None:
@@ -280,3 +261,26 @@ class RawSocket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _configured(
+    sock: _Socket,
+    program: list[bpf.Insn],
+    rcvbuf: int,
+    sndbuf: int,
+    ipv6_options: tuple[int, ...] = (),
+) -> _Socket:
+    """A raw socket made ready, or closed if it cannot be: its filter admitting
+    nothing but ``program`` from the start (and non-blocking: ``attach_fresh``),
+    buffers as large as allowed, ``ipv6_options`` (control messages to receive) on."""
+    try:
+        for option in ipv6_options:
+            sock.setsockopt(socket.IPPROTO_IPV6, option, 1)
+        bpf.attach_fresh(sock, program)
+        for opt, size in ((socket.SO_RCVBUF, rcvbuf), (socket.SO_SNDBUF, sndbuf)):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
