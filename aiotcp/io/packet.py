@@ -148,64 +148,29 @@ def _tcp6_packet(
 
 Received = tuple[int, Packet | DropReason]
 """What one receive call got: its length in the arena, and the packet or why not."""
-
-
-def drain(
-    recv_into: Callable[[memoryview], int],
-    view: memoryview,
-    max_packets: int,
-    verify_checksum: bool,
-    counters: collections.Counter[str],
-    pcap: PcapWriter | None,
-    packets: list[Packet],
-    partial_above: int = 0,
-) -> int:
-    """Receive until EAGAIN, ``max_packets``, or less than one IP packet of room is
-    left in ``view``; parse each packet where it landed and append it to
-    ``packets``.  Returns how much of ``view`` the kept packets take.
-
-    Here rather than in the raw socket's class so that the loop runs compiled:
-    a bulk sender's ACKs or an echo's segments each wake the loop for a packet or
-    two, and the interpreted loop was a good part of that wake-up's cost.
-    Malformed packets are counted by reason and left out.  ``partial_above`` as in
-    ``parse_ipv4_tcp``.
-    """
-    receiver = _Ipv4Receiver(recv_into, verify_checksum, pcap, partial_above)
-    return _drain(receiver.receive, view, max_packets, counters, packets)
-
-
 _NATIVE_UINT: Final = struct.Struct("=I")
 IPV6_ANCILLARY: Final = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
 """Room for the two control messages a raw IPv6 socket adds to each segment:
 ``IPV6_PKTINFO`` (destination address, interface) and ``IPV6_TCLASS``."""
 
 
-def drain6(
-    sock: socket.socket,
-    view: memoryview,
-    max_packets: int,
-    verify_checksum: bool,
-    counters: collections.Counter[str],
-    pcap: PcapWriter | None,
-    packets: list[Packet],
-    wire_mtus: dict[int, int],
-) -> int:
-    """``drain`` for the raw IPv6 socket, which hands over the segment without its
-    IPv6 header: the source comes as the sender's address, the destination,
-    interface and traffic class as control messages.  A segment from a wire
-    (``wire_mtus``: interface → MTU) trusts a partial checksum only when it is
-    longer than the wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
-    receiver = _Ipv6Receiver(sock, verify_checksum, pcap, wire_mtus)
-    return _drain(receiver.receive, view, max_packets, counters, packets)
-
-
-def _drain(
+def drain(
     receive: Callable[[memoryview], Received],
     view: memoryview,
     max_packets: int,
     counters: collections.Counter[str],
     packets: list[Packet],
 ) -> int:
+    """Receive until EAGAIN, ``max_packets``, or less than one IP packet of room is
+    left in ``view``; each packet is parsed where it landed (``receive``: an
+    ``Ipv4Receiver``'s or ``Ipv6Receiver``'s) and appended to ``packets``.
+    Returns how much of ``view`` the kept packets take.
+
+    Here rather than in the raw socket's class so that the loop runs compiled:
+    a bulk sender's ACKs or an echo's segments each wake the loop for a packet or
+    two, and the interpreted loop was a good part of that wake-up's cost.
+    Malformed packets are counted by reason and left out.
+    """
     limit = len(view) - MAX_IP_PACKET
     offset = 0
     received = 0
@@ -230,19 +195,27 @@ def _drain(
     return offset
 
 
-class _Ipv4Receiver:
-    """One IPv4 datagram from a raw socket, parsed where it landed."""
+class _Receiver:
+    """How one socket's packets are read: checksums checked or not, a pcap or not."""
+
+    def __init__(self, verify_checksum: bool, pcap: PcapWriter | None) -> None:
+        self.verify_checksum = verify_checksum
+        self.pcap = pcap
+
+
+class Ipv4Receiver(_Receiver):
+    """One IPv4 datagram from a raw socket, parsed where it landed.
+    ``partial_above`` as in ``parse_ipv4_tcp``."""
 
     def __init__(
         self,
         recv_into: Callable[[memoryview], int],
         verify_checksum: bool,
         pcap: PcapWriter | None,
-        partial_above: int,
+        partial_above: int = 0,
     ) -> None:
+        super().__init__(verify_checksum, pcap)
         self.recv_into = recv_into
-        self.verify_checksum = verify_checksum
-        self.pcap = pcap
         self.partial_above = partial_above
 
     def receive(self, room: memoryview) -> Received:
@@ -256,8 +229,12 @@ class _Ipv4Receiver:
         return n, parsed
 
 
-class _Ipv6Receiver:
-    """One segment from the raw IPv6 socket, its addresses from control messages."""
+class Ipv6Receiver(_Receiver):
+    """One segment from the raw IPv6 socket, which hands it over without its IPv6
+    header: the source comes as the sender's address, the destination, interface
+    and traffic class as control messages.  A segment from a wire (``wire_mtus``:
+    interface → MTU) trusts a partial checksum only when it is longer than the
+    wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
 
     def __init__(
         self,
@@ -266,9 +243,8 @@ class _Ipv6Receiver:
         pcap: PcapWriter | None,
         wire_mtus: dict[int, int],
     ) -> None:
+        super().__init__(verify_checksum, pcap)
         self.sock = sock
-        self.verify_checksum = verify_checksum
-        self.pcap = pcap
         self.wire_mtus = wire_mtus
 
     def receive(self, room: memoryview) -> Received:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 
 from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
-from aiotcp.io.packet import Packet, drain, drain6
+from aiotcp.io.packet import Ipv4Receiver, Ipv6Receiver, Packet, drain
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.privileges import MissingPrivilegeError, raw_socket
 from aiotcp.io.wires import Wire
@@ -143,29 +143,16 @@ class RawSocket:
         they are longer than its MTU (GRO aggregates).
         """
         packets: list[Packet] = []
-        used = 0
-        for sock, partial_above in self._sources:
-            used += drain(
-                sock.recv_into,
-                self._view[used:],
-                max_packets,
-                self.verify_checksum,
-                self.counters,
-                self.pcap,
-                packets,
-                partial_above,
-            )
+        verify, pcap = self.verify_checksum, self.pcap
+        receivers: list[Ipv4Receiver | Ipv6Receiver] = [
+            Ipv4Receiver(sock.recv_into, verify, pcap, partial_above)
+            for sock, partial_above in self._sources
+        ]
         if self._sock6 is not None:
-            drain6(
-                self._sock6,
-                self._view[used:],
-                max_packets,
-                self.verify_checksum,
-                self.counters,
-                self.pcap,
-                packets,
-                self._wire_mtus,
-            )
+            receivers.append(Ipv6Receiver(self._sock6, verify, pcap, self._wire_mtus))
+        used = 0
+        for receiver in receivers:
+            used += drain(receiver.receive, self._view[used:], max_packets, self.counters, packets)
         return packets
 
     def send_segment(

@@ -16,7 +16,7 @@ from scapy.utils import rdpcap
 from aiotcp.core.checksum import CSUM_OK, pseudo_header_sum, verify
 from aiotcp.core.segment import DropReason, Segment, decode, encode
 from aiotcp.io import bpf
-from aiotcp.io.packet import Packet, drain6, format_ip, parse_ipv6_tcp
+from aiotcp.io.packet import Ipv6Receiver, Packet, drain, format_ip, parse_ipv6_tcp
 from aiotcp.io.pcap import PcapWriter
 
 A, B = "fd00:aa::1", "fd00:aa::2"
@@ -95,7 +95,7 @@ def test_the_raw_socket_filter_admits_our_ports_addressed_to_us() -> None:
     assert bpf.run(prog, bytes(TCP(dport=8080))[:3]) == 0  # too short to hold a port
 
 
-def test_drain6_takes_addresses_interface_and_class_from_control_messages() -> None:
+def test_ipv6_segments_take_addresses_interface_and_class_from_control_messages() -> None:
     """A segment without its IPv6 header becomes a packet with both addresses, its
     ECN bits, and a partial checksum trusted only off a wire (or in a GRO
     aggregate longer than the wire's MTU)."""
@@ -124,7 +124,8 @@ def test_drain6_takes_addresses_interface_and_class_from_control_messages() -> N
     counters: collections.Counter[str] = collections.Counter()
     packets: list[Packet] = []
     view = memoryview(bytearray(1 << 17))
-    drain6(Socket(), view, 10, True, counters, None, packets, {3: 1500})  # type: ignore[arg-type]
+    receiver = Ipv6Receiver(Socket(), True, None, {3: 1500})  # type: ignore[arg-type]
+    drain(receiver.receive, view, 10, counters, packets)
     assert [(p.src, p.dst, p.segment.ecn) for p in packets] == [(B6, A6, 1), (B6, A6, 1)]
     assert counters["drop_" + DropReason.BAD_CHECKSUM.value] == 1  # the wire's single one
     assert counters["rx_packets"] == 3
