@@ -25,6 +25,9 @@ def test_syn_probe_reports_open_and_closed_ports(
     assert lines[1] == f"{b.address_of(family)}:9 closed (RST)"
 
 
+WILDCARD = {"ipv4": "0.0.0.0", "ipv6": "::"}
+
+
 def url_host(host: Host, family: str) -> str:
     """The host's address as a URL has it (IPv6 in brackets, RFC 3986)."""
     address = host.address_of(family)
@@ -82,7 +85,8 @@ def test_http_client_example_fetches_from_python_http_server(
     data = pattern(1_000_000, seed=5)
     (tmp_path / "file.bin").write_bytes(data)
     http = b.python(
-        ["-m", "http.server", "8000", "--bind", b.address_of(family), "--directory", str(tmp_path)],
+        # Every address: ``--bind ::`` is python's dual-stack server (IPV6_V6ONLY off).
+        ["-m", "http.server", "8000", "--bind", WILDCARD[family], "--directory", str(tmp_path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
