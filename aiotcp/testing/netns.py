@@ -379,17 +379,27 @@ def wait_ipv6_ready(netns: str, ifname: str, timeout: float = 3.0) -> None:
     deferred link-watch work, up to a second after "up" on a veth.  Before that a
     neighbour solicitation goes unanswered and the first connection waits out a
     one-second retransmission."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def started() -> bool:
         proc = subprocess.run(
             ["ip", "-n", netns, "-6", "-o", "addr", "show", "dev", ifname, "scope", "link"],
             capture_output=True, text=True, timeout=10,
         )  # fmt: skip
-        if "fe80::" in proc.stdout:
-            return
+        return "fe80::" in proc.stdout
+
+    if not poll_until(started, timeout):
+        raise RuntimeError(f"IPv6 did not start on {ifname} in {netns} within {timeout}s")
+
+
+def poll_until(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` seconds, asked every
+    ``interval``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"IPv6 did not start on {ifname} in {netns} within {timeout}s")
-        time.sleep(0.01)
+            return False
+        time.sleep(interval)
+    return True
 
 
 @dataclass
@@ -559,11 +569,8 @@ def is_listening(host: Host, port: int) -> bool:
 
 def wait_listening(host: Host, port: int, timeout: float = 10.0) -> None:
     """Block until a kernel socket listens on ``port`` in ``host`` (or raise)."""
-    deadline = time.monotonic() + timeout
-    while not is_listening(host, port):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing listens on {host.address}:{port} after {timeout}s")
-        time.sleep(0.01)
+    if not poll_until(lambda: is_listening(host, port), timeout):
+        raise TimeoutError(f"nothing listens on {host.address}:{port} after {timeout}s")
 
 
 @dataclass
