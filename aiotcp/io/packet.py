@@ -2,11 +2,10 @@
 
 A raw IPv4 socket hands us the IP header too, so the addresses needed for the
 TCP pseudo-header checksum come from the packet itself.  A raw IPv6 socket does
-not (the addresses would come as ancillary data, slower to take apart in Python
-than a header), so IPv6 arrives through a cooked AF_PACKET socket: the packet
-from its IPv6 header on, whatever the link (docs/performance.md).  Everything here returns
-a ``DropReason`` instead of raising: hostile or broken packets are counted, never
-fatal.
+not: its segments' addresses come as the sender's address and an ``IPV6_PKTINFO``
+control message (``Ipv6Receiver``).  Whole IPv6 packets (pcaps, tests) go through
+``parse_ipv6_tcp``.  Everything here returns a ``DropReason`` instead of raising:
+hostile or broken packets are counted, never fatal.
 """
 
 from __future__ import annotations
@@ -118,8 +117,8 @@ def parse_ipv6_tcp(
 ) -> Packet | DropReason:
     """Parse one IPv6 packet carrying TCP right after its fixed header.
 
-    Extension headers are dropped (counted): the stack sends none, and fragments
-    of a TCP segment never reach TCP whole through a packet socket.  Checksums as
+    Extension headers are dropped (counted): the stack sends none, and a capture's
+    fragments of a TCP segment are not a whole segment.  Checksums as
     ``parse_ipv4_tcp``; the traffic class's low bits are the ECN field.
     """
     if len(data) < IPV6_HEADER:
