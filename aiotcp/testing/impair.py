@@ -58,9 +58,6 @@ MARK_BASE = 0xA17C0000
 """Marks ``MARK_BASE | queue`` label our duplicate copies (skipped by our rules)."""
 
 _queues = itertools.count(1 + os.getpid() % 30000)
-NOBODYS_QUEUE = 0xFFFF
-"""A queue number ``impair`` never uses (its queues are below): a packet queued
-there has no reader and is dropped without an error to its sender."""
 
 
 @dataclass
@@ -203,17 +200,13 @@ def iptables_drop(
     packet: int = 0,
     direction: Direction = "in",
     proto: str | None = None,
-    silent: bool = False,
 ) -> Iterator[None]:
     """Drop packets with the ``statistic`` match, no helper process needed.
 
     Give ``every=N`` (drop packet ``packet``, 0-based, of each N: deterministic) or
     ``probability=p`` (kernel RNG, not seeded). Prefer ``direction="in"`` on the
     receiver: a DROP on the sending host's output path makes the sender's
-    ``send``/``sendto`` fail with EPERM, which real loss never does.  Where the
-    output path is the only place (what reaches aiotcp over IPv6), ``silent=True``
-    hands the packets to a queue no process reads instead: the kernel frees them,
-    and the sender's send succeeds, as on a wire.
+    ``send``/``sendto`` fail with EPERM, which real loss never does.
     """
     if (probability is None) == (every is None):
         raise ValueError("give exactly one of probability= or every=")
@@ -222,9 +215,8 @@ def iptables_drop(
     else:
         stat = ["--mode", "random", "--probability", str(probability)]
     match = ["-p", proto] if proto else []
-    target = ["NFQUEUE", "--queue-num", str(NOBODYS_QUEUE)] if silent else ["DROP"]
     rules = [
-        [*hook, *match, "-m", "statistic", *stat, "-j", *target] for hook in _hooks(host, direction)
+        [*hook, *match, "-m", "statistic", *stat, "-j", "DROP"] for hook in _hooks(host, direction)
     ]
     with _rules(host, rules):
         yield
