@@ -7,6 +7,7 @@ profiles to say where the floor is.
 
     .venv/bin/python bench/profile_case.py send|receive|to_same|conn|echo [--size-mb 100]
         [--loop asyncio|uvloop] [--out /tmp/aiotcp.prof] [--top 30] [--nic-like | --wire]
+        [--family ipv4|ipv6]
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="client on CPU 0, server on CPU 1")
     parser.add_argument("--steer", action="store_true", help="as bench.py --steer (needs --pin)")
     parser.add_argument("--counters", action="store_true", help="print the stack's counters")
+    parser.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4")
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs of the case first")
     parser.add_argument(
         "--nic-like",
@@ -90,7 +92,7 @@ def main() -> None:
         cpu[:] = [c1.user - c0.user, c1.system - c0.system]
         return result
 
-    with two_hosts("prof") as (a, b):
+    with two_hosts("prof", ipv6=args.family == "ipv6") as (a, b):
         if args.nic_like or args.wire:
             b.run(["ethtool", "-K", b.ifname, "tx", "off"])
             a.run(["ethtool", "-K", a.ifname, "gro", "on"])
@@ -106,14 +108,14 @@ def main() -> None:
 
                 async def run() -> object:
                     if args.kernel:  # no Stack: its raw socket would see the kernel's segments
-                        return await timed(b.address)
+                        return await timed(b.address_of(args.family))
                     async with aiotcp.Stack(
                         ephemeral_range=(20000, 65535),
                         gso=not args.no_gso,
                         guard=args.guard,
                         wire_interfaces=[a.ifname] if args.wire else None,
                     ) as stack:
-                        result = await timed(b.address)
+                        result = await timed(b.address_of(args.family))
                         if args.counters:
                             print(dict(sorted(stack.counters.items())))
                         return result

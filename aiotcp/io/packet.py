@@ -18,6 +18,7 @@ from typing import Final
 
 from aiotcp.core.flow import FlowKey, flow_key
 from aiotcp.core.segment import DropReason, Segment, decode
+from aiotcp.io.mmsg import CONTROLLEN_AT, MMSGHDR_SIZE, SLOT, MessageRing
 from aiotcp.io.pcap import PcapWriter
 
 _IPV4: Final = struct.Struct("!BBHHHBBH4s4s")
@@ -148,9 +149,9 @@ def _tcp6_packet(
 Received = tuple[int, Packet | DropReason]
 """What one receive call got: its length in the arena, and the packet or why not."""
 _NATIVE_UINT: Final = struct.Struct("=I")
-IPV6_ANCILLARY: Final = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
-"""Room for the two control messages a raw IPv6 socket adds to each segment:
-``IPV6_PKTINFO`` (destination address, interface) and ``IPV6_TCLASS``."""
+_CMSGHDR: Final = struct.Struct("=Qii")  # cmsg_len, cmsg_level, cmsg_type
+_MSG_TRUNC: Final = 0x20
+_MSG_CTRUNC: Final = 0x08
 
 
 def drain(
@@ -229,38 +230,110 @@ class Ipv4Receiver(_Receiver):
 
 
 class Ipv6Receiver(_Receiver):
-    """One segment from the raw IPv6 socket, which hands it over without its IPv6
-    header: the source comes as the sender's address, the destination, interface
-    and traffic class as control messages.  A segment from a wire (``wire_mtus``:
-    interface → MTU) trusts a partial checksum only when it is longer than the
-    wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
+    """The raw IPv6 socket's segments, a burst per ``recvmmsg`` (``aiotcp.io.mmsg``).
+    The socket hands a segment over without its IPv6 header: the source comes as
+    the sender's address, the destination, interface and traffic class as control
+    messages, all read where the kernel wrote them.  A segment from a wire
+    (``wire_mtus``: interface → MTU) trusts a partial checksum only when it is
+    longer than the wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
 
     def __init__(
         self,
-        sock: socket.socket,
+        ring: MessageRing,
         verify_checksum: bool,
         pcap: PcapWriter | None,
         wire_mtus: dict[int, int],
     ) -> None:
         super().__init__(verify_checksum, pcap)
-        self.sock = sock
+        if ring.name_size != _SOCKADDR_IN6:
+            raise ValueError(f"a sockaddr_in6 needs {_SOCKADDR_IN6} bytes of room")
+        self.ring = ring
         self.wire_mtus = wire_mtus
 
-    def receive(self, room: memoryview) -> Received:
-        n, ancillary, _, address = self.sock.recvmsg_into([room], IPV6_ANCILLARY)
-        dst = b""
-        ifindex = tclass = 0
-        for level, kind, data in ancillary:
-            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
-                dst = bytes(data[:16])
-                ifindex = _NATIVE_UINT.unpack_from(data, 16)[0]
-            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_TCLASS:
-                tclass = _NATIVE_UINT.unpack_from(data)[0]
+    def drain(
+        self, max_packets: int, counters: collections.Counter[str], packets: list[Packet]
+    ) -> None:
+        """``drain`` for this socket: one ``recvmmsg`` of up to ``max_packets``."""
+        ring = self.ring
+        while True:
+            try:
+                count = ring.receive(max_packets)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            break
+        meta, view, aux_size = ring.meta, ring.view, ring.aux_size
+        aux = ring.aux_at
+        nbytes = 0
+        for i in range(count):
+            controllen, flags, n = _WRITTEN_BACK.unpack_from(meta, i * MMSGHDR_SIZE + CONTROLLEN_AT)
+            nbytes += n
+            if flags & (_MSG_TRUNC | _MSG_CTRUNC):
+                parsed: Packet | DropReason = DropReason.TRUNCATED_IP
+            else:
+                parsed = self._segment(meta, aux, controllen, view[i * SLOT : i * SLOT + n])
+            aux += aux_size
+            if isinstance(parsed, DropReason):
+                counters["drop_" + parsed.value] += 1
+            else:
+                packets.append(parsed)
+        if count:
+            counters["rx_packets"] += count
+            counters["rx_bytes"] += nbytes
+
+    def _segment(
+        self, meta: bytearray, aux: int, controllen: int, segment: memoryview
+    ) -> Packet | DropReason:
+        """The segment whose sender and control messages are at ``meta[aux:]``."""
+        if controllen == _USUAL_CONTROL.size - _SOCKADDR_IN6:
+            fields = _USUAL_CONTROL.unpack_from(meta, aux)
+            src, dst, ifindex, tclass = fields[0], fields[4], fields[5], fields[9]
+            if fields[1:4] + fields[6:9] != _USUAL_KINDS:
+                dst, ifindex, tclass = _control(meta, aux + _SOCKADDR_IN6, controllen)
+        else:
+            src = bytes(meta[aux + 8 : aux + 24])
+            dst, ifindex, tclass = _control(meta, aux + _SOCKADDR_IN6, controllen)
         if len(dst) != 16:
-            return n, DropReason.BAD_ADDRESS
-        src = socket.inet_pton(socket.AF_INET6, str(address[0]).partition("%")[0])
-        segment = room[:n]
+            return DropReason.BAD_ADDRESS
         if self.pcap is not None:
             self.pcap.received6(src, dst, segment, tclass)
-        trust_partial = IPV6_HEADER + n > self.wire_mtus.get(ifindex, 0)
-        return n, _tcp6_packet(segment, src, dst, tclass & 3, self.verify_checksum, trust_partial)
+        trust_partial = IPV6_HEADER + len(segment) > self.wire_mtus.get(ifindex, 0)
+        return _tcp6_packet(segment, src, dst, tclass & 3, self.verify_checksum, trust_partial)
+
+
+_WRITTEN_BACK: Final = struct.Struct("=Qi4xI")
+"""An ``mmsghdr``'s control length, flags and received length."""
+_SOCKADDR_IN6: Final = 32
+"""The room for a ``sockaddr_in6`` (28 bytes, 8-aligned)."""
+_USUAL_CONTROL: Final = struct.Struct("=8x16s8x" + "Qii16sI4x" + "QiiI4x")
+"""A sender's ``sockaddr_in6`` and the two control messages as Linux writes them:
+``IPV6_PKTINFO`` (``in6_pktinfo``: address, interface) then ``IPV6_TCLASS``."""
+_USUAL_KINDS: Final = (
+    socket.CMSG_LEN(20),
+    socket.IPPROTO_IPV6,
+    socket.IPV6_PKTINFO,
+    socket.CMSG_LEN(4),
+    socket.IPPROTO_IPV6,
+    socket.IPV6_TCLASS,
+)
+
+
+def _control(meta: bytearray, at: int, length: int) -> tuple[bytes, int, int]:
+    """Destination, interface and traffic class from any control messages at
+    ``meta[at:at + length]``: the general walk behind ``_USUAL_CONTROL``."""
+    dst = b""
+    ifindex = tclass = 0
+    end = at + length
+    while at + _CMSGHDR.size <= end:
+        size, level, kind = _CMSGHDR.unpack_from(meta, at)
+        if size < _CMSGHDR.size:
+            break
+        data = at + _CMSGHDR.size
+        if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+            dst = bytes(meta[data : data + 16])
+            ifindex = _NATIVE_UINT.unpack_from(meta, data + 16)[0]
+        elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_TCLASS:
+            tclass = _NATIVE_UINT.unpack_from(meta, data)[0]
+        at += (size + 7) & ~7
+    return dst, ifindex, tclass

@@ -13,9 +13,10 @@ address the TCP checksum was computed over.
 
 IPv6 has a raw socket of its own, for both directions.  It hands over segments
 without the IPv6 header, the destination address in an ``IPV6_PKTINFO`` control
-message: a packet socket would give the whole packet for less (docs/performance.md),
-but it sees packets before netfilter, so a host's ip6tables INPUT rules would not
-apply to aiotcp's IPv6 as they apply to its IPv4 and to the kernel's TCP.
+message, so it is read a burst at a time with ``recvmmsg`` (``aiotcp.io.mmsg``).
+A packet socket would give whole packets, but it sees them before netfilter, so a
+host's ip6tables INPUT rules would not apply to aiotcp's IPv6 as they apply to its
+IPv4 and to the kernel's TCP.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Sequence
 
 from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
+from aiotcp.io.mmsg import MessageRing
 from aiotcp.io.packet import Ipv4Receiver, Ipv6Receiver, Packet, drain
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.privileges import MissingPrivilegeError, raw_socket
@@ -80,6 +82,8 @@ class RawSocket:
         self._wire_mtus = {wire.index: wire.mtu for wire in self._wires}
         """IPv6's segments say their interface: a wire's are told apart by it."""
         self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
+        self._ring6 = None if self._sock6 is None else MessageRing(self._sock6)
+        """IPv6's receive buffers: its segments need their control messages."""
         self._view = memoryview(self._arena)
         self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
         self.verify_checksum = verify_checksum
@@ -144,15 +148,17 @@ class RawSocket:
         """
         packets: list[Packet] = []
         verify, pcap = self.verify_checksum, self.pcap
-        receivers: list[Ipv4Receiver | Ipv6Receiver] = [
+        receivers = [
             Ipv4Receiver(sock.recv_into, verify, pcap, partial_above)
             for sock, partial_above in self._sources
         ]
-        if self._sock6 is not None:
-            receivers.append(Ipv6Receiver(self._sock6, verify, pcap, self._wire_mtus))
         used = 0
         for receiver in receivers:
             used += drain(receiver.receive, self._view[used:], max_packets, self.counters, packets)
+        if self._ring6 is not None:
+            Ipv6Receiver(self._ring6, verify, pcap, self._wire_mtus).drain(
+                max_packets, self.counters, packets
+            )
         return packets
 
     def send_segment(

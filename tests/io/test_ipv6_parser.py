@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import collections
 import socket
-import struct
 from pathlib import Path
-from typing import Any
 
 import pytest
 from scapy.layers.inet import TCP
@@ -16,7 +13,7 @@ from scapy.utils import rdpcap
 from aiotcp.core.checksum import CSUM_OK, pseudo_header_sum, verify
 from aiotcp.core.segment import DropReason, Segment, decode, encode
 from aiotcp.io import bpf
-from aiotcp.io.packet import Ipv6Receiver, Packet, drain, format_ip, parse_ipv6_tcp
+from aiotcp.io.packet import Packet, format_ip, parse_ipv6_tcp
 from aiotcp.io.pcap import PcapWriter
 
 A, B = "fd00:aa::1", "fd00:aa::2"
@@ -93,42 +90,6 @@ def test_the_raw_socket_filter_admits_our_ports_addressed_to_us() -> None:
     assert bpf.run(prog, bytes(TCP(sport=8080, dport=9090))) == 0
     assert bpf.run(prog, bytes(TCP(dport=8080)), pkttype=1) == 0  # a broadcast/multicast frame
     assert bpf.run(prog, bytes(TCP(dport=8080))[:3]) == 0  # too short to hold a port
-
-
-def test_ipv6_segments_take_addresses_interface_and_class_from_control_messages() -> None:
-    """A segment without its IPv6 header becomes a packet with both addresses, its
-    ECN bits, and a partial checksum trusted only off a wire (or in a GRO
-    aggregate longer than the wire's MTU)."""
-    seg = Segment(40000, 8080, 100, 0, 0x02, 500, 0, b"")
-    data = encode(seg, B6, A6)
-    partial = bytearray(data)
-    seed = pseudo_header_sum(B6, A6, len(data))
-    partial[16:18] = seed.to_bytes(2, "big")  # a CHECKSUM_PARTIAL field
-    queue = [bytes(data), bytes(partial), bytes(partial)]
-    ifindexes = [2, 2, 3]
-
-    class Socket:
-        def recvmsg_into(self, buffers: list[memoryview], _: int) -> tuple[Any, ...]:
-            if not queue:
-                raise BlockingIOError
-            chunk, ifindex = queue.pop(0), ifindexes.pop(0)
-            buffers[0][: len(chunk)] = chunk
-            info = struct.pack("=16sI", A6, ifindex)
-            tclass = struct.pack("=I", 0x2E << 2 | 1)  # DSCP EF, ECT(1)
-            control = [
-                (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info),
-                (socket.IPPROTO_IPV6, socket.IPV6_TCLASS, tclass),
-            ]
-            return len(chunk), control, 0, (B, 0, 0, 0)
-
-    counters: collections.Counter[str] = collections.Counter()
-    packets: list[Packet] = []
-    view = memoryview(bytearray(1 << 17))
-    receiver = Ipv6Receiver(Socket(), True, None, {3: 1500})  # type: ignore[arg-type]
-    drain(receiver.receive, view, 10, counters, packets)
-    assert [(p.src, p.dst, p.segment.ecn) for p in packets] == [(B6, A6, 1), (B6, A6, 1)]
-    assert counters["drop_" + DropReason.BAD_CHECKSUM.value] == 1  # the wire's single one
-    assert counters["rx_packets"] == 3
 
 
 def test_a_capture_records_ipv6_segments_with_an_ipv6_header(tmp_path: Path) -> None:
