@@ -3,7 +3,8 @@
 A raw IPv4 socket hands us the IP header too, so the addresses needed for the
 TCP pseudo-header checksum come from the packet itself.  A raw IPv6 socket does
 not: its segments' addresses come as the sender's address and an ``IPV6_PKTINFO``
-control message (``Ipv6Receiver``).  Whole IPv6 packets (pcaps, tests) go through
+control message (``Ipv6Receiver``).  Both sockets are read a burst at a time
+(``RingReceiver``).  Whole IPv6 packets (pcaps, tests) go through
 ``parse_ipv6_tcp``.  Everything here returns a ``DropReason`` instead of raising:
 hostile or broken packets are counted, never fatal.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import collections
 import socket
 import struct
-from collections.abc import Callable
 from typing import Final
 
 from aiotcp.core.flow import FlowKey, flow_key
@@ -25,7 +25,6 @@ _IPV4: Final = struct.Struct("!BBHHHBBH4s4s")
 _IPV6: Final = struct.Struct("!IHBB16s16s")  # version/class/flow, length, next, hops
 IPV6_HEADER: Final = 40
 IPPROTO_TCP: Final = 6
-MAX_IP_PACKET: Final = 65535
 
 
 class Packet:
@@ -146,114 +145,32 @@ def _tcp6_packet(
     return _tcp_packet(tcp, src, dst, ecn, verify_checksum, trust_partial)
 
 
-Received = tuple[int, Packet | DropReason]
-"""What one receive call got: its length in the arena, and the packet or why not."""
 _NATIVE_UINT: Final = struct.Struct("=I")
 _CMSGHDR: Final = struct.Struct("=Qii")  # cmsg_len, cmsg_level, cmsg_type
 _MSG_TRUNC: Final = 0x20
 _MSG_CTRUNC: Final = 0x08
 
 
-def drain(
-    receive: Callable[[memoryview], Received],
-    view: memoryview,
-    max_packets: int,
-    counters: collections.Counter[str],
-    packets: list[Packet],
-) -> int:
-    """Receive until EAGAIN, ``max_packets``, or less than one IP packet of room is
-    left in ``view``; each packet is parsed where it landed (``receive``: an
-    ``Ipv4Receiver``'s or ``Ipv6Receiver``'s) and appended to ``packets``.
-    Returns how much of ``view`` the kept packets take.
+class RingReceiver:
+    """How one socket's datagrams are read: a burst per ``recvmmsg`` into its
+    ``MessageRing`` (``aiotcp.io.mmsg``), parsed where they landed, checksums
+    checked or not, recorded in a pcap or not.
 
-    Here rather than in the raw socket's class so that the loop runs compiled:
-    a bulk sender's ACKs or an echo's segments each wake the loop for a packet or
-    two, and the interpreted loop was a good part of that wake-up's cost.
-    Malformed packets are counted by reason and left out.
+    The loop is here rather than in the raw socket's class so that it runs
+    compiled: a bulk sender's ACKs or an echo's segments each wake the loop for a
+    packet or two, and the interpreted loop was a good part of that wake-up's cost.
     """
-    limit = len(view) - MAX_IP_PACKET
-    offset = 0
-    received = 0
-    nbytes = 0
-    while received < max_packets and offset <= limit:
-        try:
-            n, parsed = receive(view[offset:])
-        except BlockingIOError:
-            break
-        except InterruptedError:
-            continue
-        received += 1
-        nbytes += n
-        if isinstance(parsed, DropReason):
-            counters["drop_" + parsed.value] += 1
-            continue
-        packets.append(parsed)
-        offset += n
-    if received:
-        counters["rx_packets"] += received
-        counters["rx_bytes"] += nbytes
-    return offset
 
-
-class _Receiver:
-    """How one socket's packets are read: checksums checked or not, a pcap or not."""
-
-    def __init__(self, verify_checksum: bool, pcap: PcapWriter | None) -> None:
+    def __init__(self, ring: MessageRing, verify_checksum: bool, pcap: PcapWriter | None) -> None:
+        self.ring = ring
         self.verify_checksum = verify_checksum
         self.pcap = pcap
-
-
-class Ipv4Receiver(_Receiver):
-    """One IPv4 datagram from a raw socket, parsed where it landed.
-    ``partial_above`` as in ``parse_ipv4_tcp``."""
-
-    def __init__(
-        self,
-        recv_into: Callable[[memoryview], int],
-        verify_checksum: bool,
-        pcap: PcapWriter | None,
-        partial_above: int = 0,
-    ) -> None:
-        super().__init__(verify_checksum, pcap)
-        self.recv_into = recv_into
-        self.partial_above = partial_above
-
-    def receive(self, room: memoryview) -> Received:
-        n = self.recv_into(room)
-        datagram = room[:n]
-        if self.pcap is not None:
-            self.pcap.received(datagram)
-        parsed = parse_ipv4_tcp(
-            datagram, verify_checksum=self.verify_checksum, partial_above=self.partial_above
-        )
-        return n, parsed
-
-
-class Ipv6Receiver(_Receiver):
-    """The raw IPv6 socket's segments, a burst per ``recvmmsg`` (``aiotcp.io.mmsg``).
-    The socket hands a segment over without its IPv6 header: the source comes as
-    the sender's address, the destination, interface and traffic class as control
-    messages, all read where the kernel wrote them.  A segment from a wire
-    (``wire_mtus``: interface → MTU) trusts a partial checksum only when it is
-    longer than the wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
-
-    def __init__(
-        self,
-        ring: MessageRing,
-        verify_checksum: bool,
-        pcap: PcapWriter | None,
-        wire_mtus: dict[int, int],
-    ) -> None:
-        super().__init__(verify_checksum, pcap)
-        if ring.name_size != _SOCKADDR_IN6:
-            raise ValueError(f"a sockaddr_in6 needs {_SOCKADDR_IN6} bytes of room")
-        self.ring = ring
-        self.wire_mtus = wire_mtus
 
     def drain(
         self, max_packets: int, counters: collections.Counter[str], packets: list[Packet]
     ) -> None:
-        """``drain`` for this socket: one ``recvmmsg`` of up to ``max_packets``."""
+        """One ``recvmmsg`` of up to ``max_packets``: the valid packets are appended
+        to ``packets``, malformed ones counted by reason and left out."""
         ring = self.ring
         while True:
             try:
@@ -263,8 +180,7 @@ class Ipv6Receiver(_Receiver):
             except InterruptedError:
                 continue
             break
-        meta, view, aux_size = ring.meta, ring.view, ring.aux_size
-        aux = ring.aux_at
+        meta, view = ring.meta, ring.view
         nbytes = 0
         for i in range(count):
             controllen, flags, n = _WRITTEN_BACK.unpack_from(meta, i * MMSGHDR_SIZE + CONTROLLEN_AT)
@@ -272,8 +188,7 @@ class Ipv6Receiver(_Receiver):
             if flags & (_MSG_TRUNC | _MSG_CTRUNC):
                 parsed: Packet | DropReason = DropReason.TRUNCATED_IP
             else:
-                parsed = self._segment(meta, aux, controllen, view[i * SLOT : i * SLOT + n])
-            aux += aux_size
+                parsed = self.parse(i, controllen, view[i * SLOT : i * SLOT + n])
             if isinstance(parsed, DropReason):
                 counters["drop_" + parsed.value] += 1
             else:
@@ -281,6 +196,57 @@ class Ipv6Receiver(_Receiver):
         if count:
             counters["rx_packets"] += count
             counters["rx_bytes"] += nbytes
+
+    def parse(self, i: int, controllen: int, data: memoryview) -> Packet | DropReason:
+        """The ``i``-th datagram of the last call, ``data``, with ``controllen``
+        bytes of control messages."""
+        raise NotImplementedError
+
+
+class Ipv4Receiver(RingReceiver):
+    """A raw IPv4 socket's datagrams, whose IP header carries the addresses.
+    ``partial_above`` as in ``parse_ipv4_tcp``."""
+
+    def __init__(
+        self,
+        ring: MessageRing,
+        verify_checksum: bool,
+        pcap: PcapWriter | None,
+        partial_above: int = 0,
+    ) -> None:
+        super().__init__(ring, verify_checksum, pcap)
+        self.partial_above = partial_above
+
+    def parse(self, i: int, controllen: int, data: memoryview) -> Packet | DropReason:
+        if self.pcap is not None:
+            self.pcap.received(data)
+        return parse_ipv4_tcp(
+            data, verify_checksum=self.verify_checksum, partial_above=self.partial_above
+        )
+
+
+class Ipv6Receiver(RingReceiver):
+    """The raw IPv6 socket's segments, which come without their IPv6 header: the
+    source as the sender's address, the destination, interface and traffic class
+    as control messages, all read where the kernel wrote them.  A segment from a
+    wire (``wire_mtus``: interface → MTU) trusts a partial checksum only when it is
+    longer than the wire's MTU, as ``parse_ipv4_tcp``'s ``partial_above``."""
+
+    def __init__(
+        self,
+        ring: MessageRing,
+        verify_checksum: bool,
+        pcap: PcapWriter | None,
+        wire_mtus: dict[int, int],
+    ) -> None:
+        super().__init__(ring, verify_checksum, pcap)
+        if ring.name_size != _SOCKADDR_IN6:
+            raise ValueError(f"a sockaddr_in6 needs {_SOCKADDR_IN6} bytes of room")
+        self.wire_mtus = wire_mtus
+
+    def parse(self, i: int, controllen: int, data: memoryview) -> Packet | DropReason:
+        ring = self.ring
+        return self._segment(ring.meta, ring.aux_at + i * ring.aux_size, controllen, data)
 
     def _segment(
         self, meta: bytearray, aux: int, controllen: int, segment: memoryview

@@ -1,11 +1,11 @@
 """The raw TCP sockets: filtered, non-blocking, batch receive, checksummed send.
 
 Receive path (docs/architecture.md): the kernel-side BPF filter drops packets for ports
-we do not own before Python wakes up; ``recv_batch`` then drains the socket until
-EAGAIN into one preallocated arena, so a burst costs one Python call per packet
-and no buffer allocation.  The packets of a batch are memoryviews into that arena
-and stay valid only until the next ``recv_batch`` — consumers copy what they keep
-(the receive buffer does).
+we do not own before Python wakes up; ``recv_batch`` then takes each socket's
+burst with one ``recvmmsg`` into buffers allocated once (``aiotcp.io.mmsg``), so a
+burst costs one system call and no allocation.  The packets of a batch are
+memoryviews into those buffers and stay valid only until the next ``recv_batch``
+— consumers copy what they keep (the receive buffer does).
 
 Send path: the kernel builds the IP header (no ``IP_HDRINCL``), and an
 ``IP_PKTINFO`` control message pins the source address so it always matches the
@@ -31,12 +31,11 @@ from collections.abc import Iterable, Sequence
 from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
 from aiotcp.io.mmsg import MessageRing
-from aiotcp.io.packet import Ipv4Receiver, Ipv6Receiver, Packet, drain
+from aiotcp.io.packet import Ipv4Receiver, Ipv6Receiver, Packet
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.privileges import MissingPrivilegeError, raw_socket
 from aiotcp.io.wires import Wire
 
-MAX_IP_PACKET = 65535
 IP_PKTINFO = 8  # linux/in.h; the socket module lacks it before Python 3.12
 _Socket = socket.socket  # the class has a ``socket`` property: annotations use this
 
@@ -50,7 +49,6 @@ class RawSocket:
         self,
         *,
         port_ranges: Iterable[tuple[int, int]] = (),
-        arena_size: int = 1 << 20,
         rcvbuf: int = 4 << 20,
         sndbuf: int = 4 << 20,
         verify_checksum: bool = True,
@@ -81,10 +79,11 @@ class RawSocket:
         """What ``recv_batch`` drains for IPv4: (socket, ``partial_above``)."""
         self._wire_mtus = {wire.index: wire.mtu for wire in self._wires}
         """IPv6's segments say their interface: a wire's are told apart by it."""
-        self._arena = bytearray(max(arena_size, 2 * MAX_IP_PACKET))
+        self._rings4 = [
+            (MessageRing(sock, name_size=0, control_size=0), above) for sock, above in self._sources
+        ]
         self._ring6 = None if self._sock6 is None else MessageRing(self._sock6)
-        """IPv6's receive buffers: its segments need their control messages."""
-        self._view = memoryview(self._arena)
+        """Receive buffers: a burst per system call (``aiotcp.io.mmsg``)."""
         self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
         self.verify_checksum = verify_checksum
         self.pcap: PcapWriter | None = None
@@ -140,24 +139,20 @@ class RawSocket:
             bpf.attach(sock, self._filter(ranges, wire.index))
 
     def recv_batch(self, max_packets: int = 256) -> list[Packet]:
-        """Drain until EAGAIN (or the arena or ``max_packets`` is full).
+        """Each socket's waiting burst, up to ``max_packets`` (and the ring's slots)
+        from each: what is left waits for the next call, the socket still readable.
 
         Returns the valid packets; malformed ones are counted in ``counters`` by
         reason and left out.  A wire's packets trust a partial checksum only when
         they are longer than its MTU (GRO aggregates).
         """
         packets: list[Packet] = []
-        verify, pcap = self.verify_checksum, self.pcap
-        receivers = [
-            Ipv4Receiver(sock.recv_into, verify, pcap, partial_above)
-            for sock, partial_above in self._sources
-        ]
-        used = 0
-        for receiver in receivers:
-            used += drain(receiver.receive, self._view[used:], max_packets, self.counters, packets)
+        verify, pcap, counters = self.verify_checksum, self.pcap, self.counters
+        for ring, partial_above in self._rings4:
+            Ipv4Receiver(ring, verify, pcap, partial_above).drain(max_packets, counters, packets)
         if self._ring6 is not None:
             Ipv6Receiver(self._ring6, verify, pcap, self._wire_mtus).drain(
-                max_packets, self.counters, packets
+                max_packets, counters, packets
             )
         return packets
 
