@@ -74,18 +74,20 @@ class _Mailboxes:
     are exact while the script waits and late by however long it did not.
     """
 
-    def __init__(self, raw: RawSocket) -> None:
-        self.raw = raw
+    def __init__(self) -> None:
         self.queues: dict[FlowKey, collections.deque[tuple[float, Packet]]] = (
             collections.defaultdict(collections.deque)
         )
 
-    def pump(self, timeout: float) -> None:
-        readable, _, _ = select.select(self.raw.filenos(), [], [], max(timeout, 0.0))
+    def pump(self, raw: RawSocket, timeout: float) -> None:
+        """Queue what ``raw`` has, waiting up to ``timeout`` for it.  The socket is
+        an argument, not an attribute: a value that held its key would keep the
+        ``WeakKeyDictionary`` entry, and the socket's buffers, alive for ever."""
+        readable, _, _ = select.select(raw.filenos(), [], [], max(timeout, 0.0))
         if not readable:
             return
         now = time.monotonic()
-        for pkt in self.raw.recv_batch():
+        for pkt in raw.recv_batch():
             seg = pkt.segment
             seg.payload = bytes(seg.payload)  # the arena is reused by the next batch
             self.queues[pkt.flow()].append((now, pkt))
@@ -124,7 +126,7 @@ class ScriptedEndpoint:
         self._t0 = self.mark
         boxes = _mailboxes.get(self.raw)
         if boxes is None:
-            boxes = _mailboxes[self.raw] = _Mailboxes(self.raw)
+            boxes = _mailboxes[self.raw] = _Mailboxes()
         self._boxes = boxes
         self._queue = boxes.queues[flow_key(self._src, self.local[1], self._dst, self.remote[1])]
 
@@ -177,7 +179,7 @@ class ScriptedEndpoint:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            self._boxes.pump(remaining)
+            self._boxes.pump(self.raw, remaining)
         at, pkt = self._queue.popleft()
         seg = pkt.segment
         self.received.append(seg)
