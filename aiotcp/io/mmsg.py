@@ -21,6 +21,7 @@ payload, and the largest IPv4 datagram.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import socket
 import struct
@@ -52,7 +53,9 @@ class MessageRing:
     ) -> None:
         self._fd = sock.fileno()
         self.slots = slots
-        self.arena = bytearray(slots * SLOT)
+        self.arena = mmap.mmap(-1, slots * SLOT)
+        """Anonymous memory: a page is resident once a datagram was written to it,
+        where a ``bytearray`` would zero (and so touch) all of it up front."""
         self.view = memoryview(self.arena)
         self.name_size = name_size
         iov_at = slots * MMSGHDR_SIZE
@@ -61,7 +64,7 @@ class MessageRing:
         messages right after (``name_size`` on): one ``struct`` reads both."""
         self.aux_size = name_size + control_size
         self.meta = bytearray(self.aux_at + slots * self.aux_size)
-        # ctypes objects keep the bytearrays' buffers exported: they cannot move.
+        # ctypes objects keep the buffers exported: they cannot move.
         self._arena_c = (ctypes.c_char * len(self.arena)).from_buffer(self.arena)
         self._meta_c = (ctypes.c_char * len(self.meta)).from_buffer(self.meta)
         arena_address = ctypes.addressof(self._arena_c)
