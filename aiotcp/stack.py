@@ -1,7 +1,7 @@
 """The Stack: one per event loop; owns the raw socket, the demux table, listeners, ports.
 
-Receive path: ``loop.add_reader`` on the raw socket → ``recv_batch`` drains until
-EAGAIN → each packet is demultiplexed by its 4-tuple to a connection's inbox, or
+Receive path: ``loop.add_reader`` on each raw socket → ``recv_batch`` takes that
+socket's burst → each packet is demultiplexed by its 4-tuple to a connection's inbox, or
 to the listener of its port, or — when the port is ours but nothing matches —
 answered with a RST as RFC 9293 §3.10.7.1 says.  Segments to ports we do not own
 (another aiotcp process shares the namespace) are ignored: not our business.
@@ -156,7 +156,7 @@ class Stack:
         if self._events_file is not None:
             self.state_observers.append(self._log_transition)
         for fd in self.raw.filenos():
-            self.loop.add_reader(fd, self._on_readable)
+            self.loop.add_reader(fd, self._on_readable, fd)
         for icmp in self._icmp_sockets:
             self.loop.add_reader(icmp.fileno(), self._on_icmp, icmp)
         if control is None:
@@ -190,11 +190,14 @@ class Stack:
         return opts
 
     # -- receive path ---------------------------------------------------------------
-    def _on_readable(self) -> None:
-        # Payloads are memoryviews into the socket's receive arena, valid until the
-        # next batch: every connection processes its share before that (the core
-        # copies what it keeps), which saves a copy of every byte received.
-        touched, rest = demultiplex(self.raw.recv_batch(), self.connections, self.listeners)
+    def _on_readable(self, fd: int) -> None:
+        # Payloads are memoryviews into the socket's receive buffers, valid until
+        # its next batch: every connection processes its share before that (the core
+        # copies what it keeps), which saves a copy of every byte received.  Only
+        # the socket that woke us is read: asking the idle ones cost a system call
+        # and an exception each, per wake-up.
+        batch = self.raw.recv_batch(fd=fd)
+        touched, rest = demultiplex(batch, self.connections, self.listeners)
         for pkt in rest:
             driver = self._dispatch(pkt)
             if driver is not None and driver not in touched:

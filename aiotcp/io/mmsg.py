@@ -51,7 +51,7 @@ class MessageRing:
     def __init__(
         self, sock: socket.socket, slots: int = 64, name_size: int = 32, control_size: int = 64
     ) -> None:
-        self._fd = sock.fileno()
+        self.fd = sock.fileno()
         self.slots = slots
         self.arena = mmap.mmap(-1, slots * SLOT)
         """Anonymous memory: a page is resident once a datagram was written to it,
@@ -102,7 +102,7 @@ class MessageRing:
             end = self._written * MMSGHDR_SIZE
             self.meta[:end] = self._headers[:end]
         vlen = min(limit, self.slots)
-        count: int = _recvmmsg(self._fd, self._meta_address, vlen, socket.MSG_DONTWAIT, None)
+        count: int = _recvmmsg(self.fd, self._meta_address, vlen, socket.MSG_DONTWAIT, None)
         if count < 0:
             code = ctypes.get_errno()
             self._written = 1  # a failed first message may have had its header touched

@@ -138,9 +138,10 @@ class RawSocket:
         for wire, sock in zip(self._wires, self._wire_socks, strict=True):
             bpf.attach(sock, self._filter(ranges, wire.index))
 
-    def recv_batch(self, max_packets: int = 256) -> list[Packet]:
-        """Each socket's waiting burst, up to ``max_packets`` (and the ring's slots)
-        from each: what is left waits for the next call, the socket still readable.
+    def recv_batch(self, max_packets: int = 256, fd: int | None = None) -> list[Packet]:
+        """Each socket's waiting burst (only socket ``fd``'s, when given), up to
+        ``max_packets`` (and the ring's slots) from each: what is left waits for the
+        next call, the socket still readable.
 
         Returns the valid packets; malformed ones are counted in ``counters`` by
         reason and left out.  A wire's packets trust a partial checksum only when
@@ -149,11 +150,12 @@ class RawSocket:
         packets: list[Packet] = []
         verify, pcap, counters = self.verify_checksum, self.pcap, self.counters
         for ring, partial_above in self._rings4:
-            Ipv4Receiver(ring, verify, pcap, partial_above).drain(max_packets, counters, packets)
-        if self._ring6 is not None:
-            Ipv6Receiver(self._ring6, verify, pcap, self._wire_mtus).drain(
-                max_packets, counters, packets
-            )
+            if fd is None or ring.fd == fd:
+                receiver = Ipv4Receiver(ring, verify, pcap, partial_above)
+                receiver.drain(max_packets, counters, packets)
+        ring6 = self._ring6
+        if ring6 is not None and (fd is None or ring6.fd == fd):
+            Ipv6Receiver(ring6, verify, pcap, self._wire_mtus).drain(max_packets, counters, packets)
         return packets
 
     def send_segment(
