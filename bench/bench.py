@@ -368,9 +368,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         for s in ("kernel", "aiotcp"):  # discarded: see run_benchmark
                             measure(kind, s, b.address_of(family), args, warmup=True)
                     for i in range(args.repeat):
-                        # Both families in every round, so their ratios share its phase.
+                        # Both families in every round, so their ratios share its phase;
+                        # which stack and which family goes first alternates, so that
+                        # neither always follows the other's TIME-WAITs and buffers.
                         order = ("kernel", "aiotcp") if i % 2 == 0 else ("aiotcp", "kernel")
-                        for family in families:
+                        for family in families if i // 2 % 2 == 0 else families[::-1]:
                             runs = samples[label(kind, family)]
                             for s in order:
                                 runs[s].append(measure(kind, s, b.address_of(family), args))
