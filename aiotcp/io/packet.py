@@ -245,13 +245,11 @@ class Ipv6Receiver(RingReceiver):
         self.wire_mtus = wire_mtus
 
     def parse(self, i: int, controllen: int, data: memoryview) -> Packet | DropReason:
+        """The sender's address and the control messages lie side by side at
+        ``aux``; the usual pair is read with one ``struct`` call."""
         ring = self.ring
-        return self._segment(ring.meta, ring.aux_at + i * ring.aux_size, controllen, data)
-
-    def _segment(
-        self, meta: bytearray, aux: int, controllen: int, segment: memoryview
-    ) -> Packet | DropReason:
-        """The segment whose sender and control messages are at ``meta[aux:]``."""
+        meta = ring.meta
+        aux = ring.aux_at + i * ring.aux_size
         if controllen == _USUAL_CONTROL.size - _SOCKADDR_IN6:
             fields = _USUAL_CONTROL.unpack_from(meta, aux)
             src, dst, ifindex, tclass = fields[0], fields[4], fields[5], fields[9]
@@ -263,9 +261,9 @@ class Ipv6Receiver(RingReceiver):
         if len(dst) != 16:
             return DropReason.BAD_ADDRESS
         if self.pcap is not None:
-            self.pcap.received6(src, dst, segment, tclass)
-        trust_partial = IPV6_HEADER + len(segment) > self.wire_mtus.get(ifindex, 0)
-        return _tcp6_packet(segment, src, dst, tclass & 3, self.verify_checksum, trust_partial)
+            self.pcap.received6(src, dst, data, tclass)
+        trust_partial = IPV6_HEADER + len(data) > self.wire_mtus.get(ifindex, 0)
+        return _tcp6_packet(data, src, dst, tclass & 3, self.verify_checksum, trust_partial)
 
 
 _WRITTEN_BACK: Final = struct.Struct("=Qi4xI")
