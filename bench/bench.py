@@ -302,7 +302,7 @@ def table(report: dict[str, Any]) -> str:
         k, t = by_stack["kernel"], by_stack["aiotcp"]
         for metric in k:
             ratio = report["ratios"][kind].get(metric, float("nan"))
-            best = best_ratio(report["samples"][kind], metric)
+            best = report["best_ratios"][kind].get(metric, float("nan"))
             each = round_ratios(report["samples"][kind], metric)
             spread = f"{min(each):.2f}-{max(each):.2f}" if len(each) > 1 else ""
             lines.append(

@@ -32,7 +32,7 @@ SLOT: Final = 65536
 MMSGHDR: Final = struct.Struct("=QI4xQQQQi4xI4x")
 """``struct mmsghdr`` on LP64: name, namelen, iov, iovlen, control, controllen,
 flags, and the received length."""
-MMSGHDR_SIZE: Final = 64
+MMSGHDR_SIZE: Final = MMSGHDR.size
 CONTROLLEN_AT: Final = 40
 """Where in an ``mmsghdr`` the kernel writes back: control length, flags, length."""
 _IOVEC: Final = struct.Struct("=QQ")

@@ -72,18 +72,17 @@ class RawSocket:
         except BaseException:
             self.close()
             raise
-        self._sources: list[tuple[_Socket, int]] = [
-            (self._sock, 0),
-            *((sock, wire.mtu) for wire, sock in zip(self._wires, self._wire_socks, strict=True)),
+        wire_mtus = [wire.mtu for wire in self._wires]
+        sources = [(self._sock, 0), *zip(self._wire_socks, wire_mtus, strict=True)]
+        self._rings4 = [
+            (MessageRing(sock, name_size=0, control_size=0), above) for sock, above in sources
         ]
-        """What ``recv_batch`` drains for IPv4: (socket, ``partial_above``)."""
+        """What ``recv_batch`` reads for IPv4: (ring, ``partial_above``)."""
         self._wire_mtus = {wire.index: wire.mtu for wire in self._wires}
         """IPv6's segments say their interface: a wire's are told apart by it."""
-        self._rings4 = [
-            (MessageRing(sock, name_size=0, control_size=0), above) for sock, above in self._sources
-        ]
         self._ring6 = None if self._sock6 is None else MessageRing(self._sock6)
-        """Receive buffers: a burst per system call (``aiotcp.io.mmsg``)."""
+        """IPv6's receive buffers; all of them take a burst per system call
+        (``aiotcp.io.mmsg``)."""
         self._pktinfo: dict[bytes, list[tuple[int, int, bytes]]] = {}
         self.verify_checksum = verify_checksum
         self.pcap: PcapWriter | None = None
