@@ -21,8 +21,10 @@ to the kernel's:
     .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 5] [--json F]
         [--quick] [--no-pin] [--steer] [--family ipv4|ipv6|both]
 
-Each number is the median of ``--repeat`` interleaved rounds (kernel and aiotcp
-alternate, so a slow phase of this shared machine hits both).
+Each number is the median of ``--repeat`` rounds.  Within a round every case
+(send, receive, ...) runs over both stacks back to back, in alternating order, and
+a ratio is taken between those two halves, seconds apart: a slow phase of this
+shared machine then hits both.
 
 ``--steer`` makes the pair behave like two machines: by default a veth runs the
 receiving host's kernel work (IP, TCP, ACK generation) in the *sender's* softirq,
@@ -66,6 +68,7 @@ KERNEL_BASE, AIOTCP_BASE = 9000, 9100
 SINK, SOURCE, ECHO = 0, 1, 2
 WARMUP_BYTES = 32 * 1024 * 1024
 Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+Sample = dict[str, float]
 
 
 #: The kernel sockets' congestion control (``--kernel-cc``): aiotcp's own default,
@@ -210,48 +213,98 @@ def client_cpu(out: dict[str, float], metric: str, size: int) -> Iterator[None]:
     out[metric] = (time.process_time() - t0) * 1e6 / (size / (1 << 20))
 
 
-def measure(
-    kind: LoopKind, stack: str, host: str, args: argparse.Namespace, *, warmup: bool = False
-) -> dict[str, float]:
-    """All measurements for one client stack on one loop (``warmup``: bulk only, short)."""
+async def case_send(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    out: Sample = {}
+    size = args.size_mb * 1024 * 1024
+    with client_cpu(out, "send_cpu_us_MiB", size):
+        out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, size)
+    return out
+
+
+async def case_receive(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    out: Sample = {}
+    size = args.size_mb * 1024 * 1024
+    with client_cpu(out, "receive_cpu_us_MiB", size):
+        out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
+    return out
+
+
+async def case_same_reader(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    # aiotcp's streams already use that reader: its side is one more receive.
+    reader_open = kernel_open_aiotcp_reader if open_ is kernel_open else open_
+    size = args.size_mb * 1024 * 1024
+    return {
+        "recv_same_reader_MBps": await bulk_receive(reader_open, host, KERNEL_BASE + SOURCE, size)
+    }
+
+
+async def case_to_same(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    # The same client against a server of its own kind: aiotcp<->aiotcp, kernel<->kernel.
+    return {"to_same_MBps": await bulk_send(open_, host, own + SINK, args.size_mb << 20)}
+
+
+async def case_connections(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    return {
+        "conn_per_s": await connections_per_second(open_, host, KERNEL_BASE + ECHO, args.seconds)
+    }
+
+
+async def case_echo(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    p50, p99 = await echo_rtt(open_, host, KERNEL_BASE + ECHO, args.rounds)
+    return {"echo_p50_us": p50, "echo_p99_us": p99}
+
+
+async def case_idle(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    return {"idle_bytes_per_conn": await idle_memory(open_, host, own + ECHO, args.idle)}
+
+
+async def case_warmup(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    """Bulk both ways, not counted: see run_benchmark."""
+    await bulk_send(open_, host, KERNEL_BASE + SINK, WARMUP_BYTES)
+    await bulk_receive(open_, host, KERNEL_BASE + SOURCE, args.size_mb << 20)
+    return {}
+
+
+Case = Callable[[Opener, str, argparse.Namespace, int], Awaitable[Sample]]
+#: What one round measures, in order.  Each case runs for both stacks back to back,
+#: so the two halves of a ratio are seconds apart rather than a whole round.
+CASES: tuple[Case, ...] = (
+    case_send,
+    case_receive,
+    case_same_reader,
+    case_to_same,
+    case_connections,
+    case_echo,
+    case_idle,
+)
+
+
+CASE_NAMES = {case.__name__.removeprefix("case_"): case for case in CASES}
+
+
+def cases_arg(text: str) -> tuple[Case, ...]:
+    """``--cases``: a few cases, measured with more rounds than the whole run affords."""
+    try:
+        return tuple(CASE_NAMES[name] for name in text.split(","))
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(
+            f"unknown case {exc}; known: {', '.join(CASE_NAMES)}"
+        ) from None
+
+
+def measure(kind: LoopKind, stack: str, host: str, args: argparse.Namespace, case: Case) -> Sample:
+    """One case for one client stack on one loop, in a loop (and a Stack) of its own."""
     aiotcp_client = stack == "aiotcp"
     open_: Opener = aiotcp_open if aiotcp_client else kernel_open
-    size = args.size_mb * 1024 * 1024
+    own = AIOTCP_BASE if aiotcp_client else KERNEL_BASE
 
-    async def main() -> dict[str, float]:
-        out: dict[str, float] = {}
-        if warmup:
-            out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, WARMUP_BYTES)
-            out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
-            return out
-        with client_cpu(out, "send_cpu_us_MiB", size):
-            out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, size)
-        with client_cpu(out, "receive_cpu_us_MiB", size):
-            out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
-        out["recv_same_reader_MBps"] = (
-            out["receive_MBps"]  # aiotcp's streams already use it
-            if aiotcp_client
-            else await bulk_receive(kernel_open_aiotcp_reader, host, KERNEL_BASE + SOURCE, size)
-        )
-        # The same client against a server of its own kind: aiotcp<->aiotcp, kernel<->kernel.
-        own = AIOTCP_BASE if aiotcp_client else KERNEL_BASE
-        out["to_same_MBps"] = await bulk_send(open_, host, own + SINK, size)
-        out["conn_per_s"] = await connections_per_second(
-            open_, host, KERNEL_BASE + ECHO, args.seconds
-        )
-        out["echo_p50_us"], out["echo_p99_us"] = await echo_rtt(
-            open_, host, KERNEL_BASE + ECHO, args.rounds
-        )
-        out["idle_bytes_per_conn"] = await idle_memory(open_, host, own + ECHO, args.idle)
-        return out
-
-    async def with_stack() -> dict[str, float]:
+    async def with_stack() -> Sample:
         if not aiotcp_client:
-            return await main()
+            return await case(open_, host, args, own)
         # A wide port range: connections/s leaves thousands of TIME-WAITs, as it does
         # in the kernel, whose own range is 28,232 ports.
         async with aiotcp.Stack(ephemeral_range=(20000, 65535)):
-            return await main()
+            return await case(open_, host, args, own)
 
     with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
         return runner.run(asyncio.wait_for(with_stack(), 600))
@@ -338,12 +391,14 @@ def best_ratio(rounds: dict[str, list[dict[str, float]]], metric: str) -> float:
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """``--repeat`` rounds; in each, kernel and aiotcp back to back, in alternating order.
+    """``--repeat`` rounds; in each, every case over kernel and aiotcp back to back,
+    in alternating order.
 
     This machine's neighbours take a varying share of its CPUs (steal time of
-    25 % and more), which moved the kernel's own numbers by up to 4x between runs.
-    Interleaving the two stacks, pairing each round's two halves in a ratio and
-    reporting medians keeps one slow phase from deciding a ratio.
+    25 % and more), which moved the kernel's own numbers by up to 4x between runs,
+    and its CPUs have a slow mode lasting minutes.  Pairing the two stacks per case
+    (seconds apart; a whole round apart moved IPv6's uvloop receive ratio by 20 %
+    between runs) and reporting medians keeps one slow phase from deciding a ratio.
 
     Both processes (this client and the server) fix glibc's malloc thresholds
     first (bench/allocator.py): otherwise whichever stack ran first took a round
@@ -380,16 +435,23 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 with a.entered():
                     for family in families:
                         for s in ("kernel", "aiotcp"):  # discarded: see run_benchmark
-                            measure(kind, s, b.address_of(family), args, warmup=True)
+                            measure(kind, s, b.address_of(family), args, case_warmup)
                     for i in range(args.repeat):
-                        # Both families in every round, so their ratios share its phase;
-                        # which stack and which family goes first alternates, so that
-                        # neither always follows the other's TIME-WAITs and buffers.
+                        # Each case runs both families and both stacks back to back, so a
+                        # ratio's two halves share the machine's phase; which stack and
+                        # which family goes first alternates, so that neither always
+                        # follows the other's TIME-WAITs and buffers.
                         order = ("kernel", "aiotcp") if i % 2 == 0 else ("aiotcp", "kernel")
-                        for family in families if i // 2 % 2 == 0 else families[::-1]:
-                            runs = samples[label(kind, family)]
-                            for s in order:
-                                runs[s].append(measure(kind, s, b.address_of(family), args))
+                        rows: dict[tuple[str, str], Sample] = {
+                            (f, s): {} for f in families for s in order
+                        }
+                        for case in args.cases:
+                            for family in families if i // 2 % 2 == 0 else families[::-1]:
+                                for s in order:
+                                    address = b.address_of(family)
+                                    rows[family, s].update(measure(kind, s, address, args, case))
+                        for (family, s), row in rows.items():
+                            samples[label(kind, family)][s].append(row)
             finally:
                 b.stop(server)
     results = {
@@ -397,7 +459,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for kind, by_stack in samples.items()
     }
     return {
-        "args": vars(args),
+        "args": {**vars(args), "cases": [case.__name__ for case in args.cases]},
         "kernel_congestion_control": kernel_cc,
         "seconds": time.monotonic() - t0,
         "results": results,
@@ -472,6 +534,12 @@ def main() -> None:
         choices=FAMILIES,
         default="ipv4",
         help="address family of every connection; 'both': IPv4 and IPv6 in each round",
+    )
+    parser.add_argument(
+        "--cases",
+        type=cases_arg,
+        default=CASES,
+        help="comma-separated subset of: " + ", ".join(CASE_NAMES),
     )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
