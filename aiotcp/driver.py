@@ -36,6 +36,8 @@ from aiotcp.egress import DS_MASK, SendPath
 from aiotcp.io.packet import Packet, format_endpoint
 
 log: Final = logging.getLogger("aiotcp")
+#: States in which the connection's task has one more thing to do and then ends.
+_TASK_ENDS: Final = frozenset({State.CLOSED, State.TIME_WAIT})
 
 
 class EventSink(Protocol):
@@ -121,8 +123,10 @@ class ConnectionDriver:
         self.step()
         if self.parked:
             self.after_parked_step()
-        elif self.conn.state is State.CLOSED or self._dirty:
-            self.poke()  # the task unregisters a closed connection, or runs again
+        elif self._dirty or self.conn.state in _TASK_ENDS:
+            # The task unregisters a closed connection, parks one in TIME-WAIT (or
+            # it would wait for its next timer to do so), or runs again.
+            self.poke()
 
     def abort(self) -> None:
         """RST and CLOSED (RFC 9293 ABORT), from outside a step: the task sends the

@@ -93,6 +93,11 @@ MAX_UNSCALED_WINDOW: Final = 0xFFFF
 _TS_OPTION_SPACE: Final = 12
 #: RFC 7323 §5.5: TS.Recent is invalid after this much idle time (24 days).
 PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
+#: Most segments acknowledged one by one in quick-ACK mode (Linux's TCP_MAX_QUICKACKS).
+MAX_QUICK_ACKS: Final = 16
+#: Data sent this soon after data arrived makes the connection interactive
+#: (Linux's TCP_ATO_MIN, the delayed-ACK timeout it starts from).
+INTERACTIVE_GAP: Final = 0.040
 
 
 _FLUSHING_STATES: Final = frozenset(
@@ -210,6 +215,7 @@ class Connection:
         "_drs_start",
         "_dsack",
         "_dupacks_owed",
+        "_early_acks",
         "_ece_echo",
         "_events",
         "_fin_queued",
@@ -219,6 +225,7 @@ class Connection:
         "_iss_override",
         "_keepalive_probes",
         "_last_ack_sent",
+        "_last_data_in",
         "_last_heard",
         "_last_oow_ack",
         "_last_progress",
@@ -227,8 +234,10 @@ class Connection:
         "_orphaned",
         "_persist_backoff",
         "_persist_probes",
+        "_pingpong",
         "_pmtu",
         "_probe_pending",
+        "_quick_acks",
         "_rcv_fin_seq",
         "_rcv_mss",
         "_rcv_unacked",
@@ -380,6 +389,17 @@ class Connection:
         # ``_collect_segments``).
         self._dupacks_owed = 0
         self._rcv_unacked = 0
+        # Linux's receiver ACK policy (tcp_input.c): quick-ACK mode acknowledges the
+        # next ``_quick_acks`` segments at once (at the start, after a long gap, after
+        # out-of-window or duplicate data, on a CE mark) so a sender in slow start or
+        # recovery never waits for the delayed-ACK timer; an interactive connection
+        # (``_pingpong``: it answers what it receives) leaves ACKs to ride on replies.
+        self._quick_acks = 0
+        self._pingpong = False
+        self._last_data_in = -1.0  # when in-order data last arrived (-1: never)
+        # ACKs owed in the middle of a receive batch, built before the next segment
+        # is taken in: one per GRO segment as Linux sends, not one per batch.
+        self._early_acks: list[Segment] | None = None
         self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
         self._force_push = False
         self.cork = False
@@ -745,7 +765,34 @@ class Connection:
         elif st is State.SYN_SENT:
             self._receive_syn_sent(seg, now)
         else:
+            if self._rcv_unacked > self._rcv_mss and seg.payload and st in _RECEIVES_TEXT:
+                self._ack_before_next(now)
             self._receive_synchronized(seg, now)
+
+    def _ack_before_next(self, now: float) -> None:
+        """More than a full segment arrived unacknowledged before this one: build
+        that ACK before taking this one in, as Linux acknowledges each GRO segment.
+
+        A whole receive batch (up to 64 segments of 64 KB) under one ACK was a
+        stretch ACK of megabytes: the sender's clock ticked once a batch and its
+        window opened in bursts.  RFC 9293 still holds: the ACKs are sent after the
+        whole batch is processed (MUST-59), and ACKs are aggregated as far as "at
+        least every second full-sized segment" (RFC 5681 §4.2) allows (MUST-58):
+        small segments, or ACKs owed for other reasons, still share one.  Not while
+        a hole is open: on veth a burst reaches the raw socket from two CPUs, and a
+        segment that arrives a moment after its successor, in the same batch, would
+        be SACKed above a hole that the batch itself fills (a Linux sender then
+        retransmits at once, spuriously); those duplicate ACKs wait for the end of
+        the batch (``_collect_segments``).
+        """
+        if self.recv_buffer.has_out_of_order:
+            return
+        acks = self._early_acks
+        if acks is None:
+            acks = self._early_acks = []
+        self._wnd_cache = -1  # the window as it is now, and again for the next one
+        acks.append(self._make_segment(self._snd_seq_for_ack(), ACK, b"", now))
+        self._wnd_cache = -1
 
     def ack_superseded(self, seg: Segment, later: Segment) -> bool:
         """Can ``seg`` be skipped because ``later``, from the same batch, says all it
@@ -920,6 +967,10 @@ class Connection:
                 if seg_len or now - self._last_oow_ack >= 0.5:
                     self._last_oow_ack = now
                     self._ack_now = True
+                if seg_len:
+                    # Linux's tcp_data_queue: duplicate or out-of-window data means
+                    # the sender is retransmitting or probing; answer at once.
+                    self._enter_quick_ack(MAX_QUICK_ACKS)
                 if st is State.TIME_WAIT and flags & FIN:
                     self._restart_time_wait(now)
             return
@@ -1188,6 +1239,7 @@ class Connection:
             if not self._ece_echo:
                 self._ece_echo = True
                 self._ack_now = True
+                self._enter_quick_ack(2)  # Linux: the sender's cwnd may be tiny
 
     def _sample_rtt(self, seg: Segment, now: float) -> None:
         """RTT samples: timestamp echo (RFC 7323 §4.1) or one timed segment (Karn).
@@ -1283,6 +1335,7 @@ class Connection:
             # count what the peer really sent, or ACKs would wait for two merges.
             self._rcv_mss = min(n, self._adv_mss)
         if advanced:
+            self._data_arrived(now)
             self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
             events = self._events
             last = events[-1] if events else None
@@ -1295,11 +1348,13 @@ class Connection:
             if (
                 had_holes
                 or not self.options.delayed_ack
-                or self._rcv_unacked >= 2 * self._rcv_mss
+                or self._rcv_unacked > self._rcv_mss
                 or rel < 0
+                or (self._quick_acks and not self._pingpong)
             ):
-                # RFC 5681 §4.2: every second full-sized segment, and at once when
-                # a segment fills a hole.
+                # RFC 5681 §4.2: at least every second full-sized segment (Linux: as
+                # soon as more than one full segment is unacknowledged), and at once
+                # when a segment fills a hole; every segment in quick-ACK mode.
                 self._ack_now = True
             else:
                 self.timers.set_if_idle(
@@ -1312,8 +1367,33 @@ class Connection:
             # Out of order or duplicate: immediate (duplicate) ACK, RFC 5681 §4.2.
             if rel > 0:
                 self.counters.ooo_segments += 1
+            else:
+                self._enter_quick_ack(MAX_QUICK_ACKS)  # Linux: a retransmission
             self._ack_now = True
             self._dupacks_owed += 1
+
+    def _data_arrived(self, now: float) -> None:
+        """Linux's ``tcp_event_data_recv``: the first data, or data after a silence
+        longer than the RTO (the sender restarts from a small window), is
+        acknowledged segment by segment for a while."""
+        last = self._last_data_in
+        if last < 0 or now - last > self.rtt.rto:
+            self._add_quick_acks(MAX_QUICK_ACKS)
+        self._last_data_in = now
+
+    def _add_quick_acks(self, most: int) -> None:
+        """Linux's ``tcp_incr_quickack``: enough immediate ACKs for half the window
+        in full segments (at least two), at most ``most``."""
+        n = min(self.rcv_wnd // (2 * self._rcv_mss) or 2, most)
+        if n > self._quick_acks:
+            self._quick_acks = n
+
+    def _enter_quick_ack(self, most: int) -> None:
+        """Linux's ``tcp_enter_quickack_mode``: a sender that needs ACKs now (after
+        duplicate or out-of-window data, or a congestion mark) gets them, even on an
+        interactive connection."""
+        self._add_quick_acks(most)
+        self._pingpong = False
 
     def _process_fin(self, now: float) -> None:
         """Eighth step: an in-order FIN (RFC 9293 §3.10.7.4)."""
@@ -1345,6 +1425,9 @@ class Connection:
             if name is TimerName.RETRANSMIT:
                 self._on_retransmit_timeout(now)
             elif name is TimerName.DELAYED_ACK:
+                # Linux's tcp_delack_timer: no answer rode the ACK, so the
+                # connection is not interactive after all.
+                self._pingpong = False
                 self._ack_now = True
             elif name is TimerName.LOSS_PROBE:
                 self.recovery.on_probe_timer(
@@ -1492,6 +1575,10 @@ class Connection:
     def _collect_segments(self, now: float) -> list[Segment]:
         dupacks, self._dupacks_owed = self._dupacks_owed, 0
         out: list[Segment] = []
+        early = self._early_acks
+        if early:
+            out.extend(early)  # they were owed before the rest of the batch arrived
+            early.clear()
         if self._rst_out:
             out.extend(self._rst_out)
             self.counters.rst_out += len(self._rst_out)
@@ -1761,6 +1848,10 @@ class Connection:
             flags |= FIN
         if n and off + n == buf_len:
             flags |= PSH
+        if not retransmit and 0 <= now - self._last_data_in < INTERACTIVE_GAP:
+            # Linux's tcp_event_data_sent: an answer to what just arrived; from now
+            # on its ACKs ride on the answers instead of going out on their own.
+            self._pingpong = True
         seg = self._make_segment(seq, flags, b"", now)
         if n:
             seg.set_parts(self.send_buffer.peek_parts(off, n))
@@ -1875,6 +1966,8 @@ class Connection:
         return seg
 
     def _on_ack_sent(self) -> None:
+        if self._quick_acks:
+            self._quick_acks -= 1
         self._ack_now = False
         self._rcv_unacked = 0
         self._last_ack_sent = self.rcv_nxt

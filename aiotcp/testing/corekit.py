@@ -213,6 +213,16 @@ def established(options: TcpOptions | None = None, **synack_options: Any) -> Har
     return t
 
 
+def quick_acks_spent(t: Harness) -> Harness:
+    """The connection as after its first segments: a receiver acknowledges those at
+    once (quick-ACK mode, Linux's ``tcp_incr_quickack``) and applies the delayed-ACK
+    rules only afterwards.  For tests of those rules, which would otherwise have to
+    send sixteen segments first and shift every sequence number they name."""
+    t.conn._quick_acks = 0
+    t.conn._last_data_in = t.now
+    return t
+
+
 def ecn_client(
     ecn: bool = True, peer_agrees: bool = True, mss: int = 1000, **changes: Any
 ) -> Harness:

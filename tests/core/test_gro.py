@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiotcp.testing.corekit import R, established, opts
+from aiotcp.testing.corekit import R, established, opts, quick_acks_spent
 
 
 def test_a_gro_merged_segment_is_acked_at_once_not_delayed() -> None:
@@ -11,6 +11,7 @@ def test_a_gro_merged_segment_is_acked_at_once_not_delayed() -> None:
     wait for two merges or the 40 ms delayed-ACK timer (Linux measures rcv_mss
     from gso_size for the same reason, tcp_measure_rcv_mss)."""
     t = established(opts(delayed_ack=True, recv_buffer=1 << 20, window_scaling=True))
+    quick_acks_spent(t)
     t.output()
     t.recv("A", payload=bytes(45 * 1448))
     t.expect("A", ack=R(1 + 45 * 1448))

@@ -202,11 +202,17 @@ def test_scoreboard_ignores_blocks_below_the_ack_or_beyond_what_was_sent() -> No
 
 def test_sack_recovery_beats_newreno_under_moderate_loss() -> None:
     """5 % loss on a simulated 10 ms path, five seeds: byte-exact either way; with SACK
-    (RACK-TLP) far fewer retransmissions and no more RTOs than NewReno on the same
-    seeded losses (measured: 64 retransmissions and 0 RTOs against 142 and 6)."""
+    (RACK-TLP) no RTO where NewReno needs several, and the transfers finish sooner.
+
+    Measured: 0 RTOs and 3.5 s in all against 4 and 4.3 s.  (Before the receiver
+    acknowledged every second full segment of a batch and quick-ACKed retransmissions,
+    NewReno also resent far more, 155 segments against SACK's 71; now its partial
+    ACKs come in time and it resends 54, SACK 63.)
+    """
     data = bytes(range(256)) * 1024  # 256 KiB
     retransmits = {True: 0, False: 0}
     rtos = {True: 0, False: 0}
+    seconds = {True: 0.0, False: 0.0}
     for seed in range(1, 6):
         for use_sack in (True, False):
             o = TcpOptions(sack=use_sack)
@@ -216,8 +222,10 @@ def test_sack_recovery_beats_newreno_under_moderate_loss() -> None:
             assert bytes(link.received[True]) == data
             retransmits[use_sack] += link.a.counters.retransmits
             rtos[use_sack] += link.a.counters.rto_expirations
-    assert retransmits[True] < 0.6 * retransmits[False], retransmits
-    assert rtos[True] <= rtos[False], rtos
+            seconds[use_sack] += link.now
+    assert rtos[True] < rtos[False], rtos
+    assert seconds[True] < 0.9 * seconds[False], seconds
+    assert retransmits[True] < 1.5 * retransmits[False], retransmits
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -7,7 +7,7 @@ import pytest
 from aiotcp.core.events import CloseReason
 from aiotcp.core.state import State
 from aiotcp.core.timers import TimerName, Timers
-from aiotcp.testing.corekit import L, R, established, fin_wait_1, opts
+from aiotcp.testing.corekit import L, R, established, fin_wait_1, opts, quick_acks_spent
 
 DELACK = opts(delayed_ack=True)
 
@@ -15,14 +15,14 @@ DELACK = opts(delayed_ack=True)
 
 
 def test_single_segment_ack_is_delayed() -> None:
-    t = established(DELACK, mss=1000)
+    t = quick_acks_spent(established(DELACK, mss=1000))
     t.recv("PA", payload=b"x" * 100)
     t.expect_nothing()
     assert t.conn.timers.get(TimerName.DELAYED_ACK) == pytest.approx(0.040)
 
 
 def test_delayed_ack_sent_within_40ms() -> None:
-    t = established(DELACK)
+    t = quick_acks_spent(established(DELACK))
     t.recv("PA", payload=b"x" * 100)
     t.advance(0.039)
     t.expect_nothing()
@@ -31,7 +31,7 @@ def test_delayed_ack_sent_within_40ms() -> None:
 
 
 def test_every_second_full_segment_is_acked_at_once() -> None:
-    t = established(DELACK, mss=1000)
+    t = quick_acks_spent(established(DELACK, mss=1000))
     t.recv("A", payload=b"a" * 1000)
     t.expect_nothing()
     t.recv("A", payload=b"b" * 1000)
@@ -371,7 +371,7 @@ def test_window_opening_resets_persist_backoff() -> None:
 def test_read_does_not_force_an_ack_when_the_field_is_already_at_its_maximum() -> None:
     """Without window scaling the field tops out at 65535: a larger free buffer gives
     no "window update" to send, so reading must not defeat the delayed ACK."""
-    t = established(opts(delayed_ack=True, recv_buffer=131072), mss=1460)
+    t = quick_acks_spent(established(opts(delayed_ack=True, recv_buffer=131072), mss=1460))
     t.recv("A", payload=b"x" * 1460)
     t.read()
     t.expect_nothing()
