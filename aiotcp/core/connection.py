@@ -765,20 +765,29 @@ class Connection:
         elif st is State.SYN_SENT:
             self._receive_syn_sent(seg, now)
         else:
-            if self._rcv_unacked > self._rcv_mss and seg.payload and st in _RECEIVES_TEXT:
+            if (
+                self._rcv_unacked > self._rcv_mss
+                and seg.payload
+                and st in _RECEIVES_TEXT
+                and self._offerable_window() >= seq_sub(self.rcv_adv, self._last_ack_sent)
+            ):
                 self._ack_before_next(now)
             self._receive_synchronized(seg, now)
 
     def _ack_before_next(self, now: float) -> None:
-        """More than a full segment arrived unacknowledged before this one: build
-        that ACK before taking this one in, as Linux acknowledges each GRO segment.
+        """More than a full segment arrived unacknowledged before this one, and the
+        window would move right by at least as much: build that ACK before taking
+        this one in, as Linux's ``__tcp_ack_snd_check`` decides for each segment.
 
-        A whole receive batch (up to 64 segments of 64 KB) under one ACK was a
-        stretch ACK of megabytes: the sender's clock ticked once a batch and its
-        window opened in bursts.  RFC 9293 still holds: the ACKs are sent after the
-        whole batch is processed (MUST-59), and ACKs are aggregated as far as "at
-        least every second full-sized segment" (RFC 5681 §4.2) allows (MUST-58):
-        small segments, or ACKs owed for other reasons, still share one.  Not while
+        Linux's second condition matters: a receiver whose application has not read
+        yet cannot advance the window, and Linux then leaves the ACK to the read
+        (``tcp_cleanup_rbuf``) — on veth its kernel receiver sends one ACK per
+        ~250 KB, not one per 64 KB GRO segment.  Within one of aiotcp's batches the
+        application reads nothing, so the rule acts where the buffer has room the
+        window field cannot show (no window scaling), or after the receive buffer
+        grew.  RFC 9293 still holds: the ACKs are sent after the whole batch is
+        processed (MUST-59), and aggregated as far as "at least every second
+        full-sized segment" (RFC 5681 §4.2) allows (MUST-58).  Not while
         a hole is open: on veth a burst reaches the raw socket from two CPUs, and a
         segment that arrives a moment after its successor, in the same batch, would
         be SACKed above a hole that the batch itself fills (a Linux sender then

@@ -799,10 +799,11 @@ def test_acks_are_delayed_but_every_second_full_segment_is_acked_at_once(
     """RFC 5681 §4.2 / RFC 9293 §3.8.6.3 (RFC 1122 §4.2.3.2): ACKs SHOULD be delayed,
     by less than 0.5 s (here ``delayed_ack_timeout`` 0.3 s), but sent for at least every
     second full-sized segment.  Like Linux, not for a connection's first segments: those
-    are acknowledged one by one (quick-ACK mode, sixteen here).  The application reading a segment is no reason for an
-    early ACK unless it opens the window a lot (§3.8.6.2.2; Linux: twice the window),
-    also when, without window scaling, the 16-bit field caps the window below the
-    buffer (a bug found here: every read sent an ACK advertising the same 65535)."""
+    are acknowledged one by one (quick-ACK mode, sixteen here).  The application
+    reading a segment is no reason for an early ACK unless it opens the window a lot
+    (§3.8.6.2.2; Linux: twice the window), also when, without window scaling, the
+    16-bit field caps the window below the buffer (a bug found here: every read sent
+    an ACK advertising the same 65535)."""
     a, b = hosts
     full = link_mss(a)
     quick = 16
