@@ -213,20 +213,23 @@ def client_cpu(out: dict[str, float], metric: str, size: int) -> Iterator[None]:
     out[metric] = (time.process_time() - t0) * 1e6 / (size / (1 << 20))
 
 
-async def case_send(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+async def bulk_with_cpu(direction: str, transfer: Awaitable[float], size: int) -> Sample:
+    """MB/s of one bulk transfer and the client's CPU per MiB during it."""
     out: Sample = {}
-    size = args.size_mb * 1024 * 1024
-    with client_cpu(out, "send_cpu_us_MiB", size):
-        out["send_MBps"] = await bulk_send(open_, host, KERNEL_BASE + SINK, size)
+    with client_cpu(out, f"{direction}_cpu_us_MiB", size):
+        out[f"{direction}_MBps"] = await transfer
     return out
+
+
+async def case_send(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    size = args.size_mb << 20
+    return await bulk_with_cpu("send", bulk_send(open_, host, KERNEL_BASE + SINK, size), size)
 
 
 async def case_receive(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
-    out: Sample = {}
-    size = args.size_mb * 1024 * 1024
-    with client_cpu(out, "receive_cpu_us_MiB", size):
-        out["receive_MBps"] = await bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
-    return out
+    size = args.size_mb << 20
+    transfer = bulk_receive(open_, host, KERNEL_BASE + SOURCE, size)
+    return await bulk_with_cpu("receive", transfer, size)
 
 
 async def case_same_reader(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from aiotcp.core.connection import MAX_QUICK_ACKS
 from aiotcp.core.segment import CE
 from aiotcp.core.timers import TimerName
-from aiotcp.testing.corekit import R, ecn_client, established, opts, quick_acks_spent
+from aiotcp.testing.corekit import Harness, R, ecn_client, established, opts, quick_acks_spent
 
 DELACK = opts(delayed_ack=True)
 
@@ -71,13 +71,19 @@ def test_an_answering_connection_lets_acks_ride_on_its_answers() -> None:
     t.expect("PA", ack=R(11), payload=b"answer 2")
 
 
-def test_a_missed_delayed_ack_ends_interactive_mode() -> None:
-    """Linux's tcp_delack_timer: the timer fired, so no answer rode the ACK."""
+def answered_once() -> Harness:
+    """A request, its quick ACK and an answer: an interactive connection now."""
     t = established(DELACK)
     t.recv("PA", payload=b"GET 1")
     t.expect("A")
     t.send(b"answer 1")
     t.expect("PA")
+    return t
+
+
+def test_a_missed_delayed_ack_ends_interactive_mode() -> None:
+    """Linux's tcp_delack_timer: the timer fired, so no answer rode the ACK."""
+    t = answered_once()
     t.recv("PA", payload=b"GET 2")
     t.advance(0.041)
     t.expect("A", ack=R(11))
@@ -86,11 +92,7 @@ def test_a_missed_delayed_ack_ends_interactive_mode() -> None:
 
 def test_duplicate_data_is_acknowledged_at_once_even_when_interactive() -> None:
     """A retransmission means the sender is waiting: quick-ACK mode, pingpong off."""
-    t = established(DELACK)
-    t.recv("PA", payload=b"GET 1")
-    t.expect("A")
-    t.send(b"answer 1")
-    t.expect("PA")
+    t = answered_once()
     t.recv("PA", seq=R(1), payload=b"GET 1", advance_peer=False)  # a duplicate
     t.expect("A", ack=R(6))
     t.recv("PA", payload=b"GET 2")
