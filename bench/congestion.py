@@ -1,7 +1,13 @@
 """Congestion control under loss: aiotcp and the Linux kernel senders on one impaired link.
 
     .venv/bin/python bench/congestion.py [--size 50M] [--loss 0,0.1,1,3] [--delay-ms 20]
+                                         [--direction send|receive|both]
                                          [--out bench/results/congestion] [--quick]
+
+``--direction receive`` (or ``both``) measures aiotcp as the *receiver*: a kernel
+sender (``reno``, ``cubic``) on host B pushes ``--size`` bytes to aiotcp and to the
+kernel on host A, the link impaired on A's input, so the ratio is what the receiver
+alone makes of the same sender and link.
 
 For each loss rate, four senders each push ``--size`` bytes to a kernel sink (a plain
 socket reader on host B, ``aiotcp.testing.netns.kernel_sink``): aiotcp with
@@ -62,8 +68,15 @@ from cwnd_trace import KernelSampler, Trace, kernel_sample, sample_aiotcp, tcp_i
 
 from aiotcp.testing.impair import Impairment, impair
 from aiotcp.testing.loops import LoopKind, run
-from aiotcp.testing.netns import Host, cleanup_stale, kernel_sink, pattern, two_hosts
-from aiotcp.testing.transfer import kernel_tcp_stats, send_bulk, stats_delta
+from aiotcp.testing.netns import (
+    Host,
+    cleanup_stale,
+    kernel_sink,
+    kernel_source,
+    pattern,
+    two_hosts,
+)
+from aiotcp.testing.transfer import kernel_tcp_stats, receive_bulk, send_bulk, stats_delta
 
 PREFIX = "ccbench"
 """Namespace name prefix (``two_hosts``); ``cleanup_stale`` removes dead runs' leftovers."""
@@ -75,14 +88,20 @@ StackKind = Literal["aiotcp", "kernel"]
 
 @dataclass(frozen=True)
 class Sender:
-    """One column of the table: a TCP implementation and its congestion control."""
+    """One column of the table: a TCP implementation and its congestion control, and
+    (``--direction receive``) the receiver a kernel sender sends to."""
 
     stack: StackKind
     algorithm: str
+    receiver: StackKind | None = None
+    """None: the sender is measured, against a kernel sink.  Else a kernel sender
+    (``stack`` is "kernel") sends to this receiver, which is measured."""
 
     @property
     def name(self) -> str:
-        return f"{self.stack} {self.algorithm}"
+        if self.receiver is None:
+            return f"{self.stack} {self.algorithm}"
+        return f"{self.stack} {self.algorithm} to {self.receiver}"
 
 
 SENDERS = (
@@ -91,8 +110,23 @@ SENDERS = (
     Sender("kernel", "reno"),
     Sender("kernel", "cubic"),
 )
-PAIRS = (("aiotcp newreno", "kernel reno"), ("aiotcp cubic", "kernel cubic"))
+RECEIVERS = (
+    Sender("kernel", "reno", "aiotcp"),
+    Sender("kernel", "cubic", "aiotcp"),
+    Sender("kernel", "reno", "kernel"),
+    Sender("kernel", "cubic", "kernel"),
+)
+PAIRS = (
+    ("aiotcp newreno", "kernel reno", "newreno/reno"),
+    ("aiotcp cubic", "kernel cubic", "cubic/cubic"),
+)
 """Ratio columns: aiotcp / kernel with the same algorithm (NewReno is Linux's "reno")."""
+RECEIVE_PAIRS = (
+    ("kernel reno to aiotcp", "kernel reno to kernel", "reno: aiotcp/kernel"),
+    ("kernel cubic to aiotcp", "kernel cubic to kernel", "cubic: aiotcp/kernel"),
+)
+"""Ratio columns of the receive direction: the same kernel sender, to each receiver."""
+COLUMNS = {"send": (SENDERS, PAIRS), "receive": (RECEIVERS, RECEIVE_PAIRS)}
 
 
 @dataclass(frozen=True)
@@ -277,6 +311,111 @@ def send_aiotcp(
     return run(main, loop, timeout=timeout + 30.0)
 
 
+# ---------------------------------------------------------------------- receivers
+
+
+@dataclass
+class ReceiveOutcome:
+    """What a receiver counted: every byte up to the kernel sender's FIN, hashed."""
+
+    finished: bool
+    seconds: float
+    nbytes: int
+    sha256: str
+    error: str | None = None
+
+
+def receive_kernel(addr: str, timeout: float) -> ReceiveOutcome:
+    """Read a kernel source over a kernel socket (inside host A), hashing as it
+    arrives; the clock runs from the end of the handshake to the sender's FIN."""
+    digest, nbytes = hashlib.sha256(), 0
+    with socket.create_connection((addr, SINK_PORT), timeout=min(timeout, 15.0)) as sock:
+        t0 = time.perf_counter()
+        deadline = t0 + timeout
+        try:
+            while (left := deadline - time.perf_counter()) > 0:
+                sock.settimeout(left)
+                data = sock.recv(1 << 20)
+                if not data:
+                    return ReceiveOutcome(
+                        True, time.perf_counter() - t0, nbytes, digest.hexdigest()
+                    )
+                digest.update(data)
+                nbytes += len(data)
+        except TimeoutError:
+            pass
+        return ReceiveOutcome(False, time.perf_counter() - t0, nbytes, digest.hexdigest())
+
+
+def receive_aiotcp(addr: str, timeout: float, loop: LoopKind) -> ReceiveOutcome:
+    """The same over aiotcp (``aiotcp.testing.transfer.receive_bulk``), on a fresh stack."""
+
+    async def main() -> ReceiveOutcome:
+        got = 0
+
+        def progress(n: int) -> None:
+            nonlocal got
+            got = n
+
+        t0 = asyncio.get_running_loop().time()
+        try:
+            r = await asyncio.wait_for(receive_bulk(addr, SINK_PORT, on_progress=progress), timeout)
+        except TimeoutError:
+            return ReceiveOutcome(False, asyncio.get_running_loop().time() - t0, got, "")
+        return ReceiveOutcome(True, r.seconds, r.nbytes, r.sha256)
+
+    return run(main, loop, timeout=timeout + 30.0)
+
+
+def impaired(ctx: contextlib.ExitStack, receiver: Host, link: Link) -> Impairment | None:
+    """``link``'s impairment on the receiving host's input (the data direction), for
+    as long as ``ctx`` lasts; None for a bare link."""
+    if not link.impaired:
+        return None
+    return ctx.enter_context(
+        impair(
+            receiver,
+            loss=link.loss,
+            delay=link.delay,
+            seed=link.seed,
+            direction="in",
+            proto="tcp",
+        )
+    )
+
+
+def measure_receiver(
+    job: Job, cfg: Settings, result: RunResult, ctx: contextlib.ExitStack, a: Host, b: Host
+) -> None:
+    """A kernel sender on host B to the receiver on host A.  The sender's
+    retransmissions and RTOs are host B's namespace counters: one connection there."""
+    ctx.enter_context(kernel_source(b, SINK_PORT, cfg.size, job.sender.algorithm))
+    before = kernel_tcp_stats(b)
+    with a.entered():
+        if job.sender.receiver == "kernel":
+            outcome = receive_kernel(b.address, cfg.timeout)
+        else:
+            outcome = receive_aiotcp(b.address, cfg.timeout, cfg.loop)
+    delta = stats_delta(before, kernel_tcp_stats(b))
+    result.seconds, result.bytes_done = outcome.seconds, outcome.nbytes
+    result.retransmits = delta.get("RetransSegs")
+    result.rto_expirations = delta.get("TCPTimeouts")
+    if outcome.finished:
+        digest = hashlib.sha256(pattern(cfg.size)).hexdigest()  # kernel_source's bytes
+        checked(result, outcome.nbytes, outcome.sha256, digest, "received")
+    else:
+        result.status = "timeout"
+
+
+def checked(result: RunResult, count: int, got: str, digest: str, who: str) -> None:
+    """A finished transfer is ok only if its bytes and SHA-256 are what was sent."""
+    result.bytes_done = count
+    result.verified = count == result.size and got == digest
+    result.status = "ok" if result.verified else "error"
+    if not result.verified:
+        result.error = f"{who} {count} bytes, sha256 {got[:16]}…"
+
+
 # ------------------------------------------------------------------------ one run
 
 
@@ -314,8 +453,6 @@ def run_one(job: Job, cfg: Settings) -> RunResult:
     cell does not lose the others.
     """
     sender, link = job.sender, job.link
-    data = pattern(cfg.size, seed=1)
-    digest = hashlib.sha256(data).hexdigest()
     result = RunResult(
         sender=sender.name,
         link=link.describe(),
@@ -332,39 +469,36 @@ def run_one(job: Job, cfg: Settings) -> RunResult:
     imp: Impairment | None = None
     try:
         with two_hosts(PREFIX, subnet=job.subnet) as (a, b), contextlib.ExitStack() as ctx:
-            if link.impaired:
-                imp = ctx.enter_context(
-                    impair(
-                        b,
-                        loss=link.loss,
-                        delay=link.delay,
-                        seed=link.seed,
-                        direction="in",
-                        proto="tcp",
-                    )
-                )
-            sink = ctx.enter_context(kernel_sink(b, SINK_PORT))
-            before = kernel_tcp_stats(a)
-            outcome = _send(job, cfg, data, a, b)
-            if sender.stack == "kernel":
-                timeouts = stats_delta(before, kernel_tcp_stats(a)).get("TCPTimeouts")
-                outcome.rto_expirations = timeouts
-            _fill(result, outcome, job)
-            if outcome.finished:
-                count, got = sink.read_result(timeout=15.0)
-                result.verified = count == cfg.size and got == digest
-                result.bytes_done = count
-                result.status = "ok" if result.verified else "error"
-                if not result.verified:
-                    result.error = f"sink got {count} bytes, sha256 {got[:16]}…"
+            if sender.receiver is not None:
+                imp = impaired(ctx, a, link)  # the data direction is B -> A
+                measure_receiver(job, cfg, result, ctx, a, b)
             else:
-                result.status = "timeout"
+                imp = impaired(ctx, b, link)
+                measure_sender(job, cfg, result, ctx, a, b)
     except Exception as exc:  # reported in the table, not fatal to the other cells
         result.status = "error"
         result.error = f"{type(exc).__name__}: {exc}"
     if imp is not None:
         result.impairer_seen, result.impairer_dropped = imp.stats.seen, imp.stats.dropped
     return result
+
+
+def measure_sender(
+    job: Job, cfg: Settings, result: RunResult, ctx: contextlib.ExitStack, a: Host, b: Host
+) -> None:
+    """The sender on host A to a kernel sink on host B."""
+    data = pattern(cfg.size, seed=1)
+    sink = ctx.enter_context(kernel_sink(b, SINK_PORT))
+    before = kernel_tcp_stats(a)
+    outcome = _send(job, cfg, data, a, b)
+    if job.sender.stack == "kernel":
+        outcome.rto_expirations = stats_delta(before, kernel_tcp_stats(a)).get("TCPTimeouts")
+    _fill(result, outcome, job)
+    if outcome.finished:
+        count, got = sink.read_result(timeout=15.0)
+        checked(result, count, got, hashlib.sha256(data).hexdigest(), "sink got")
+    else:
+        result.status = "timeout"
 
 
 def _send(job: Job, cfg: Settings, data: bytes, a: Host, b: Host) -> SendOutcome:
@@ -525,7 +659,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         parallel = loss_percent >= args.parallel_from
         print(f"loss {loss_percent:g} % ({'concurrent' if parallel else 'one at a time'}):")
         keep = loss_percent == cwnd_loss
-        jobs = [Job(s, link, loss_percent, i, keep) for i, s in enumerate(SENDERS)]
+        columns = [c for d in directions(args.direction) for c in COLUMNS[d][0]]
+        jobs = [Job(s, link, loss_percent, i, keep) for i, s in enumerate(columns)]
         runs = run_jobs(jobs, cfg, parallel=parallel)
         cells.append(
             {"loss_percent": loss_percent, "seed": link.seed, "parallel": parallel, "runs": runs}
@@ -542,8 +677,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {
             "size": args.size,
             "delay_ms": args.delay_ms,
-            "delay_placement": "one way, data direction A->B (impairer on B's INPUT)",
-            "loss_placement": "data direction only; ACKs B->A neither delayed nor dropped",
+            "direction": args.direction,
+            "delay_placement": "one way, the data direction (impairer on the receiver's INPUT)",
+            "loss_placement": "data direction only; ACKs neither delayed nor dropped",
             "timeout_s": args.timeout,
             "aiotcp_send_buffer": cfg.send_buffer,
             "aiotcp_loop": args.loop,
@@ -556,6 +692,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "calibration": calibration,
         "cells": cells,
     }
+
+
+def directions(direction: str) -> list[str]:
+    """``--direction``: which tables (``COLUMNS``) a run measures."""
+    return ["send", "receive"] if direction == "both" else [direction]
 
 
 def pick_cwnd_cell(losses: list[float], wanted: float) -> float:
@@ -597,35 +738,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"`{report['command']}` — {report['seconds']:.0f} s; kernel {report['host']['kernel']},"
         f" {report['host']['cpus']} CPUs, Python {report['host']['python']}.",
         "",
-        f"- {s['size'] / 1e6:g} MB per transfer to a kernel sink, goodput in MB/s (10^6 B/s),"
-        " from the first byte written to the sink's FIN; bytes and SHA-256 checked.",
+        f"- {s['size'] / 1e6:g} MB per transfer, goodput in MB/s (10^6 B/s); a sender's from"
+        " its first byte written to the kernel sink's FIN, a receiver's from the end of the"
+        " handshake to the kernel source's FIN; bytes and SHA-256 checked.",
         f"- Link: {s['delay_ms']:g} ms delay {s['delay_placement']}; random loss on the"
         f" {s['loss_placement']}. RTT ≈ {s['delay_ms']:g} ms + ~1 ms.",
-        f"- Impairer seeded per loss rate (base seed {s['seed']}): all four senders meet the"
-        " same drop sequence. Fresh namespaces, sink and impairer per transfer.",
+        f"- Impairer seeded per loss rate (base seed {s['seed']}): every transfer of a cell"
+        " meets the same drop sequence. Fresh namespaces, peer and impairer per transfer.",
         f"- aiotcp send buffer {s['aiotcp_send_buffer']} B (the kernel's tcp_wmem max), loop"
-        f" {s['aiotcp_loop']}. Cells with loss ≥ {s['parallel_from_percent']:g} % ran their four"
+        f" {s['aiotcp_loop']}. Cells with loss ≥ {s['parallel_from_percent']:g} % ran their"
         " transfers concurrently (separate processes and namespaces); others one at a time.",
         f"- Per-transfer limit {s['timeout_s']:g} s; a cut transfer shows its goodput so far.",
-        "",
-        "## Goodput (MB/s)",
-        "",
-        "| loss % | "
-        + " | ".join(x.name for x in SENDERS)
-        + " | "
-        + " | ".join(f"{o.split()[1]}/{t.split()[1]}" for o, t in PAIRS)
-        + " |",
-        "|---:|" + "---:|" * (len(SENDERS) + len(PAIRS)),
+        "- Receivers: the retransmissions and RTOs are the kernel sender's (its namespace).",
     ]
-    for cell in report["cells"]:
-        runs = {r.sender: r for r in cell["runs"]}
-        row = [f"{cell['loss_percent']:g}"]
-        row += [_fmt_goodput(runs.get(x.name)) for x in SENDERS]
-        row += [_ratio(runs, o, t) for o, t in PAIRS]
-        lines.append("| " + " | ".join(row) + " |")
+    for direction in directions(s.get("direction", "send")):
+        lines += goodput_table(report, direction)
     lines += [
-        "",
-        "Ratios are aiotcp / kernel with the same algorithm (aiotcp newreno vs kernel reno).",
         "",
         "## Every transfer",
         "",
@@ -650,8 +778,46 @@ def markdown(report: dict[str, Any]) -> str:
                 f" {_opt(r.retransmits)} | {_opt(r.srtt_ms, '{:.2f}')} |"
             )
     lines += ["", "RTOs: aiotcp `rto_expirations`; kernel `TcpExt.TCPTimeouts` of its namespace."]
-    lines.append("Retransmits: aiotcp `counters.retransmits`; kernel `tcpi_total_retrans`.")
+    lines.append(
+        "Retransmits: aiotcp `counters.retransmits`; kernel `tcpi_total_retrans`; to a"
+        " receiver: the kernel sender's namespace's `Tcp.RetransSegs`."
+    )
     return "\n".join(lines) + "\n"
+
+
+def goodput_table(report: dict[str, Any], direction: str) -> list[str]:
+    """One direction's goodput per cell, with its ratio columns."""
+    columns, pairs = COLUMNS[direction]
+    title, note = {
+        "send": (
+            "Goodput (MB/s): aiotcp and kernel senders to a kernel sink",
+            "Ratios are aiotcp / kernel with the same algorithm (aiotcp newreno vs kernel reno).",
+        ),
+        "receive": (
+            "Goodput (MB/s): a kernel sender to an aiotcp or a kernel receiver",
+            "Ratios are the same kernel sender's goodput to aiotcp / to the kernel.",
+        ),
+    }[direction]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        "| loss % | "
+        + " | ".join(x.name for x in columns)
+        + " | "
+        + " | ".join(label for _, _, label in pairs)
+        + " |",
+        "|---:|" + "---:|" * (len(columns) + len(pairs)),
+    ]
+    for cell in report["cells"]:
+        runs = {r.sender: r for r in cell["runs"]}
+        if not any(x.name in runs for x in columns):
+            continue
+        row = [f"{cell['loss_percent']:g}"]
+        row += [_fmt_goodput(runs.get(x.name)) for x in columns]
+        row += [_ratio(runs, o, t) for o, t, _ in pairs]
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, "", note]
 
 
 def _detail_row(loss: str, r: RunResult) -> str:
@@ -789,6 +955,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="aiotcp send_buffer (0: the kernel's tcp_wmem max)",
     )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--direction",
+        choices=("send", "receive", "both"),
+        default="send",
+        help="measure aiotcp as the sender (to a kernel sink), as the receiver (of a"
+        " kernel sender), or both",
+    )
     parser.add_argument("--skip-calibration", action="store_true")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: one worker transfer
     parser.add_argument(

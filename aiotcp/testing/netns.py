@@ -712,8 +712,12 @@ def read_line(stream: IO[str] | None, timeout: float) -> str:
 
 
 @contextlib.contextmanager
-def _kernel_server(host: Host, port: int, mode: str, arg: int = 0) -> Iterator[KernelServer]:
+def _kernel_server(
+    host: Host, port: int, mode: str, arg: int = 0, congestion: str | None = None
+) -> Iterator[KernelServer]:
     lsock = host.listen(port, backlog=4096)  # many clients at once: no SYN cookies
+    if congestion is not None:  # accepted sockets inherit the listener's algorithm
+        lsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion.encode())
     try:
         proc = host.python(
             ["-c", _PEER_CODE, mode, str(lsock.fileno()), str(arg)],
@@ -772,7 +776,8 @@ def idle_kernel_clients(host: Host, address: str, port: int, count: int) -> subp
 
 
 def kernel_source(
-    host: Host, port: int, nbytes: int
+    host: Host, port: int, nbytes: int, congestion: str | None = None
 ) -> contextlib.AbstractContextManager[KernelServer]:
-    """Kernel server that sends ``pattern(nbytes)`` to each client, then half-closes."""
-    return _kernel_server(host, port, "source", nbytes)
+    """Kernel server that sends ``pattern(nbytes)`` to each client, then half-closes;
+    ``congestion``: its ``TCP_CONGESTION`` (None: the namespace's default)."""
+    return _kernel_server(host, port, "source", nbytes, congestion)

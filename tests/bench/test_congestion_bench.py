@@ -49,3 +49,30 @@ def test_congestion_bench_writes_table_json_and_plots(tmp_path: pathlib.Path) ->
     assert table in proc.stdout  # the table is printed at the end too
     for png in ("cc.png", "cc-cwnd.png"):
         assert out.with_name(png).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_congestion_bench_measures_aiotcp_as_the_receiver(tmp_path: pathlib.Path) -> None:
+    """``--direction receive``: a kernel sender (reno, cubic) to aiotcp and to the
+    kernel over the same impaired link, every byte checked, and its own table."""
+    require_root()
+    out = tmp_path / "rx"
+    cmd = [sys.executable, str(BENCH / "congestion.py"), "--size", "1M", "--loss", "1"]
+    cmd += ["--delay-ms", "5", "--timeout", "20", "--skip-calibration", "--out", str(out)]
+    cmd += ["--direction", "receive"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    (cell,) = json.loads(out.with_name("rx.json").read_text())["cells"]
+    runs = {r["sender"]: r for r in cell["runs"]}
+    assert set(runs) == {
+        f"kernel {cc} to {receiver}"
+        for cc in ("reno", "cubic")
+        for receiver in ("aiotcp", "kernel")
+    }
+    for r in runs.values():
+        if r["status"] == "unavailable":
+            continue
+        assert r["status"] == "ok" and r["verified"] and r["bytes_done"] == 1_000_000, r
+        assert r["impairer_dropped"] > 0 and r["retransmits"] is not None, r
+    table = out.with_name("rx.md").read_text()
+    assert "| reno: aiotcp/kernel | cubic: aiotcp/kernel |" in table
