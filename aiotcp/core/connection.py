@@ -430,7 +430,7 @@ class Connection:
         self._challenge_count = 0
 
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
-        self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window)
+        self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window, opts.slow_start)
         self.cc.rtt = self.rtt
         self.recovery = LossRecovery(self.cc, self.rtt, self.timers, self.counters, self.mss)
         """What is in flight and lost, and the window's response (``aiotcp.core.recovery``)."""
@@ -651,12 +651,14 @@ class Connection:
         cc: CongestionControl | None = None
         if name == "congestion":
             # Before anything changes: an unknown name leaves the connection as it was.
-            cc = congestion.create(new.congestion, self.mss, self.cc.initial_window)
+            cc = congestion.create(new.congestion, self.mss, self.cc.initial_window, new.slow_start)
         self.options = new
         if self.state is State.LISTEN or (self.state is State.CLOSED and self.close_reason is None):
             self._derive_from_options()
             return
-        if name == "nodelay":
+        if name == "slow_start":
+            self.cc.set_slow_start(new.slow_start)
+        elif name == "nodelay":
             if new.nodelay:
                 self.cork = False
         elif name == "keepalive":
@@ -706,7 +708,7 @@ class Connection:
         self.recv_buffer.capacity = opts.recv_buffer_start
         self.recv_buffer.max_ranges = opts.ooo_max_segments
         self.rtt = RttEstimator(opts.rto_initial, opts.rto_min, opts.rto_max)
-        self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window)
+        self.cc = congestion.create(opts.congestion, self.mss, opts.initial_window, opts.slow_start)
         self.cc.rtt = self.rtt
         self.recovery.rtt = self.rtt
         self.recovery.cc = self.cc
@@ -1164,6 +1166,7 @@ class Connection:
         elif advanced:
             self._sample_rtt(seg, now)
         if advanced:
+            self.cc.on_ack_sample(ack, self.snd_max, rtt, now)
             self._on_new_ack(seg, now)
         else:
             self._maybe_dup_ack(seg, delivery.sacked)

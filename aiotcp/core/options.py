@@ -96,6 +96,10 @@ class TcpOptions:
     """Congestion control algorithm name (see ``aiotcp.core.congestion``)."""
     initial_window: int = 10
     """Initial congestion window in segments (RFC 6928, Linux default)."""
+    slow_start: str = "hystart++"
+    """How the first slow start ends: ``"hystart++"`` (RFC 9406: when the RTT starts
+    to grow, before the queue overflows) or ``"standard"`` (RFC 5681: at the first
+    loss).  For NewReno and CUBIC."""
     mtu_probing: int = 0
     """Packetization-layer path MTU discovery (RFC 4821), Linux's ``tcp_mtu_probing``:
     0 off (Linux's default); 1 once retransmission timeouts suggest an ICMP black
@@ -179,9 +183,16 @@ def _checked_option(name: str, value: object) -> object:
         lo, hi = bounds
         if not lo <= value <= hi:  # type: ignore[operator]
             raise ValueError(f"TCP option {name} must be in {lo}..{hi}, not {value!r}")
+    choices = _CHOICES.get(name)
+    if choices is not None and value not in choices:
+        raise ValueError(f"TCP option {name} must be one of {', '.join(choices)}, not {value!r}")
     if annotation == "float" and isinstance(value, int):
         return float(value)
     return value
+
+
+#: Options that name one of a few behaviours.
+_CHOICES: dict[str, tuple[str, ...]] = {"slow_start": ("hystart++", "standard")}
 
 
 #: Options whose range the IP header fixes (a socket says EINVAL beyond it).

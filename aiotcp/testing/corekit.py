@@ -339,6 +339,9 @@ class LinkProfile:
     duplicate: float = 0.0
     bandwidth: float | None = None
     """Bytes per second; ``None`` is infinitely fast."""
+    queue_limit: int | None = None
+    """Bytes that may wait for the ``bandwidth`` (a drop-tail router queue): a packet
+    that would not fit is dropped.  ``None``: the queue never fills."""
 
 
 @dataclass(order=True)
@@ -375,6 +378,7 @@ class Link:
         self.received = {True: bytearray(), False: bytearray()}  # keyed by "is b"
         self.events: dict[bool, list[Event]] = {True: [], False: []}
         self.delivered_segments = 0
+        self.queue_drops = 0
         self.auto_read = True
         self.drop_filter: Callable[[bool, Segment], bool] | None = None
         self._outbox: dict[bool, bytearray] = {True: bytearray(), False: bytearray()}
@@ -415,6 +419,10 @@ class Link:
                 copies = 2 if p.duplicate and self.rng.random() < p.duplicate else 1
                 start = self.now
                 if p.bandwidth:
+                    waiting = max(self._busy_until[to_b] - self.now, 0.0) * p.bandwidth
+                    if p.queue_limit is not None and waiting + len(data) > p.queue_limit:
+                        self.queue_drops += 1
+                        continue
                     start = max(start, self._busy_until[to_b]) + len(data) / p.bandwidth
                     self._busy_until[to_b] = start
                 for _ in range(copies):

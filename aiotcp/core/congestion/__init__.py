@@ -14,7 +14,9 @@ import pkgutil
 from aiotcp.core.congestion.base import ALGORITHMS, CongestionControl
 
 
-def create(name: str, mss: int, initial_window: int = 10) -> CongestionControl:
+def create(
+    name: str, mss: int, initial_window: int = 10, slow_start: str = "hystart++"
+) -> CongestionControl:
     """A new instance of the algorithm ``TcpOptions.congestion`` names."""
     if name not in ALGORITHMS:
         _import_algorithms()
@@ -24,7 +26,9 @@ def create(name: str, mss: int, initial_window: int = 10) -> CongestionControl:
         raise ValueError(
             f"unknown congestion control {name!r}; choose from {sorted(ALGORITHMS)}"
         ) from None
-    return factory(mss, initial_window)
+    cc = factory(mss, initial_window)
+    cc.set_slow_start(slow_start)
+    return cc
 
 
 def _import_algorithms() -> None:

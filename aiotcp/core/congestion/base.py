@@ -42,6 +42,17 @@ class CongestionControl(ABC):
         #: The connection's RTT estimator (set by the connection): CUBIC needs SRTT.
         self.rtt: RttEstimator | None = None
 
+    def set_slow_start(self, kind: str) -> None:
+        """``TcpOptions.slow_start``: how the first slow start ends, for algorithms
+        that have one (the default ignores it)."""
+        return
+
+    def on_ack_sample(self, ack: int, snd_nxt: int, rtt: float | None, now: float) -> None:
+        """Every ACK that advances SND.UNA, before ``on_ack``: the cumulative ACK, SND.NXT
+        and the RTT this ACK measured (None if it timed nothing, Karn).  For what needs
+        rounds and RTTs rather than bytes (HyStart++); window arithmetic ignores it."""
+        return
+
     def set_mss(self, mss: int) -> None:
         """The effective MSS is known only after the handshake; rescale IW to it."""
         segments = max(self.cwnd // self.mss, 1)

@@ -77,12 +77,14 @@ class Cubic(NewReno):
         self.epoch_start = None
 
     def on_enter_recovery(self, flight_size: int, now: float) -> None:
+        self._slow_start_over()
         self._reduce(now)
         self.cwnd = self.ssthresh
         self._bytes_acked = 0
 
     def on_timeout(self, flight_size: int, now: float) -> None:
         # §4.8: as Reno, but ssthresh from beta_cubic.
+        self._slow_start_over()
         self._reduce(now)
         self.cwnd = self.mss
         self._bytes_acked = 0

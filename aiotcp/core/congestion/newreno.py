@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiotcp.core.congestion.base import CongestionControl, mypyc_attr, register
+from aiotcp.core.congestion.hystart import HyStartPlusPlus
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -14,6 +15,18 @@ class NewReno(CongestionControl):
     def __init__(self, mss: int, initial_window: int = 10) -> None:
         super().__init__(mss, initial_window)
         self._bytes_acked = 0
+        self.hystart: HyStartPlusPlus | None = HyStartPlusPlus()
+
+    def set_slow_start(self, kind: str) -> None:
+        self.hystart = HyStartPlusPlus() if kind == "hystart++" else None
+
+    def on_ack_sample(self, ack: int, snd_nxt: int, rtt: float | None, now: float) -> None:
+        hs = self.hystart
+        if hs is None or not hs.active or self.cwnd >= self.ssthresh:
+            return
+        if hs.on_ack(ack, snd_nxt, rtt):
+            # RFC 9406 §4.2: CSS_ROUNDS of conservative growth; congestion avoidance.
+            self.ssthresh = self.cwnd
 
     def _half_flight(self, flight_size: int) -> int:
         """RFC 5681 equation (4): ``max(FlightSize / 2, 2*SMSS)``."""
@@ -26,7 +39,8 @@ class NewReno(CongestionControl):
             # often covers many segments (a "stretch ACK", like GRO), and capping
             # growth per ACK would make slow start crawl.
             grow = min(acked, self.ssthresh - self.cwnd)
-            self.cwnd += grow
+            hs = self.hystart
+            self.cwnd += grow if hs is None or not hs.active else hs.growth(grow)
             acked -= grow
         if acked and self.cwnd >= self.ssthresh:
             # RFC 5681 §3.1 congestion avoidance: about one SMSS per RTT, byte-counted.
@@ -35,12 +49,19 @@ class NewReno(CongestionControl):
                 self._bytes_acked -= self.cwnd
                 self.cwnd += self.mss
 
+    def _slow_start_over(self) -> None:
+        """A loss or an RTO: slow start ends where it is (RFC 9406 §4.2), for good."""
+        if self.hystart is not None:
+            self.hystart.stop()
+
     def on_enter_recovery(self, flight_size: int, now: float) -> None:
+        self._slow_start_over()
         self.ssthresh = self._half_flight(flight_size)  # RFC 5681 equation (4)
         self.cwnd = self.ssthresh
         self._bytes_acked = 0
 
     def on_timeout(self, flight_size: int, now: float) -> None:
+        self._slow_start_over()
         self.ssthresh = self._half_flight(flight_size)
         self.cwnd = self.mss  # RFC 5681 §3.1: loss window LW = 1 SMSS
         self._bytes_acked = 0
