@@ -40,6 +40,7 @@ between its own namespaces.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import contextlib
 import gc
@@ -295,6 +296,18 @@ def cases_arg(text: str) -> tuple[Case, ...]:
         ) from None
 
 
+def option_arg(text: str) -> tuple[str, object]:
+    """``--option name=value``: the value as a Python literal if it is one (numbers,
+    True/False), else as text."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def measure(kind: LoopKind, stack: str, host: str, args: argparse.Namespace, case: Case) -> Sample:
     """One case for one client stack on one loop, in a loop (and a Stack) of its own."""
     aiotcp_client = stack == "aiotcp"
@@ -306,7 +319,7 @@ def measure(kind: LoopKind, stack: str, host: str, args: argparse.Namespace, cas
             return await case(open_, host, args, own)
         # A wide port range: connections/s leaves thousands of TIME-WAITs, as it does
         # in the kernel, whose own range is 28,232 ports.
-        async with aiotcp.Stack(ephemeral_range=(20000, 65535)):
+        async with aiotcp.Stack(ephemeral_range=(20000, 65535), **args.option):
             return await case(open_, host, args, own)
 
     with asyncio.Runner(loop_factory=loop_factory(kind)) as runner:
@@ -544,8 +557,17 @@ def main() -> None:
         default=CASES,
         help="comma-separated subset of: " + ", ".join(CASE_NAMES),
     )
+    parser.add_argument(
+        "--option",
+        type=option_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a TCP option for aiotcp's client connections (A/B runs), e.g. slow_start=standard",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    args.option = dict(args.option)
     KERNEL_CC = congestion_control_arg(args.kernel_cc)
     if args.quick:
         args.size_mb, args.seconds, args.rounds, args.idle, args.repeat = 8, 0.5, 200, 100, 1
