@@ -1159,6 +1159,11 @@ class Connection:
             rec.on_ecn_echo(self.snd_una, self.snd_max, now)
         delivery = rec.on_ack(ack, seg.sack_blocks if self.sack_ok else (), self.snd_max, now)
         advanced = seq_gt(ack, self.snd_una)
+        stamp = rec.retrans_stamp
+        if advanced and stamp is not None:
+            # RFC 3522 §3.2: does the first ACK of the retransmission echo an older TSval?
+            ecr = seg.ts_ecr
+            rec.eifel(ack, self.ts_ok and ecr is not None and seq_lt(ecr, stamp))
         rtt = delivery.rtt(now)
         if rtt is not None:
             self.rtt.sample(rtt)  # from our own send times: exact, no echo needed
@@ -1879,6 +1884,8 @@ class Connection:
         if retransmit or seq_lt(seq, self.snd_max):
             self.counters.retransmits += 1
             self.recovery.on_retransmitted(seq, length, now)
+            if seg.ts_val is not None:
+                self.recovery.note_retransmit_ts(seg.ts_val)
             if self._rtt_seq is not None and seq_lt(seq, self._rtt_seq):
                 self._rtt_seq = None  # Karn: never time a retransmitted segment
         else:

@@ -45,6 +45,8 @@ class Counters:
     mtu_black_holes: int = 0
     mtu_probes: int = 0
     mtu_probes_lost: int = 0
+    undo_dsack: int = 0
+    undo_eifel: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTER_NAMES}
@@ -80,4 +82,6 @@ COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes kee
     "mtu_black_holes",
     "mtu_probes",
     "mtu_probes_lost",
+    "undo_dsack",
+    "undo_eifel",
 )

@@ -38,6 +38,7 @@ class LossRecovery:
         "_cwr_due",
         "_dupacks_at_ack",
         "_ecn_recover",
+        "_eifel_judged",
         "_max_flight",
         "_max_flight_end",
         "_prr_delivered",
@@ -47,12 +48,17 @@ class LossRecovery:
         "_tlp_due",
         "_tlp_end",
         "_tlp_retrans",
+        "_undo_bytes",
+        "_undo_marker",
+        "_undo_prior",
+        "_undo_unmark",
         "board",
         "cc",
         "counters",
         "dupacks",
         "in_recovery",
         "mss",
+        "retrans_stamp",
         "rtt",
         "sack",
         "timers",
@@ -91,6 +97,17 @@ class LossRecovery:
         self._tlp_due = False  # the probe timer fired: the next output sends a probe
         self._ecn_recover: int | None = None  # one ECN reduction per window of data
         self._cwr_due = False  # reduced for an ECE: the next new data carries CWR
+        # Undo (RFC 3708, RFC 3522/4015; Linux's undo_marker and undo_retrans): a
+        # reduction episode starts at SND.UNA (unwrapped) with the windows it cost;
+        # its retransmitted bytes not yet reported as duplicates (D-SACK) count down.
+        self._undo_marker: int | None = None
+        self._undo_prior: tuple[int, int, float] | None = None
+        self._undo_bytes = 0
+        self._undo_unmark = False  # the episode began with an RTO: unmark losses too
+        self._eifel_judged = False
+        self.retrans_stamp: int | None = None
+        """RFC 3522 RetransmitTS: the TSval of the episode's first retransmission (the
+        connection sets it; None without timestamps or before a retransmission)."""
 
     def reset(self, iss: int) -> None:
         """The send sequence starts at ``iss``."""
@@ -119,6 +136,8 @@ class LossRecovery:
         self.board.on_retransmitted(seq, length, now)
         if self.in_recovery:
             self._prr_out += length
+        if self._undo_marker is not None:
+            self._undo_bytes += length
 
     def take_cwr(self) -> bool:
         """Should this new data segment carry CWR (RFC 3168 §6.1.2)?  Once per reduction."""
@@ -176,7 +195,63 @@ class LossRecovery:
             self.counters.dsacks_received += 1
             if self._tlp_end is not None and self._tlp_retrans:
                 self._tlp_end = None  # RFC 8985 §7.4.2: the probe was a duplicate
+            marker = self._undo_marker
+            if marker is not None and self._undo_bytes > 0 and delivery.dsack_start >= marker:
+                # RFC 3708 §3: each retransmission reported as a duplicate was needless;
+                # once all of the episode's were, so was its reduction.
+                self._undo_bytes -= delivery.dsack_bytes
+                if self._undo_bytes <= 0:
+                    self.counters.undo_dsack += 1
+                    self._undo()
         return delivery
+
+    def eifel(self, ack: int, echoed_before_retransmit: bool) -> None:
+        """RFC 3522 §2: the first ACK for the retransmitted data.  If it echoes a
+        timestamp older than the retransmission's, the original arrived and the
+        retransmission (and the reduction) was spurious: RFC 4015's response undoes
+        it.  Either way the episode's first ACK has been judged."""
+        marker = self._undo_marker
+        if self.retrans_stamp is None or marker is None or self.board.position(ack) <= marker:
+            return
+        self.retrans_stamp = None
+        self._eifel_judged = True
+        if echoed_before_retransmit:
+            self.counters.undo_eifel += 1
+            self._undo()
+
+    def _start_undo_episode(self, snd_una: int, *, rto: bool) -> None:
+        """A reduction is about to happen: remember what it costs, unless it is part
+        of an episode already under way (a timeout during recovery, a repeated one)."""
+        self._undo_marker = self.board.position(snd_una)
+        self._undo_prior = self.cc.undo_state()
+        self._undo_bytes = 0
+        self._undo_unmark = rto
+        self.retrans_stamp = None
+        self._eifel_judged = False
+
+    def note_retransmit_ts(self, ts_val: int) -> None:
+        """The TSval a retransmission carried: the episode's first is RetransmitTS."""
+        if self._undo_marker is not None and self.retrans_stamp is None and not self._eifel_judged:
+            self.retrans_stamp = ts_val
+
+    def _undo(self) -> None:
+        """RFC 3708 / RFC 4015 §3: give the reduction back and end the episode (and the
+        recovery it began: the losses were reordering or a delay, not congestion).
+        After a spurious timeout the ranges still waiting to go again are in flight
+        after all (RFC 4015 §3.2: no go-back-N)."""
+        prior = self._undo_prior
+        if prior is not None:
+            self.cc.undo(prior)
+        if self.in_recovery:
+            self.in_recovery = False
+            self.board.on_recovery_done()
+        if self._undo_unmark:
+            self.board.unmark_lost()
+        self._recover = None
+        self._undo_marker = None
+        self._undo_prior = None
+        self._undo_bytes = 0
+        self.retrans_stamp = None
 
     def on_new_ack(self, ack: int, acked: int, flight: int, now: float) -> None:
         """SND.UNA advanced to ``ack`` by ``acked`` bytes of a ``flight`` (RFC 5681 §3,
@@ -320,6 +395,7 @@ class LossRecovery:
         flight = seq_sub(snd_max, snd_una)
         self._recover = snd_max
         self.in_recovery = True
+        self._start_undo_episode(snd_una, rto=False)
         if self._ecn_recover is None or seq_ge(snd_una, self._ecn_recover):
             self.cc.on_enter_recovery(flight, now)
         # else: an ECN echo already reduced for this window (RFC 3168 §6.1.2)
@@ -354,6 +430,10 @@ class LossRecovery:
         """RFC 6298 §5.5-5.6 and RFC 8985 §6.3 for data: the window collapses and
         everything not SACKed is lost, to go again in order."""
         reduced = self.in_recovery or (self._recover is not None and seq_lt(snd_una, self._recover))
+        if not reduced and retries <= 1:
+            self._start_undo_episode(snd_una, rto=True)
+        elif self._undo_marker is not None:
+            self._undo_unmark = True  # a timeout in the episode: losses marked wholesale
         if retries > 1 or reduced:
             # RFC 5681 §3.1: a segment already resent by a timeout holds ssthresh;
             # as Linux (tcp_enter_loss), neither does a window already reduced.

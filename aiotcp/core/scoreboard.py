@@ -69,12 +69,23 @@ class Sent:
 class Delivery:
     """What one ACK told us: the inputs of PRR, RACK and the RTT estimator."""
 
-    __slots__ = ("acked", "dsack", "first_acked_at", "newest_sacked_at", "rexmit_acked", "sacked")
+    __slots__ = (
+        "acked",
+        "dsack",
+        "dsack_bytes",
+        "dsack_start",
+        "first_acked_at",
+        "newest_sacked_at",
+        "rexmit_acked",
+        "sacked",
+    )
 
     def __init__(self) -> None:
         self.acked = 0  # bytes newly covered by the cumulative ACK
         self.sacked = 0  # bytes newly covered by SACK blocks
         self.dsack = False  # the ACK carried a D-SACK block
+        self.dsack_start = 0  # ... where it starts (unwrapped) and how long it is
+        self.dsack_bytes = 0
         # RTT evidence (Linux ``tcp_clean_rtx_queue``): when the oldest newly
         # acknowledged never-retransmitted range was sent, whether retransmitted data
         # was acknowledged (Karn), when the newest newly SACKed range was sent.
@@ -148,6 +159,10 @@ class Scoreboard:
 
     def _abs(self, seq: int) -> int:
         return self._una_abs + seq_sub(seq, self._una)
+
+    def position(self, seq: int) -> int:
+        """Sequence number ``seq`` as an unwrapped position (see the module docstring)."""
+        return self._abs(seq)
 
     def seq(self, pos: int) -> int:
         """The wrapping sequence number of unwrapped position ``pos``."""
@@ -237,6 +252,7 @@ class Scoreboard:
             lo, hi = self._abs(left), self._abs(right)
             if i == 0 and self._is_dsack(lo, hi, ack_abs, blocks):
                 d.dsack = True
+                d.dsack_start, d.dsack_bytes = lo, max(hi - lo, 0)
                 continue
             if not (lo < hi <= max_abs and hi > ack_abs):
                 continue
@@ -397,6 +413,16 @@ class Scoreboard:
         for rec in recs:
             if not rec.flags & SACKED:
                 self._mark_lost(rec)
+
+    def unmark_lost(self) -> None:
+        """The losses were not real (a spurious timeout, found by Eifel): what waits
+        for retransmission is in flight after all (Linux ``tcp_undo_cwnd_reduction``
+        with ``unmark_loss``).  Retransmitted ranges keep their mark, which makes
+        ``pipe`` count them once."""
+        for rec in self.records:
+            if rec.flags & LOST and not rec.flags & RETRANS:
+                rec.flags &= ~LOST
+                self.lost_bytes -= rec.end - rec.start
 
     def next_lost(self, max_len: int) -> tuple[int, int] | None:
         """The first lost range awaiting retransmission, as (seq, length ≤ max_len)."""

@@ -53,6 +53,18 @@ class CongestionControl(ABC):
         rounds and RTTs rather than bytes (HyStart++); window arithmetic ignores it."""
         return
 
+    def undo_state(self) -> tuple[int, int, float]:
+        """What a reduction about to happen would lose: given back to ``undo`` if the
+        loss proves spurious (cwnd, ssthresh, and one value of the algorithm's)."""
+        return (self.cwnd, self.ssthresh, 0.0)
+
+    def undo(self, state: tuple[int, int, float]) -> None:
+        """The reduction was for nothing (RFC 3708, RFC 4015 §3; Linux
+        ``tcp_undo_cwnd_reduction``): back to at least the windows before it."""
+        cwnd, ssthresh, _ = state
+        self.cwnd = max(self.cwnd, cwnd)
+        self.ssthresh = max(self.ssthresh, ssthresh)
+
     def set_mss(self, mss: int) -> None:
         """The effective MSS is known only after the handshake; rescale IW to it."""
         segments = max(self.cwnd // self.mss, 1)

@@ -76,6 +76,16 @@ class Cubic(NewReno):
         self.ssthresh = max(int(self.cwnd * BETA), 2 * self.mss)
         self.epoch_start = None
 
+    def undo_state(self) -> tuple[int, int, float]:
+        return (self.cwnd, self.ssthresh, self.w_max)
+
+    def undo(self, state: tuple[int, int, float]) -> None:
+        """Also the W_max of before the reduction (the window the path did carry), and
+        a new epoch from the restored window."""
+        super().undo(state)
+        self.w_max = max(self.w_max, state[2])
+        self.epoch_start = None
+
     def on_enter_recovery(self, flight_size: int, now: float) -> None:
         self._slow_start_over()
         self._reduce(now)
