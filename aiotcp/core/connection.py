@@ -1157,13 +1157,14 @@ class Connection:
         probing = search is not None and search.probe_mtu != 0 and not rec.in_recovery
         if self.ecn_ok and seg.flags & ECE:
             rec.on_ecn_echo(self.snd_una, self.snd_max, now)
-        delivery = rec.on_ack(ack, seg.sack_blocks if self.sack_ok else (), self.snd_max, now)
         advanced = seq_gt(ack, self.snd_una)
         stamp = rec.retrans_stamp
         if advanced and stamp is not None:
             # RFC 3522 §3.2: does the first ACK of the retransmission echo an older TSval?
+            # (Before the ACK is applied: with timestamps Eifel decides, not F-RTO.)
             ecr = seg.ts_ecr
             rec.eifel(ack, self.ts_ok and ecr is not None and seq_lt(ecr, stamp))
+        delivery = rec.on_ack(ack, seg.sack_blocks if self.sack_ok else (), self.snd_max, now)
         rtt = delivery.rtt(now)
         if rtt is not None:
             self.rtt.sample(rtt)  # from our own send times: exact, no echo needed

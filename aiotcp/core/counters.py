@@ -47,6 +47,7 @@ class Counters:
     mtu_probes_lost: int = 0
     undo_dsack: int = 0
     undo_eifel: int = 0
+    undo_frto: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTER_NAMES}
@@ -84,4 +85,5 @@ COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes kee
     "mtu_probes_lost",
     "undo_dsack",
     "undo_eifel",
+    "undo_frto",
 )

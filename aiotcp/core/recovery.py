@@ -39,6 +39,8 @@ class LossRecovery:
         "_dupacks_at_ack",
         "_ecn_recover",
         "_eifel_judged",
+        "_frto_at",
+        "_frto_end",
         "_max_flight",
         "_max_flight_end",
         "_prr_delivered",
@@ -105,6 +107,10 @@ class LossRecovery:
         self._undo_bytes = 0
         self._undo_unmark = False  # the episode began with an RTO: unmark losses too
         self._eifel_judged = False
+        # F-RTO (RFC 5682 §3, as Linux detects it): after a timeout at ``_frto_at``,
+        # until SND.MAX of then (``_frto_end``) is acknowledged.
+        self._frto_at: float | None = None
+        self._frto_end: int | None = None
         self.retrans_stamp: int | None = None
         """RFC 3522 RetransmitTS: the TSval of the episode's first retransmission (the
         connection sets it; None without timestamps or before a retransmission)."""
@@ -203,7 +209,22 @@ class LossRecovery:
                 if self._undo_bytes <= 0:
                     self.counters.undo_dsack += 1
                     self._undo()
+        if self._frto_at is not None:
+            self._frto(ack, delivery)
         return delivery
+
+    def _frto(self, ack: int, delivery: Delivery) -> None:
+        """RFC 5682 §3 step 3b, as Linux tests it on every ACK after a timeout: data
+        sent before the timeout and never retransmitted was (S)ACKed, so not all of
+        it was lost — the timeout was spurious (a delay, or lost ACKs), and the
+        reduction and the wholesale loss marks are undone."""
+        at, end = self._frto_at, self._frto_end
+        orig = delivery.oldest_original_at
+        if at is not None and orig is not None and orig < at:
+            self.counters.undo_frto += 1
+            self._undo()
+        elif end is not None and seq_ge(ack, end):
+            self._frto_at = self._frto_end = None  # all of it acknowledged: it was real
 
     def eifel(self, ack: int, echoed_before_retransmit: bool) -> None:
         """RFC 3522 §2: the first ACK for the retransmitted data.  If it echoes a
@@ -252,6 +273,7 @@ class LossRecovery:
         self._undo_prior = None
         self._undo_bytes = 0
         self.retrans_stamp = None
+        self._frto_at = self._frto_end = None
 
     def on_new_ack(self, ack: int, acked: int, flight: int, now: float) -> None:
         """SND.UNA advanced to ``ack`` by ``acked`` bytes of a ``flight`` (RFC 5681 §3,
@@ -442,6 +464,8 @@ class LossRecovery:
             self.cc.on_timeout(seq_sub(snd_max, snd_una), now)
         # RFC 6582 §3.2 step 4: no fast recovery for what was sent before now.
         self._recover = snd_max
+        if self._frto_at is None:
+            self._frto_at, self._frto_end = now, snd_max  # RFC 5682 §3 step 1
         if self.in_recovery:
             self.in_recovery = False
             self.board.on_recovery_done()

@@ -76,6 +76,7 @@ class Delivery:
         "dsack_start",
         "first_acked_at",
         "newest_sacked_at",
+        "oldest_original_at",
         "rexmit_acked",
         "sacked",
     )
@@ -92,6 +93,8 @@ class Delivery:
         self.first_acked_at: float | None = None
         self.rexmit_acked = False
         self.newest_sacked_at: float | None = None
+        # F-RTO's evidence: when the oldest newly (S)ACKed never-retransmitted range left.
+        self.oldest_original_at: float | None = None
 
     def rtt(self, now: float) -> float | None:
         """An unambiguous RTT sample from this ACK, if it carries one."""
@@ -263,10 +266,11 @@ class Scoreboard:
                 self.sacked_bytes += size
                 d.sacked += size
                 self._forget_flight(rec, size)
-                if not rec.flags & EVER_RETRANS and (
-                    d.newest_sacked_at is None or rec.sent_at > d.newest_sacked_at
-                ):
-                    d.newest_sacked_at = rec.sent_at
+                if not rec.flags & EVER_RETRANS:
+                    if d.newest_sacked_at is None or rec.sent_at > d.newest_sacked_at:
+                        d.newest_sacked_at = rec.sent_at
+                    if d.oldest_original_at is None or rec.sent_at < d.oldest_original_at:
+                        d.oldest_original_at = rec.sent_at
                 rec.flags = (rec.flags & ~(LOST | RETRANS)) | SACKED
                 self._delivered(rec, now, prior_fack, d)
         if ack_abs > self._una_abs:
@@ -310,8 +314,11 @@ class Scoreboard:
             return  # already counted as delivered when it was SACKed
         if rec.flags & EVER_RETRANS:
             d.rexmit_acked = True
-        elif d.first_acked_at is None:
-            d.first_acked_at = rec.sent_at
+        else:
+            if d.first_acked_at is None:
+                d.first_acked_at = rec.sent_at
+            if d.oldest_original_at is None or rec.sent_at < d.oldest_original_at:
+                d.oldest_original_at = rec.sent_at
         self._forget_flight(rec, size)
         self._delivered(rec, now, prior_fack, d)
 

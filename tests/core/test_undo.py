@@ -154,3 +154,29 @@ def test_the_receiver_side_is_untouched() -> None:
     t.recv("A", seq=R(1), ack=L(1), payload=b"x" * 100, advance_peer=False)
     acks = t.output()
     assert acks[-1].sack_blocks == ((R(1), R(101)),)
+
+
+def test_frto_a_timeout_whose_originals_are_acknowledged_is_undone() -> None:
+    """RFC 5682 §3 step 3b without timestamps: after the RTO resent segment 0, the
+    ACK also covers segments 1-4, sent before the timeout and never resent: their
+    ACKs had been lost or delayed, not the data.  Undone, and no go-back-N."""
+    t = sender(timestamps=False)
+    cwnd = t.conn.cc.cwnd
+    assert time_out(t) == [L(1)]
+    t.recv("A", ack=L(1 + 5 * MSS))
+    assert t.conn.counters.undo_frto == 1
+    assert t.conn.cc.cwnd >= cwnd and t.conn.recovery.board.lost_bytes == 0
+    assert [s for s in t.output() if s.payload] == []
+
+
+def test_frto_a_timeout_acknowledged_only_by_its_retransmission_stands() -> None:
+    """The ACK covers the resent segment 0 alone: nothing proves the rest arrived,
+    so the timeout's recovery goes on, in order."""
+    t = sender(timestamps=False)
+    assert time_out(t) == [L(1)]
+    t.recv("A", ack=L(1 + MSS))
+    assert t.conn.counters.undo_frto == 0
+    nxt = [s.seq for s in t.output() if s.payload]
+    assert nxt and nxt[0] == L(1 + MSS)
+    t.recv("A", ack=L(1 + 3 * MSS))  # 1 and 2 resent and acknowledged: real losses
+    assert t.conn.counters.undo_frto == 0
