@@ -98,8 +98,9 @@ class TcpOptions:
     """Initial congestion window in segments (RFC 6928, Linux default)."""
     slow_start: str = "hystart++"
     """How the first slow start ends: ``"hystart++"`` (RFC 9406: when the RTT starts
-    to grow, before the queue overflows) or ``"standard"`` (RFC 5681: at the first
-    loss).  For NewReno and CUBIC."""
+    to grow, before the queue overflows), ``"hystart"`` (Linux CUBIC's: ACK trains
+    and delay) or ``"standard"`` (RFC 5681: at the first loss).  For NewReno and
+    CUBIC."""
     mtu_probing: int = 0
     """Packetization-layer path MTU discovery (RFC 4821), Linux's ``tcp_mtu_probing``:
     0 off (Linux's default); 1 once retransmission timeouts suggest an ICMP black
@@ -192,7 +193,7 @@ def _checked_option(name: str, value: object) -> object:
 
 
 #: Options that name one of a few behaviours.
-_CHOICES: dict[str, tuple[str, ...]] = {"slow_start": ("hystart++", "standard")}
+_CHOICES: dict[str, tuple[str, ...]] = {"slow_start": ("hystart++", "hystart", "standard")}
 
 
 #: Options whose range the IP header fixes (a socket says EINVAL beyond it).

@@ -123,10 +123,10 @@ def test_standard_slow_start_is_an_option() -> None:
 @pytest.mark.parametrize("algorithm", ["newreno", "cubic"])
 def test_hystart_avoids_slow_starts_overshoot_at_a_bottleneck(algorithm: str) -> None:
     """2 MiB through 10 Mbit/s, 20 ms RTT, a 100 KB drop-tail queue (80 ms of it):
-    standard slow start doubles into the full queue and loses a burst (measured: 90
-    retransmissions with NewReno, 230 with CUBIC); HyStart++ sees the queue's delay
+    standard slow start doubles into the full queue and loses a burst (measured: 109
+    retransmissions with NewReno, 252 with CUBIC); HyStart++ sees the queue's delay
     first (22 and 24, the later ones from congestion avoidance probing), and the
-    transfer takes no longer."""
+    transfer takes no longer (1.76 s against 1.79)."""
     data = bytes(range(256)) * 8192
     path = LinkProfile(delay=0.01, bandwidth=1.25e6, queue_limit=100_000)
     retransmits, seconds = {}, {}
@@ -139,3 +139,60 @@ def test_hystart_avoids_slow_starts_overshoot_at_a_bottleneck(algorithm: str) ->
         retransmits[kind], seconds[kind] = link.a.counters.retransmits, link.now
     assert retransmits["hystart++"] < 0.4 * retransmits["standard"], retransmits
     assert seconds["hystart++"] <= 1.02 * seconds["standard"], seconds
+
+
+# -- Linux's HyStart (tcp_cubic.c), an option --------------------------------------
+
+
+def linux_rounds() -> Rounds:
+    return Rounds(congestion.create("cubic", MSS, slow_start="hystart"))
+
+
+def test_linux_hystart_leaves_slow_start_on_a_delay_rise() -> None:
+    """Once the window has 16 segments: a round's RTT (the least of its first 8
+    samples) above the minimum by more than max(4 ms, min(min/8, 16 ms))."""
+    r = linux_rounds()
+    r.round(0.100, acks=12)
+    r.round(0.100, acks=12)  # 10 -> 34 segments: past the 16 of the low window
+    assert r.cc.ssthresh > 1 << 29
+    r.round(0.111, acks=12)  # +11 ms: below 12.5 ms
+    assert r.cc.ssthresh > 1 << 29
+    r.round(0.113, acks=12)  # +13 ms
+    assert r.cc.ssthresh <= r.cc.cwnd < 1.1 * r.cc.ssthresh
+
+
+def test_linux_hystart_leaves_slow_start_when_the_ack_train_spans_half_the_rtt() -> None:
+    """ACKs 1 ms apart (a train) for longer than half the 20 ms minimum RTT: the
+    window already fills the path."""
+    cc = congestion.create("cubic", MSS, slow_start="hystart")
+    cc.cwnd = 20 * MSS
+    una, end, now = 0, 20 * MSS, 1.0
+    for i in range(20):
+        una += MSS
+        cc.on_ack_sample(una, end, 0.020, now + i * 0.001)
+        cc.on_ack(MSS, cc.cwnd, now + i * 0.001)
+        if cc.ssthresh < 1 << 29:
+            break
+    assert 10 <= i <= 12, i  # after 10 ms of train (half of 20 ms), not before
+
+
+def test_linux_hystart_waits_for_a_window_of_16_segments() -> None:
+    r = linux_rounds()
+    r.round(0.100, acks=4)  # 10 -> 14 segments
+    r.round(0.200, acks=1)  # a huge rise, but too small a window to judge
+    assert r.cc.ssthresh > 1 << 29
+
+
+def test_linux_hystart_also_avoids_the_overshoot_at_a_bottleneck() -> None:
+    """The same path: no retransmission at all (its ACK train ends slow start early)."""
+    data = bytes(range(256)) * 8192
+    path = LinkProfile(delay=0.01, bandwidth=1.25e6, queue_limit=100_000)
+    retransmits = {}
+    for kind in ("standard", "hystart"):
+        o = opts(congestion="cubic", slow_start=kind, recv_buffer=4 << 20, window_scaling=True)
+        link = connected_pair(o, o, path, seed=1)
+        link.write(False, data)
+        link.run_until(lambda link=link: len(link.received[True]) >= len(data), timeout=600)
+        assert bytes(link.received[True]) == data
+        retransmits[kind] = link.a.counters.retransmits
+    assert retransmits["hystart"] < 0.4 * retransmits["standard"], retransmits

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiotcp.core.congestion.base import CongestionControl, mypyc_attr, register
-from aiotcp.core.congestion.hystart import HyStartPlusPlus
+from aiotcp.core.congestion.hystart import HyStartPlusPlus, SlowStartExit, slow_start_exit
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -15,18 +15,17 @@ class NewReno(CongestionControl):
     def __init__(self, mss: int, initial_window: int = 10) -> None:
         super().__init__(mss, initial_window)
         self._bytes_acked = 0
-        self.hystart: HyStartPlusPlus | None = HyStartPlusPlus()
+        self.hystart: SlowStartExit | None = HyStartPlusPlus()
 
     def set_slow_start(self, kind: str) -> None:
-        self.hystart = HyStartPlusPlus() if kind == "hystart++" else None
+        self.hystart = slow_start_exit(kind)
 
     def on_ack_sample(self, ack: int, snd_nxt: int, rtt: float | None, now: float) -> None:
         hs = self.hystart
         if hs is None or not hs.active or self.cwnd >= self.ssthresh:
             return
-        if hs.on_ack(ack, snd_nxt, rtt):
-            # RFC 9406 §4.2: CSS_ROUNDS of conservative growth; congestion avoidance.
-            self.ssthresh = self.cwnd
+        if hs.on_ack(ack, snd_nxt, rtt, now, self.cwnd // self.mss):
+            self.ssthresh = self.cwnd  # congestion avoidance from here
 
     def _half_flight(self, flight_size: int) -> int:
         """RFC 5681 equation (4): ``max(FlightSize / 2, 2*SMSS)``."""
