@@ -166,3 +166,23 @@ def test_small_segments_in_one_batch_share_one_ack() -> None:
     for _ in range(3):
         t.recv("PA", payload=b"k" * 150)
     assert [s.ack for s in t.output()] == [R(451)]
+
+
+def test_sack_blocks_follow_rfc_2018_section_4() -> None:
+    """The first block holds the segment that triggered the ACK; the others repeat
+    the most recently reported blocks, so with four holes the oldest block drops
+    out of a three-block option (timestamps take the room of the fourth), and
+    comes back first when new data extends it."""
+    t = established(
+        opts(delayed_ack=True, timestamps=True), sack_permitted=True, ts_val=1, ts_ecr=1
+    )
+    starts = (101, 301, 501, 701)  # four ranges above four holes, oldest first
+    for start in starts:
+        t.recv("A", seq=R(start), payload=b"o" * 50, advance_peer=False, ts_val=2)
+        t.output()
+    t.recv("A", seq=R(751), payload=b"o" * 50, advance_peer=False, ts_val=3)
+    (ack,) = t.output()
+    assert ack.sack_blocks == ((R(701), R(801)), (R(501), R(551)), (R(301), R(351)))
+    t.recv("A", seq=R(151), payload=b"o" * 50, advance_peer=False, ts_val=4)
+    (ack,) = t.output()
+    assert ack.sack_blocks == ((R(101), R(201)), (R(701), R(801)), (R(501), R(551)))
