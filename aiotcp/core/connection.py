@@ -398,7 +398,8 @@ class Connection:
         self._pingpong = False
         self._last_data_in = -1.0  # when in-order data last arrived (-1: never)
         # ACKs owed in the middle of a receive batch, built before the next segment
-        # is taken in: one per GRO segment as Linux sends, not one per batch.
+        # is taken in where Linux's per-segment rule would have sent them
+        # (``_ack_before_next``), and sent after the batch.
         self._early_acks: list[Segment] | None = None
         self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
         self._force_push = False
