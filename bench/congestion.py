@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import datetime
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -641,7 +642,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         loop=args.loop,
         available=available_congestion(),
     )
-    delay = args.delay_ms / 1000
     cleanup_stale(PREFIX)
     t_start = time.monotonic()
     calibration: list[RunResult] = []
@@ -654,16 +654,23 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         calibration = run_jobs(jobs, cfg, parallel=False)
     cells: list[dict[str, Any]] = []
     cwnd_loss = pick_cwnd_cell(args.loss, args.cwnd_loss)
-    for loss_percent in args.loss:
-        link = Link(loss_percent / 100, delay, cell_seed(args.seed, loss_percent))
+    for delay_ms, loss_percent in itertools.product(args.delay_ms, args.loss):
+        link = Link(loss_percent / 100, delay_ms / 1000, cell_seed(args.seed, loss_percent))
         parallel = loss_percent >= args.parallel_from
-        print(f"loss {loss_percent:g} % ({'concurrent' if parallel else 'one at a time'}):")
-        keep = loss_percent == cwnd_loss
+        how = "concurrent" if parallel else "one at a time"
+        print(f"delay {delay_ms:g} ms, loss {loss_percent:g} % ({how}):")
+        keep = loss_percent == cwnd_loss and delay_ms == args.delay_ms[0]
         columns = [c for d in directions(args.direction) for c in COLUMNS[d][0]]
         jobs = [Job(s, link, loss_percent, i, keep) for i, s in enumerate(columns)]
         runs = run_jobs(jobs, cfg, parallel=parallel)
         cells.append(
-            {"loss_percent": loss_percent, "seed": link.seed, "parallel": parallel, "runs": runs}
+            {
+                "delay_ms": delay_ms,
+                "loss_percent": loss_percent,
+                "seed": link.seed,
+                "parallel": parallel,
+                "runs": runs,
+            }
         )
     return {
         "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -676,7 +683,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         },
         "settings": {
             "size": args.size,
-            "delay_ms": args.delay_ms,
+            "delay_ms": args.delay_ms[0],
+            "delays_ms": args.delay_ms,
             "direction": args.direction,
             "delay_placement": "one way, the data direction (impairer on the receiver's INPUT)",
             "loss_placement": "data direction only; ACKs neither delayed nor dropped",
@@ -741,8 +749,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- {s['size'] / 1e6:g} MB per transfer, goodput in MB/s (10^6 B/s); a sender's from"
         " its first byte written to the kernel sink's FIN, a receiver's from the end of the"
         " handshake to the kernel source's FIN; bytes and SHA-256 checked.",
-        f"- Link: {s['delay_ms']:g} ms delay {s['delay_placement']}; random loss on the"
-        f" {s['loss_placement']}. RTT ≈ {s['delay_ms']:g} ms + ~1 ms.",
+        f"- Link: {delays_text(s)} ms delay {s['delay_placement']}; random loss on the"
+        f" {s['loss_placement']}. RTT ≈ the delay + ~1 ms.",
         f"- Impairer seeded per loss rate (base seed {s['seed']}): every transfer of a cell"
         " meets the same drop sequence. Fresh namespaces, peer and impairer per transfer.",
         f"- aiotcp send buffer {s['aiotcp_send_buffer']} B (the kernel's tcp_wmem max), loop"
@@ -757,13 +765,13 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Every transfer",
         "",
-        "| loss % | sender | status | MB/s | MB | s | retransmits | RTOs | dropped / seen"
-        " (impairer) | srtt ms | cwnd max / mean (segments) |",
+        "| delay ms / loss % | sender | status | MB/s | MB | s | retransmits | RTOs"
+        " | dropped / seen (impairer) | srtt ms | cwnd max / mean (segments) |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in report["cells"]:
         for r in cell["runs"]:
-            lines.append(_detail_row(f"{cell['loss_percent']:g}", r))
+            lines.append(_detail_row(cell_label(cell), r))
     if report["calibration"]:
         lines += [
             "",
@@ -802,7 +810,7 @@ def goodput_table(report: dict[str, Any], direction: str) -> list[str]:
         "",
         f"## {title}",
         "",
-        "| loss % | "
+        "| delay ms / loss % | "
         + " | ".join(x.name for x in columns)
         + " | "
         + " | ".join(label for _, _, label in pairs)
@@ -813,11 +821,24 @@ def goodput_table(report: dict[str, Any], direction: str) -> list[str]:
         runs = {r.sender: r for r in cell["runs"]}
         if not any(x.name in runs for x in columns):
             continue
-        row = [f"{cell['loss_percent']:g}"]
+        row = [cell_label(cell)]
         row += [_fmt_goodput(runs.get(x.name)) for x in columns]
         row += [_ratio(runs, o, t) for o, t, _ in pairs]
         lines.append("| " + " | ".join(row) + " |")
     return [*lines, "", note]
+
+
+def delays_text(settings: dict[str, Any]) -> str:
+    """The run's delays (a report from before the delay matrix has one)."""
+    return ", ".join(f"{d:g}" for d in settings.get("delays_ms", [settings["delay_ms"]]))
+
+
+def cell_label(cell: dict[str, Any]) -> str:
+    """A cell's first column: ``delay ms / loss %`` (a report from before the delay
+    matrix has the loss alone)."""
+    if "delay_ms" not in cell:
+        return f"{cell['loss_percent']:g}"
+    return f"{cell['delay_ms']:g} / {cell['loss_percent']:g}"
 
 
 def _detail_row(loss: str, r: RunResult) -> str:
@@ -900,6 +921,16 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
+def parse_delays(text: str) -> list[float]:
+    try:
+        delays = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of delays in ms: {text}") from None
+    if not delays or any(d < 0 for d in delays):
+        raise argparse.ArgumentTypeError(f"delays must be >= 0 ms: {text}")
+    return delays
+
+
 def parse_losses(text: str) -> list[float]:
     """``0,0.1,1,3`` (percent) → sorted unique floats, each in [0, 100)."""
     losses = sorted({float(x) for x in text.split(",") if x.strip()})
@@ -926,7 +957,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="loss rates in percent, comma-separated",
     )
     parser.add_argument(
-        "--delay-ms", type=float, default=20.0, help="one-way delay of the data direction"
+        "--delay-ms",
+        type=parse_delays,
+        default=[20.0],
+        help="one-way delays of the data direction, comma-separated: a row of cells each",
     )
     parser.add_argument(
         "--out",
@@ -976,7 +1010,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.loss = parse_size("5M"), [0.0, 1.0]
-    if args.size <= 0 or args.timeout <= 0 or args.delay_ms < 0:
+    if args.size <= 0 or args.timeout <= 0:
         parser.error("--size and --timeout must be > 0, --delay-ms >= 0")
     return args
 

@@ -23,24 +23,48 @@ STYLE: dict[str, dict[str, Any]] = {
     "aiotcp cubic": {"color": "tab:orange", "linestyle": "-", "marker": "s"},
     "kernel reno": {"color": "tab:blue", "linestyle": "--", "marker": "o", "mfc": "none"},
     "kernel cubic": {"color": "tab:orange", "linestyle": "--", "marker": "s", "mfc": "none"},
+    "kernel reno to aiotcp": {"color": "tab:green", "linestyle": "-", "marker": "^"},
+    "kernel cubic to aiotcp": {"color": "tab:red", "linestyle": "-", "marker": "v"},
+    "kernel reno to kernel": {
+        "color": "tab:green",
+        "linestyle": "--",
+        "marker": "^",
+        "mfc": "none",
+    },
+    "kernel cubic to kernel": {"color": "tab:red", "linestyle": "--", "marker": "v", "mfc": "none"},
 }
-"""Same colour = same algorithm; solid = aiotcp, dashed with hollow markers = kernel."""
+"""Same colour = same algorithm (and direction); solid = aiotcp, dashed with hollow
+markers = kernel.  The receive direction's curves name the receiver."""
 MSS = 1448
 
 
 def goodput_plot(report: dict[str, Any], path: Path) -> Path:
-    """Goodput (log scale) per sender against the loss rate, one point per cell.
+    """Goodput (log scale) per sender against the loss rate, one point per cell, and
+    one panel per delay.
 
     Loss rates sit at even spacing (0 % has no place on a log axis). Cut transfers
     are marked with a red ×. The grey curve is the Mathis et al. (1997) model
-    ``MSS / RTT · sqrt(3/2) / sqrt(p)`` for the configured delay, the rate a Reno
+    ``MSS / RTT · sqrt(3/2) / sqrt(p)`` for the panel's delay, the rate a Reno
     flow with independent losses settles to; the dotted line is the impairer's
     pass-through rate from the calibration (kernel cubic through it with no delay, no loss).
     """
-    cells = report["cells"]
+    default = report["settings"]["delay_ms"]
+    delays = sorted({c.get("delay_ms", default) for c in report["cells"]})
+    fig, axes = plt.subplots(
+        1, len(delays), figsize=(8 * len(delays), 5), constrained_layout=True, squeeze=False
+    )
+    for ax, delay_ms in zip(axes[0], delays, strict=True):
+        cells = [c for c in report["cells"] if c.get("delay_ms", default) == delay_ms]
+        _goodput_panel(ax, report, cells, delay_ms)
+    fig.suptitle(f"{report['settings']['size'] / 1e6:g} MB per transfer: aiotcp vs Linux")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _goodput_panel(ax: Any, report: dict[str, Any], cells: list[Any], delay_ms: float) -> None:
     losses = [c["loss_percent"] for c in cells]
     xs = list(range(len(losses)))
-    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     names = [name for name in STYLE if any(r.sender == name for c in cells for r in c["runs"])]
     for name in names:
         points = [(x, _run(c, name)) for x, c in zip(xs, cells, strict=True)]
@@ -50,7 +74,7 @@ def goodput_plot(report: dict[str, Any], path: Path) -> Path:
         if cut:
             cut_x, cut_y = [x for x, _ in cut], [y for _, y in cut]
             ax.scatter(cut_x, cut_y, marker="x", color="red", s=80, zorder=5)
-    delay = report["settings"]["delay_ms"] / 1000
+    delay = delay_ms / 1000
     if delay > 0:
         model = [
             (x, MSS / delay * math.sqrt(1.5 / (p / 100)) / 1e6)
@@ -72,14 +96,10 @@ def goodput_plot(report: dict[str, Any], path: Path) -> Path:
     ax.scatter([], [], marker="x", color="red", label="cut at --timeout")
     ax.set_yscale("log")
     ax.set_xticks(xs, [f"{p:g} %" for p in losses])
-    ax.set_xlabel(f"random loss, data direction ({report['settings']['delay_ms']:g} ms delay)")
+    ax.set_xlabel(f"random loss, data direction ({delay_ms:g} ms delay)")
     ax.set_ylabel("goodput, MB/s (log)")
-    ax.set_title(f"{report['settings']['size'] / 1e6:g} MB to a kernel sink: aiotcp vs Linux")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def cwnd_plot(report: dict[str, Any], path: Path, zoom: float = 5.0) -> Path | None:
@@ -125,9 +145,8 @@ def cwnd_plot(report: dict[str, Any], path: Path, zoom: float = 5.0) -> Path | N
         first.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("seconds since connect (sampled every 10 ms)")
     axes[-1, 1].set_xlabel("seconds since connect")
-    fig.suptitle(
-        f"cwnd at {cell['loss_percent']:g} % loss, {report['settings']['delay_ms']:g} ms delay"
-    )
+    delay_ms = cell.get("delay_ms", report["settings"]["delay_ms"])
+    fig.suptitle(f"cwnd at {cell['loss_percent']:g} % loss, {delay_ms:g} ms delay")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -45,7 +45,8 @@ def test_congestion_bench_writes_table_json_and_plots(tmp_path: pathlib.Path) ->
     assert traced and all(len(r["trace"]["t"]) == len(r["trace"]["cwnd"]) > 0 for r in traced)
 
     table = out.with_name("cc.md").read_text()
-    assert "| loss % | aiotcp newreno | aiotcp cubic | kernel reno | kernel cubic |" in table
+    head = "| delay ms / loss % | aiotcp newreno | aiotcp cubic | kernel reno | kernel cubic |"
+    assert head in table
     assert table in proc.stdout  # the table is printed at the end too
     for png in ("cc.png", "cc-cwnd.png"):
         assert out.with_name(png).read_bytes().startswith(PNG_MAGIC)
