@@ -110,21 +110,28 @@ SENDERS = (
     Sender("aiotcp", "cubic"),
     Sender("kernel", "reno"),
     Sender("kernel", "cubic"),
+    Sender("kernel", "bbr"),
 )
 RECEIVERS = (
     Sender("kernel", "reno", "aiotcp"),
     Sender("kernel", "cubic", "aiotcp"),
+    Sender("kernel", "bbr", "aiotcp"),
     Sender("kernel", "reno", "kernel"),
     Sender("kernel", "cubic", "kernel"),
+    Sender("kernel", "bbr", "kernel"),
 )
 PAIRS = (
     ("aiotcp newreno", "kernel reno", "newreno/reno"),
     ("aiotcp cubic", "kernel cubic", "cubic/cubic"),
+    ("aiotcp cubic", "kernel bbr", "default/default"),
 )
-"""Ratio columns: aiotcp / kernel with the same algorithm (NewReno is Linux's "reno")."""
+"""Ratio columns: aiotcp / kernel with the same algorithm (NewReno is Linux's "reno"),
+and each stack's default against the other's (aiotcp: CUBIC; this host's kernel:
+BBR, which aiotcp does not have yet)."""
 RECEIVE_PAIRS = (
     ("kernel reno to aiotcp", "kernel reno to kernel", "reno: aiotcp/kernel"),
     ("kernel cubic to aiotcp", "kernel cubic to kernel", "cubic: aiotcp/kernel"),
+    ("kernel bbr to aiotcp", "kernel bbr to kernel", "bbr: aiotcp/kernel"),
 )
 """Ratio columns of the receive direction: the same kernel sender, to each receiver."""
 COLUMNS = {"send": (SENDERS, PAIRS), "receive": (RECEIVERS, RECEIVE_PAIRS)}
@@ -140,11 +147,30 @@ class Link:
     """Seconds each data packet is held (one way, A→B)."""
     seed: int
     impaired: bool = True
+    dup: float = 0.0
+    """Probability that a data packet arrives twice."""
+    reorder: float = 0.0
+    """Fraction of data packets held 2 ms longer, so the next ones overtake them."""
+    rate_mbit: float | None = None
+    """A ``tbf`` bottleneck on the sender's side of the veth (None: none)."""
+    queue_ms: float = 100.0
+    """The bottleneck's queue, as ``tbf`` counts it: the longest a packet may wait."""
 
     def describe(self) -> str:
         if not self.impaired:
             return "no impairer"
-        return f"loss {self.loss:.2%}, delay {self.delay * 1000:g} ms, seed {self.seed}"
+        text = f"loss {self.loss:.2%}, delay {self.delay * 1000:g} ms, seed {self.seed}"
+        if self.dup or self.reorder:
+            text += f", dup {self.dup:.0%}, reorder {self.reorder:.0%}"
+        if self.rate_mbit is not None:
+            text += f", {self.rate_mbit:g} Mbit/s, queue {self.queue_ms:g} ms"
+        return text
+
+
+def profile_a(seed: int) -> Link:
+    """Issue 25's "profile A": 10 ms each way (here 20 ms on the data direction, the
+    same round trip), 5 % loss, 2 % duplicates, 10 % reordering, 32 Mbit/s."""
+    return Link(0.05, 0.02, seed, dup=0.02, reorder=0.10, rate_mbit=32.0)
 
 
 @dataclass
@@ -368,16 +394,27 @@ def receive_aiotcp(addr: str, timeout: float, loop: LoopKind) -> ReceiveOutcome:
     return run(main, loop, timeout=timeout + 30.0)
 
 
-def impaired(ctx: contextlib.ExitStack, receiver: Host, link: Link) -> Impairment | None:
-    """``link``'s impairment on the receiving host's input (the data direction), for
-    as long as ``ctx`` lasts; None for a bare link."""
+def impaired(
+    ctx: contextlib.ExitStack, receiver: Host, sender: Host, link: Link
+) -> Impairment | None:
+    """``link``'s impairment on the receiving host's input (the data direction), and
+    its bottleneck on the sender's output, for as long as ``ctx`` lasts; None for a
+    bare link.  ``tbf`` shapes aiotcp's AF_PACKET frames too: they go through the
+    qdisc (no ``PACKET_QDISC_BYPASS``)."""
     if not link.impaired:
         return None
+    if link.rate_mbit is not None:
+        dev = ["dev", sender.ifname, "root"]
+        shape = ["tbf", "rate", f"{link.rate_mbit:g}mbit", "burst", "32kbit"]
+        sender.run(["tc", "qdisc", "replace", *dev, *shape, "latency", f"{link.queue_ms:g}ms"])
+        ctx.callback(sender.run, ["tc", "qdisc", "del", *dev], check=False)
     return ctx.enter_context(
         impair(
             receiver,
             loss=link.loss,
             delay=link.delay,
+            dup=link.dup,
+            reorder=link.reorder,
             seed=link.seed,
             direction="in",
             proto="tcp",
@@ -471,10 +508,10 @@ def run_one(job: Job, cfg: Settings) -> RunResult:
     try:
         with two_hosts(PREFIX, subnet=job.subnet) as (a, b), contextlib.ExitStack() as ctx:
             if sender.receiver is not None:
-                imp = impaired(ctx, a, link)  # the data direction is B -> A
+                imp = impaired(ctx, a, b, link)  # the data direction is B -> A
                 measure_receiver(job, cfg, result, ctx, a, b)
             else:
-                imp = impaired(ctx, b, link)
+                imp = impaired(ctx, b, a, link)
                 measure_sender(job, cfg, result, ctx, a, b)
     except Exception as exc:  # reported in the table, not fatal to the other cells
         result.status = "error"
@@ -672,6 +709,21 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 "runs": runs,
             }
         )
+    if args.profile_a:
+        link = profile_a(cell_seed(args.seed, 5.0) + 1)
+        print("profile A (concurrent):")
+        columns = [c for d in directions(args.direction) for c in COLUMNS[d][0]]
+        jobs = [Job(s, link, 5.0, i, False) for i, s in enumerate(columns)]
+        cells.append(
+            {
+                "profile": "A",
+                "delay_ms": link.delay * 1000,
+                "loss_percent": 5.0,
+                "seed": link.seed,
+                "parallel": True,
+                "runs": run_jobs(jobs, cfg, parallel=True),
+            }
+        )
     return {
         "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
@@ -836,6 +888,8 @@ def delays_text(settings: dict[str, Any]) -> str:
 def cell_label(cell: dict[str, Any]) -> str:
     """A cell's first column: ``delay ms / loss %`` (a report from before the delay
     matrix has the loss alone)."""
+    if "profile" in cell:
+        return f"profile {cell['profile']}"
     if "delay_ms" not in cell:
         return f"{cell['loss_percent']:g}"
     return f"{cell['delay_ms']:g} / {cell['loss_percent']:g}"
@@ -989,6 +1043,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="aiotcp send_buffer (0: the kernel's tcp_wmem max)",
     )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--profile-a",
+        action="store_true",
+        help="one more cell: 20 ms, 5 %% loss, 2 %% duplicates, 10 %% reordering, 32 Mbit/s",
+    )
     parser.add_argument(
         "--direction",
         choices=("send", "receive", "both"),

@@ -23,6 +23,7 @@ STYLE: dict[str, dict[str, Any]] = {
     "aiotcp cubic": {"color": "tab:orange", "linestyle": "-", "marker": "s"},
     "kernel reno": {"color": "tab:blue", "linestyle": "--", "marker": "o", "mfc": "none"},
     "kernel cubic": {"color": "tab:orange", "linestyle": "--", "marker": "s", "mfc": "none"},
+    "kernel bbr": {"color": "tab:purple", "linestyle": "--", "marker": "D", "mfc": "none"},
     "kernel reno to aiotcp": {"color": "tab:green", "linestyle": "-", "marker": "^"},
     "kernel cubic to aiotcp": {"color": "tab:red", "linestyle": "-", "marker": "v"},
     "kernel reno to kernel": {
@@ -49,12 +50,13 @@ def goodput_plot(report: dict[str, Any], path: Path) -> Path:
     pass-through rate from the calibration (kernel cubic through it with no delay, no loss).
     """
     default = report["settings"]["delay_ms"]
-    delays = sorted({c.get("delay_ms", default) for c in report["cells"]})
+    matrix = [c for c in report["cells"] if "profile" not in c]  # profiles: in the table
+    delays = sorted({c.get("delay_ms", default) for c in matrix})
     fig, axes = plt.subplots(
         1, len(delays), figsize=(8 * len(delays), 5), constrained_layout=True, squeeze=False
     )
     for ax, delay_ms in zip(axes[0], delays, strict=True):
-        cells = [c for c in report["cells"] if c.get("delay_ms", default) == delay_ms]
+        cells = [c for c in matrix if c.get("delay_ms", default) == delay_ms]
         _goodput_panel(ax, report, cells, delay_ms)
     fig.suptitle(f"{report['settings']['size'] / 1e6:g} MB per transfer: aiotcp vs Linux")
     fig.savefig(path, dpi=110)

@@ -15,7 +15,7 @@ import sys
 from aiotcp.testing.netns import require_root
 
 BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
-SENDERS = {"aiotcp newreno", "aiotcp cubic", "kernel reno", "kernel cubic"}
+SENDERS = {"aiotcp newreno", "aiotcp cubic", "kernel reno", "kernel cubic", "kernel bbr"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -45,7 +45,10 @@ def test_congestion_bench_writes_table_json_and_plots(tmp_path: pathlib.Path) ->
     assert traced and all(len(r["trace"]["t"]) == len(r["trace"]["cwnd"]) > 0 for r in traced)
 
     table = out.with_name("cc.md").read_text()
-    head = "| delay ms / loss % | aiotcp newreno | aiotcp cubic | kernel reno | kernel cubic |"
+    head = (
+        "| delay ms / loss % | aiotcp newreno | aiotcp cubic | kernel reno | kernel cubic"
+        " | kernel bbr | newreno/reno | cubic/cubic | default/default |"
+    )
     assert head in table
     assert table in proc.stdout  # the table is printed at the end too
     for png in ("cc.png", "cc-cwnd.png"):
@@ -67,7 +70,7 @@ def test_congestion_bench_measures_aiotcp_as_the_receiver(tmp_path: pathlib.Path
     runs = {r["sender"]: r for r in cell["runs"]}
     assert set(runs) == {
         f"kernel {cc} to {receiver}"
-        for cc in ("reno", "cubic")
+        for cc in ("reno", "cubic", "bbr")
         for receiver in ("aiotcp", "kernel")
     }
     for r in runs.values():
@@ -76,4 +79,4 @@ def test_congestion_bench_measures_aiotcp_as_the_receiver(tmp_path: pathlib.Path
         assert r["status"] == "ok" and r["verified"] and r["bytes_done"] == 1_000_000, r
         assert r["impairer_dropped"] > 0 and r["retransmits"] is not None, r
     table = out.with_name("rx.md").read_text()
-    assert "| reno: aiotcp/kernel | cubic: aiotcp/kernel |" in table
+    assert "| reno: aiotcp/kernel | cubic: aiotcp/kernel | bbr: aiotcp/kernel |" in table
