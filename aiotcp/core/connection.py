@@ -564,11 +564,7 @@ class Connection:
         window += 2 * (window * (copied - space) // space)
         buf = self.recv_buffer
         if window > buf.capacity:
-            # At most four times larger per round trip: enough for a sender that
-            # doubles, where Linux's advertised window also grows only step by step
-            # (rcv_ssthresh).  A reader that took a burst and then paused must not
-            # be handed megabytes of buffer for it.
-            buf.capacity = min(window, 4 * buf.capacity, self.options.recv_buffer_max)
+            buf.capacity = min(window, self.options.recv_buffer_max)
         self._drs_space = copied
 
     def shutdown_write(self) -> None:
