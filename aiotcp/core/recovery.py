@@ -241,8 +241,8 @@ class LossRecovery:
             self._undo()
 
     def _start_undo_episode(self, snd_una: int, *, rto: bool) -> None:
-        """A reduction is about to happen: remember what it costs, unless it is part
-        of an episode already under way (a timeout during recovery, a repeated one)."""
+        """A reduction is about to happen: remember what it costs.  The callers keep an
+        episode already under way (a timeout during recovery, a repeated one)."""
         self._undo_marker = self.board.position(snd_una)
         self._undo_prior = self.cc.undo_state()
         self._undo_bytes = 0

@@ -12,10 +12,11 @@ import importlib
 import pkgutil
 
 from aiotcp.core.congestion.base import ALGORITHMS, CongestionControl
+from aiotcp.core.congestion.hystart import DEFAULT_SLOW_START
 
 
 def create(
-    name: str, mss: int, initial_window: int = 10, slow_start: str = "hystart++"
+    name: str, mss: int, initial_window: int = 10, slow_start: str = DEFAULT_SLOW_START
 ) -> CongestionControl:
     """A new instance of the algorithm ``TcpOptions.congestion`` names."""
     if name not in ALGORITHMS:
@@ -27,7 +28,8 @@ def create(
             f"unknown congestion control {name!r}; choose from {sorted(ALGORITHMS)}"
         ) from None
     cc = factory(mss, initial_window)
-    cc.set_slow_start(slow_start)
+    if slow_start != DEFAULT_SLOW_START:  # the algorithms start with the default
+        cc.set_slow_start(slow_start)
     return cc
 
 

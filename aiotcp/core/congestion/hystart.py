@@ -31,6 +31,8 @@ CSS_GROWTH_DIVISOR: Final = 4
 CSS_ROUNDS: Final = 5
 
 _NONE: Final = float("inf")
+#: ``TcpOptions.slow_start``'s default, which NewReno and CUBIC are built with.
+DEFAULT_SLOW_START: Final = "hystart++"
 
 
 class SlowStartExit:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiotcp.core.congestion.base import CongestionControl, mypyc_attr, register
-from aiotcp.core.congestion.hystart import HyStartPlusPlus, SlowStartExit, slow_start_exit
+from aiotcp.core.congestion.hystart import DEFAULT_SLOW_START, SlowStartExit, slow_start_exit
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -15,7 +15,7 @@ class NewReno(CongestionControl):
     def __init__(self, mss: int, initial_window: int = 10) -> None:
         super().__init__(mss, initial_window)
         self._bytes_acked = 0
-        self.hystart: SlowStartExit | None = HyStartPlusPlus()
+        self.hystart: SlowStartExit | None = slow_start_exit(DEFAULT_SLOW_START)
 
     def set_slow_start(self, kind: str) -> None:
         self.hystart = slow_start_exit(kind)
