@@ -81,10 +81,25 @@ def format_rows(rows: Iterable[dict[str, Any]]) -> str:
             retrans = r.get("counters", {}).get("retransmits", 0)
             if retrans:
                 parts.append(f"retrans:{retrans}")
-            if r.get("pacing_rate"):
-                parts.append(f"pacing_rate {_bps(r['pacing_rate'] * 8)}")
             if r.get("congestion"):
                 parts.append(r["congestion"])
+            bbr = r.get("congestion_info") or {}
+            if "bbr_state" in bbr:
+                # ss -i: bbr:(bw:…,mrtt:…,pacing_gain:…,cwnd_gain:…), and the mode.
+                mrtt = bbr.get("bbr_min_rtt")
+                parts.append(
+                    f"bbr:(bw:{_bps(bbr['bbr_bw'] * 8)}"
+                    + (f",mrtt:{mrtt * 1000:.3f}" if mrtt is not None else "")
+                    + f",pacing_gain:{bbr['bbr_pacing_gain']:g}"
+                    + f",cwnd_gain:{bbr['bbr_cwnd_gain']:g}"
+                    + f",state:{bbr['bbr_state']})"
+                )
+            if r.get("pacing_rate"):
+                parts.append(f"pacing_rate {_bps(r['pacing_rate'] * 8)}")
+            if r.get("delivery_rate"):
+                parts.append(f"delivery_rate {_bps(r['delivery_rate'] * 8)}")
+            if r.get("paced"):
+                parts.append("paced")
             if r.get("options", {}).get("ecn"):
                 parts.append("ecn")
             if r.get("soft_error"):

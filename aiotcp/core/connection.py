@@ -98,6 +98,11 @@ MAX_QUICK_ACKS: Final = 16
 #: Data sent this soon after data arrived makes the connection interactive
 #: (Linux's TCP_ATO_MIN, the delayed-ACK timeout it starts from).
 INTERACTIVE_GAP: Final = 0.040
+#: How far ahead of its pacing clock a frame may leave: the event loop's timers
+#: wake at millisecond granularity, so waiting for less would overshoot.
+PACING_SLACK: Final = 0.001
+#: The first segments go at once, as Linux's (and fq's) pacing leaves them.
+UNPACED_SEGMENTS: Final = 10
 
 
 _FLUSHING_STATES: Final = frozenset(
@@ -188,7 +193,13 @@ class ConnectionInfo:
     options: dict[str, Any]
     counters: dict[str, int] = field(default_factory=dict)
     pacing_rate: float | None = None
-    """Bytes/s the congestion controller would pace at (reported, not enforced)."""
+    """Bytes/s the congestion controller paces at (or would: see ``paced``)."""
+    paced: bool = False
+    """The connection paces its sending (``TcpOptions.pacing``)."""
+    delivery_rate: float | None = None
+    """Bytes/s of the last delivery-rate sample (``ss``: ``delivery_rate``)."""
+    congestion_info: dict[str, Any] = field(default_factory=dict)
+    """The algorithm's own state (BBR: ``bbr_state``, ``bbr_bw``, ``bbr_min_rtt`` …)."""
     soft_error: int | None = None
     """The errno of the last ICMP error about the connection (``ss``: ``soft_err``)."""
 
@@ -232,6 +243,8 @@ class Connection:
         "_last_send",
         "_mss_negotiated",
         "_orphaned",
+        "_pace_at",
+        "_pace_rate",
         "_persist_backoff",
         "_persist_probes",
         "_pingpong",
@@ -403,6 +416,11 @@ class Connection:
         self._early_acks: list[Segment] | None = None
         self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
         self._force_push = False
+        # Pacing (Linux's internal TCP pacing, its earliest-departure-time model):
+        # the rate this flush paces at (0: not pacing) and when the next frame may
+        # leave.
+        self._pace_rate = 0.0
+        self._pace_at = 0.0
         self.cork = False
         """Hold back a sub-MSS tail of new data while set (a FIN still goes): Linux's
         autocorking.  The transport sets it for the rest of a loop iteration after a
@@ -1617,6 +1635,7 @@ class Connection:
         if st is not State.TIME_WAIT:
             sent = len(out)
             rec = self.recovery
+            self._pace_rate = self._pacing_rate_now()
             if rec.lost_bytes:
                 self._retransmit_lost(out, now)
             snd_max = self.snd_max
@@ -1660,6 +1679,8 @@ class Connection:
                 return
             if rec.room() < mss and not (first and rec.network_empty()):
                 return
+            if self._pace_rate and not (first and rec.network_empty()) and self._pacing_holds(now):
+                return
             seq, length = nxt
             seg = self._build_data_segment(seq, length, now, retransmit=True)
             if seg is None:
@@ -1699,12 +1720,11 @@ class Connection:
         mss = self.mss
         force = self._force_push
         self._force_push = False
-        if (
-            self.snd_una == self.snd_max
-            and now - self._last_send > self.rtt.rto
-            and self._send_pending()
-        ):
-            self.cc.on_idle_restart(now)  # RFC 5681 §4.1 (Linux tcp_slow_start_after_idle)
+        if self.snd_una == self.snd_max and self._send_pending():
+            # Linux's CA_EVENT_TX_START, and tcp_slow_start_after_idle (RFC 5681 §4.1).
+            self.cc.on_tx_start(now, self.recovery.board.app_limited != 0)
+            if now - self._last_send > self.rtt.rto:
+                self.cc.on_idle_restart(now)
         # The congestion window limits what is in the network (cwnd − pipe; RFC 6675
         # pipe already subtracts what duplicate ACKs or SACKs say has left, which
         # is RFC 3042 limited transmit); a tail loss probe may send one segment more.
@@ -1713,7 +1733,12 @@ class Connection:
             return  # alone in its flush: nothing joins the probe's frame
         # Super-segments: whole MSS multiples; no urgent data (URG is per segment).
         gso_limit = 0 if probe or self.snd_up is not None else self.gso_max // mss * mss
+        paced = self._pace_rate != 0.0 and not probe
+        if paced and gso_limit:
+            gso_limit = self._paced_frame(gso_limit)
         while True:
+            if paced and self._pacing_holds(now):
+                break
             off = seq_sub(self.snd_nxt, self._snd_buf_seq)
             avail = buf_len - off
             fin_seq = seq_add(self._snd_buf_seq, buf_len)
@@ -1760,6 +1785,56 @@ class Connection:
         if self._send_pending() and self.snd_una == self.snd_max:
             # Nothing in flight will bring an ACK: probe the window (RFC 9293 §3.8.6.1).
             self._arm_persist(now, only_if_idle=True)
+        if not probe:
+            self.recovery.check_app_limited(buf_len - seq_sub(self.snd_nxt, self._snd_buf_seq))
+
+    # ------------------------------------------------------------------ pacing
+
+    def _pacing_rate_now(self) -> float:
+        """The rate to pace this flush at, 0 for none: ``TcpOptions.pacing`` (None:
+        as the algorithm asks), once the first segments went unpaced."""
+        if not self._paces() or self.counters.bytes_out < UNPACED_SEGMENTS * self.mss:
+            return 0.0
+        return self.cc.pacing_rate or 0.0
+
+    def _paces(self) -> bool:
+        pacing = self.options.pacing
+        return self.cc.wants_pacing if pacing is None else pacing
+
+    def _pacing_holds(self, now: float) -> bool:
+        """The pacing clock is ahead: wait for it (the PACING timer wakes the flush)."""
+        at = self._pace_at
+        if at <= now + PACING_SLACK:
+            return False
+        self.timers.set(TimerName.PACING, at - PACING_SLACK)
+        return True
+
+    def _paced(self, length: int, now: float) -> None:
+        """A frame of ``length`` bytes left: the next may leave ``length / rate``
+        later (Linux ``tcp_update_skb_after_send``).  A frame that left late uses up
+        to half its spacing on the delay, so jitter does not lower the rate."""
+        at = self._pace_at
+        late = 0.0
+        if at < now:
+            late = now - at
+            at = now
+        spacing = length / self._pace_rate
+        self._pace_at = at + spacing - min(spacing / 2, late)
+        self.cc.next_departure = self._pace_at
+
+    def _paced_frame(self, gso_limit: int) -> int:
+        """Bytes per frame at this rate (Linux ``tcp_tso_autosize``): about a
+        millisecond of it (rate >> 10), plus a part of the largest frame that halves
+        for every 512 µs of minimum RTT — whole frames on a LAN, where pacing gains
+        nothing — and at least the algorithm's minimum of segments."""
+        mss = self.mss
+        size = int(self._pace_rate) >> 10
+        min_rtt = self.recovery.board.min_rtt
+        shift = int(min_rtt * 1e6) >> 9 if min_rtt != float("inf") else 0
+        if shift < 32:
+            size += gso_limit >> shift
+        size = min(size, gso_limit)
+        return max(size // mss, self.cc.min_frame_segments()) * mss
 
     def _send_mtu_probe(self, out: list[Segment], room: int, now: float) -> bool:
         """One segment larger than the MSS, to learn whether the path takes it
@@ -1909,6 +1984,8 @@ class Connection:
             self.snd_max = end
         self.counters.bytes_out += n
         self._last_send = now
+        if self._pace_rate:
+            self._paced(length, now)
         # RFC 6298 §5.1: start the timer if it is not running.
         self.timers.set_if_idle(TimerName.RETRANSMIT, now + self.rtt.rto)
         self.timers.cancel(TimerName.PERSIST)
@@ -2359,6 +2436,9 @@ class Connection:
             },
             "counters": self.counters.as_dict(),
             "pacing_rate": self.cc.pacing_rate,
+            "paced": self._paces(),
+            "delivery_rate": self.recovery.board.delivery_rate(),
+            "congestion_info": self.cc.info(),
             "soft_error": self.soft_error,
         }
 

@@ -101,6 +101,11 @@ class TcpOptions:
     to grow, before the queue overflows), ``"hystart"`` (Linux CUBIC's: ACK trains
     and delay) or ``"standard"`` (RFC 5681: at the first loss).  For NewReno and
     CUBIC."""
+    pacing: bool | None = None
+    """Space each round trip's data over it at the algorithm's pacing rate, as
+    Linux's internal TCP pacing does (frames sized to about a millisecond of it),
+    instead of sending each ACK's worth at once.  None: as the algorithm asks —
+    BBR paces, NewReno and CUBIC do not (Linux without the fq qdisc)."""
     mtu_probing: int = 0
     """Packetization-layer path MTU discovery (RFC 4821), Linux's ``tcp_mtu_probing``:
     0 off (Linux's default); 1 once retransmission timeouts suggest an ICMP black
@@ -161,6 +166,7 @@ _ACCEPTED: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "int": (int,),
     "int | None": (int, type(None)),
+    "bool | None": (bool, type(None)),
     "float": (int, float),
     "str": (str,),
 }
@@ -174,7 +180,7 @@ def _checked_option(name: str, value: object) -> object:
     annotation = _FIELD_TYPES.get(name)
     if annotation is None:
         raise TypeError(f"unknown TCP option {name!r}")
-    if annotation == "bool" and type(value) is int and value in (0, 1):
+    if annotation in ("bool", "bool | None") and type(value) is int and value in (0, 1):
         return bool(value)
     accepted = _ACCEPTED[annotation]
     if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from aiotcp.core.congestion.base import CongestionControl
+from aiotcp.core.congestion.base import CA_LOSS, CA_OPEN, CA_RECOVERY, CongestionControl
 from aiotcp.core.counters import Counters
 from aiotcp.core.rto import RttEstimator
 from aiotcp.core.scoreboard import Delivery, Scoreboard
@@ -41,6 +41,7 @@ class LossRecovery:
         "_eifel_judged",
         "_frto_at",
         "_frto_end",
+        "_in_loss",
         "_max_flight",
         "_max_flight_end",
         "_prr_delivered",
@@ -111,6 +112,7 @@ class LossRecovery:
         # until SND.MAX of then (``_frto_end``) is acknowledged.
         self._frto_at: float | None = None
         self._frto_end: int | None = None
+        self._in_loss = False  # after an RTO, until what was then sent is acknowledged
         self.retrans_stamp: int | None = None
         """RFC 3522 RetransmitTS: the TSval of the episode's first retransmission (the
         connection sets it; None without timestamps or before a retransmission)."""
@@ -189,6 +191,24 @@ class LossRecovery:
     def in_flight(self) -> bool:
         return bool(self.board.records)
 
+    @property
+    def ca_state(self) -> int:
+        """Linux's ``icsk_ca_state`` (the states BBR tells apart): after an RTO
+        (Loss) until its window is acknowledged, fast recovery, or Open."""
+        if self._in_loss:
+            return CA_LOSS
+        return CA_RECOVERY if self.in_recovery else CA_OPEN
+
+    def check_app_limited(self, unsent: int) -> None:
+        """After sending: less than a segment is left to send, the window is not
+        full and nothing lost waits to go again, so the application, not the
+        path, limits what is in flight (Linux ``tcp_rate_check_app_limited``)."""
+        board = self.board
+        if unsent < self.mss and board.lost_bytes <= board.retrans_bytes:
+            pipe = self.pipe()
+            if pipe < self.cc.cwnd:
+                board.mark_app_limited(pipe)
+
     # ------------------------------------------------------------------ ACKs
 
     def on_ack(
@@ -196,7 +216,9 @@ class LossRecovery:
     ) -> Delivery:
         """What an acceptable ACK says arrived (the scoreboard's account of it)."""
         self._dupacks_at_ack = self.dupacks
+        prior_pipe = self.pipe() if self.cc.controls_window else 0
         delivery = self.board.on_ack(ack, sack_blocks, now, snd_max)
+        delivery.prior_in_flight = prior_pipe
         if delivery.dsack:
             self.counters.dsacks_received += 1
             if self._tlp_end is not None and self._tlp_retrans:
@@ -269,6 +291,7 @@ class LossRecovery:
         if self._undo_unmark:
             self.board.unmark_lost()
         self._recover = None
+        self._in_loss = False
         self._undo_marker = None
         self._undo_prior = None
         self._undo_bytes = 0
@@ -278,6 +301,8 @@ class LossRecovery:
     def on_new_ack(self, ack: int, acked: int, flight: int, now: float) -> None:
         """SND.UNA advanced to ``ack`` by ``acked`` bytes of a ``flight`` (RFC 5681 §3,
         RFC 6582 §3.2, RFC 6937)."""
+        if self._in_loss and self._recover is not None and seq_ge(ack, self._recover):
+            self._in_loss = False
         if self.in_recovery:
             if self._recover is not None and seq_ge(ack, self._recover):
                 self._exit_recovery(flight - acked)
@@ -340,7 +365,22 @@ class LossRecovery:
         if advanced or delivery.sacked:
             self._tlp_due = False
             self.arm_loss_probe(snd_una, snd_max, now)  # RFC 8985 §7.2: every ACK of progress
+        if self.cc.controls_window:
+            self._rate_sample(delivery, newly_lost, now)
         return entered
+
+    def _rate_sample(self, d: Delivery, newly_lost: int, now: float) -> None:
+        """Hand the ACK's account to an algorithm that sets the window itself."""
+        board = self.board
+        d.lost_now = newly_lost
+        d.in_flight = self.pipe()
+        d.ca_state = self.ca_state
+        d.total_delivered = board.delivered
+        d.total_lost = board.lost_total
+        d.delivered_at = board.delivered_at
+        self.cc.on_rate_sample(d, now)
+        if d.mark_app_limited:
+            board.mark_app_limited(d.in_flight)
 
     def on_ecn_echo(self, snd_una: int, snd_max: int, now: float) -> None:
         """RFC 3168 §6.1.2: a router marked our data: reduce as for a loss (but send
@@ -437,6 +477,8 @@ class LossRecovery:
         """RFC 6937 Proportional Rate Reduction: how much may go out on this ACK, as
         the window ``pipe + sndcnt`` (Linux ``tcp_cwnd_reduction``)."""
         self._prr_delivered += delivered
+        if self.cc.controls_window:
+            return  # the algorithm sets the window on this ACK (``_rate_sample``)
         pipe = self.pipe()
         ssthresh = self.cc.ssthresh
         if pipe > ssthresh:
@@ -459,11 +501,12 @@ class LossRecovery:
         if retries > 1 or reduced:
             # RFC 5681 §3.1: a segment already resent by a timeout holds ssthresh;
             # as Linux (tcp_enter_loss), neither does a window already reduced.
-            self.cc.cwnd = self.mss
+            self.cc.on_repeated_timeout(now)
         else:
             self.cc.on_timeout(seq_sub(snd_max, snd_una), now)
         # RFC 6582 §3.2 step 4: no fast recovery for what was sent before now.
         self._recover = snd_max
+        self._in_loss = True
         if self._frto_at is None:
             self._frto_at, self._frto_end = now, snd_max  # RFC 5682 §3 step 1
         if self.in_recovery:

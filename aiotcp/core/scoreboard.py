@@ -51,7 +51,17 @@ class Sent:
     the same instant (always, in one run); within one order the sequence
     decides, which is right because a run sends its range in sequence order."""
 
-    __slots__ = ("end", "flags", "order", "sent_at", "start")
+    __slots__ = (
+        "app_limited",
+        "delivered",
+        "delivered_at",
+        "end",
+        "first_sent_at",
+        "flags",
+        "order",
+        "sent_at",
+        "start",
+    )
 
     def __init__(self, start: int, end: int, sent_at: float, order: int, flags: int = 0) -> None:
         self.start = start
@@ -59,6 +69,24 @@ class Sent:
         self.sent_at = sent_at
         self.order = order
         self.flags = flags
+        # Delivery-rate estimation (Linux ``tcp_rate_skb_sent``): the connection's
+        # delivered count and its time, and the send time of the flight's first
+        # range, when this range went out; and whether the sender was then short of
+        # data (a rate measured over it says more about the application).
+        self.delivered = 0
+        self.delivered_at = 0.0
+        self.first_sent_at = 0.0
+        self.app_limited = False
+
+    def split(self, at: int) -> Sent:
+        """Cut at ``at``: this record keeps ``[start, at)``, the tail is returned."""
+        tail = Sent(at, self.end, self.sent_at, self.order, self.flags)
+        tail.delivered = self.delivered
+        tail.delivered_at = self.delivered_at
+        tail.first_sent_at = self.first_sent_at
+        tail.app_limited = self.app_limited
+        self.end = at
+        return tail
 
     def __repr__(self) -> str:
         return (
@@ -71,14 +99,31 @@ class Delivery:
 
     __slots__ = (
         "acked",
+        "ca_state",
+        "delivered_at",
         "dsack",
         "dsack_bytes",
         "dsack_start",
         "first_acked_at",
+        "in_flight",
+        "lost_now",
+        "mark_app_limited",
         "newest_sacked_at",
         "oldest_original_at",
+        "prior_in_flight",
+        "rate_app_limited",
+        "rate_delivered",
+        "rate_end",
+        "rate_interval",
+        "rate_order",
+        "rate_prior_at",
+        "rate_prior_delivered",
+        "rate_rtt",
+        "rate_send_elapsed",
         "rexmit_acked",
         "sacked",
+        "total_delivered",
+        "total_lost",
     )
 
     def __init__(self) -> None:
@@ -95,6 +140,40 @@ class Delivery:
         self.newest_sacked_at: float | None = None
         # F-RTO's evidence: when the oldest newly (S)ACKed never-retransmitted range left.
         self.oldest_original_at: float | None = None
+        # The delivery-rate sample (draft-cheng-iccrg-delivery-rate-estimation, Linux
+        # ``tcp_rate.c``), taken over the most recently sent range this ACK delivered:
+        # what the connection had delivered when that range left (-1: none), and when;
+        # the rate is then (delivered since) / max(send interval, ACK interval).
+        self.rate_prior_delivered = -1
+        self.rate_prior_at = 0.0
+        self.rate_send_elapsed = 0.0
+        self.rate_app_limited = False
+        self.rate_order = -1
+        self.rate_end = 0
+        self.rate_rtt = -1.0  # that range's RTT, -1 if it was retransmitted (Karn)
+        self.rate_delivered = -1  # bytes in the sample; -1: no valid sample
+        self.rate_interval = 0.0
+        # What a ``controls_window`` algorithm also hears (Linux's ``rate_sample``
+        # and the socket's counters), filled in by the recovery for it alone: the
+        # connection's totals of bytes delivered and lost and the time of the last
+        # delivery, bytes newly marked lost, pipe before and after this ACK, the
+        # recovery state; and its request to treat the coming samples as
+        # application-limited (PROBE_RTT's).
+        self.total_delivered = 0
+        self.total_lost = 0
+        self.delivered_at = 0.0
+        self.lost_now = 0
+        self.prior_in_flight = 0
+        self.in_flight = 0
+        self.ca_state = 0
+        self.mark_app_limited = False
+
+    @property
+    def delivery_rate(self) -> float:
+        """Bytes per second this ACK's sample measured (0: no valid sample)."""
+        if self.rate_delivered < 0 or self.rate_interval <= 0:
+            return 0.0
+        return self.rate_delivered / self.rate_interval
 
     def rtt(self, now: float) -> float | None:
         """An unambiguous RTT sample from this ACK, if it carries one."""
@@ -117,14 +196,22 @@ class Scoreboard:
         "_order",
         "_una",
         "_una_abs",
+        "app_limited",
+        "delivered",
+        "delivered_at",
         "dsack_round",
         "dupthresh_bytes",
         "fack",
+        "first_sent_at",
         "lost_bytes",
+        "lost_total",
         "min_rtt",
         "rack_end",
         "rack_order",
         "rack_rtt",
+        "rate_app_limited",
+        "rate_delivered",
+        "rate_interval",
         "records",
         "reo_wnd_mult",
         "reo_wnd_persist",
@@ -153,6 +240,21 @@ class Scoreboard:
         self.dsack_round: int | None = None
         #: RFC 8985's DupThresh segments, in bytes of the MSS (``set_mss``).
         self.dupthresh_bytes = DUPTHRESH * 536
+        # Delivery-rate estimation (Linux ``tp->delivered``, ``delivered_mstamp``,
+        # ``first_tx_mstamp``, ``app_limited``): bytes delivered so far and when the
+        # last of them was; when the range that opened the current sample left; and
+        # while the sender is application-limited, the delivered count at which that
+        # bubble will have left the network (0: not limited).
+        self.delivered = 0
+        self.delivered_at = 0.0
+        self.first_sent_at = 0.0
+        self.app_limited = 0
+        self.lost_total = 0  # bytes ever marked lost (Linux ``tp->lost``)
+        # The rate ``info()`` reports (Linux ``tcpi_delivery_rate``): the last sample
+        # not limited by the application, or a limited one that shows more.
+        self.rate_delivered = 0
+        self.rate_interval = 0.0
+        self.rate_app_limited = False
 
     def set_mss(self, mss: int) -> None:
         """The connection's send MSS changed (negotiated, or lowered by PMTUD)."""
@@ -196,8 +298,26 @@ class Scoreboard:
             ):
                 last.end = start + length
                 return
+        else:
+            # Nothing in flight: a new sample starts here (``tcp_rate_skb_sent``).
+            self.first_sent_at = self.delivered_at = now
         self._order += 1
-        recs.append(Sent(start, start + length, now, self._order))
+        rec = Sent(start, start + length, now, self._order)
+        self._stamp(rec)
+        recs.append(rec)
+
+    def _stamp(self, rec: Sent) -> None:
+        """Record the delivery state a range leaves with (sent or resent)."""
+        rec.delivered = self.delivered
+        rec.delivered_at = self.delivered_at
+        rec.first_sent_at = self.first_sent_at
+        rec.app_limited = self.app_limited != 0
+
+    def mark_app_limited(self, pipe: int) -> None:
+        """The sender ran short of data with room in the window (Linux
+        ``tcp_rate_check_app_limited``): rate samples until what is in flight now has
+        been delivered say how fast the application wrote, not what the path carries."""
+        self.app_limited = (self.delivered + pipe) or 1
 
     def on_retransmitted(self, seq: int, length: int, now: float) -> None:
         """``[seq, seq+length)`` went out again: it is back in flight, sent at ``now``."""
@@ -214,6 +334,7 @@ class Scoreboard:
             rec.flags |= RETRANS | EVER_RETRANS
             rec.sent_at = now
             rec.order = self._order
+            self._stamp(rec)
 
     def _cut(self, start: int, end: int) -> list[Sent]:
         """The records covering ``[start, end)``, split so none sticks out of it."""
@@ -230,13 +351,11 @@ class Scoreboard:
                 i += 1
                 continue
             if rec.start < start:
-                recs.insert(i + 1, Sent(start, rec.end, rec.sent_at, rec.order, rec.flags))
-                rec.end = start
+                recs.insert(i + 1, rec.split(start))
                 i += 1
                 continue
             if rec.end > end:
-                recs.insert(i + 1, Sent(end, rec.end, rec.sent_at, rec.order, rec.flags))
-                rec.end = end
+                recs.insert(i + 1, rec.split(end))
             out.append(rec)
             i += 1
         return out
@@ -279,9 +398,8 @@ class Scoreboard:
             for rec in recs:
                 if rec.end > ack_abs:
                     if rec.start < ack_abs:  # partly acknowledged: keep the rest
-                        head = Sent(rec.start, ack_abs, rec.sent_at, rec.order, rec.flags)
-                        rec.start = ack_abs
-                        self._acked(head, now, prior_fack, d)
+                        recs[n] = rec.split(ack_abs)  # the unacknowledged rest stays
+                        self._acked(rec, now, prior_fack, d)
                     break
                 self._acked(rec, now, prior_fack, d)
                 n += 1
@@ -293,7 +411,37 @@ class Scoreboard:
             self.dsack_round = max_abs
             self.reo_wnd_mult = min(self.reo_wnd_mult + 1, 8)
             self.reo_wnd_persist = REO_WND_PERSIST
+        if d.rate_prior_delivered >= 0:
+            self._rate_sample(d, now)
         return d
+
+    def _rate_sample(self, d: Delivery, now: float) -> None:
+        """Linux ``tcp_rate_gen``: the delivery rate over the sample that began when
+        the most recently sent of the ranges just delivered left.  The interval is
+        the longer of its send and ACK phases, so neither a burst that left at once
+        nor ACKs that arrived at once can overstate the rate; one shorter than the
+        minimum RTT is impossible (compressed ACKs) and gives no sample."""
+        self.delivered_at = now
+        if self.app_limited and self.delivered > self.app_limited:
+            self.app_limited = 0  # the bubble has left the network
+        interval = max(d.rate_send_elapsed, now - d.rate_prior_at)
+        if interval < self.min_rtt or interval <= 0:
+            return
+        d.rate_delivered = delivered = self.delivered - d.rate_prior_delivered
+        d.rate_interval = interval
+        if (
+            not d.rate_app_limited
+            or delivered * self.rate_interval >= self.rate_delivered * interval
+        ):
+            self.rate_delivered = delivered
+            self.rate_interval = interval
+            self.rate_app_limited = d.rate_app_limited
+
+    def delivery_rate(self) -> float | None:
+        """Bytes per second of the last sample worth reporting (None: none yet)."""
+        if self.rate_interval <= 0:
+            return None
+        return self.rate_delivered / self.rate_interval
 
     def _is_dsack(
         self, lo: int, hi: int, ack_abs: int, blocks: tuple[tuple[int, int], ...]
@@ -329,7 +477,18 @@ class Scoreboard:
             self.retrans_bytes -= size
 
     def _delivered(self, rec: Sent, now: float, prior_fack: int, d: Delivery) -> None:
-        """RFC 8985 §6.2 steps 1-3 for one newly delivered record."""
+        """RFC 8985 §6.2 steps 1-3 for one newly delivered record, and the delivery
+        rate sample's start (Linux ``tcp_rate_skb_delivered``)."""
+        self.delivered += rec.end - rec.start
+        if rec.order > d.rate_order or (rec.order == d.rate_order and rec.end > d.rate_end):
+            d.rate_order = rec.order
+            d.rate_end = rec.end
+            d.rate_prior_delivered = rec.delivered
+            d.rate_prior_at = rec.delivered_at
+            d.rate_send_elapsed = rec.sent_at - rec.first_sent_at
+            d.rate_app_limited = rec.app_limited
+            d.rate_rtt = -1.0 if rec.flags & EVER_RETRANS else now - rec.sent_at
+            self.first_sent_at = rec.sent_at
         if rec.end < prior_fack and not rec.flags & EVER_RETRANS:
             self.reordering_seen = True  # delivered below data delivered earlier
         if rec.end > self.fack:
@@ -394,6 +553,7 @@ class Scoreboard:
             self.retrans_bytes -= size
         if not rec.flags & LOST:
             self.lost_bytes += size
+        self.lost_total += size
         rec.flags = (rec.flags & ~RETRANS) | LOST
         return size
 

@@ -29,6 +29,8 @@ class TimerName(enum.StrEnum):
     """RFC 8985 §7 tail loss probe (PTO): about two RTTs, well before the RTO."""
     REORDER = "reorder"
     """RFC 8985 §6.2 step 5: re-check for loss once the reordering window has passed."""
+    PACING = "pacing"
+    """The next paced frame may leave (Linux's pacing hrtimer): the flush resumes."""
 
 
 class Timers:

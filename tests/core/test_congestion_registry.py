@@ -10,6 +10,7 @@ import pytest
 
 from aiotcp.core import congestion
 from aiotcp.core.congestion.base import ALGORITHMS
+from aiotcp.core.congestion.bbr import Bbr
 from aiotcp.core.congestion.cubic import Cubic
 from aiotcp.core.congestion.newreno import NewReno
 
@@ -18,10 +19,11 @@ def test_the_builtin_algorithms_are_found_by_name() -> None:
     assert isinstance(congestion.create("cubic", 1448), Cubic)
     assert type(congestion.create("newreno", 1448)) is NewReno
     assert type(congestion.create("reno", 1448)) is NewReno
+    assert type(congestion.create("bbr", 1448)) is Bbr
 
 
 def test_an_unknown_name_lists_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"choose from \['cubic', 'newreno', 'reno'"):
+    with pytest.raises(ValueError, match=r"choose from \['bbr', 'cubic', 'newreno', 'reno'"):
         congestion.create("vegas", 1448)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 if TYPE_CHECKING:
     from aiotcp.core.rto import RttEstimator
+    from aiotcp.core.scoreboard import Delivery
 
 try:
     from mypy_extensions import mypyc_attr as mypyc_attr  # for the algorithms too
@@ -24,6 +25,12 @@ except ImportError:  # installed without mypy, so nothing was compiled either
 
 _C = TypeVar("_C")
 
+# Loss-recovery states, as Linux numbers them (``icsk_ca_state``), for algorithms
+# that follow them (``on_rate_sample``).
+CA_OPEN: Final = 0
+CA_RECOVERY: Final = 3
+CA_LOSS: Final = 4
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # an application's own algorithm
 class CongestionControl(ABC):
@@ -31,6 +38,12 @@ class CongestionControl(ABC):
     comes out (read after each call)."""
 
     name: str = "abstract"
+    controls_window: bool = False
+    """The algorithm sets cwnd on every ACK itself, during recovery too, from
+    ``on_rate_sample`` (Linux's ``cong_control``): the connection runs no PRR."""
+    wants_pacing: bool = False
+    """Paced by default (``TcpOptions.pacing`` left at None): the algorithm's
+    windows assume it (BBR), as Linux's ``SK_PACING_NEEDED``."""
 
     def __init__(self, mss: int, initial_window: int = 10) -> None:
         self.mss = mss
@@ -41,6 +54,8 @@ class CongestionControl(ABC):
         self.ssthresh = 1 << 30
         #: The connection's RTT estimator (set by the connection): CUBIC needs SRTT.
         self.rtt: RttEstimator | None = None
+        #: When the connection's next paced frame may leave (it keeps this current).
+        self.next_departure = 0.0
 
     def set_slow_start(self, kind: str) -> None:
         """``TcpOptions.slow_start``: how the first slow start ends, for algorithms
@@ -64,6 +79,29 @@ class CongestionControl(ABC):
         cwnd, ssthresh, _ = state
         self.cwnd = max(self.cwnd, cwnd)
         self.ssthresh = max(self.ssthresh, ssthresh)
+
+    def on_rate_sample(self, d: Delivery, now: float) -> None:
+        """Every ACK, after loss detection, for ``controls_window`` algorithms: what
+        it delivered and lost, the delivery-rate sample, the flight and the
+        recovery state (``Delivery``'s fields)."""
+        return
+
+    def on_repeated_timeout(self, now: float) -> None:
+        """The retransmission timer expired again, or during a recovery that already
+        reduced: one segment, with ssthresh kept (RFC 5681 §3.1)."""
+        self.cwnd = self.mss
+
+    def on_tx_start(self, now: float, app_limited: bool) -> None:
+        """Data goes out with nothing in flight (Linux ``CA_EVENT_TX_START``)."""
+        return
+
+    def min_frame_segments(self) -> int:
+        """The fewest segments a paced frame holds (Linux ``tcp_min_tso_segs``)."""
+        return 2
+
+    def info(self) -> dict[str, object]:
+        """The algorithm's own state for ``info()`` and ``ss`` (none by default)."""
+        return {}
 
     def set_mss(self, mss: int) -> None:
         """The effective MSS is known only after the handshake; rescale IW to it."""
@@ -96,8 +134,9 @@ class CongestionControl(ABC):
         """Bytes per second the window allows, spread over an RTT: 200 % of
         cwnd/SRTT in slow start (the window doubles within the RTT), 120 % after
         (Linux ``tcp_update_pacing_rate``). None before the first RTT sample.
-        aiotcp reports it (``info()``, ``ss``) but does not pace: each run of
-        segments goes out at once, as Linux without the fq qdisc."""
+        The connection paces at it when ``TcpOptions.pacing`` (or, left at None,
+        ``wants_pacing``) says so; otherwise each run of segments goes out at once,
+        as Linux's CUBIC without the fq qdisc."""
         srtt = self.rtt.srtt if self.rtt is not None else None
         if not srtt:
             return None
