@@ -81,6 +81,8 @@ def format_rows(rows: Iterable[dict[str, Any]]) -> str:
             retrans = r.get("counters", {}).get("retransmits", 0)
             if retrans:
                 parts.append(f"retrans:{retrans}")
+            if r.get("reordering", 3) != 3:  # ss shows it only when not the default
+                parts.append(f"reordering:{r['reordering']}")
             if r.get("pacing_rate"):
                 parts.append(f"pacing_rate {_bps(r['pacing_rate'] * 8)}")
             if r.get("congestion"):
