@@ -81,6 +81,8 @@ def format_rows(rows: Iterable[dict[str, Any]]) -> str:
             retrans = r.get("counters", {}).get("retransmits", 0)
             if retrans:
                 parts.append(f"retrans:{retrans}")
+            if r.get("reordering", 3) != 3:  # ss shows it only when not the default
+                parts.append(f"reordering:{r['reordering']}")
             if r.get("congestion"):
                 parts.append(r["congestion"])
             bbr = r.get("congestion_info") or {}

@@ -192,6 +192,9 @@ class ConnectionInfo:
     timers: dict[str, float]
     options: dict[str, Any]
     counters: dict[str, int] = field(default_factory=dict)
+    reordering: int = 3
+    """The path's reordering degree in segments (``ss``: ``reordering``; Linux's
+    ``tcpi_reordering``): the loss detection's DupThresh."""
     pacing_rate: float | None = None
     """Bytes/s the congestion controller paces at (or would: see ``paced``)."""
     paced: bool = False
@@ -2422,6 +2425,7 @@ class Connection:
             "rto": self.rtt.rto,
             "cwnd": self.cc.cwnd,
             "ssthresh": self.cc.ssthresh,
+            "reordering": self.recovery.board.reordering,
             "congestion": self.cc.name,
             "send_queue": len(self.send_buffer),
             "recv_queue": self.recv_buffer.readable,

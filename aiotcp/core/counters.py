@@ -28,6 +28,9 @@ class Counters:
     tlp_probes: int = 0
     frames_deferred: int = 0
     dsacks_received: int = 0
+    sack_reorder: int = 0
+    reno_reorder: int = 0
+    ts_reorder: int = 0
     ce_received: int = 0
     ecn_reductions: int = 0
     dup_acks: int = 0
@@ -66,6 +69,9 @@ COUNTER_NAMES: Final = (  # the attributes above, in order (compiled classes kee
     "tlp_probes",
     "frames_deferred",
     "dsacks_received",
+    "sack_reorder",
+    "reno_reorder",
+    "ts_reorder",
     "ce_received",
     "ecn_reductions",
     "dup_acks",

@@ -23,7 +23,7 @@ from typing import Final
 from aiotcp.core.congestion.base import CA_LOSS, CA_OPEN, CA_RECOVERY, CongestionControl
 from aiotcp.core.counters import Counters
 from aiotcp.core.rto import RttEstimator
-from aiotcp.core.scoreboard import Delivery, Scoreboard
+from aiotcp.core.scoreboard import DUPTHRESH, Delivery, Scoreboard
 from aiotcp.core.seq import seq_add, seq_ge, seq_gt, seq_lt, seq_sub
 from aiotcp.core.timers import TimerName, Timers
 
@@ -217,8 +217,11 @@ class LossRecovery:
         """What an acceptable ACK says arrived (the scoreboard's account of it)."""
         self._dupacks_at_ack = self.dupacks
         prior_pipe = self.pipe() if self.cc.controls_window else 0
+        events = self.board.reorder_events
         delivery = self.board.on_ack(ack, sack_blocks, now, snd_max)
         delivery.prior_in_flight = prior_pipe
+        if self.board.reorder_events != events:
+            self.counters.sack_reorder += 1  # Linux TCPSACKReorder
         if delivery.dsack:
             self.counters.dsacks_received += 1
             if self._tlp_end is not None and self._tlp_retrans:
@@ -259,6 +262,13 @@ class LossRecovery:
         self.retrans_stamp = None
         self._eifel_judged = True
         if echoed_before_retransmit:
+            if not self._undo_unmark:
+                # A fast retransmit, and the original filled the hole: the path
+                # reordered it below everything delivered so far (Linux
+                # ``tcp_try_undo_partial``, TCPTSReorder).  Before the ACK is applied.
+                board = self.board
+                board.note_reordering(max(board.fack, board.position(ack)) - marker)
+                self.counters.ts_reorder += 1
             self.counters.undo_eifel += 1
             self._undo()
 
@@ -317,7 +327,9 @@ class LossRecovery:
             # A partial ACK covers the retransmission and what arrived after it: the
             # duplicate ACKs beyond those still stand for segments that left (Linux
             # ``tcp_remove_reno_sacks``), or pipe would ignore them and stall.
-            self.dupacks = max(self.dupacks - (-(-acked // self.mss) - 1), 0)
+            segments = -(-acked // self.mss)
+            self.dupacks = max(self.dupacks - (segments - 1), 0)
+            self._check_reno_reordering(segments)
         else:
             self.dupacks = 0
 
@@ -326,6 +338,21 @@ class LossRecovery:
         duplicate."""
         self.dupacks += 1
         self.counters.dup_acks += 1
+        if not self.sack:
+            self._check_reno_reordering(0)
+
+    def _check_reno_reordering(self, acked_segments: int) -> None:
+        """Without SACK, Linux ``tcp_check_reno_reordering``: more duplicate ACKs than
+        the segments in flight, less the holes, could cause means segments arrived out
+        of order; the degree rises to the segments in flight (plus those this ACK
+        covered).  Unlike Linux, it never lowers the degree."""
+        board = self.board
+        mss = self.mss
+        outstanding = -(-board.outstanding // mss)
+        holes = min(max(-(-board.lost_bytes // mss), 1), outstanding)
+        if self.dupacks + holes > outstanding:
+            board.note_reordering_segments(outstanding + acked_segments)
+            self.counters.reno_reorder += 1
 
     def after_ack(
         self,
@@ -416,12 +443,14 @@ class LossRecovery:
         return board.mark_head_lost(self.mss)
 
     def _dupack_threshold(self, snd_una: int, snd_max: int, send_pending: bool) -> int:
-        """3 (RFC 5681), lowered by early retransmit (RFC 5827 §3.1) when fewer than
-        four segments are outstanding and nothing new could produce more ACKs."""
+        """The reordering degree (3, RFC 5681's DupThresh, until the path is seen to
+        reorder more: Linux's ``tcp_newreno_mark_lost`` tests ``tp->reordering``),
+        lowered by early retransmit (RFC 5827 §3.1) when fewer than four segments are
+        outstanding and nothing new could produce more ACKs."""
         outstanding = -(-seq_sub(snd_max, snd_una) // self.mss)
         if outstanding < 4 and not send_pending:
             return max(outstanding - 1, 1)
-        return 3
+        return self.board.reordering
 
     def _rack_detect(self, now: float) -> int:
         """RFC 8985 §6.2: mark losses; arm the reordering timer for the undecided."""
@@ -494,6 +523,13 @@ class LossRecovery:
         """RFC 6298 §5.5-5.6 and RFC 8985 §6.3 for data: the window collapses and
         everything not SACKed is lost, to go again in order."""
         reduced = self.in_recovery or (self._recover is not None and seq_lt(snd_una, self._recover))
+        if not reduced:
+            # Linux tcp_enter_loss: DupThresh segments were SACKed (or duplicate ACKs
+            # came) and still no recovery began before the timeout: the reordering
+            # degree held it off and was set too high.
+            evidence = self.board.sacked_bytes if self.sack else self.dupacks * self.mss
+            if evidence >= DUPTHRESH * self.mss:
+                self.board.limit_reordering()
         if not reduced and retries <= 1:
             self._start_undo_episode(snd_una, rto=True)
         elif self._undo_marker is not None:

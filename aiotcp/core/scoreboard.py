@@ -37,8 +37,11 @@ RETRANS: Final = 4
 EVER_RETRANS: Final = 8
 """Retransmitted at least once: its delivery time is ambiguous (Karn)."""
 
-#: RFC 8985 §6.2 (RFC 5681's DupThresh): SACKed segments that are evidence enough.
+#: RFC 8985 §6.2 (RFC 5681's DupThresh): SACKed segments that are evidence enough,
+#: and the reordering degree a connection starts with (Linux ``tcp_reordering``).
 DUPTHRESH: Final = 3
+#: The highest reordering degree, in segments (Linux ``tcp_max_reordering``).
+MAX_REORDERING: Final = 300
 #: RFC 8985 §6.2: the reordering window stays widened for 16 loss recoveries.
 REO_WND_PERSIST: Final = 16
 
@@ -206,6 +209,7 @@ class Scoreboard:
         "lost_bytes",
         "lost_total",
         "min_rtt",
+        "mss",
         "rack_end",
         "rack_order",
         "rack_rtt",
@@ -215,6 +219,8 @@ class Scoreboard:
         "records",
         "reo_wnd_mult",
         "reo_wnd_persist",
+        "reorder_events",
+        "reordering",
         "reordering_seen",
         "retrans_bytes",
         "sacked_bytes",
@@ -237,8 +243,13 @@ class Scoreboard:
         self.reordering_seen = False
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
+        #: The path's reordering degree in segments (Linux ``tp->reordering``): how far
+        #: below the highest delivered data a segment has been seen to arrive late.
+        self.reordering = DUPTHRESH
+        self.reorder_events = 0  # reorderings the (S)ACKs revealed (``_check_reordering``)
+        self.mss = 536
         self.dsack_round: int | None = None
-        #: RFC 8985's DupThresh segments, in bytes of the MSS (``set_mss``).
+        #: RFC 8985's DupThresh, the reordering degree, in bytes of the MSS (``set_mss``).
         self.dupthresh_bytes = DUPTHRESH * 536
         # Delivery-rate estimation (Linux ``tp->delivered``, ``delivered_mstamp``,
         # ``first_tx_mstamp``, ``app_limited``): bytes delivered so far and when the
@@ -258,7 +269,8 @@ class Scoreboard:
 
     def set_mss(self, mss: int) -> None:
         """The connection's send MSS changed (negotiated, or lowered by PMTUD)."""
-        self.dupthresh_bytes = DUPTHRESH * mss
+        self.mss = mss
+        self.dupthresh_bytes = self.reordering * mss
 
     # ------------------------------------------------------------------ positions
 
@@ -369,6 +381,7 @@ class Scoreboard:
         d = Delivery()
         ack_abs = self._abs(ack)
         max_abs = self._abs(snd_max)
+        self._check_reordering(ack_abs, blocks, max_abs)
         prior_fack = self.fack
         for i, (left, right) in enumerate(blocks):
             lo, hi = self._abs(left), self._abs(right)
@@ -511,7 +524,8 @@ class Scoreboard:
         """RFC 8985 §6.2 step 4: how long to wait for reordering before calling loss.
 
         Zero while the path has not been seen to reorder and the evidence is already
-        strong (in recovery, or DupThresh segments SACKed); otherwise a quarter of
+        strong (in recovery, or DupThresh segments SACKed, DupThresh being the
+        reordering degree as in Linux's ``tcp_rack_reo_wnd``); otherwise a quarter of
         the minimum RTT, widened by D-SACKs, never more than SRTT."""
         if not self.reordering_seen and (in_recovery or self.sacked_bytes >= self.dupthresh_bytes):
             return 0.0
@@ -523,6 +537,73 @@ class Scoreboard:
             self.reo_wnd_persist -= 1
             if not self.reo_wnd_persist:
                 self.reo_wnd_mult = 1
+
+    def _check_reordering(
+        self, ack_abs: int, blocks: tuple[tuple[int, int], ...], max_abs: int
+    ) -> None:
+        """Linux ``tcp_check_sack_reordering``, before the ACK is applied: does it deliver
+        never-retransmitted data below the highest data delivered before it?  Then the
+        path reordered, by as many segments as lie between the lowest such position
+        and the highest delivered after this ACK; the degree rises to that."""
+        fack = self.fack
+        if fack <= self._una_abs:
+            return  # nothing was delivered out of order: nothing can arrive below it
+        low: int | None = None
+        new_fack = fack
+        if ack_abs > self._una_abs:
+            low = self._hole_at(self._una_abs, min(ack_abs, fack))
+            new_fack = max(new_fack, ack_abs)
+        for i, (left, right) in enumerate(blocks):
+            lo, hi = self._abs(left), self._abs(right)
+            if i == 0 and self._is_dsack(lo, hi, ack_abs, blocks):
+                continue
+            if not (lo < hi <= max_abs and hi > ack_abs):
+                continue
+            new_fack = max(new_fack, hi)
+            pos = self._hole_at(max(lo, ack_abs), min(hi, fack))
+            if pos is not None and (low is None or pos < low):
+                low = pos
+        if low is not None:
+            self.reorder_events += 1
+            self.note_reordering(new_fack - low)
+
+    def _hole_at(self, lo: int, hi: int) -> int | None:
+        """The lowest position in ``[lo, hi)`` not yet delivered and never retransmitted."""
+        recs = self.records
+        i = max(bisect_right(recs, lo, key=_start) - 1, 0)
+        while i < len(recs):
+            rec = recs[i]
+            if rec.start >= hi:
+                break
+            if rec.end > lo and not rec.flags & (SACKED | EVER_RETRANS):
+                return max(rec.start, lo)
+            i += 1
+        return None
+
+    def note_reordering(self, distance: int) -> None:
+        """Data arrived ``distance`` bytes below the highest delivered: the degree rises
+        to that many segments (rounded up; at most ``MAX_REORDERING``), never falls."""
+        self.reordering_seen = True
+        mss = self.mss
+        if distance > self.reordering * mss:
+            self.reordering = min(-(-distance // mss), MAX_REORDERING)
+            self.dupthresh_bytes = self.reordering * mss
+
+    def note_reordering_segments(self, segments: int) -> None:
+        """Without SACK (Linux ``tcp_check_reno_reordering``): more duplicate ACKs than
+        segments could cause.  The degree rises to ``segments``, never falls."""
+        self.reordering_seen = True
+        if segments > self.reordering:
+            self.reordering = min(segments, MAX_REORDERING)
+            self.dupthresh_bytes = self.reordering * self.mss
+
+    def limit_reordering(self) -> None:
+        """Linux ``tcp_enter_loss``: a timeout struck while DupThresh segments were
+        SACKed (or duplicate ACKs in) and no recovery had begun.  The degree was too
+        high — it held off the fast retransmit — and falls back to DupThresh."""
+        if self.reordering > DUPTHRESH:
+            self.reordering = DUPTHRESH
+            self.dupthresh_bytes = DUPTHRESH * self.mss
 
     def detect_lost(self, now: float, reo_wnd: float) -> tuple[int, float | None]:
         """RFC 8985 §6.2 step 5: mark what was sent before the RACK segment and has had
