@@ -108,6 +108,7 @@ class Sender:
 SENDERS = (
     Sender("aiotcp", "newreno"),
     Sender("aiotcp", "cubic"),
+    Sender("aiotcp", "bbr"),
     Sender("kernel", "reno"),
     Sender("kernel", "cubic"),
     Sender("kernel", "bbr"),
@@ -123,11 +124,12 @@ RECEIVERS = (
 PAIRS = (
     ("aiotcp newreno", "kernel reno", "newreno/reno"),
     ("aiotcp cubic", "kernel cubic", "cubic/cubic"),
+    ("aiotcp bbr", "kernel bbr", "bbr/bbr"),
     ("aiotcp cubic", "kernel bbr", "default/default"),
 )
 """Ratio columns: aiotcp / kernel with the same algorithm (NewReno is Linux's "reno"),
-and each stack's default against the other's (aiotcp: CUBIC; this host's kernel:
-BBR, which aiotcp does not have yet)."""
+and each stack's default against the other's (aiotcp: CUBIC, Linux's own default;
+this host's kernel: BBR, set by its sysctl)."""
 RECEIVE_PAIRS = (
     ("kernel reno to aiotcp", "kernel reno to kernel", "reno: aiotcp/kernel"),
     ("kernel cubic to aiotcp", "kernel cubic to kernel", "cubic: aiotcp/kernel"),
@@ -697,7 +699,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         how = "concurrent" if parallel else "one at a time"
         print(f"delay {delay_ms:g} ms, loss {loss_percent:g} % ({how}):")
         keep = loss_percent == cwnd_loss and delay_ms == args.delay_ms[0]
-        columns = [c for d in directions(args.direction) for c in COLUMNS[d][0]]
+        columns = measured_columns(args)
         jobs = [Job(s, link, loss_percent, i, keep) for i, s in enumerate(columns)]
         runs = run_jobs(jobs, cfg, parallel=parallel)
         cells.append(
@@ -712,7 +714,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile_a:
         link = profile_a(cell_seed(args.seed, 5.0) + 1)
         print("profile A (concurrent):")
-        columns = [c for d in directions(args.direction) for c in COLUMNS[d][0]]
+        columns = measured_columns(args)
         jobs = [Job(s, link, 5.0, i, False) for i, s in enumerate(columns)]
         cells.append(
             {
@@ -752,6 +754,17 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "calibration": calibration,
         "cells": cells,
     }
+
+
+def measured_columns(args: argparse.Namespace) -> list[Sender]:
+    """The senders (and receivers) of ``--direction``, of ``--algorithms`` only."""
+    wanted = args.algorithms
+    return [
+        c
+        for d in directions(args.direction)
+        for c in COLUMNS[d][0]
+        if wanted is None or c.algorithm in wanted
+    ]
 
 
 def directions(direction: str) -> list[str]:
@@ -847,7 +860,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 def goodput_table(report: dict[str, Any], direction: str) -> list[str]:
     """One direction's goodput per cell, with its ratio columns."""
-    columns, pairs = COLUMNS[direction]
+    all_columns, all_pairs = COLUMNS[direction]
+    measured = {r.sender for cell in report["cells"] for r in cell["runs"]}
+    columns = [x for x in all_columns if x.name in measured]
+    pairs = [p for p in all_pairs if p[0] in measured and p[1] in measured]
     title, note = {
         "send": (
             "Goodput (MB/s): aiotcp and kernel senders to a kernel sink",
@@ -1054,6 +1070,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="send",
         help="measure aiotcp as the sender (to a kernel sink), as the receiver (of a"
         " kernel sender), or both",
+    )
+    parser.add_argument(
+        "--algorithms",
+        type=lambda text: set(text.split(",")),
+        default=None,
+        help="measure only these algorithms (comma-separated: newreno,reno,cubic,bbr)",
     )
     parser.add_argument("--skip-calibration", action="store_true")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: one worker transfer
