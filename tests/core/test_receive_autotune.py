@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 
 from aiotcp.core.options import RECV_BUFFER_AUTOTUNE_MAX, RECV_BUFFER_AUTOTUNE_START
+from aiotcp.core.seq import seq_sub
 from aiotcp.testing.corekit import Harness, established, opts
 
 MSS = 1448
@@ -81,3 +82,107 @@ def test_a_fixed_recv_buffer_never_grows() -> None:
     for _ in range(5):
         feed(t, t.conn.recv_buffer.capacity, read=True)
     assert t.conn.recv_buffer.capacity == 1 << 17
+
+
+# -- the gate on what is offered (Linux's rcv_ssthresh) ------------------------
+
+
+def paused_after_a_burst(t: Harness, rounds: int) -> tuple[int, int]:
+    """A sender doubling every round trip to a reader that keeps up for ``rounds``
+    round trips and then stops reading.  The peer then sends into whatever window
+    it is offered until the window closes.  Returns (bytes read, bytes taken in
+    after the pause); checks on the way that the window never offered more than
+    the buffer holds."""
+    burst = 10 * MSS
+    read = 0
+    for _ in range(rounds):
+        sent = 0
+        while sent < burst and t.conn.rcv_wnd:
+            n = min(CHUNK, burst - sent, t.conn.rcv_wnd)
+            t.recv("A", payload=bytes(n))
+            sent += n
+            read += len(t.read())
+            t.output()
+        t.advance(0.010)
+        burst *= 2
+    for _ in range(1000):  # the reader sleeps; the peer fills what it is offered
+        window = t.conn.rcv_wnd
+        if window == 0:
+            break
+        assert window <= t.conn.recv_buffer.free
+        feed(t, window, read=False)
+    assert t.conn.rcv_wnd == 0, "the window never closed"
+    return read, t.conn.readable_bytes
+
+
+def test_a_reader_that_takes_a_burst_and_pauses_is_offered_what_it_earned() -> None:
+    """The interop test ``test_a_slow_reader_closes_the_window_and_loses_nothing``
+    in small: autotuning grows the buffer to megabytes on the burst, but the
+    paused reader is offered only what it earned by reading (twice what it took,
+    on top of the initial buffer), so the window closes long before the buffer
+    is full.  Without the gate, the window stayed open until 6 MiB were queued."""
+    t = autotuned()
+    read, taken = paused_after_a_burst(t, 6)
+    assert read == 10 * MSS * (2**6 - 1)  # the reader kept up with the sender
+    assert taken <= RECV_BUFFER_AUTOTUNE_START + 2 * read
+
+
+def test_a_reader_that_never_reads_is_offered_only_the_initial_buffer() -> None:
+    t = autotuned()
+    t.conn.recv_buffer.capacity = RECV_BUFFER_AUTOTUNE_MAX  # as if autotuned before
+    _, taken = paused_after_a_burst(t, 0)
+    assert taken == RECV_BUFFER_AUTOTUNE_START
+
+
+def test_the_gate_grows_by_twice_what_is_read_and_never_past_the_buffer() -> None:
+    """Linux's rcv_ssthresh grows by two segments per in-sequence segment while the
+    buffer has room (``tcp_grow_window``); aiotcp's by twice what the application
+    takes, which for a reader that keeps up is the same."""
+    t = autotuned()
+    conn = t.conn
+    assert conn._rcv_ssthresh == RECV_BUFFER_AUTOTUNE_START == conn.recv_buffer.capacity
+    conn.recv_buffer.capacity = 1 << 20  # autotuning made room ...
+    assert conn.rcv_wnd == RECV_BUFFER_AUTOTUNE_START  # ... which is not offered yet
+    t.recv("A", payload=bytes(10 * MSS))
+    t.output()
+    assert conn._rcv_ssthresh == RECV_BUFFER_AUTOTUNE_START  # arriving earns nothing
+    assert 0 <= conn.rcv_wnd - (RECV_BUFFER_AUTOTUNE_START - 10 * MSS) < 1 << conn.rcv_wscale
+    t.read()
+    assert conn._rcv_ssthresh == RECV_BUFFER_AUTOTUNE_START + 2 * 10 * MSS
+    t.recv("A", payload=bytes(MSS))
+    t.output()
+    # The gate, less the byte that waits unread, rounded up to the window scale.
+    assert 0 <= conn.rcv_wnd - (conn._rcv_ssthresh - MSS) < 1 << conn.rcv_wscale
+    for _ in range(100):
+        t.recv("A", payload=bytes(20 * MSS))
+        t.read()
+        t.output()
+    assert conn._rcv_ssthresh == conn.recv_buffer.capacity  # capped by the buffer
+
+
+def test_the_gate_never_shrinks_the_advertised_window() -> None:
+    """RFC 9293 §3.8.6: the right edge stays where it was advertised, even when
+    less is offerable now than was offered before."""
+    t = autotuned()
+    conn = t.conn
+    edge = conn.rcv_adv
+    conn.recv_buffer.capacity = 1 << 20
+    conn._rcv_ssthresh = 16 * MSS  # less than the 128 KiB already advertised
+    t.recv("A", payload=bytes(2 * MSS))
+    t.output()
+    assert 0 <= seq_sub(conn.rcv_adv, edge) < 1 << conn.rcv_wscale  # scaling rounds up
+    t.recv("A", payload=bytes(conn.rcv_wnd))  # the rest of the advertised window
+    t.output()
+    assert conn.rcv_wnd == 0
+    assert conn.readable_bytes >= RECV_BUFFER_AUTOTUNE_START  # all of it was taken
+
+
+def test_a_fixed_buffer_is_offered_whole() -> None:
+    """SO_RCVBUF semantics: a buffer the application sets is not gated."""
+    t = established(opts(window_scaling=True, recv_buffer=1 << 20), mss=MSS, wscale=7)
+    assert t.conn.rcv_wnd == 1 << 20
+    t = autotuned()
+    t.conn.set_option("recv_buffer", 1 << 20, t.now)
+    t.recv("A", payload=bytes(MSS))
+    t.output()
+    assert 0 <= t.conn.rcv_wnd - ((1 << 20) - MSS) < 1 << t.conn.rcv_wscale
