@@ -212,6 +212,7 @@ class Connection:
         "_challenge_count",
         "_challenge_window",
         "_drs_bytes",
+        "_drs_space",
         "_drs_start",
         "_dsack",
         "_dupacks_owed",
@@ -373,6 +374,9 @@ class Connection:
         self.recv_buffer = ReceiveBuffer(opts.recv_buffer_start, opts.ooo_max_segments)
         self._drs_start = 0.0  # receive-buffer autotuning: this round trip's start
         self._drs_bytes = 0  # ... and what the application read in it
+        # ... and in the last round trip that grew it (Linux's rcvq_space.space,
+        # which starts at the initial window's ten segments).
+        self._drs_space = min(opts.recv_buffer_start, 10 * self._adv_mss)
         # The buffer the peer may fill (Linux's rcv_ssthresh, see _rcv_space): it
         # starts at the initial buffer and grows by twice what the application
         # takes, never beyond the buffer.  A fixed buffer is never gated by it.
@@ -551,20 +555,29 @@ class Connection:
     def _autotune_receive_buffer(self, copied: int) -> None:
         """Grow the receive buffer when the window, not the reader, limits the peer.
 
-        Linux's ``tcp_rcv_space_adjust`` in short: per round trip (our SRTT, the
-        clock being the last segment's arrival), count what the application read;
-        a reader that took more than half the buffer in one round trip gets a
-        buffer of twice that, so the window stays ahead of the peer's cwnd.
+        Linux's ``tcp_rcv_space_adjust``: per round trip (our SRTT, the clock being
+        the last segment's arrival), count what the application read.  When that
+        grew, the window becomes twice it plus 16 segments (losses, jitter), plus
+        twice the growth again: a sender in slow start doubles every round trip,
+        and the window sent now is for the round trip after next.  Only doubling
+        what was read (as before) kept the window a step behind such a sender: at
+        80 ms a kernel sender took 1.0 s for 5 MB to aiotcp, 0.8 to the kernel.
         """
         self._drs_bytes += copied
         now = self._last_heard
         if now - self._drs_start < max(self.rtt.srtt or 0.0, 0.001):
             return
-        buf = self.recv_buffer
-        if 2 * self._drs_bytes > buf.capacity:
-            buf.capacity = min(2 * self._drs_bytes, self.options.recv_buffer_max)
+        copied, space = self._drs_bytes, self._drs_space
         self._drs_start = now
         self._drs_bytes = 0
+        if copied <= space:
+            return
+        window = 2 * copied + 16 * self._adv_mss
+        window += 2 * (window * (copied - space) // space)
+        buf = self.recv_buffer
+        if window > buf.capacity:
+            buf.capacity = min(window, self.options.recv_buffer_max)
+        self._drs_space = copied
 
     def shutdown_write(self) -> None:
         """Half-close: FIN after the queued data (RFC 9293 §3.10.4 CLOSE, "half-close")."""
