@@ -58,7 +58,8 @@ PACING_MARGIN: Final = 0.99
 HIGH_GAIN: Final = 2885 / 1000 + 1 / 256
 DRAIN_GAIN: Final = 1000 / 2885
 CWND_GAIN: Final = 2.0
-PACING_GAINS: Final = (5 / 4, 3 / 4, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+#: (A literal tuple: a computed Final tuple is left unset by mypyc.)
+PACING_GAINS: Final[tuple[float, ...]] = (1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 #: The cycle starts at a random phase, but never the draining one.
 CYCLE_RAND: Final = 7
 CWND_MIN_SEGMENTS: Final = 4
