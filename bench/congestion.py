@@ -169,6 +169,12 @@ class Link:
         return text
 
 
+def bottleneck(seed: int) -> Link:
+    """A 32 Mbit/s bottleneck with a deep queue (1 s, as ``tbf`` counts it), 20 ms, no
+    loss: what each algorithm makes the queue hold (latency under load)."""
+    return Link(0.0, 0.02, seed, rate_mbit=32.0, queue_ms=1000.0)
+
+
 def profile_a(seed: int) -> Link:
     """Issue 25's "profile A": 10 ms each way (here 20 ms on the data direction, the
     same round trip), 5 % loss, 2 % duplicates, 10 % reordering, 32 Mbit/s."""
@@ -195,6 +201,9 @@ class RunResult:
     impairer_dropped: int | None = None
     max_cwnd: float | None = None
     mean_cwnd: float | None = None
+    srtt_median_ms: float | None = None
+    """The median of the smoothed RTT sampled through the transfer (queueing shows here)."""
+    srtt_p95_ms: float | None = None
     error: str | None = None
     trace: dict[str, list[float | None]] | None = field(default=None, repr=False)
 
@@ -566,6 +575,10 @@ def _fill(result: RunResult, outcome: SendOutcome, job: Job) -> None:
     if cwnds:
         result.max_cwnd = max(cwnds)
         result.mean_cwnd = sum(cwnds) / len(cwnds)
+    rtts = sorted(s.srtt for s in outcome.trace.samples if s.srtt is not None)
+    if rtts:
+        result.srtt_median_ms = rtts[len(rtts) // 2]
+        result.srtt_p95_ms = rtts[min(len(rtts) - 1, len(rtts) * 95 // 100)]
     if job.keep_trace:
         result.trace = outcome.trace.columns(outcome.t0)
 
@@ -711,6 +724,21 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 "runs": runs,
             }
         )
+    if args.bottleneck:
+        link = bottleneck(cell_seed(args.seed, 0.0) + 2)
+        print("bottleneck, deep queue (one at a time):")
+        columns = measured_columns(args)
+        jobs = [Job(s, link, 0.0, i, True) for i, s in enumerate(columns)]
+        cells.append(
+            {
+                "profile": "bottleneck",
+                "delay_ms": link.delay * 1000,
+                "loss_percent": 0.0,
+                "seed": link.seed,
+                "parallel": False,
+                "runs": run_jobs(jobs, cfg, parallel=False),
+            }
+        )
     if args.profile_a:
         link = profile_a(cell_seed(args.seed, 5.0) + 1)
         print("profile A (concurrent):")
@@ -826,6 +854,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for direction in directions(s.get("direction", "send")):
         lines += goodput_table(report, direction)
+    lines += latency_table(report)
     lines += [
         "",
         "## Every transfer",
@@ -894,6 +923,28 @@ def goodput_table(report: dict[str, Any], direction: str) -> list[str]:
         row += [_ratio(runs, o, t) for o, t, _ in pairs]
         lines.append("| " + " | ".join(row) + " |")
     return [*lines, "", note]
+
+
+def latency_table(report: dict[str, Any]) -> list[str]:
+    """The bottleneck cell's queueing: smoothed RTT through each transfer, against the
+    20 ms (+ ~1 ms) the path has without a queue."""
+    cells = [c for c in report["cells"] if c.get("profile") == "bottleneck"]
+    if not cells:
+        return []
+    lines = [
+        "",
+        "## Latency under load: 32 Mbit/s, a 1 s queue, 20 ms, no loss",
+        "",
+        "| sender | MB/s | srtt median ms | srtt p95 ms | retransmits |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in cells[0]["runs"]:
+        lines.append(
+            f"| {r.sender} | {_fmt_goodput(r)} | {_opt(r.srtt_median_ms, '{:.1f}')} |"
+            f" {_opt(r.srtt_p95_ms, '{:.1f}')} | {_opt(r.retransmits)} |"
+        )
+    lines += ["", "The path's RTT without a queue is the delay plus ~1 ms (the impairer)."]
+    return lines
 
 
 def delays_text(settings: dict[str, Any]) -> str:
@@ -976,6 +1027,9 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
     cwnd_png = congestion_plot.cwnd_plot(report, out.with_name(out.name + "-cwnd.png"))
     if cwnd_png is not None:
         written.append(cwnd_png)
+    latency_png = congestion_plot.latency_plot(report, out.with_name(out.name + "-latency.png"))
+    if latency_png is not None:
+        written.append(latency_png)
     return written
 
 
@@ -1036,7 +1090,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out",
         type=Path,
         default=Path("bench/results/congestion"),
-        help="output prefix: <out>.md .json .png -cwnd.png",
+        help="output prefix: <out>.md .json .png -cwnd.png -latency.png",
     )
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per transfer")
     parser.add_argument(
@@ -1063,6 +1117,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-a",
         action="store_true",
         help="one more cell: 20 ms, 5 %% loss, 2 %% duplicates, 10 %% reordering, 32 Mbit/s",
+    )
+    parser.add_argument(
+        "--bottleneck",
+        action="store_true",
+        help="one more cell: 20 ms, no loss, 32 Mbit/s with a 1 s queue (latency under load)",
     )
     parser.add_argument(
         "--direction",

@@ -154,5 +154,40 @@ def cwnd_plot(report: dict[str, Any], path: Path, zoom: float = 5.0) -> Path | N
     return path
 
 
+def latency_plot(report: dict[str, Any], path: Path) -> Path | None:
+    """The bottleneck cell (``--bottleneck``): smoothed RTT over time per sender — the
+    queue each algorithm keeps — and the pacing rate each reports.  ``None`` without
+    that cell."""
+    cell = next((c for c in report["cells"] if c.get("profile") == "bottleneck"), None)
+    if cell is None:
+        return None
+    runs = [r for r in cell["runs"] if r.trace and "srtt" in r.trace]
+    if not runs:
+        return None
+    fig, (rtt_ax, pace_ax) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    for r in runs:
+        trace = r.trace or {}
+        color = STYLE.get(r.sender, {}).get("color")
+        srtt = [float("nan") if v is None else v for v in trace["srtt"]]
+        pacing = [float("nan") if v is None else v * 8 / 1e6 for v in trace.get("pacing", [])]
+        rtt_ax.plot(trace["t"], srtt, color=color, linewidth=0.9, label=r.sender)
+        if pacing:
+            pace_ax.plot(trace["t"], pacing, color=color, linewidth=0.9, label=r.sender)
+    rtt_ax.set_ylabel("smoothed RTT (ms)")
+    rtt_ax.set_yscale("log")
+    pace_ax.set_ylabel("pacing rate (Mbit/s)")
+    pace_ax.set_yscale("log")
+    pace_ax.axhline(32, color="k", linestyle=":", linewidth=0.8, label="bottleneck")
+    pace_ax.set_xlabel("seconds since connect (sampled every 10 ms)")
+    for ax in (rtt_ax, pace_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle("Latency under load: 32 Mbit/s, a 1 s queue, 20 ms, no loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _run(cell: dict[str, Any], name: str) -> RunResult | None:
     return next((r for r in cell["runs"] if r.sender == name), None)

@@ -111,6 +111,10 @@ class Sample:
     acked: int
     """Payload bytes cumulatively acknowledged so far."""
     retransmits: int
+    srtt: float | None = None
+    """Smoothed RTT in ms (None before the first sample): the queue's delay shows here."""
+    pacing: float | None = None
+    """Pacing rate in bytes/s (the kernel reports one even when it does not pace)."""
 
 
 @dataclass
@@ -128,7 +132,10 @@ class Trace:
 
     def shifted(self, t0: float) -> list[Sample]:
         """Samples with time measured from ``t0`` (the first byte written)."""
-        return [Sample(s.t - t0, s.cwnd, s.ssthresh, s.acked, s.retransmits) for s in self.samples]
+        return [
+            Sample(s.t - t0, s.cwnd, s.ssthresh, s.acked, s.retransmits, s.srtt, s.pacing)
+            for s in self.samples
+        ]
 
     def columns(self, t0: float = 0.0) -> dict[str, list[float | None]]:
         """Column form for JSON: ``t``/``cwnd``/``ssthresh`` lists, rounded for size."""
@@ -137,6 +144,8 @@ class Trace:
             "t": [round(s.t, 4) for s in shifted],
             "cwnd": [round(s.cwnd, 2) for s in shifted],
             "ssthresh": [None if s.ssthresh is None else round(s.ssthresh, 2) for s in shifted],
+            "srtt": [None if s.srtt is None else round(s.srtt, 2) for s in shifted],
+            "pacing": [None if s.pacing is None else round(s.pacing) for s in shifted],
         }
 
 
@@ -183,6 +192,8 @@ def kernel_sample(info: dict[str, int], now: float) -> Sample:
         ssthresh=None if ssthresh >= KERNEL_INFINITE_SSTHRESH else float(ssthresh),
         acked=info["bytes_acked"],
         retransmits=info["total_retrans"],
+        srtt=info["rtt"] / 1000 if info["rtt"] else None,
+        pacing=float(info["pacing_rate"]) if info["pacing_rate"] else None,
     )
 
 
@@ -199,6 +210,8 @@ def aiotcp_sample(row: dict[str, Any], now: float) -> Sample:
         ssthresh=None if ssthresh >= AIOTCP_INFINITE_SSTHRESH else ssthresh / mss,
         acked=aiotcp_acked(row),
         retransmits=int(row["counters"].get("retransmits", 0)),
+        srtt=row["srtt"] * 1000 if row.get("srtt") else None,
+        pacing=row.get("pacing_rate"),
     )
 
 

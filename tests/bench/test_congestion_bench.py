@@ -15,7 +15,14 @@ import sys
 from aiotcp.testing.netns import require_root
 
 BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
-SENDERS = {"aiotcp newreno", "aiotcp cubic", "kernel reno", "kernel cubic", "kernel bbr"}
+SENDERS = {
+    "aiotcp newreno",
+    "aiotcp cubic",
+    "aiotcp bbr",
+    "kernel reno",
+    "kernel cubic",
+    "kernel bbr",
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -46,8 +53,8 @@ def test_congestion_bench_writes_table_json_and_plots(tmp_path: pathlib.Path) ->
 
     table = out.with_name("cc.md").read_text()
     head = (
-        "| delay ms / loss % | aiotcp newreno | aiotcp cubic | kernel reno | kernel cubic"
-        " | kernel bbr | newreno/reno | cubic/cubic | default/default |"
+        "| delay ms / loss % | aiotcp newreno | aiotcp cubic | aiotcp bbr | kernel reno"
+        " | kernel cubic | kernel bbr | newreno/reno | cubic/cubic | bbr/bbr | default/default |"
     )
     assert head in table
     assert table in proc.stdout  # the table is printed at the end too
@@ -80,3 +87,31 @@ def test_congestion_bench_measures_aiotcp_as_the_receiver(tmp_path: pathlib.Path
         assert r["impairer_dropped"] > 0 and r["retransmits"] is not None, r
     table = out.with_name("rx.md").read_text()
     assert "| reno: aiotcp/kernel | cubic: aiotcp/kernel | bbr: aiotcp/kernel |" in table
+
+
+def test_the_bottleneck_cell_reports_each_algorithms_queueing_delay(
+    tmp_path: pathlib.Path,
+) -> None:
+    """``--bottleneck`` (a 32 Mbit/s ``tbf`` with a deep queue) and ``--algorithms``:
+    only BBR's columns, the latency table with each sender's RTT through the
+    transfer, and the plot of RTT and pacing rate over time."""
+    require_root()
+    out = tmp_path / "q"
+    cmd = [sys.executable, str(BENCH / "congestion.py"), "--size", "1M", "--loss", "0"]
+    cmd += ["--delay-ms", "5", "--timeout", "20", "--skip-calibration", "--out", str(out)]
+    cmd += ["--algorithms", "bbr", "--bottleneck"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    report = json.loads(out.with_name("q.json").read_text())
+    bottleneck = [c for c in report["cells"] if c.get("profile") == "bottleneck"]
+    assert len(bottleneck) == 1
+    for cell in report["cells"]:
+        assert {r["sender"] for r in cell["runs"]} == {"aiotcp bbr", "kernel bbr"}
+    for r in bottleneck[0]["runs"]:
+        assert r["status"] == "ok" and r["verified"], r
+        assert r["srtt_median_ms"] >= 5 and r["srtt_p95_ms"] >= r["srtt_median_ms"], r
+    table = out.with_name("q.md").read_text()
+    assert "| delay ms / loss % | aiotcp bbr | kernel bbr | bbr/bbr |" in table
+    assert "## Latency under load" in table
+    assert out.with_name("q-latency.png").read_bytes().startswith(PNG_MAGIC)
