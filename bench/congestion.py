@@ -61,6 +61,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -75,6 +76,7 @@ from aiotcp.testing.netns import (
     kernel_sink,
     kernel_source,
     pattern,
+    routed_hosts,
     two_hosts,
 )
 from aiotcp.testing.transfer import kernel_tcp_stats, receive_bulk, send_bulk, stats_delta
@@ -154,7 +156,10 @@ class Link:
     reorder: float = 0.0
     """Fraction of data packets held 2 ms longer, so the next ones overtake them."""
     rate_mbit: float | None = None
-    """A ``tbf`` bottleneck on the sender's side of the veth (None: none)."""
+    """A ``tbf`` bottleneck (None: none), on a router between the hosts: on the
+    sender's own interface, Linux's TCP Small Queues would keep the kernel's queue
+    in its socket, while aiotcp's frames would fill the qdisc — a test of the host,
+    not of congestion control."""
     queue_ms: float = 100.0
     """The bottleneck's queue, as ``tbf`` counts it: the longest a packet may wait."""
 
@@ -405,20 +410,32 @@ def receive_aiotcp(addr: str, timeout: float, loop: LoopKind) -> ReceiveOutcome:
     return run(main, loop, timeout=timeout + 30.0)
 
 
+@contextlib.contextmanager
+def hosts_for(link: Link, subnet: int) -> Iterator[tuple[Host, Host | None, Host]]:
+    """Two hosts on one veth; with a bottleneck, two hosts and a router between them
+    (``routed_hosts``), which holds the ``tbf``."""
+    if link.rate_mbit is None:
+        with two_hosts(PREFIX, subnet=subnet) as (a, b):
+            yield a, None, b
+    else:
+        with routed_hosts(PREFIX) as routed:
+            yield routed.a, routed.r, routed.b
+
+
 def impaired(
-    ctx: contextlib.ExitStack, receiver: Host, sender: Host, link: Link
+    ctx: contextlib.ExitStack, receiver: Host, sender: Host, link: Link, router: Host | None
 ) -> Impairment | None:
     """``link``'s impairment on the receiving host's input (the data direction), and
-    its bottleneck on the sender's output, for as long as ``ctx`` lasts; None for a
-    bare link.  ``tbf`` shapes aiotcp's AF_PACKET frames too: they go through the
-    qdisc (no ``PACKET_QDISC_BYPASS``)."""
+    its bottleneck on the router's interface towards the receiver, for as long as
+    ``ctx`` lasts; None for a bare link."""
     if not link.impaired:
         return None
-    if link.rate_mbit is not None:
-        dev = ["dev", sender.ifname, "root"]
+    if link.rate_mbit is not None and router is not None:
+        out = router.run(["ip", "-o", "route", "get", receiver.address]).stdout.split()
+        dev = ["dev", out[out.index("dev") + 1], "root"]
         shape = ["tbf", "rate", f"{link.rate_mbit:g}mbit", "burst", "32kbit"]
-        sender.run(["tc", "qdisc", "replace", *dev, *shape, "latency", f"{link.queue_ms:g}ms"])
-        ctx.callback(sender.run, ["tc", "qdisc", "del", *dev], check=False)
+        router.run(["tc", "qdisc", "replace", *dev, *shape, "latency", f"{link.queue_ms:g}ms"])
+        ctx.callback(router.run, ["tc", "qdisc", "del", *dev], check=False)
     return ctx.enter_context(
         impair(
             receiver,
@@ -517,12 +534,12 @@ def run_one(job: Job, cfg: Settings) -> RunResult:
         return result
     imp: Impairment | None = None
     try:
-        with two_hosts(PREFIX, subnet=job.subnet) as (a, b), contextlib.ExitStack() as ctx:
+        with hosts_for(link, job.subnet) as (a, router, b), contextlib.ExitStack() as ctx:
             if sender.receiver is not None:
-                imp = impaired(ctx, a, b, link)  # the data direction is B -> A
+                imp = impaired(ctx, a, b, link, router)  # the data direction is B -> A
                 measure_receiver(job, cfg, result, ctx, a, b)
             else:
-                imp = impaired(ctx, b, a, link)
+                imp = impaired(ctx, b, a, link, router)
                 measure_sender(job, cfg, result, ctx, a, b)
     except Exception as exc:  # reported in the table, not fatal to the other cells
         result.status = "error"
