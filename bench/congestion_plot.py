@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 STYLE: dict[str, dict[str, Any]] = {
     "aiotcp newreno": {"color": "tab:blue", "linestyle": "-", "marker": "o"},
     "aiotcp cubic": {"color": "tab:orange", "linestyle": "-", "marker": "s"},
+    "aiotcp bbr": {"color": "tab:purple", "linestyle": "-", "marker": "D"},
     "kernel reno": {"color": "tab:blue", "linestyle": "--", "marker": "o", "mfc": "none"},
     "kernel cubic": {"color": "tab:orange", "linestyle": "--", "marker": "s", "mfc": "none"},
     "kernel bbr": {"color": "tab:purple", "linestyle": "--", "marker": "D", "mfc": "none"},
@@ -167,12 +168,13 @@ def latency_plot(report: dict[str, Any], path: Path) -> Path | None:
     fig, (rtt_ax, pace_ax) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     for r in runs:
         trace = r.trace or {}
-        color = STYLE.get(r.sender, {}).get("color")
+        style = STYLE.get(r.sender, {})
+        line = {"color": style.get("color"), "linestyle": style.get("linestyle", "-")}
         srtt = [float("nan") if v is None else v for v in trace["srtt"]]
         pacing = [float("nan") if v is None else v * 8 / 1e6 for v in trace.get("pacing", [])]
-        rtt_ax.plot(trace["t"], srtt, color=color, linewidth=0.9, label=r.sender)
+        rtt_ax.plot(trace["t"], srtt, linewidth=0.9, label=r.sender, **line)
         if pacing:
-            pace_ax.plot(trace["t"], pacing, color=color, linewidth=0.9, label=r.sender)
+            pace_ax.plot(trace["t"], pacing, linewidth=0.9, label=r.sender, **line)
     rtt_ax.set_ylabel("smoothed RTT (ms)")
     rtt_ax.set_yscale("log")
     pace_ax.set_ylabel("pacing rate (Mbit/s)")
