@@ -62,7 +62,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -209,6 +209,8 @@ class RunResult:
     srtt_median_ms: float | None = None
     """The median of the smoothed RTT sampled through the transfer (queueing shows here)."""
     srtt_p95_ms: float | None = None
+    repeat: int = 0
+    """Which repetition of its cell (``--runs``) this transfer was."""
     error: str | None = None
     trace: dict[str, list[float | None]] | None = field(default=None, repr=False)
 
@@ -729,48 +731,17 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         how = "concurrent" if parallel else "one at a time"
         print(f"delay {delay_ms:g} ms, loss {loss_percent:g} % ({how}):")
         keep = loss_percent == cwnd_loss and delay_ms == args.delay_ms[0]
-        columns = measured_columns(args)
-        jobs = [Job(s, link, loss_percent, i, keep) for i, s in enumerate(columns)]
-        runs = run_jobs(jobs, cfg, parallel=parallel)
-        cells.append(
-            {
-                "delay_ms": delay_ms,
-                "loss_percent": loss_percent,
-                "seed": link.seed,
-                "parallel": parallel,
-                "runs": runs,
-            }
-        )
+        cells.append(measure_cell(args, cfg, {"delay_ms": delay_ms}, link, parallel, keep))
     if args.bottleneck:
-        link = bottleneck(cell_seed(args.seed, 0.0) + 2)
         print("bottleneck, deep queue (one at a time):")
-        columns = measured_columns(args)
-        jobs = [Job(s, link, 0.0, i, True) for i, s in enumerate(columns)]
-        cells.append(
-            {
-                "profile": "bottleneck",
-                "delay_ms": link.delay * 1000,
-                "loss_percent": 0.0,
-                "seed": link.seed,
-                "parallel": False,
-                "runs": run_jobs(jobs, cfg, parallel=False),
-            }
-        )
+        link = bottleneck(cell_seed(args.seed, 0.0) + 2)
+        fields = {"profile": "bottleneck", "delay_ms": link.delay * 1000}
+        cells.append(measure_cell(args, cfg, fields, link, False, True))
     if args.profile_a:
-        link = profile_a(cell_seed(args.seed, 5.0) + 1)
         print("profile A (concurrent):")
-        columns = measured_columns(args)
-        jobs = [Job(s, link, 5.0, i, False) for i, s in enumerate(columns)]
-        cells.append(
-            {
-                "profile": "A",
-                "delay_ms": link.delay * 1000,
-                "loss_percent": 5.0,
-                "seed": link.seed,
-                "parallel": True,
-                "runs": run_jobs(jobs, cfg, parallel=True),
-            }
-        )
+        link = profile_a(cell_seed(args.seed, 5.0) + 1)
+        fields = {"profile": "A", "delay_ms": link.delay * 1000}
+        cells.append(measure_cell(args, cfg, fields, link, True, False))
     return {
         "when": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
@@ -799,6 +770,50 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "calibration": calibration,
         "cells": cells,
     }
+
+
+def measure_cell(
+    args: argparse.Namespace,
+    cfg: Settings,
+    fields: dict[str, Any],
+    link: Link,
+    parallel: bool,
+    keep: bool,
+) -> dict[str, Any]:
+    """Every measured sender over ``link``, ``--runs`` times: each repetition with its
+    own seed (all senders of one repetition meet the same drops), the first one's
+    traces kept if ``keep``."""
+    runs: list[RunResult] = []
+    for repeat in range(args.runs):
+        this = replace(link, seed=link.seed + 1000 * repeat)
+        columns = measured_columns(args)
+        jobs = [
+            Job(s, this, link.loss * 100, i, keep and repeat == 0) for i, s in enumerate(columns)
+        ]
+        for r in run_jobs(jobs, cfg, parallel=parallel):
+            r.repeat = repeat
+            runs.append(r)
+    return {
+        **fields,
+        "loss_percent": link.loss * 100,
+        "seed": link.seed,
+        "parallel": parallel,
+        "runs": runs,
+    }
+
+
+def by_sender(cell: dict[str, Any]) -> dict[str, list[RunResult]]:
+    """A cell's runs per sender, in the order they ran."""
+    out: dict[str, list[RunResult]] = {}
+    for r in cell["runs"]:
+        out.setdefault(r.sender, []).append(r)
+    return out
+
+
+def median_run(runs: list[RunResult]) -> RunResult:
+    """The run with the median goodput (of an even number, the lower middle one)."""
+    ordered = sorted(runs, key=lambda r: r.goodput)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def measured_columns(args: argparse.Namespace) -> list[Sender]:
@@ -836,11 +851,19 @@ def _fmt_goodput(r: RunResult | None) -> str:
     return f"{r.goodput:.3g} ({r.status}, {r.bytes_done / 1e6:.1f} MB)"
 
 
-def _ratio(runs: dict[str, RunResult], ours: str, theirs: str) -> str:
+def _ratio(
+    runs: dict[str, RunResult],
+    ours: str,
+    theirs: str,
+    all_ours: list[RunResult] | None = None,
+) -> str:
     a, k = runs.get(ours), runs.get(theirs)
     if a is None or k is None or a.status != "ok" or k.status != "ok" or not k.goodput:
         return "–"
-    return f"{a.goodput / k.goodput:.2f}"
+    text = f"{a.goodput / k.goodput:.2f}"
+    if all_ours is not None and len(all_ours) > 1:
+        text += f" ({min(r.goodput for r in all_ours) / k.goodput:.2f})"
+    return text
 
 
 def _opt(value: float | int | None, fmt: str = "{}") -> str:
@@ -931,14 +954,23 @@ def goodput_table(report: dict[str, Any], direction: str) -> list[str]:
         + " |",
         "|---:|" + "---:|" * (len(columns) + len(pairs)),
     ]
+    repeated = False
     for cell in report["cells"]:
-        runs = {r.sender: r for r in cell["runs"]}
-        if not any(x.name in runs for x in columns):
+        every = by_sender(cell)
+        if not any(x.name in every for x in columns):
             continue
+        repeated = repeated or any(len(v) > 1 for v in every.values())
+        runs = {name: median_run(v) for name, v in every.items()}
         row = [cell_label(cell)]
         row += [_fmt_goodput(runs.get(x.name)) for x in columns]
-        row += [_ratio(runs, o, t) for o, t, _ in pairs]
+        row += [_ratio(runs, o, t, every.get(o)) for o, t, _ in pairs]
         lines.append("| " + " | ".join(row) + " |")
+    if repeated:
+        note += (
+            " Each cell ran several times (`--runs`): goodputs are the median run's;"
+            " a ratio is the medians' ratio, and in brackets the worst aiotcp run over"
+            " the kernel's median."
+        )
     return [*lines, "", note]
 
 
@@ -955,7 +987,8 @@ def latency_table(report: dict[str, Any]) -> list[str]:
         "| sender | MB/s | srtt median ms | srtt p95 ms | retransmits |",
         "|---|---:|---:|---:|---:|",
     ]
-    for r in cells[0]["runs"]:
+    for runs in by_sender(cells[0]).values():
+        r = median_run(runs)
         lines.append(
             f"| {r.sender} | {_fmt_goodput(r)} | {_opt(r.srtt_median_ms, '{:.1f}')} |"
             f" {_opt(r.srtt_p95_ms, '{:.1f}')} | {_opt(r.retransmits)} |"
@@ -987,8 +1020,9 @@ def _detail_row(loss: str, r: RunResult) -> str:
         else "–"
     )
     status = r.status if not r.error else f"{r.status}: {r.error}"
+    sender = f"{r.sender} #{r.repeat + 1}" if r.repeat else r.sender
     return (
-        f"| {loss} | {r.sender} | {status} | {r.goodput:.3f} | {r.bytes_done / 1e6:.1f} |"
+        f"| {loss} | {sender} | {status} | {r.goodput:.3f} | {r.bytes_done / 1e6:.1f} |"
         f" {r.seconds:.1f} | {_opt(r.retransmits)} | {_opt(r.rto_expirations)} | {dropped} |"
         f" {_opt(r.srtt_ms, '{:.1f}')} | {cwnd} |"
     )
@@ -1134,6 +1168,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-a",
         action="store_true",
         help="one more cell: 20 ms, 5 %% loss, 2 %% duplicates, 10 %% reordering, 32 Mbit/s",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repetitions of every cell, each with its own seed (tables: the median run)",
     )
     parser.add_argument(
         "--bottleneck",

@@ -92,14 +92,14 @@ def test_congestion_bench_measures_aiotcp_as_the_receiver(tmp_path: pathlib.Path
 def test_the_bottleneck_cell_reports_each_algorithms_queueing_delay(
     tmp_path: pathlib.Path,
 ) -> None:
-    """``--bottleneck`` (a 32 Mbit/s ``tbf`` with a deep queue) and ``--algorithms``:
-    only BBR's columns, the latency table with each sender's RTT through the
-    transfer, and the plot of RTT and pacing rate over time."""
+    """``--bottleneck`` (a 32 Mbit/s ``tbf`` with a deep queue), ``--algorithms`` and
+    ``--runs``: only BBR's columns, twice each, the latency table with each sender's
+    RTT through the transfer, and the plot of RTT and pacing rate over time."""
     require_root()
     out = tmp_path / "q"
     cmd = [sys.executable, str(BENCH / "congestion.py"), "--size", "1M", "--loss", "0"]
     cmd += ["--delay-ms", "5", "--timeout", "20", "--skip-calibration", "--out", str(out)]
-    cmd += ["--algorithms", "bbr", "--bottleneck"]
+    cmd += ["--algorithms", "bbr", "--bottleneck", "--runs", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -107,11 +107,17 @@ def test_the_bottleneck_cell_reports_each_algorithms_queueing_delay(
     bottleneck = [c for c in report["cells"] if c.get("profile") == "bottleneck"]
     assert len(bottleneck) == 1
     for cell in report["cells"]:
-        assert {r["sender"] for r in cell["runs"]} == {"aiotcp bbr", "kernel bbr"}
+        assert sorted((r["sender"], r["repeat"]) for r in cell["runs"]) == [
+            ("aiotcp bbr", 0),
+            ("aiotcp bbr", 1),
+            ("kernel bbr", 0),
+            ("kernel bbr", 1),
+        ]
     for r in bottleneck[0]["runs"]:
         assert r["status"] == "ok" and r["verified"], r
         assert r["srtt_median_ms"] >= 5 and r["srtt_p95_ms"] >= r["srtt_median_ms"], r
     table = out.with_name("q.md").read_text()
     assert "| delay ms / loss % | aiotcp bbr | kernel bbr | bbr/bbr |" in table
     assert "## Latency under load" in table
+    assert "in brackets the worst aiotcp run" in table  # --runs: medians, and the worst
     assert out.with_name("q-latency.png").read_bytes().startswith(PNG_MAGIC)
