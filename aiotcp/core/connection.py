@@ -1824,7 +1824,7 @@ class Connection:
     def _pacing_rate_now(self) -> float:
         """The rate to pace this flush at, 0 for none: ``TcpOptions.pacing`` (None:
         as the algorithm asks), once the first segments went unpaced."""
-        if not self._paces() or self.counters.bytes_out < UNPACED_SEGMENTS * self.mss:
+        if not self._paces():
             return 0.0
         return self.cc.pacing_rate or 0.0
 
@@ -1843,7 +1843,10 @@ class Connection:
     def _paced(self, length: int, now: float) -> None:
         """A frame of ``length`` bytes left: the next may leave ``length / rate``
         later (Linux ``tcp_update_skb_after_send``).  A frame that left late uses up
-        to half its spacing on the delay, so jitter does not lower the rate."""
+        to half its spacing on the delay, so jitter does not lower the rate.  The
+        first segments of the connection leave the clock where it is."""
+        if self.counters.bytes_out < UNPACED_SEGMENTS * self.mss:
+            return
         at = self._pace_at
         late = 0.0
         if at < now:
@@ -1861,7 +1864,9 @@ class Connection:
         mss = self.mss
         size = int(self._pace_rate) >> 10
         min_rtt = self.recovery.board.min_rtt
-        shift = int(min_rtt * 1e6) >> 9 if min_rtt != float("inf") else 0
+        if min_rtt == float("inf"):  # no data acknowledged yet: the handshake's RTT
+            min_rtt = self.rtt.srtt or min_rtt
+        shift = int(min_rtt * 1e6) >> 9 if min_rtt != float("inf") else 32
         if shift < 32:
             size += gso_limit >> shift
         size = min(size, gso_limit)

@@ -103,6 +103,7 @@ class Delivery:
     __slots__ = (
         "acked",
         "ca_state",
+        "delivered",
         "delivered_at",
         "dsack",
         "dsack_bytes",
@@ -130,7 +131,10 @@ class Delivery:
     )
 
     def __init__(self) -> None:
-        self.acked = 0  # bytes newly covered by the cumulative ACK
+        self.acked = 0  # bytes newly covered by the cumulative ACK (SACKed before or not)
+        # RFC 6937 DeliveredData (Linux ``newly_acked_sacked``): bytes this ACK newly
+        # told were delivered — cumulatively ACKed bytes already SACKed count once.
+        self.delivered = 0
         self.sacked = 0  # bytes newly covered by SACK blocks
         self.dsack = False  # the ACK carried a D-SACK block
         self.dsack_start = 0  # ... where it starts (unwrapped) and how long it is
@@ -185,11 +189,6 @@ class Delivery:
         if self.newest_sacked_at is not None:
             return now - self.newest_sacked_at
         return None
-
-    @property
-    def delivered(self) -> int:
-        """RFC 6937 DeliveredData."""
-        return self.acked + self.sacked
 
 
 class Scoreboard:
@@ -492,7 +491,9 @@ class Scoreboard:
     def _delivered(self, rec: Sent, now: float, prior_fack: int, d: Delivery) -> None:
         """RFC 8985 §6.2 steps 1-3 for one newly delivered record, and the delivery
         rate sample's start (Linux ``tcp_rate_skb_delivered``)."""
-        self.delivered += rec.end - rec.start
+        size = rec.end - rec.start
+        self.delivered += size
+        d.delivered += size
         if rec.order > d.rate_order or (rec.order == d.rate_order and rec.end > d.rate_end):
             d.rate_order = rec.order
             d.rate_end = rec.end

@@ -143,7 +143,7 @@ class Bbr(CongestionControl):
         self.next_round_delivered = 0
         self.round_start = False
         self.min_rtt = _NO_RTT
-        self.min_rtt_at = 0.0
+        self.min_rtt_at = -1.0  # stamped at the first ACK (Linux: at bbr_init)
         self.probe_rtt_done_at = 0.0  # 0: not yet at the minimum window
         self.probe_rtt_round_done = False
         self.prior_cwnd = 0
@@ -369,6 +369,10 @@ class Bbr(CongestionControl):
         """The propagation delay is the smallest RTT of ten seconds; when ten seconds
         pass without one as small, PROBE_RTT empties the queue for 200 ms (and a
         round) to measure it again."""
+        if self.min_rtt_at < 0:
+            # The ten seconds count from the algorithm's start: a connection set up
+            # (or switched to BBR) late on the clock is not due for PROBE_RTT.
+            self.min_rtt_at = now
         expired = now > self.min_rtt_at + MIN_RTT_WINDOW
         rtt = d.rate_rtt
         if rtt >= 0 and (rtt < self.min_rtt or expired):
