@@ -33,6 +33,8 @@ pytestmark = pytest.mark.root
 PREFIX = "fi"
 PORT = 7100
 DELAY = 0.030
+SLACK = 0.020
+"""Scheduling latency allowed on top of the delay (the suite runs on 2 busy CPUs)."""
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +85,6 @@ def test_delay_is_applied_and_bytes_arrive_intact(hosts: tuple[Host, Host], gso:
     assert a.address6 is not None and b.address6 is not None
     data = pattern(8_000_000, seed=3)
     with kernel_sink(b, PORT) as sink, b.listen(PORT + 1):
-        base = handshake_seconds(a, b.address)
         with fast_impair(b, delay=DELAY, gso=gso) as imp:
             rtt4 = ping(a, b.address, count=5, interval=0.01, timeout=1.0)
             rtt6 = ping(a, b.address6, count=5, interval=0.01, timeout=1.0)
@@ -95,8 +96,8 @@ def test_delay_is_applied_and_bytes_arrive_intact(hosts: tuple[Host, Host], gso:
                 count, digest = sink.read_result()
     for rtt in (rtt4, rtt6):
         assert rtt.received == rtt.sent == 5
-        assert DELAY <= rtt.median_rtt < DELAY + 0.010, rtt.rtts
-    assert DELAY <= shake - base < DELAY + 0.010
+        assert DELAY <= rtt.median_rtt < DELAY + SLACK, rtt.rtts
+    assert DELAY <= shake < DELAY + SLACK  # the SYN waits; the SYN-ACK does not
     assert (count, digest) == (len(data), hashlib.sha256(data).hexdigest())
     assert imp.helper == "c"
     assert imp.stats.seen > 0 and imp.stats.delayed == imp.stats.seen
@@ -111,10 +112,11 @@ def test_delay_is_applied_and_bytes_arrive_intact(hosts: tuple[Host, Host], gso:
 
 def test_both_directions_double_the_round_trip(hosts: tuple[Host, Host]) -> None:
     a, b = hosts
-    with fast_impair(b, delay=DELAY / 2, direction="both") as imp:
+    # IPv4 ICMP only: B's IPv6 multicast listener reports would add to the count.
+    with fast_impair(b, delay=DELAY / 2, direction="both", proto="icmp") as imp:
         rtt = ping(a, b.address, count=5, interval=0.01, timeout=1.0)
     assert rtt.received == 5
-    assert DELAY <= rtt.median_rtt < DELAY + 0.010, rtt.rtts
+    assert DELAY <= rtt.median_rtt < DELAY + SLACK, rtt.rtts
     assert imp.stats.seen == 10  # five requests in, five replies out
 
 
