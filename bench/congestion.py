@@ -24,6 +24,11 @@ the loss rate alone, so every sender in a cell meets the same sequence of drop
 decisions (packet *n* is dropped for all or for none; which bytes packet *n* carries
 depends on the sender).
 
+Links with nothing but delay (the 0 % cells, and the calibration's passthrough) use
+``aiotcp.testing.fastimpair`` instead: a C helper that delays GSO aggregates whole
+and costs the sender almost nothing, where the Python helper's CPU bounded it
+(docs/congestion.md, "A cheaper impairer"); the calibration measures both.
+
 Goodput = verified bytes / seconds from the first byte written (after the handshake)
 until the sender sees the sink's FIN, which the sink sends only after reading every
 byte; the sink's byte count and SHA-256 must match what was sent. Each transfer is
@@ -68,6 +73,7 @@ from typing import Any, Literal
 
 from cwnd_trace import KernelSampler, Trace, kernel_sample, sample_aiotcp, tcp_info
 
+from aiotcp.testing.fastimpair import fast_impair
 from aiotcp.testing.impair import Impairment, impair
 from aiotcp.testing.loops import LoopKind, run
 from aiotcp.testing.netns import (
@@ -162,6 +168,17 @@ class Link:
     not of congestion control."""
     queue_ms: float = 100.0
     """The bottleneck's queue, as ``tbf`` counts it: the longest a packet may wait."""
+    helper: str = "auto"
+    """``"c"``: ``fast_impair`` (constant delay only, GSO aggregates kept whole);
+    ``"python"``: ``impair``; ``"auto"``: C when there is nothing but delay."""
+
+    @property
+    def fast(self) -> bool:
+        """Whether the C helper impairs this link (docs/congestion.md, "A cheaper
+        impairer")."""
+        if self.helper == "auto":
+            return not (self.loss or self.dup or self.reorder)
+        return self.helper == "c"
 
     def describe(self) -> str:
         if not self.impaired:
@@ -169,6 +186,7 @@ class Link:
         text = f"loss {self.loss:.2%}, delay {self.delay * 1000:g} ms, seed {self.seed}"
         if self.dup or self.reorder:
             text += f", dup {self.dup:.0%}, reorder {self.reorder:.0%}"
+        text += ", C helper (GSO aggregates)" if self.fast else ", Python helper"
         if self.rate_mbit is not None:
             text += f", {self.rate_mbit:g} Mbit/s, queue {self.queue_ms:g} ms"
         return text
@@ -438,6 +456,9 @@ def impaired(
         shape = ["tbf", "rate", f"{link.rate_mbit:g}mbit", "burst", "32kbit"]
         router.run(["tc", "qdisc", "replace", *dev, *shape, "latency", f"{link.queue_ms:g}ms"])
         ctx.callback(router.run, ["tc", "qdisc", "del", *dev], check=False)
+    if link.fast:
+        fast = fast_impair(receiver, delay=link.delay, seed=link.seed, direction="in", proto="tcp")
+        return ctx.enter_context(fast)
     return ctx.enter_context(
         impair(
             receiver,
@@ -720,7 +741,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         print("calibration (what the impairer costs):", flush=True)
         cubic_k, cubic_a = Sender("kernel", "cubic"), Sender("aiotcp", "cubic")
         bare, passthrough = Link(0.0, 0.0, 0, impaired=False), Link(0.0, 0.0, 0)
-        jobs = [Job(cubic_k, bare, 0.0, 0, False), Job(cubic_k, passthrough, 0.0, 0, False)]
+        python_helper = Link(0.0, 0.0, 0, helper="python")
+        jobs = [Job(cubic_k, link, 0.0, 0, False) for link in (bare, passthrough, python_helper)]
         jobs.append(Job(cubic_a, bare, 0.0, 0, False))
         calibration = run_jobs(jobs, cfg, parallel=False)
     cells: list[dict[str, Any]] = []

@@ -81,6 +81,11 @@ class Impairment:
     rules: list[list[str]]
     pid: int
     stats: ImpairStats = field(default_factory=ImpairStats)
+    helper: str = "python"
+    """Which helper reads the queue: ``"python"`` (:func:`impair`) or ``"c"``
+    (:func:`aiotcp.testing.fastimpair.fast_impair`)."""
+    counters: dict[str, int] = field(default_factory=dict)
+    """Everything the C helper reported on exit (empty for the Python helper)."""
 
 
 def _hooks(host: Host, direction: Direction) -> list[list[str]]:
