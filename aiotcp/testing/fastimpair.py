@@ -32,24 +32,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from aiotcp.testing.impair import (
-    MARK_BASE,
-    Direction,
-    Impairment,
-    ImpairStats,
-    _hooks,
-    _queues,
-    _rules,
-)
-from aiotcp.testing.netns import Host, read_line
+from aiotcp.testing.impair import Direction, Impairment, ImpairStats, queue_rules, serving
+from aiotcp.testing.netns import Host
 
 SOURCE = Path(__file__).with_name("fastimpair.c")
 LIBS = ["-lnetfilter_queue", "-lnfnetlink"]
@@ -139,11 +131,7 @@ def fast_impair(
     if gso and loss:
         raise ValueError("gso=True would drop whole aggregates: use it with loss=0 only")
     binary = build_helper()
-    queue = next(_queues) % 0xFFFF
-    mark = MARK_BASE | queue
-    match = ["-p", proto] if proto else []
-    target = ["-m", "mark", "!", "--mark", hex(mark), "-j", "NFQUEUE", "--queue-num", str(queue)]
-    rules = [[*hook, *match, *target] for hook in _hooks(host, direction)]
+    queue, _, rules = queue_rules(host, direction, proto)
     args = [f"--queue={queue}", f"--delay-us={round(delay * 1e6)}", f"--loss={loss}"]
     args += [f"--seed={seed}"] + (["--gso"] if gso else [])
     cmd = [str(binary)]
@@ -151,21 +139,12 @@ def fast_impair(
         cmd += arg.split("=", 1)
     proc = host.popen(cmd, stdout=subprocess.PIPE, text=True)
     result = Impairment(host=host, queue=queue, rules=rules, pid=proc.pid, helper="c")
-    try:
-        try:
-            ready = read_line(proc.stdout, 15.0).strip() == "ready"
-        except EOFError:
-            ready = False
-        if not ready:
-            raise RuntimeError("fastimpair helper did not start (its stderr says why)")
-        with _rules(host, rules):
-            yield result
-    finally:
-        out, _ = host.stop(proc, timeout=5.0)
-        for line in out.splitlines():
-            if line.startswith("{"):
-                counters = json.loads(line)
-                result.counters = counters
-                result.stats = ImpairStats(
-                    seen=counters["seen"], dropped=counters["dropped"], delayed=counters["delayed"]
-                )
+
+    def on_report(counters: dict[str, Any]) -> None:
+        result.counters = counters
+        result.stats = ImpairStats(
+            seen=counters["seen"], dropped=counters["dropped"], delayed=counters["delayed"]
+        )
+
+    with serving(host, proc, rules, "fastimpair helper", on_report):
+        yield result

@@ -43,9 +43,9 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiotcp.core.checksum import ones_sum
 from aiotcp.testing.netns import Host, read_line
@@ -170,30 +170,57 @@ def impair(
             raise ValueError(f"{name} must be a probability, got {p}")
     if delay < 0 or jitter < 0:
         raise ValueError("delay and jitter must be >= 0")
-    queue = next(_queues) % 0xFFFF
-    mark = MARK_BASE | queue
-    match = ["-p", proto] if proto else []
-    target = ["-m", "mark", "!", "--mark", hex(mark), "-j", "NFQUEUE", "--queue-num", str(queue)]
-    rules = [[*hook, *match, *target] for hook in _hooks(host, direction)]
+    queue, mark, rules = queue_rules(host, direction, proto)
     args = [f"--queue={queue}", f"--mark={mark}", f"--loss={loss}", f"--delay={delay}"]
     args += [f"--jitter={jitter}", f"--dup={dup}", f"--seed={seed}", f"--ce={ce}"]
     args += [f"--reorder={reorder}", f"--reorder-gap={reorder_gap}"]
     proc = host.python(["-m", "aiotcp.testing.impair", *args], stdout=subprocess.PIPE, text=True)
     result = Impairment(host=host, queue=queue, rules=rules, pid=proc.pid)
+
+    def on_report(report: dict[str, Any]) -> None:
+        result.stats = ImpairStats(**report)
+
+    with serving(host, proc, rules, "impairment helper", on_report):
+        yield result
+
+
+def queue_rules(
+    host: Host, direction: Direction, proto: str | None
+) -> tuple[int, int, list[list[str]]]:
+    """A fresh queue number, the mark its helper's own copies carry, and the rules
+    that hand ``host``'s packets to it (all but those copies)."""
+    queue = next(_queues) % 0xFFFF
+    mark = MARK_BASE | queue
+    match = ["-p", proto] if proto else []
+    target = ["-m", "mark", "!", "--mark", hex(mark), "-j", "NFQUEUE", "--queue-num", str(queue)]
+    return queue, mark, [[*hook, *match, *target] for hook in _hooks(host, direction)]
+
+
+@contextlib.contextmanager
+def serving(
+    host: Host,
+    proc: subprocess.Popen[str],
+    rules: list[list[str]],
+    what: str,
+    on_report: Callable[[dict[str, Any]], None],
+) -> Iterator[None]:
+    """The helper ``proc`` says "ready", the rules divert packets to it for the
+    block, and then it is stopped — the block raising or not — and ``on_report``
+    gets the JSON report it printed on its way out."""
     try:
         try:
             ready = read_line(proc.stdout, 15.0).strip() == "ready"
         except EOFError:
             ready = False
         if not ready:
-            raise RuntimeError("impairment helper did not start (its stderr says why)")
+            raise RuntimeError(f"{what} did not start (its stderr says why)")
         with _rules(host, rules):
-            yield result
+            yield
     finally:
         out, _ = host.stop(proc, timeout=5.0)
         for line in out.splitlines():
             if line.startswith("{"):
-                result.stats = ImpairStats(**json.loads(line))
+                on_report(json.loads(line))
 
 
 @contextlib.contextmanager
