@@ -169,14 +169,15 @@ class Link:
     queue_ms: float = 100.0
     """The bottleneck's queue, as ``tbf`` counts it: the longest a packet may wait."""
     helper: str = "auto"
-    """``"c"``: ``fast_impair`` (constant delay only, GSO aggregates kept whole);
-    ``"python"``: ``impair``; ``"auto"``: C when there is nothing but delay."""
+    """``"c"``: ``fast_impair`` (constant delay and loss; GSO aggregates kept whole
+    when there is no loss); ``"python"``: ``impair``; ``"auto"``: C when there is
+    nothing but delay."""
 
     @property
     def fast(self) -> bool:
         """Whether the C helper impairs this link (docs/congestion.md, "A cheaper
         impairer")."""
-        if self.helper == "auto":
+        if self.helper == "auto" or self.dup or self.reorder:
             return not (self.loss or self.dup or self.reorder)
         return self.helper == "c"
 
@@ -186,7 +187,10 @@ class Link:
         text = f"loss {self.loss:.2%}, delay {self.delay * 1000:g} ms, seed {self.seed}"
         if self.dup or self.reorder:
             text += f", dup {self.dup:.0%}, reorder {self.reorder:.0%}"
-        text += ", C helper (GSO aggregates)" if self.fast else ", Python helper"
+        if not self.fast:
+            text += ", Python helper"
+        else:
+            text += ", C helper (GSO aggregates)" if not self.loss else ", C helper"
         if self.rate_mbit is not None:
             text += f", {self.rate_mbit:g} Mbit/s, queue {self.queue_ms:g} ms"
         return text
@@ -457,7 +461,9 @@ def impaired(
         router.run(["tc", "qdisc", "replace", *dev, *shape, "latency", f"{link.queue_ms:g}ms"])
         ctx.callback(router.run, ["tc", "qdisc", "del", *dev], check=False)
     if link.fast:
-        fast = fast_impair(receiver, delay=link.delay, seed=link.seed, direction="in", proto="tcp")
+        fast = fast_impair(
+            receiver, delay=link.delay, loss=link.loss, seed=link.seed, direction="in", proto="tcp"
+        )
         return ctx.enter_context(fast)
     return ctx.enter_context(
         impair(
@@ -748,7 +754,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     cells: list[dict[str, Any]] = []
     cwnd_loss = pick_cwnd_cell(args.loss, args.cwnd_loss)
     for delay_ms, loss_percent in itertools.product(args.delay_ms, args.loss):
-        link = Link(loss_percent / 100, delay_ms / 1000, cell_seed(args.seed, loss_percent))
+        seed = cell_seed(args.seed, loss_percent)
+        link = Link(loss_percent / 100, delay_ms / 1000, seed, helper=args.helper)
         parallel = loss_percent >= args.parallel_from
         how = "concurrent" if parallel else "one at a time"
         print(f"delay {delay_ms:g} ms, loss {loss_percent:g} % ({how}):")
@@ -1204,6 +1211,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-a",
         action="store_true",
         help="one more cell: 20 ms, 5 %% loss, 2 %% duplicates, 10 %% reordering, 32 Mbit/s",
+    )
+    parser.add_argument(
+        "--helper",
+        choices=("auto", "c", "python"),
+        default="auto",
+        help="the impairer of the delay/loss cells: the C helper, the Python one, or"
+        " 'auto' (C for delay alone; Python as soon as there is loss)",
     )
     parser.add_argument(
         "--runs",
