@@ -34,6 +34,8 @@ STYLE: dict[str, dict[str, Any]] = {
         "mfc": "none",
     },
     "kernel cubic to kernel": {"color": "tab:red", "linestyle": "--", "marker": "v", "mfc": "none"},
+    "kernel bbr to aiotcp": {"color": "tab:brown", "linestyle": "-", "marker": "P"},
+    "kernel bbr to kernel": {"color": "tab:brown", "linestyle": "--", "marker": "P", "mfc": "none"},
 }
 """Same colour = same algorithm (and direction); solid = aiotcp, dashed with hollow
 markers = kernel.  The receive direction's curves name the receiver."""
