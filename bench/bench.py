@@ -40,7 +40,6 @@ between its own namespaces.
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import contextlib
 import gc
@@ -64,6 +63,7 @@ from aiotcp.testing.netns import Host, read_line, steer_receive, sysctl, two_hos
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import allocator  # noqa: E402  (bench/allocator.py, next to this file)
+from options_arg import option_arg  # noqa: E402
 
 KERNEL_BASE, AIOTCP_BASE = 9000, 9100
 SINK, SOURCE, ECHO = 0, 1, 2
@@ -294,18 +294,6 @@ def cases_arg(text: str) -> tuple[Case, ...]:
         raise argparse.ArgumentTypeError(
             f"unknown case {exc}; known: {', '.join(CASE_NAMES)}"
         ) from None
-
-
-def option_arg(text: str) -> tuple[str, object]:
-    """``--option name=value``: the value as a Python literal if it is one (numbers,
-    True/False), else as text."""
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
 
 
 def measure(kind: LoopKind, stack: str, host: str, args: argparse.Namespace, case: Case) -> Sample:

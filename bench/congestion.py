@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cwnd_trace import KernelSampler, Trace, kernel_sample, sample_aiotcp, tcp_info
+from options_arg import option_arg
 
 from aiotcp.testing.fastimpair import fast_impair
 from aiotcp.testing.impair import Impairment, impair
@@ -328,6 +329,7 @@ def send_aiotcp(
     trace_limit: int,
     send_buffer: int,
     loop: LoopKind,
+    options: dict[str, Any],
 ) -> SendOutcome:
     """Send ``data`` with ``aiotcp.testing.transfer.send_bulk`` on a fresh stack.
 
@@ -342,7 +344,14 @@ def send_aiotcp(
         t_connect = loop_.time()
         try:
             result = await asyncio.wait_for(
-                send_bulk(addr, SINK_PORT, data, congestion=algorithm, send_buffer=send_buffer),
+                send_bulk(
+                    addr,
+                    SINK_PORT,
+                    data,
+                    congestion=algorithm,
+                    send_buffer=send_buffer,
+                    **options,
+                ),
                 timeout,
             )
         except TimeoutError:
@@ -535,6 +544,8 @@ class Settings:
     loop: LoopKind
     available: list[str]
     """The kernel's ``tcp_available_congestion_control``."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """``--option``: TCP options for aiotcp's senders (A/B runs)."""
 
     @property
     def trace_limit(self) -> int:
@@ -608,6 +619,7 @@ def _send(job: Job, cfg: Settings, data: bytes, a: Host, b: Host) -> SendOutcome
             cfg.trace_limit,
             cfg.send_buffer,
             cfg.loop,
+            cfg.options,
         )
 
 
@@ -739,6 +751,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         send_buffer=args.send_buffer or kernel_wmem_max(),
         loop=args.loop,
         available=available_congestion(),
+        options=dict(args.option),
     )
     cleanup_stale(PREFIX)
     t_start = time.monotonic()
@@ -790,6 +803,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "timeout_s": args.timeout,
             "aiotcp_send_buffer": cfg.send_buffer,
             "aiotcp_loop": args.loop,
+            "aiotcp_options": cfg.options,
             "parallel_from_percent": args.parallel_from,
             "seed": args.seed,
             "sample_interval_s": SAMPLE_INTERVAL,
@@ -1211,6 +1225,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-a",
         action="store_true",
         help="one more cell: 20 ms, 5 %% loss, 2 %% duplicates, 10 %% reordering, 32 Mbit/s",
+    )
+    parser.add_argument(
+        "--option",
+        type=option_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a TCP option for aiotcp's senders (A/B runs), e.g. slow_start=standard",
     )
     parser.add_argument(
         "--helper",

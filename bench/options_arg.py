@@ -1,0 +1,18 @@
+"""``--option NAME=VALUE`` for the benchmarks: a TCP option for aiotcp's connections
+(``aiotcp.TcpOptions`` field names), for A/B runs of one setting."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+
+
+def option_arg(text: str) -> tuple[str, object]:
+    """The value as a Python literal if it is one (numbers, True/False), else as text."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
