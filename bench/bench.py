@@ -63,7 +63,7 @@ from aiotcp.testing.netns import Host, read_line, steer_receive, sysctl, two_hos
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import allocator  # noqa: E402  (bench/allocator.py, next to this file)
-from options_arg import option_arg  # noqa: E402
+from options_arg import add_option_argument  # noqa: E402
 
 KERNEL_BASE, AIOTCP_BASE = 9000, 9100
 SINK, SOURCE, ECHO = 0, 1, 2
@@ -545,14 +545,7 @@ def main() -> None:
         default=CASES,
         help="comma-separated subset of: " + ", ".join(CASE_NAMES),
     )
-    parser.add_argument(
-        "--option",
-        type=option_arg,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a TCP option for aiotcp's client connections (A/B runs), e.g. slow_start=standard",
-    )
+    add_option_argument(parser, "aiotcp's client connections")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     args.option = dict(args.option)

@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cwnd_trace import KernelSampler, Trace, kernel_sample, sample_aiotcp, tcp_info
-from options_arg import option_arg
+from options_arg import add_option_argument
 
 from aiotcp.testing.fastimpair import fast_impair
 from aiotcp.testing.impair import Impairment, impair
@@ -1226,14 +1226,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="one more cell: 20 ms, 5 %% loss, 2 %% duplicates, 10 %% reordering, 32 Mbit/s",
     )
-    parser.add_argument(
-        "--option",
-        type=option_arg,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a TCP option for aiotcp's senders (A/B runs), e.g. slow_start=standard",
-    )
+    add_option_argument(parser, "aiotcp's senders")
     parser.add_argument(
         "--helper",
         choices=("auto", "c", "python"),

@@ -16,3 +16,15 @@ def option_arg(text: str) -> tuple[str, object]:
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return name, value
+
+
+def add_option_argument(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``--option NAME=VALUE``, repeatable, for ``whose`` connections (the help text)."""
+    parser.add_argument(
+        "--option",
+        type=option_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"a TCP option for {whose} (A/B runs), e.g. slow_start=standard",
+    )
