@@ -1823,7 +1823,8 @@ class Connection:
 
     def _pacing_rate_now(self) -> float:
         """The rate to pace this flush at, 0 for none: ``TcpOptions.pacing`` (None:
-        as the algorithm asks), once the first segments went unpaced."""
+        as the algorithm asks).  The first segments still leave unpaced: ``_paced``
+        starts the clock only after them."""
         if not self._paces():
             return 0.0
         return self.cc.pacing_rate or 0.0
