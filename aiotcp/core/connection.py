@@ -222,6 +222,7 @@ class Connection:
     __slots__ = (
         "_accept_queue",
         "_ack_now",
+        "_acked_since_flush",
         "_adv_mss",
         "_challenge_count",
         "_challenge_window",
@@ -230,7 +231,7 @@ class Connection:
         "_drs_start",
         "_dsack",
         "_dupacks_owed",
-        "_early_acks",
+        "_early_out",
         "_ece_echo",
         "_events",
         "_fin_queued",
@@ -422,10 +423,10 @@ class Connection:
         self._quick_acks = 0
         self._pingpong = False
         self._last_data_in = -1.0  # when in-order data last arrived (-1: never)
-        # ACKs owed in the middle of a receive batch, built before the next segment
-        # is taken in where Linux's per-segment rule would have sent them
-        # (``_ack_before_next``), and sent after the batch.
-        self._early_acks: list[Segment] | None = None
+        # Output owed in the middle of a receive batch, built before the next segment
+        # is taken in where Linux's per-segment processing would have sent it
+        # (``_ack_before_next``, ``_send_before``), and sent after the batch.
+        self._early_out: list[Segment] | None = None
         self._dsack: tuple[int, int] | None = None  # RFC 2883 block for the next ACK
         self._force_push = False
         # Pacing (Linux's internal TCP pacing, its earliest-departure-time model):
@@ -456,6 +457,7 @@ class Connection:
         self._challenge_window = -1.0
         self._last_oow_ack = -1.0
         self._wnd_cache = -1
+        self._acked_since_flush = False  # SND.UNA moved since the last flush
         self._ts_floor: int | None = None
         self._ts_recent_at = now
         self._challenge_count = 0
@@ -817,6 +819,8 @@ class Connection:
         elif st is State.SYN_SENT:
             self._receive_syn_sent(seg, now)
         else:
+            if self._acked_since_flush and self._sends_before(seg):
+                self._send_before(now)
             if (
                 self._rcv_unacked > self._rcv_mss
                 and seg.payload
@@ -848,12 +852,44 @@ class Connection:
         """
         if self.recv_buffer.has_out_of_order:
             return
-        acks = self._early_acks
+        acks = self._early_out
         if acks is None:
-            acks = self._early_acks = []
+            acks = self._early_out = []
         self._wnd_cache = -1  # the window as it is now, and again for the next one
         acks.append(self._make_segment(self._snd_seq_for_ack(), ACK, b"", now))
         self._wnd_cache = -1
+
+    def _sends_before(self, seg: Segment) -> bool:
+        """Should what earlier segments of this batch allowed be sent before ``seg``
+        is taken in?  Yes for the first SACK of a loss after ACKs that moved
+        SND.UNA (``receive`` checks ``_acked_since_flush`` first).
+
+        A sender that handles one ACK at a time (Linux) has sent into the room
+        the cumulative ACKs of a burst opened by the time the SACKs at its end
+        arrive; recovery then begins with that data in flight and its end as the
+        recovery point (RFC 6582 ``recover``).  Taken in as one batch, the burst
+        would begin recovery with that room unsent, and what is sent into it
+        afterwards lies beyond the recovery point: a loss among it reduces the
+        window a second time, where Linux reduces once (docs/congestion.md,
+        NewReno at 20 and 80 ms).
+        """
+        return (
+            bool(seg.sack_blocks)
+            and seg.ack == self.snd_una
+            and not seg.payload
+            and not self.recovery.in_recovery
+        )
+
+    def _send_before(self, now: float) -> None:
+        """Build now what the batch so far allows; it leaves first, with the rest of
+        the batch's output (``_collect_segments`` starts with ``_early_out``)."""
+        out = self.segments_to_send(now)
+        self.counters.segments_out -= len(out)  # counted when they leave
+        if out:
+            early = self._early_out
+            if early is None:
+                early = self._early_out = []
+            early.extend(out)
 
     def ack_superseded(self, seg: Segment, later: Segment) -> bool:
         """Can ``seg`` be skipped because ``later``, from the same batch, says all it
@@ -1269,6 +1305,7 @@ class Connection:
         self._retries = 0
         self.rtt.reset_backoff()
         self._last_progress = now
+        self._acked_since_flush = True
         self.recovery.on_new_ack(ack, acked, flight, now)
         # RFC 6298 §5.2 / §5.3.
         if self.snd_una == self.snd_max:
@@ -1635,6 +1672,7 @@ class Connection:
         # The advertised window cannot change while one run is built: compute it
         # once, lazily (computing it advertises it), instead of once per segment.
         self._wnd_cache = -1
+        self._acked_since_flush = False
         try:
             return self._collect_segments(now)
         finally:
@@ -1643,7 +1681,7 @@ class Connection:
     def _collect_segments(self, now: float) -> list[Segment]:
         dupacks, self._dupacks_owed = self._dupacks_owed, 0
         out: list[Segment] = []
-        early = self._early_acks
+        early = self._early_out
         if early:
             out.extend(early)  # they were owed before the rest of the batch arrived
             early.clear()
@@ -1765,8 +1803,8 @@ class Connection:
         # Super-segments: whole MSS multiples; no urgent data (URG is per segment).
         gso_limit = 0 if probe or self.snd_up is not None else self.gso_max // mss * mss
         paced = self._pace_rate != 0.0 and not probe
-        if paced and gso_limit:
-            gso_limit = self._paced_frame(gso_limit)
+        if gso_limit:
+            gso_limit = self._autosized_frame(gso_limit)
         while True:
             if paced and self._pacing_holds(now):
                 break
@@ -1857,13 +1895,26 @@ class Connection:
         self._pace_at = at + spacing - min(spacing / 2, late)
         self.cc.next_departure = self._pace_at
 
-    def _paced_frame(self, gso_limit: int) -> int:
-        """Bytes per frame at this rate (Linux ``tcp_tso_autosize``): about a
-        millisecond of it (rate >> 10), plus a part of the largest frame that halves
-        for every 512 µs of minimum RTT — whole frames on a LAN, where pacing gains
-        nothing — and at least the algorithm's minimum of segments."""
+    def _autosized_frame(self, gso_limit: int) -> int:
+        """Bytes per frame (Linux ``tcp_tso_autosize``): about a millisecond of the
+        pacing rate (rate >> 10), plus a part of the largest frame that halves for
+        every 512 µs of minimum RTT — whole frames on a LAN — and at least the
+        algorithm's minimum of segments.
+
+        Unpaced flows too, as Linux sizes by ``sk_pacing_rate`` whether or not
+        anything enforces it: a frame is also the unit ``_defers_short_frame``
+        waits to fill.  With 64 KB frames on a long path, a burst of ACKs freed
+        room for a frame and a half, one frame left and the rest waited for the
+        next batch; the sender fell a third of a window behind its cwnd, and the
+        loss found at the end of the burst halved a window that was never sent
+        and began a recovery that ended before the next loss (two reductions
+        where Linux makes one; NewReno at 80 ms and 0.1 % loss, docs/congestion.md).
+        """
+        rate = self._pace_rate or self.cc.pacing_rate
+        if not rate:
+            return gso_limit  # no RTT measured yet: nothing to size by
         mss = self.mss
-        size = int(self._pace_rate) >> 10
+        size = int(rate) >> 10
         min_rtt = self.recovery.board.min_rtt
         if min_rtt == float("inf"):  # no data acknowledged yet: the handshake's RTT
             min_rtt = self.rtt.srtt or min_rtt

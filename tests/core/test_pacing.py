@@ -127,7 +127,7 @@ def test_frames_hold_about_a_millisecond_of_the_rate(
     t = sender(0.02, congestion="cubic", pacing=True)
     t.conn._pace_rate = rate
     t.conn.recovery.board.min_rtt = min_rtt
-    assert t.conn._paced_frame(GSO) == segments * MSS
+    assert t.conn._autosized_frame(GSO) == segments * MSS
 
 
 def test_bbr_sends_single_segment_frames_below_1_2_mbit() -> None:
@@ -144,11 +144,13 @@ def test_bbr_sends_single_segment_frames_below_1_2_mbit() -> None:
 
 
 def test_bbr_with_pacing_off_sends_the_window_at_once() -> None:
-    """``pacing=False`` overrides the algorithm: the window's room goes in one
-    frame, with no PACING timer."""
+    """``pacing=False`` overrides the algorithm: the window's room goes out at once,
+    with no PACING timer — in frames sized by the rate all the same, as Linux
+    sizes its TSO frames whether or not anything paces them."""
     t = sender(0.1, congestion="bbr", pacing=False)
     first_round(t, 0.1)
-    assert [len(s.payload) for s in t.output()] == [20 * MSS]
+    frames = [len(s.payload) for s in t.output()]
+    assert sum(frames) == 20 * MSS and len(frames) > 1
     assert TimerName.PACING not in t.conn.timers
     assert t.conn.info_dict(t.now)["paced"] is False
 
@@ -160,7 +162,7 @@ def test_cubic_does_not_pace_unless_asked() -> None:
     first_round(t, 0.1)
     assert t.conn.info_dict(t.now)["paced"] is False
     assert t.conn.info_dict(t.now)["pacing_rate"]
-    assert [len(s.payload) for s in t.output()] == [20 * MSS]
+    assert sum(len(s.payload) for s in t.output()) == 20 * MSS  # all of it, now
     assert TimerName.PACING not in t.conn.timers
     p = sender(0.1, congestion="cubic", pacing=True)
     first_round(p, 0.1)
@@ -168,6 +170,20 @@ def test_cubic_does_not_pace_unless_asked() -> None:
     frames = departures(p, 0.1)
     assert sum(n for _, n in frames) == 20 * MSS
     assert len(frames) == 10
+
+
+@pytest.mark.parametrize(("rtt", "segments"), [(0.1, 2), (0.0002, 64)])
+def test_unpaced_frames_are_sized_by_the_rate_too(rtt: float, segments: int) -> None:
+    """Linux sizes TSO frames from ``sk_pacing_rate`` whether or not anything paces
+    them: CUBIC without pacing sends its window at once, in frames of about a
+    millisecond of its rate on a long path (two segments here) and whole GSO
+    frames on a LAN."""
+    t = sender(rtt, congestion="cubic")
+    first_round(t, rtt)
+    frames = [len(s.payload) for s in t.output()]
+    assert TimerName.PACING not in t.conn.timers
+    assert sum(frames) == 20 * MSS
+    assert max(frames) == min(segments * MSS, 20 * MSS)
 
 
 def test_with_a_large_initial_window_only_the_first_ten_segments_go_unpaced() -> None:

@@ -42,17 +42,20 @@ def test_third_duplicate_ack_triggers_fast_retransmit() -> None:
 
 
 def test_fast_retransmit_halves_ssthresh_and_goes_out_at_once() -> None:
-    """RFC 5681 §3.2 step 2: ssthresh = max(FlightSize/2, 2*SMSS); RFC 6937: the window
-    becomes pipe + sndcnt, and the fast retransmit is sent on the third dupack even
-    though pipe is already near ssthresh."""
+    """ssthresh = max(cwnd/2, 2*SMSS) as Linux's ``tcp_reno_ssthresh`` (the cwnd grew
+    while it limited the sender: 1000 + the segment acknowledged); RFC 6937: the
+    window becomes pipe + sndcnt, and the fast retransmit is sent on the third
+    dupack."""
     t = _flight()
     t.recv("A", ack=L(101))
-    flight = 700
+    assert t.conn.cc.cwnd == 1100
     _dupacks(t, 3, L(101))
-    assert t.conn.cc.ssthresh == flight // 2
+    assert t.conn.cc.ssthresh == 550
     # pipe: 700 outstanding - 3 segments the dupacks stand for - the lost one.
     assert t.conn.recovery.pipe() == 300
-    assert t.conn.cc.cwnd == 300 + MSS
+    # Pipe under ssthresh: PRR's slow-start reduction bound (RFC 6937 §3.1) lets
+    # the window grow back toward ssthresh, 2 SMSS on this ACK.
+    assert t.conn.cc.cwnd == 300 + 200
     t.expect("A", seq=L(101))
 
 
@@ -152,13 +155,15 @@ def test_congestion_avoidance_adds_one_smss_per_window() -> None:
 
 def test_timeout_sets_loss_window() -> None:
     cc = NewReno(1000, 10)
+    cc.cwnd = 20000
     cc.on_timeout(20000, 0.0)
     assert (cc.cwnd, cc.ssthresh) == (1000, 10000)
 
 
 def test_ssthresh_floor_two_smss() -> None:
     cc = NewReno(1000, 10)
-    cc.on_timeout(1000, 0.0)
+    cc.cwnd = 3000
+    cc.on_timeout(3000, 0.0)
     assert cc.ssthresh == 2000
 
 
@@ -329,3 +334,48 @@ def test_pacing_rate_is_twice_cwnd_per_rtt_in_slow_start_then_1_2() -> None:
     assert cc.pacing_rate == pytest.approx(2 * 10_000 / 0.1)
     cc.ssthresh = 12_000
     assert cc.pacing_rate == pytest.approx(1.2 * 10_000 / 0.1)
+
+
+def _sack_sender():  # type: ignore[no-untyped-def]
+    """NewReno with SACK, 10 segments out of 40 queued."""
+    o = opts(nodelay=True, sack=True, congestion="newreno")
+    t = established(o, mss=MSS, sack_permitted=True)
+    t.send(b"d" * (40 * MSS))
+    assert sum(len(s.payload) for s in t.output()) == 10 * MSS
+    return t
+
+
+def _burst_then_sacks(t) -> None:  # type: ignore[no-untyped-def]
+    """One receive batch: cumulative ACKs for segments 1-5, then SACKs for 7-9
+    (segment 6 lost), with no output in between."""
+    for n in range(1, 6):
+        t.recv("A", ack=L(1 + n * MSS))
+    for hi in (8, 9, 10):
+        t.recv("A", ack=L(1 + 5 * MSS), sack_blocks=((L(1 + 6 * MSS), L(1 + hi * MSS)),))
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_burst_of_acks_is_sent_into_before_its_sacks_begin_recovery(batched: bool) -> None:
+    """The room a burst of cumulative ACKs opens is used before the SACKs at its end
+    start recovery, as a sender taking one ACK at a time (Linux) has used it: the
+    recovery point (RFC 6582 ``recover``) covers that data, and the new data leaves
+    ahead of the retransmission.  Batched or not, the same segments, in the same
+    order, with the same recovery point."""
+    t = _sack_sender()
+    before = t.conn.counters.segments_out
+    if batched:
+        _burst_then_sacks(t)
+    else:
+        for n in range(1, 6):
+            t.recv("A", ack=L(1 + n * MSS))
+            t.pending.extend(t.conn.segments_to_send(t.now))
+        for hi in (8, 9, 10):
+            t.recv("A", ack=L(1 + 5 * MSS), sack_blocks=((L(1 + 6 * MSS), L(1 + hi * MSS)),))
+    out = t.output()
+    sent = [(s.seq, len(s.payload)) for s in out if s.payload]
+    # Slow start: 5 segments acknowledged, cwnd 15, 5 in flight: 10 new segments.
+    new = [(L(1 + n * MSS), MSS) for n in range(10, 20)]
+    assert sent[: len(new)] == new
+    assert sent[len(new)] == (L(1 + 5 * MSS), MSS)  # then the retransmission
+    assert t.conn.recovery._recover == L(1 + 20 * MSS)
+    assert t.conn.counters.segments_out == before + len(out)  # each counted once

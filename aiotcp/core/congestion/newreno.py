@@ -27,9 +27,18 @@ class NewReno(CongestionControl):
         if hs.on_ack(ack, snd_nxt, rtt, now, self.cwnd // self.mss):
             self.ssthresh = self.cwnd  # congestion avoidance from here
 
-    def _half_flight(self, flight_size: int) -> int:
-        """RFC 5681 equation (4): ``max(FlightSize / 2, 2*SMSS)``."""
-        return max(flight_size // 2, 2 * self.mss)
+    def _half_window(self) -> int:
+        """Half the window: ``max(cwnd / 2, 2*SMSS)``, as Linux's ``tcp_reno_ssthresh``.
+
+        RFC 5681 equation (4) halves FlightSize instead, and warns against cwnd
+        because it can grow past anything sent.  Here it cannot: cwnd grows only
+        while it limits the sender (``Recovery.on_new_ack``, RFC 7661), so it is the
+        window the path carried.  FlightSize at the moment a loss is found is
+        not: a burst of ACKs processed as one batch grows cwnd before the sender
+        refills it, and the SACKs at the end of the burst then halve a flight a
+        third short (NewReno at 80 ms, docs/congestion.md).
+        """
+        return max(self.cwnd // 2, 2 * self.mss)
 
     def on_ack(self, acked: int, flight_size: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
@@ -55,13 +64,13 @@ class NewReno(CongestionControl):
 
     def on_enter_recovery(self, flight_size: int, now: float) -> None:
         self._slow_start_over()
-        self.ssthresh = self._half_flight(flight_size)  # RFC 5681 equation (4)
+        self.ssthresh = self._half_window()
         self.cwnd = self.ssthresh
         self._bytes_acked = 0
 
     def on_timeout(self, flight_size: int, now: float) -> None:
         self._slow_start_over()
-        self.ssthresh = self._half_flight(flight_size)
+        self.ssthresh = self._half_window()
         self.cwnd = self.mss  # RFC 5681 §3.1: loss window LW = 1 SMSS
         self._bytes_acked = 0
 
