@@ -42,15 +42,15 @@ def test_third_duplicate_ack_triggers_fast_retransmit() -> None:
 
 
 def test_fast_retransmit_halves_ssthresh_and_goes_out_at_once() -> None:
-    """ssthresh = max(cwnd/2, 2*SMSS) as Linux's ``tcp_reno_ssthresh`` (the cwnd grew
-    while it limited the sender: 1000 + the segment acknowledged); RFC 6937: the
-    window becomes pipe + sndcnt, and the fast retransmit is sent on the third
-    dupack."""
+    """ssthresh = max(cwnd/2, 2*SMSS) in whole segments, as Linux's
+    ``tcp_reno_ssthresh`` (the cwnd grew while it limited the sender: 1000 + the
+    segment acknowledged); RFC 6937: the window becomes pipe + sndcnt, and the
+    fast retransmit is sent on the third dupack."""
     t = _flight()
     t.recv("A", ack=L(101))
     assert t.conn.cc.cwnd == 1100
     _dupacks(t, 3, L(101))
-    assert t.conn.cc.ssthresh == 550
+    assert t.conn.cc.ssthresh == 500  # 11 segments halved, in whole segments
     # pipe: 700 outstanding - 3 segments the dupacks stand for - the lost one.
     assert t.conn.recovery.pipe() == 300
     # Pipe under ssthresh: PRR's slow-start reduction bound (RFC 6937 §3.1) lets
@@ -379,3 +379,14 @@ def test_a_burst_of_acks_is_sent_into_before_its_sacks_begin_recovery(batched: b
     assert sent[len(new)] == (L(1 + 5 * MSS), MSS)  # then the retransmission
     assert t.conn.recovery._recover == L(1 + 20 * MSS)
     assert t.conn.counters.segments_out == before + len(out)  # each counted once
+
+
+def test_congestion_avoidance_counts_whole_segments() -> None:
+    """A window with a fraction of a segment (PRR can leave one) grows by one SMSS
+    per whole-segment window acknowledged — what a round trip acknowledges, since
+    only whole segments are in flight — and lands on a whole number of segments."""
+    cc = NewReno(1000, 10)
+    cc.ssthresh = cc.cwnd = 10_750
+    for _ in range(10):
+        cc.on_ack(1000, 10_000, 0.0)  # one round trip: ten segments
+    assert cc.cwnd == 11_000

@@ -120,6 +120,28 @@ def test_a_window_cut_frame_waits_only_when_an_ack_is_due(
     assert [len(s.payload) for s in t.output()] == expected
 
 
+@pytest.mark.parametrize(("sent_before", "expected"), [(0.0005, []), (0.006, [40_000])])
+def test_a_short_frame_waits_only_within_a_millisecond_of_the_last_send(
+    sent_before: float, expected: list[int]
+) -> None:
+    """tcp_tso_should_defer defers only within the jiffy of the last departure: an
+    ACK that opens less than a frame long after anything left sends it at once
+    (a window of a dozen segments on a long path, ACKs milliseconds apart), but
+    one that comes in a burst, right after a send, waits for the next."""
+    t = established(
+        opts(initial_window=1_000, nodelay=True, send_buffer=1_000_000), mss=MSS, window=400_000
+    )
+    t.conn.gso_max = GSO
+    t.conn.rtt.srtt = 0.010
+    t.send(b"z" * 600_000)
+    assert [len(s.payload) for s in t.output()] == [GSO] * 6 + [16_000]
+    t.advance(0.006 - sent_before)
+    t.conn._last_send = t.now  # something left (a retransmission, say) just then
+    t.advance(sent_before)
+    t.recv("A", ack=L(40_001), window=400_000)  # 40,000 more may go
+    assert [len(s.payload) for s in t.output()] == expected
+
+
 def test_cork_never_holds_a_fin_or_the_data_before_it() -> None:
     t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
     t.conn.gso_max = GSO

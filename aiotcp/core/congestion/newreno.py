@@ -38,7 +38,7 @@ class NewReno(CongestionControl):
         refills it, and the SACKs at the end of the burst then halve a flight a
         third short (NewReno at 80 ms, docs/congestion.md).
         """
-        return max(self.cwnd // 2, 2 * self.mss)
+        return max(self.cwnd // self.mss // 2, 2) * self.mss  # whole segments
 
     def on_ack(self, acked: int, flight_size: int, now: float) -> None:
         if self.cwnd < self.ssthresh:
@@ -51,11 +51,17 @@ class NewReno(CongestionControl):
             self.cwnd += grow if hs is None or not hs.active else hs.growth(grow)
             acked -= grow
         if acked and self.cwnd >= self.ssthresh:
-            # RFC 5681 §3.1 congestion avoidance: about one SMSS per RTT, byte-counted.
+            # RFC 5681 §3.1 congestion avoidance: one SMSS per window acknowledged,
+            # byte-counted.  The window counts whole segments, as Linux's does:
+            # only those are in flight, and a round trip acknowledges no more, so
+            # a window with a fraction (PRR leaves one) would grow a round trip
+            # late every few (7 % of goodput at 20 ms and 1 % loss).
+            mss = self.mss
+            window = max(self.cwnd // mss, 1) * mss
             self._bytes_acked += acked
-            if self._bytes_acked >= self.cwnd:
-                self._bytes_acked -= self.cwnd
-                self.cwnd += self.mss
+            if self._bytes_acked >= window:
+                self._bytes_acked -= window
+                self.cwnd = window + mss
 
     def _slow_start_over(self) -> None:
         """A loss or an RTO: slow start ends where it is (RFC 9406 §4.2), for good."""
