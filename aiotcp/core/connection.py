@@ -1976,18 +1976,19 @@ class Connection:
         sure to come with the next ACK — the application has bytes that did not
         fit the send buffer, or the window, not the data, cut the frame short
         and the oldest flight left at least half a round trip ago (Linux's test
-        for an ACK due soon).  And only within a millisecond of the last send
-        (Linux's same-jiffy rule): on a long path with a window of a dozen
-        segments ACKs come milliseconds apart, and holding back each ACK's odd
-        segment for the next kept the flight a segment short of cwnd, 7 % of
-        NewReno's goodput at 20 ms and 1 % loss.  A corked connection (a
-        burst of large writes, until the next loop iteration) sends whole frames
-        only, as it sends whole segments only.  A FIN, a forced push or a probe
-        never waits.
+        for an ACK due soon).  And, as in Linux's ``tcp_tso_should_defer``, only
+        within a millisecond of the last send (its same-jiffy rule: an ACK that
+        comes long after the last departure is not part of a burst, and the next
+        may be milliseconds away) and never in loss recovery, where PRR meters
+        the window out a segment or two per ACK and a held segment is a
+        retransmission or the data that keeps the ACKs coming.  A corked
+        connection (a burst of large writes, until the next loop iteration)
+        sends whole frames only, as it sends whole segments only.  A FIN, a
+        forced push or a probe never waits.
         """
         if self.cork and avail <= usable:
             return True  # the burst's next write fills it; the cork lifts next iteration
-        if now - self._last_send > DEFER_WINDOW:
+        if now - self._last_send > DEFER_WINDOW or self.recovery.in_recovery:
             return False
         if seq_sub(self.snd_nxt, self.snd_una) < 2 * frame:
             return False

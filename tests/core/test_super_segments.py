@@ -142,6 +142,37 @@ def test_a_short_frame_waits_only_within_a_millisecond_of_the_last_send(
     assert [len(s.payload) for s in t.output()] == expected
 
 
+def test_a_short_frame_never_waits_in_loss_recovery() -> None:
+    """tcp_tso_should_defer sends at once in Recovery: PRR lets a few segments go per
+    ACK, and holding them for a fuller frame would stall the recovery.  Here an ACK
+    comes half a millisecond after the last send, with the oldest flight (the
+    retransmission) over half an RTT old: outside recovery that frame would wait."""
+    t = established(
+        opts(initial_window=1_000, nodelay=True, send_buffer=1_000_000, sack=True),
+        mss=MSS,
+        window=400_000,
+        sack_permitted=True,
+    )
+    t.conn.gso_max = GSO
+    t.conn.rtt.srtt = 0.010
+    t.send(b"z" * 600_000)
+    assert [len(s.payload) for s in t.output()] == [GSO] * 6 + [16_000]
+
+    def sacked(hi: int) -> list[tuple[int, int]]:  # segment 1 lost, 2..hi arrived
+        t.recv("A", ack=L(1), window=1_000_000, sack_blocks=((L(1 + MSS), L(1 + hi * MSS)),))
+        return [(s.seq, len(s.payload)) for s in t.output() if s.payload]
+
+    assert sacked(4)[0] == (L(1), MSS)  # recovery: the retransmission first
+    t.advance(0.006)
+    assert sacked(10)  # PRR lets new data go: the last send is now
+    t.advance(0.0005)
+    deferred = t.conn.counters.frames_deferred
+    out = sacked(14)
+    assert t.conn.recovery.in_recovery
+    assert out and all(n < GSO for _, n in out)  # a short frame, sent
+    assert t.conn.counters.frames_deferred == deferred
+
+
 def test_cork_never_holds_a_fin_or_the_data_before_it() -> None:
     t = established(opts(initial_window=100, nodelay=True), mss=MSS, window=60_000)
     t.conn.gso_max = GSO
