@@ -74,6 +74,7 @@ from typing import Any, Literal
 from cwnd_trace import KernelSampler, Trace, kernel_sample, sample_aiotcp, tcp_info
 from options_arg import add_option_argument
 
+from aiotcp import _compiled
 from aiotcp.testing.fastimpair import fast_impair
 from aiotcp.testing.impair import Impairment, impair
 from aiotcp.testing.loops import LoopKind, run
@@ -546,6 +547,10 @@ class Settings:
     """The kernel's ``tcp_available_congestion_control``."""
     options: dict[str, Any] = field(default_factory=dict)
     """``--option``: TCP options for aiotcp's senders (A/B runs)."""
+    compiled: bool = False
+    """aiotcp's compiled modules were in use when the run began.  A worker process
+    imports aiotcp afresh: if a source was edited since, it would run the pure
+    Python stack (several times slower per packet) and measure that instead."""
 
     @property
     def trace_limit(self) -> int:
@@ -572,6 +577,9 @@ def run_one(job: Job, cfg: Settings) -> RunResult:
         result.status = "unavailable"
         result.error = f"{sender.algorithm} not in tcp_available_congestion_control"
         return result
+    if cfg.compiled and not compiled_now() and "aiotcp" in (sender.stack, sender.receiver):
+        result.error = "aiotcp's compiled modules went stale during the run (a source edited?)"
+        return result  # an error: the pure-Python stack is not what the run measures
     imp: Impairment | None = None
     try:
         with hosts_for(link, job.subnet) as (a, router, b), contextlib.ExitStack() as ctx:
@@ -743,6 +751,11 @@ def kernel_wmem_max() -> int:
     return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
 
 
+def compiled_now() -> bool:
+    """Whether this process runs aiotcp's compiled modules (``aiotcp._compiled``)."""
+    return _compiled.COMPILED
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Calibration, then every cell; returns the JSON report."""
     cfg = Settings(
@@ -752,6 +765,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         loop=args.loop,
         available=available_congestion(),
         options=dict(args.option),
+        compiled=compiled_now(),
     )
     cleanup_stale(PREFIX)
     t_start = time.monotonic()

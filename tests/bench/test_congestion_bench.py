@@ -7,10 +7,13 @@ link and that the table, JSON and plots come out is what would silently break.
 
 from __future__ import annotations
 
+import importlib
 import json
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 from aiotcp.testing.netns import require_root
 
@@ -121,3 +124,23 @@ def test_the_bottleneck_cell_reports_each_algorithms_queueing_delay(
     assert "## Latency under load" in table
     assert "in brackets the worst aiotcp run" in table  # --runs: medians, and the worst
     assert out.with_name("q-latency.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_transfer_refuses_to_measure_a_stale_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker whose aiotcp sources were edited after the run began imports the
+    pure-Python stack: its transfers become errors instead of slow numbers in the
+    table (the kernel's own transfers are unaffected).  No namespaces needed: the
+    check comes first."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    congestion = importlib.import_module("congestion")
+    monkeypatch.setattr(congestion, "compiled_now", lambda: False)
+    cfg = congestion.Settings(
+        size=1000, timeout=1.0, send_buffer=0, loop="asyncio", available=["cubic"], compiled=True
+    )
+    link = congestion.Link(0.0, 0.0, 0, impaired=False)
+    for sender in (
+        congestion.Sender("aiotcp", "cubic"),
+        congestion.Sender("kernel", "cubic", receiver="aiotcp"),
+    ):
+        result = congestion.run_one(congestion.Job(sender, link, 0.0, 0, False), cfg)
+        assert result.status == "error" and "stale" in (result.error or "")
