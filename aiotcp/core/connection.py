@@ -1906,12 +1906,10 @@ class Connection:
 
         Unpaced flows too, as Linux sizes by ``sk_pacing_rate`` whether or not
         anything enforces it: a frame is also the unit ``_defers_short_frame``
-        waits to fill.  With 64 KB frames on a long path, a burst of ACKs freed
-        room for a frame and a half, one frame left and the rest waited for the
-        next batch; the sender fell a third of a window behind its cwnd, and the
-        loss found at the end of the burst halved a window that was never sent
-        and began a recovery that ended before the next loss (two reductions
-        where Linux makes one; NewReno at 80 ms and 0.1 % loss, docs/congestion.md).
+        waits to fill.  With 64 KB frames on a long path, each batch of a burst
+        of ACKs sent one frame and held the rest for the next batch, and the
+        sender fell behind its cwnd within the burst (a capture of NewReno at
+        80 ms, docs/congestion.md).
         """
         rate = self._pace_rate or self.cc.pacing_rate
         if not rate:

@@ -35,8 +35,9 @@ class NewReno(CongestionControl):
         while it limits the sender (``Recovery.on_new_ack``, RFC 7661), so it is the
         window the path carried.  FlightSize at the moment a loss is found is
         not: a burst of ACKs processed as one batch grows cwnd before the sender
-        refills it, and the SACKs at the end of the burst then halve a flight a
-        third short (NewReno at 80 ms, docs/congestion.md).
+        refills it, and the SACKs at the end of the burst then halve a flight
+        far short of it (165 segments against a cwnd of 290 in a capture of
+        NewReno at 80 ms, docs/congestion.md).
         """
         return max(self.cwnd // self.mss // 2, 2) * self.mss  # whole segments
 
