@@ -7,7 +7,7 @@ profiles to say where the floor is.
 
     .venv/bin/python bench/profile_case.py send|receive|to_same|conn|echo [--size-mb 100]
         [--loop asyncio|uvloop] [--out /tmp/aiotcp.prof] [--top 30] [--nic-like | --wire]
-        [--family ipv4|ipv6]
+        [--family ipv4|ipv6] [--no-offload]
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def main() -> None:
         "--wire", action="store_true", help="--nic-like, and aiotcp takes A's veth for a wire"
     )
     parser.add_argument(
+        "--no-offload",
+        action="store_true",
+        help="TSO/GSO/GRO off on both ends: every segment arrives on its own, as through "
+        "bench/congestion.py's impairer",
+    )
+    parser.add_argument(
         "--kernel-cc", default=bench.KERNEL_CC, help="kernel sockets' congestion control"
     )
     args = parser.parse_args()
@@ -92,7 +98,7 @@ def main() -> None:
         cpu[:] = [c1.user - c0.user, c1.system - c0.system]
         return result
 
-    with two_hosts("prof", ipv6=args.family == "ipv6") as (a, b):
+    with two_hosts("prof", ipv6=args.family == "ipv6", offload=not args.no_offload) as (a, b):
         if args.nic_like or args.wire:
             b.run(["ethtool", "-K", b.ifname, "tx", "off"])
             a.run(["ethtool", "-K", a.ifname, "gro", "on"])

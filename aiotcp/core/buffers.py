@@ -242,13 +242,26 @@ class ReceiveBuffer:
                 return
             ooo.insert(i, _Range(start, bytearray(data), self._stamp))
             return
-        new_start = min(start, ooo[i].start)
-        new_end = max(end, ooo[j - 1].end)
-        merged = bytearray(new_end - new_start)
-        for r in ooo[i:j]:
-            merged[r.start - new_start : r.end - new_start] = r.data
-        merged[start - new_start : end - new_start] = data
-        ooo[i:j] = [_Range(new_start, merged, self._stamp)]
+        # Grow the first touched range in place: behind a hole, every segment of a
+        # window extends the same range, and rebuilding it per segment made a
+        # window's worth of them cost its square in copies (2,000 segments: 0.7 s).
+        first = ooo[i]
+        view = memoryview(data)
+        if start < first.start:  # rare: data reaching below the range (a refill)
+            grown = bytearray(view[: first.start - start])
+            grown += first.data
+            first.data, first.start = grown, start
+        merged = first.data
+        for r in ooo[i + 1 : j]:
+            merged += view[first.end - start : r.start - start]  # the gap before r
+            merged += r.data
+            first.end = r.end
+        if end > first.end:
+            merged += view[first.end - start :]
+            first.end = end
+        merged[start - first.start : end - first.start] = view  # the newest bytes win
+        first.stamp = self._stamp
+        del ooo[i + 1 : j]
 
     def read(self, max_bytes: int = -1) -> bytes:
         ready = self._ready

@@ -135,6 +135,35 @@ def test_reassembly_delivers_exact_prefix(chunks: list[tuple[int, int]], limit: 
     assert buf.nxt == len(out)
 
 
+@settings(max_examples=300, deadline=None)
+@given(chunks=st.lists(st.tuples(st.integers(1, 3000), st.integers(1, 400)), max_size=60))
+def test_out_of_order_ranges_are_the_union_of_what_arrived(
+    chunks: list[tuple[int, int]],
+) -> None:
+    """Behind a hole at offset 0 the queue holds exactly the union of the segments,
+    as sorted, merged, non-adjacent ranges (in place or rebuilt alike), and filling
+    the hole hands over every byte of the first range's run."""
+    buf = ReceiveBuffer(1 << 20, max_ranges=1000)
+    covered: set[int] = set()
+    for start, length in chunks:
+        buf.insert(start, STREAM[start : start + length], 1 << 20)
+        covered.update(range(start, start + length))
+        blocks = sorted(buf.sack_blocks(0, 1000))
+        expected: list[tuple[int, int]] = []
+        for b in sorted(covered):
+            if expected and expected[-1][1] == b:
+                expected[-1] = (expected[-1][0], b + 1)
+            else:
+                expected.append((b, b + 1))
+        assert blocks == expected
+        assert buf.out_of_order_bytes == len(covered)
+    buf.insert(0, STREAM[:1], 1 << 20)
+    run = 1
+    while run in covered:
+        run += 1
+    assert buf.read() == STREAM[:run]
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**16),
