@@ -153,8 +153,10 @@ class ReceiveBuffer:
         "_ooo",
         "_ready",
         "_ready_len",
+        "_reported",
         "_stamp",
         "capacity",
+        "duplicate",
         "max_ranges",
         "nxt",
         "ooo_dropped",
@@ -172,6 +174,10 @@ class ReceiveBuffer:
         self._ready_len = 0
         self._ooo: list[_Range] = []
         self._stamp = 0
+        self._reported = 0  # ``_stamp`` when SACK blocks were last handed out
+        #: Stream offsets of bytes the last insert found already held out of order
+        #: (RFC 2883 §4: a D-SACK reports them), or None.
+        self.duplicate: tuple[int, int] | None = None
 
     @property
     def readable(self) -> int:
@@ -202,6 +208,7 @@ class ReceiveBuffer:
             rel = 0
         if rel + len(data) > limit:
             data = data[: max(limit - rel, 0)]
+        self.duplicate = None
         if not data:
             return 0
         self._stamp += 1
@@ -242,10 +249,12 @@ class ReceiveBuffer:
                 return
             ooo.insert(i, _Range(start, bytearray(data), self._stamp))
             return
+        first = ooo[i]
+        if first.start < end and start < first.end:  # bytes already held: D-SACK them
+            self.duplicate = (max(start, first.start), min(end, first.end))
         # Grow the first touched range in place: behind a hole, every segment of a
         # window extends the same range, and rebuilding it per segment made a
         # window's worth of them cost its square in copies (2,000 segments: 0.7 s).
-        first = ooo[i]
         view = memoryview(data)
         if start < first.start:  # rare: data reaching below the range (a refill)
             grown = bytearray(view[: first.start - start])
@@ -334,14 +343,45 @@ class ReceiveBuffer:
 
     def sack_blocks(self, rcv_nxt: int, max_blocks: int) -> tuple[tuple[int, int], ...]:
         """RFC 2018 §4 SACK blocks as sequence numbers, most recently updated first."""
+        self._reported = self._stamp
         if not self._ooo or max_blocks <= 0:
             return ()
-        ranges = sorted(self._ooo, key=lambda r: r.stamp, reverse=True)[:max_blocks]
+        ranges = sorted(self._ooo, key=_by_stamp, reverse=True)[:max_blocks]
+        return self._as_blocks(rcv_nxt, ranges)
+
+    def unreported_blocks(
+        self, rcv_nxt: int, max_blocks: int, acks: int
+    ) -> list[tuple[tuple[int, int], ...]]:
+        """SACK blocks for ``acks`` ACKs that leave ahead of the next ``sack_blocks``
+        one, oldest first: the ranges that changed since blocks were last handed out
+        but will not fit in that ACK.
+
+        A receiver that acknowledges each segment as it arrives reports every range a
+        segment touched, first in the ACK that segment triggered (RFC 2018 §4).  A
+        batch of segments is acknowledged at its end, when the newest ranges fill the
+        ACK: without these, a range extended early in the batch is never reported,
+        and the sender's RACK (RFC 8985) calls it lost once it sees the newer ones.
+        Older ranges go first so they arrive before the ACK that shows newer data.
+        """
+        reported = self._reported
+        changed = [r for r in self._ooo if r.stamp > reported]
+        if len(changed) <= max_blocks or max_blocks <= 0 or acks <= 0:
+            return []
+        changed.sort(key=_by_stamp, reverse=True)
+        older = changed[max_blocks:]
+        groups = [older[k : k + max_blocks] for k in range(0, len(older), max_blocks)]
+        return [self._as_blocks(rcv_nxt, g) for g in reversed(groups[:acks])]
+
+    def _as_blocks(self, rcv_nxt: int, ranges: list[_Range]) -> tuple[tuple[int, int], ...]:
+        nxt = self.nxt
         return tuple(
-            (seq_add(rcv_nxt, r.start - self.nxt), seq_add(rcv_nxt, r.end - self.nxt))
-            for r in ranges
+            (seq_add(rcv_nxt, r.start - nxt), seq_add(rcv_nxt, r.end - nxt)) for r in ranges
         )
 
     def drop_out_of_order(self) -> None:
         """Forget the ranges beyond a hole: nothing will fill it any more."""
         self._ooo.clear()
+
+
+def _by_stamp(r: _Range) -> int:
+    return r.stamp

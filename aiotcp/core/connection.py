@@ -1060,7 +1060,7 @@ class Connection:
                 if self.sack_ok and seg_len and seq_le(seq_add(seq, seg_len), self.rcv_nxt):
                     # RFC 2883: tell the sender this was a duplicate (its retransmission
                     # was spurious), as the first SACK block of the ACK.
-                    self._dsack = (seq, seq_add(seq, seg_len))
+                    self._note_dsack(seq, seq_add(seq, seg_len))
                 # "Send an acknowledgment" and drop; for empty segments at most one
                 # per 0.5 s (Linux ``tcp_invalid_ratelimit``) so two desynchronised
                 # endpoints cannot ping-pong ACKs forever.
@@ -1424,17 +1424,38 @@ class Connection:
             # CLOSE-WAIT, CLOSING, LAST-ACK: a retransmitted FIN; acknowledge it.
             self._ack_now = True
 
+    def _note_dsack(self, start: int, end: int) -> None:
+        """Keep ``[start, end)`` for the next ACK's D-SACK block (RFC 2883).
+
+        A batch acknowledges many segments at once, so a run of spurious
+        retransmissions arrives as one: consecutive duplicates extend one block, as
+        Linux's ``tcp_dsack_extend`` does, instead of each replacing the last and
+        the sender hearing of only one of them.  A duplicate elsewhere replaces it.
+        """
+        old = self._dsack
+        if old is not None and seq_le(old[0], end) and seq_le(start, old[1]):
+            start = old[0] if seq_lt(old[0], start) else start
+            end = old[1] if seq_gt(old[1], end) else end
+        self._dsack = (start, end)
+
     def _receive_text(self, seq: int, payload: Bytes, now: float) -> None:
         rel = seq_sub(seq, self.rcv_nxt)
         buf = self.recv_buffer
         if rel < 0 and self.sack_ok and payload:
             # RFC 2883 §4.1.2: a partly duplicate segment reports its old part.
-            self._dsack = (seq, seq_add(seq, min(-rel, len(payload))))
+            self._note_dsack(seq, seq_add(seq, min(-rel, len(payload))))
         had_holes = buf.has_out_of_order
         dropped_before = buf.ooo_dropped
         advanced = buf.insert(rel, payload, self.rcv_wnd)
         if buf.ooo_dropped != dropped_before:
             self.counters.ooo_dropped += 1
+        dup = buf.duplicate
+        if dup is not None and self.sack_ok:
+            # RFC 2883 §4: bytes already held out of order (Linux's
+            # tcp_data_queue_ofo) are as duplicate as bytes below RCV.NXT.
+            # (an out-of-order insert leaves RCV.NXT, offset ``buf.nxt``, where it was)
+            base = buf.nxt + rel
+            self._note_dsack(seq_add(seq, dup[0] - base), seq_add(seq, dup[1] - base))
         n = len(payload)
         self.counters.bytes_in += n
         if n > self._rcv_mss and self._rcv_mss < self._adv_mss:
@@ -1683,6 +1704,11 @@ class Connection:
 
     def _collect_segments(self, now: float) -> list[Segment]:
         dupacks, self._dupacks_owed = self._dupacks_owed, 0
+        older: list[tuple[tuple[int, int], ...]] = []
+        if dupacks > 1 and self.sack_ok and self.recv_buffer.has_out_of_order:
+            # Before any segment of this run reports the newest blocks (see
+            # ReceiveBuffer.unreported_blocks): the batch's older ranges.
+            older = self.recv_buffer.unreported_blocks(self.rcv_nxt, self._sack_room(), dupacks - 1)
         out: list[Segment] = []
         early = self._early_out
         if early:
@@ -1720,9 +1746,12 @@ class Connection:
                 self._probe_pending = False
                 out.append(self._make_segment(seq_add(self.snd_una, -1), ACK, b"", now))
         if self._ack_now:
-            out.append(self._make_segment(self._snd_seq_for_ack(), ACK, b"", now))
-            if dupacks > 1 and self.recv_buffer.has_out_of_order:
-                self._duplicate_acks(out, dupacks - 1, now)
+            ack = self._snd_seq_for_ack()
+            for blocks in older:  # one duplicate ACK each, ahead of the newest blocks
+                out.append(self._make_segment(ack, ACK, b"", now, blocks))
+            out.append(self._make_segment(ack, ACK, b"", now))
+            if dupacks - len(older) > 1 and self.recv_buffer.has_out_of_order:
+                self._duplicate_acks(out, dupacks - 1 - len(older), now)
         self.counters.segments_out += len(out)
         return out
 
@@ -2132,7 +2161,20 @@ class Connection:
         self.timers.set_if_idle(TimerName.RETRANSMIT, now + self.rtt.rto)
         return seg
 
-    def _make_segment(self, seq: int, flags: int, payload: Bytes, now: float) -> Segment:
+    def _sack_room(self) -> int:
+        """SACK blocks an ACK has room for: 3 beside timestamps, else 4 (RFC 2018 §3)."""
+        return 3 if self.ts_ok else 4
+
+    def _make_segment(
+        self,
+        seq: int,
+        flags: int,
+        payload: Bytes,
+        now: float,
+        sack: tuple[tuple[int, int], ...] | None = None,
+    ) -> Segment:
+        """A segment of ours; ``sack``: these SACK blocks rather than the newest ones
+        (and the pending D-SACK block waits for an ACK that carries the newest)."""
         seg = Segment(
             self.local[1],
             self.remote[1],
@@ -2146,8 +2188,10 @@ class Connection:
         if self.ts_ok:
             seg.ts_val = self._ts_now(now)
             seg.ts_ecr = self.ts_recent
-        if self.sack_ok and (self.recv_buffer.has_out_of_order or self._dsack is not None):
-            room = 3 if self.ts_ok else 4
+        if sack is not None:
+            seg.sack_blocks = sack
+        elif self.sack_ok and (self.recv_buffer.has_out_of_order or self._dsack is not None):
+            room = self._sack_room()
             blocks = self.recv_buffer.sack_blocks(self.rcv_nxt, room)
             if self._dsack is not None and flags & ACK:
                 # RFC 2883 §4: the D-SACK block first, once.

@@ -281,3 +281,46 @@ def test_two_sacked_segments_of_a_large_mss_are_not_yet_three() -> None:
     assert t.conn.timers.get(TimerName.REORDER) is not None
     t.advance(0.011)  # a quarter of the minimum RTT later: segment 0 is lost
     t.expect("A", seq=L(1), payload=bytes(MSS))
+
+
+def test_a_batch_reports_every_range_it_changed_oldest_first() -> None:
+    """RFC 2018 §4: each out-of-order segment's range is reported, first in its ACK.
+    A batch is acknowledged at its end, when only the three newest ranges fit
+    (timestamps on): the batch's duplicate ACKs carry the older ones, ahead of the
+    ACK with the newest, so a sender's RACK never sees newer data SACKed while an
+    older range it already has was never reported (it would resend it)."""
+    t = established(opts(sack=True, timestamps=True), sack_permitted=True, ts_val=1, ts_ecr=1)
+    starts = (11, 31, 51, 71, 91, 111, 131)  # seven ranges: holes at 1, 21, 41, ...
+    for start in starts:
+        t.recv("PA", seq=R(start), payload=b"x" * 10, advance_peer=False, ts_val=2, ts_ecr=1)
+    out = t.output()
+    assert len(out) == len(starts)  # one duplicate ACK per out-of-order segment
+    reported = [blk for seg in out for blk in seg.sack_blocks]
+    assert set(reported) == {(R(s), R(s + 10)) for s in starts}
+    assert out[-1].sack_blocks == ((R(131), R(141)), (R(111), R(121)), (R(91), R(101)))
+    first_seen = sorted(set(reported), key=reported.index)
+    assert first_seen[0] == (R(11), R(21))  # the oldest range leaves first
+    assert all(len(seg.sack_blocks) <= 3 for seg in out)
+
+
+def test_a_segment_already_held_out_of_order_gets_a_dsack() -> None:
+    """RFC 2883 §4 (Linux's tcp_data_queue_ofo): a retransmission of bytes held above
+    a hole is as duplicate as one below RCV.NXT."""
+    t = established(opts(sack=True), sack_permitted=True)
+    t.recv("PA", seq=R(101), payload=b"z" * 100, advance_peer=False)
+    t.expect("A", ack=R(1), sack_blocks=((R(101), R(201)),))
+    t.recv("PA", seq=R(151), payload=b"z" * 100, advance_peer=False)  # half old
+    t.expect("A", ack=R(1), sack_blocks=((R(151), R(201)), (R(101), R(251))))
+    t.recv("PA", seq=R(1), payload=b"a" * 100, advance_peer=False)
+    t.expect("A", ack=R(251), sack_blocks=())
+
+
+def test_a_run_of_duplicates_in_one_batch_is_one_dsack_block() -> None:
+    """Spurious retransmissions arriving together make one ACK: their D-SACK covers
+    all of them (Linux's tcp_dsack_extend), not just the last one."""
+    t = established(opts(sack=True), sack_permitted=True)
+    t.recv("PA", payload=b"x" * 300)
+    t.expect("A", ack=R(301))
+    for start in (1, 101, 201):
+        t.recv("PA", seq=R(start), payload=b"x" * 100, advance_peer=False)
+    t.expect("A", ack=R(301), sack_blocks=((R(1), R(301)),))
