@@ -8,6 +8,8 @@ amortised O(1) in CPython, so the acked/read prefix is simply deleted.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from heapq import nlargest
 from typing import Final
 
 from aiotcp.core.seq import seq_add
@@ -235,9 +237,7 @@ class ReceiveBuffer:
     def _insert_out_of_order(self, start: int, data: Bytes) -> None:
         end = start + len(data)
         ooo = self._ooo
-        i = 0
-        while i < len(ooo) and ooo[i].end < start:
-            i += 1
+        i = bisect_left(ooo, start, key=_range_end)  # the first range reaching start
         j = i
         while j < len(ooo) and ooo[j].start <= end:
             j += 1
@@ -346,8 +346,7 @@ class ReceiveBuffer:
         self._reported = self._stamp
         if not self._ooo or max_blocks <= 0:
             return ()
-        ranges = sorted(self._ooo, key=_by_stamp, reverse=True)[:max_blocks]
-        return self._as_blocks(rcv_nxt, ranges)
+        return self._as_blocks(rcv_nxt, nlargest(max_blocks, self._ooo, key=_by_stamp))
 
     def unreported_blocks(
         self, rcv_nxt: int, max_blocks: int, acks: int
@@ -385,3 +384,7 @@ class ReceiveBuffer:
 
 def _by_stamp(r: _Range) -> int:
     return r.stamp
+
+
+def _range_end(r: _Range) -> int:
+    return r.end

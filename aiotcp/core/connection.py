@@ -1766,7 +1766,10 @@ class Connection:
         once, spuriously (docs/performance.md).
         """
         ack = self._snd_seq_for_ack()
-        out.extend(self._make_segment(ack, ACK, b"", now) for _ in range(n))
+        blocks = (
+            self.recv_buffer.sack_blocks(self.rcv_nxt, self._sack_room()) if self.sack_ok else None
+        )
+        out.extend(self._make_segment(ack, ACK, b"", now, blocks) for _ in range(n))
 
     def _retransmit_lost(self, out: list[Segment], now: float) -> None:
         """RFC 6675 NextSeg rule 1 / RFC 8985: resend what is marked lost, in
