@@ -12,7 +12,11 @@ callback or stream copy.  Both loops drive one established connection directly:
 - hole: a window of 2,000 wire-sized segments arrives behind one lost segment
   (each answered by a SACK), then the retransmission fills the hole and the
   application reads the lot: the cost per segment of a loss on a fast path,
-  which must not grow with the window.
+  which must not grow with the window;
+- sack: the sender's side of that: a window of 2,000 segments is in flight, the
+  first is lost, and an ACK per later segment extends one SACK block (what a
+  kernel receiver sends); the cost per ACK, which must not grow with the window
+  either.
 
     .venv/bin/python bench/core_cost.py [--rounds 20000]
 
@@ -27,6 +31,7 @@ import time
 from aiotcp.core.connection import Connection
 from aiotcp.core.options import TcpOptions
 from aiotcp.core.segment import ACK, Segment
+from aiotcp.core.seq import seq_add
 from aiotcp.egress import GSO_MAX_PAYLOAD
 from aiotcp.testing.corekit import LOCAL, REMOTE, R, established
 
@@ -34,8 +39,8 @@ BLOCK = 1 << 16
 GRO_SEGMENT = 45 * 1448
 
 
-def connection(options: TcpOptions) -> Connection:
-    t = established(options, mss=1460, window=65535, wscale=7)
+def connection(options: TcpOptions, sack: bool = False) -> Connection:
+    t = established(options, mss=1460, window=65535, wscale=7, sack_permitted=sack)
     return t.conn
 
 
@@ -105,6 +110,28 @@ def hole_cost(rounds: int) -> float:
     return (time.perf_counter() - t0) / (windows * HOLE_WINDOW)
 
 
+def sack_cost(rounds: int) -> float:
+    """Seconds per ACK of a window SACKed behind one lost segment."""
+    windows = max(rounds // 1000, 3)
+    total = 0.0
+    for _ in range(windows):
+        conn = connection(TcpOptions(nodelay=True), sack=True)
+        conn.send(bytes(HOLE_WINDOW * WIRE_SEGMENT))
+        conn.cc.cwnd = 1 << 40  # the whole window leaves at once
+        now = 1.0
+        conn.segments_to_send(now)
+        una = conn.snd_una
+        t0 = time.perf_counter()
+        for k in range(2, HOLE_WINDOW + 1):
+            now += 1e-5
+            blocks = ((seq_add(una, WIRE_SEGMENT), seq_add(una, k * WIRE_SEGMENT)),)
+            ack = Segment(REMOTE[1], LOCAL[1], R(1), una, ACK, 65535, 0, b"", sack_blocks=blocks)
+            conn.receive(ack, now)
+            conn.segments_to_send(now)
+        total += time.perf_counter() - t0
+    return total / (windows * (HOLE_WINDOW - 1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20000)
@@ -118,6 +145,11 @@ def main() -> None:
     print(
         f"core hole: {seconds * 1e6:6.1f} µs per {WIRE_SEGMENT}-byte segment behind a hole"
         f" ({HOLE_WINDOW} per window) -> {WIRE_SEGMENT / seconds / 1e6:7.0f} MB/s"
+    )
+    seconds = min(sack_cost(args.rounds) for _ in range(3))
+    print(
+        f"core sack: {seconds * 1e6:6.1f} µs per ACK extending a SACK block behind a hole"
+        f" ({HOLE_WINDOW} segments in flight)"
     )
 
 

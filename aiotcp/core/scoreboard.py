@@ -404,6 +404,7 @@ class Scoreboard:
                         d.oldest_original_at = rec.sent_at
                 rec.flags = (rec.flags & ~(LOST | RETRANS)) | SACKED
                 self._delivered(rec, now, prior_fack, d)
+            self._merge_sacked(max(lo, ack_abs), hi)
         if ack_abs > self._una_abs:
             recs = self.records
             n = 0
@@ -426,6 +427,27 @@ class Scoreboard:
         if d.rate_prior_delivered >= 0:
             self._rate_sample(d, now)
         return d
+
+    def _merge_sacked(self, lo: int, hi: int) -> None:
+        """Join the SACKed records in and beside ``[lo, hi)`` that nothing tells apart.
+
+        Once SACKed, a record's send time and delivery state have been used; only its
+        range still counts.  Behind a hole every ACK extends a SACK block by a
+        segment, and each extension was a record of its own: the scoreboard grew by
+        one per ACK and every ACK walked all of them, a window's square per loss
+        (Linux collapses SACKed skbs for the same reason, ``tcp_shift_skb_data``)."""
+        recs = self.records
+        i = max(bisect_right(recs, lo, key=_start) - 2, 0)
+        while i + 1 < len(recs):
+            a = recs[i]
+            if a.start > hi:
+                break
+            b = recs[i + 1]
+            if a.flags & SACKED and b.flags == a.flags and a.end == b.start:
+                a.end = b.end
+                del recs[i + 1]
+            else:
+                i += 1
 
     def _rate_sample(self, d: Delivery, now: float) -> None:
         """Linux ``tcp_rate_gen``: the delivery rate over the sample that began when
@@ -620,6 +642,11 @@ class Scoreboard:
             if flags & SACKED or flags & (LOST | RETRANS) == LOST:
                 continue  # delivered, or already waiting for its retransmission
             if rec.order > rack_order or (rec.order == rack_order and rec.end >= rack_end):
+                if not flags & EVER_RETRANS:
+                    # Sent after the newest delivered segment, and so is everything
+                    # above it: new data leaves in sequence order, and a resent range
+                    # left after its first transmission.
+                    break
                 continue  # sent after the newest delivered segment: no evidence yet
             remaining = rec.sent_at + deadline - now
             if remaining <= 0:
