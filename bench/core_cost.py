@@ -13,10 +13,10 @@ callback or stream copy.  Both loops drive one established connection directly:
   (each answered by a SACK), then the retransmission fills the hole and the
   application reads the lot: the cost per segment of a loss on a fast path,
   which must not grow with the window;
-- sack: the sender's side of that: a window of 2,000 segments is in flight, the
-  first is lost, and an ACK per later segment extends one SACK block (what a
-  kernel receiver sends); the cost per ACK, which must not grow with the window
-  either.
+- sack: the sender's side of that: a window of 2,000 segments is in flight (sent
+  two at a time, as an ACK clock or pacing sends them), the first is lost, and an
+  ACK per later segment extends one SACK block (what a kernel receiver sends);
+  the cost per ACK, which must not grow with the window either.
 
     .venv/bin/python bench/core_cost.py [--rounds 20000]
 
@@ -116,10 +116,13 @@ def sack_cost(rounds: int) -> float:
     total = 0.0
     for _ in range(windows):
         conn = connection(TcpOptions(nodelay=True), sack=True)
-        conn.send(bytes(HOLE_WINDOW * WIRE_SEGMENT))
-        conn.cc.cwnd = 1 << 40  # the whole window leaves at once
+        conn.cc.cwnd = 1 << 40  # the window is the sender's, not cwnd's
         now = 1.0
-        conn.segments_to_send(now)
+        pair = bytes(2 * WIRE_SEGMENT)
+        for _ in range(HOLE_WINDOW // 2):  # two segments per send, as paced or ACK-clocked
+            now += 1e-6
+            conn.send(pair)
+            conn.segments_to_send(now)
         una = conn.snd_una
         t0 = time.perf_counter()
         for k in range(2, HOLE_WINDOW + 1):

@@ -8,7 +8,7 @@ amortised O(1) in CPython, so the acked/read prefix is simply deleted.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from heapq import nlargest
 from typing import Final
 
@@ -34,12 +34,18 @@ class SendBuffer:
     ``bytearray`` tail chunk, which ``peek`` copies from: it is still growing.
     """
 
-    __slots__ = ("_chunks", "_head", "_len", "capacity")
+    __slots__ = ("_base", "_chunks", "_len", "_starts", "capacity")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._chunks: list[bytes | bytearray | memoryview] = []
-        self._head = 0  # bytes of _chunks[0] already acknowledged
+        # Where each chunk starts, in bytes written since the buffer began, and where
+        # offset 0 (the oldest unacknowledged byte) is on that count.  A segment's
+        # chunk is then found by bisection: while SND.UNA waits behind a loss, a
+        # window of small writes is thousands of chunks, and walking them from the
+        # front for every segment built cost the window's square.
+        self._starts: list[int] = []
+        self._base = 0
         self._len = 0
 
     def __len__(self) -> int:
@@ -55,24 +61,28 @@ class SendBuffer:
         if not n:
             return 0
         chunks = self._chunks
+        at = self._base + self._len
         if n < SMALL_WRITE:
             tail = chunks[-1] if chunks else None
             if type(tail) is bytearray and len(tail) < SMALL_WRITE:
                 tail += data[:n]
             else:
                 chunks.append(bytearray(data[:n]))
-        elif type(data) is bytes:
-            chunks.append(data if n == len(data) else memoryview(data)[:n])  # immutable
-        elif (
-            type(data) is memoryview
-            and data.readonly
-            and data.itemsize == 1
-            and data.contiguous
-            and type(data.obj) is bytes
-        ):
-            chunks.append(data[:n])  # a view of immutable bytes (the transport's queue)
+                self._starts.append(at)
         else:
-            chunks.append(bytes(data[:n]))  # the caller may change it after write()
+            if type(data) is bytes:
+                chunks.append(data if n == len(data) else memoryview(data)[:n])  # immutable
+            elif (
+                type(data) is memoryview
+                and data.readonly
+                and data.itemsize == 1
+                and data.contiguous
+                and type(data.obj) is bytes
+            ):
+                chunks.append(data[:n])  # a view of immutable bytes (the transport's queue)
+            else:
+                chunks.append(bytes(data[:n]))  # the caller may change it after write()
+            self._starts.append(at)
         self._len += n
         return n
 
@@ -88,12 +98,12 @@ class SendBuffer:
         """The same bytes as the pieces of the chunks they lie in, uncopied (the
         growing ``bytearray`` tail excepted): a frame that spans two 64 KiB writes
         goes to ``sendmsg`` as two iovecs instead of a 64 KB join first."""
-        off = offset + self._head
         chunks = self._chunks
-        i = 0
-        while i < len(chunks) and off >= len(chunks[i]):
-            off -= len(chunks[i])
-            i += 1
+        if offset < 0 or offset >= self._len or n <= 0:
+            return ()
+        at = self._base + offset
+        i = bisect_right(self._starts, at) - 1
+        off = at - self._starts[i]
         parts: list[Bytes] = []
         while i < len(chunks) and n > 0:
             chunk = chunks[i]
@@ -112,7 +122,9 @@ class SendBuffer:
 
     def clear(self) -> None:
         self._chunks.clear()
-        self._head = self._len = 0
+        self._starts.clear()
+        self._base += self._len
+        self._len = 0
 
     def consume(self, n: int) -> None:
         """Drop ``n`` acknowledged bytes from the front."""
@@ -120,14 +132,16 @@ class SendBuffer:
             return
         n = min(n, self._len)
         self._len -= n
-        n += self._head
-        chunks = self._chunks
-        i = 0
-        while i < len(chunks) and n >= len(chunks[i]):
-            n -= len(chunks[i])
-            i += 1
-        del chunks[:i]
-        self._head = n if chunks else 0
+        self._base += n
+        if not self._len:
+            self._chunks.clear()
+            self._starts.clear()
+            return
+        # Chunks wholly below the new offset 0 go; the first kept one may start below it.
+        i = bisect_right(self._starts, self._base) - 1
+        if i > 0:
+            del self._chunks[:i]
+            del self._starts[:i]
 
 
 class _Range:

@@ -642,11 +642,6 @@ class Scoreboard:
             if flags & SACKED or flags & (LOST | RETRANS) == LOST:
                 continue  # delivered, or already waiting for its retransmission
             if rec.order > rack_order or (rec.order == rack_order and rec.end >= rack_end):
-                if not flags & EVER_RETRANS:
-                    # Sent after the newest delivered segment, and so is everything
-                    # above it: new data leaves in sequence order, and a resent range
-                    # left after its first transmission.
-                    break
                 continue  # sent after the newest delivered segment: no evidence yet
             remaining = rec.sent_at + deadline - now
             if remaining <= 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiotcp.core.buffers import ReceiveBuffer
+from aiotcp.core.buffers import ReceiveBuffer, SendBuffer
 from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
 from aiotcp.core.seq import seq_add, seq_sub
 from aiotcp.core.state import State
@@ -133,6 +133,40 @@ def test_reassembly_delivers_exact_prefix(chunks: list[tuple[int, int]], limit: 
         assert len(buf.sack_blocks(0, 4)) <= 4
     assert bytes(out) == data[: len(out)]
     assert buf.nxt == len(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("write"), st.integers(1, 9000), st.sampled_from(["b", "ba", "mv"])),
+            st.tuples(st.just("consume"), st.integers(0, 12000)),
+            st.tuples(st.just("peek"), st.integers(0, 20000), st.integers(1, 9000)),
+        ),
+        max_size=60,
+    )
+)
+def test_send_buffer_peeks_what_was_written_and_not_consumed(ops: list[tuple]) -> None:
+    """Whatever the mix of small and bulk writes and acknowledgements, a peek at an
+    offset returns exactly the unacknowledged bytes there (the chunk found by
+    bisection over the chunks' stream offsets)."""
+    buf = SendBuffer(1 << 16)
+    model = bytearray()
+    written = 0
+    for op in ops:
+        if op[0] == "write":
+            data = bytes((written + k) % 253 for k in range(op[1]))
+            as_type = {"b": data, "ba": bytearray(data), "mv": memoryview(data)}[op[2]]
+            n = buf.write(as_type)
+            model += data[:n]
+            written += n
+        elif op[0] == "consume":
+            buf.consume(op[1])
+            del model[: op[1]]
+        else:
+            assert buf.peek(op[1], op[2]) == bytes(model[op[1] : op[1] + op[2]])
+        assert len(buf) == len(model)
+    assert buf.peek(0, len(model)) == bytes(model)
 
 
 @settings(max_examples=300, deadline=None)
