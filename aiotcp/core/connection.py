@@ -2091,7 +2091,7 @@ class Connection:
             self.counters.retransmits += 1
             self.recovery.on_retransmitted(seq, length, now)
             if seg.ts_val is not None:
-                self.recovery.note_retransmit_ts(seg.ts_val)
+                self.recovery.note_retransmit_ts(seq, seg.ts_val)
             if self._rtt_seq is not None and seq_lt(seq, self._rtt_seq):
                 self._rtt_seq = None  # Karn: never time a retransmitted segment
         else:

@@ -282,9 +282,22 @@ class LossRecovery:
         self.retrans_stamp = None
         self._eifel_judged = False
 
-    def note_retransmit_ts(self, ts_val: int) -> None:
-        """The TSval a retransmission carried: the episode's first is RetransmitTS."""
-        if self._undo_marker is not None and self.retrans_stamp is None and not self._eifel_judged:
+    def note_retransmit_ts(self, seq: int, ts_val: int) -> None:
+        """The TSval a retransmission at ``seq`` carried.  RFC 3522's RetransmitTS is
+        that of the retransmitted *oldest outstanding* segment, the one at the
+        episode's marker: the ACK that first passes the marker answers it.  A
+        segment there may have gone again before the episode began (a recovery that
+        ended with a retransmitted hole above its recovery point); then the episode's
+        first retransmission is of a later hole, its TSval is newer than anything
+        the ACK for the old hole can echo, and taking it would call every such
+        episode spurious."""
+        marker = self._undo_marker
+        if (
+            marker is not None
+            and self.retrans_stamp is None
+            and not self._eifel_judged
+            and self.board.position(seq) == marker
+        ):
             self.retrans_stamp = ts_val
 
     def _undo(self) -> None:

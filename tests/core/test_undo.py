@@ -180,3 +180,45 @@ def test_frto_a_timeout_acknowledged_only_by_its_retransmission_stands() -> None
     assert nxt and nxt[0] == L(1 + MSS)
     t.recv("A", ack=L(1 + 3 * MSS))  # 1 and 2 resent and acknowledged: real losses
     assert t.conn.counters.undo_frto == 0
+
+
+def test_an_episode_whose_oldest_hole_went_again_before_it_began_is_not_judged() -> None:
+    """RFC 3522's RetransmitTS belongs to the retransmitted oldest outstanding
+    segment.  Segment 11, sent during the first recovery above its recovery point,
+    is lost and resent within it; the first recovery ends with segment 11 at
+    SND.UNA, its copy on the way.  A second loss (13, sent before that copy) begins
+    a new episode whose first retransmission is 13.  The ACK that fills 11 echoes
+    the TSval of 11's copy, older than 13's: no evidence that anything was
+    spurious (taking 13's TSval put a BBR sender at 5 % loss through 8-9 false
+    undos per 10 MB)."""
+    t = sender(timestamps=True)
+    original = t.conn._ts_now(RTT)
+    fast_retransmit_of_segment_1(t, ts_val=5001, ts_ecr=original)
+    stamp = t.conn.recovery.retrans_stamp
+    assert stamp is not None
+    t.send(bytes(5 * MSS))  # segments 10-14
+    t.recv("A", ack=L(1 + MSS), sack_blocks=blocks((2, 10)), ts_val=5002, ts_ecr=original)
+    sent = sorted(s.seq for s in t.output() if s.payload)
+    assert L(1 + 14 * MSS) in sent, "segments 10-14 leave together"
+    t.advance(RTT)
+    t.recv("A", ack=L(1 + MSS), sack_blocks=blocks((2, 11), (12, 13)), ts_val=5003, ts_ecr=original)
+    copy_11 = [s for s in t.output() if s.seq == L(1 + 11 * MSS) and s.payload]
+    assert len(copy_11) == 1, "RACK resends segment 11 within the first recovery"
+    ts_11 = copy_11[0].ts_val
+    assert ts_11 is not None
+    # Segment 1's copy arrives (the first episode's evidence: a real loss), and
+    # SND.UNA passes the first recovery point, stopping at segment 11.
+    t.recv("A", ack=L(1 + 11 * MSS), sack_blocks=blocks((12, 13)), ts_val=5004, ts_ecr=stamp)
+    assert t.conn.counters.undo_eifel == 0 and not t.conn.recovery.in_recovery
+    t.recv(
+        "A", ack=L(1 + 11 * MSS), sack_blocks=blocks((12, 13), (14, 15)), ts_val=5005, ts_ecr=stamp
+    )
+    t.advance(0.011)  # RACK's reordering window for 13 (14, sent after it, arrived)
+    copy_13 = [s for s in t.output() if s.seq == L(1 + 13 * MSS) and s.payload]
+    assert copy_13 and t.conn.recovery.in_recovery, "segment 13 lost: a second recovery"
+    assert not [s for s in copy_13 if s.seq == L(1 + 11 * MSS)]
+    ssthresh = t.conn.cc.ssthresh
+    # 11's copy fills its hole: the ACK echoes that copy's TSval.
+    t.recv("A", ack=L(1 + 13 * MSS), sack_blocks=blocks((14, 15)), ts_val=5006, ts_ecr=ts_11)
+    assert t.conn.counters.undo_eifel == 0
+    assert t.conn.cc.ssthresh == ssthresh
