@@ -1,11 +1,16 @@
-"""One coroutine per connection: inbox → core → events → wire, plus the one timer.
+"""One driver per connection: inbox → core → events → wire, plus the one timer.
 
-aioquic's three steps on every input, as a task: feed the core what arrived
-(segments from the stack's demultiplexer, timer expiry, application calls), hand
-its events to the transport, transmit what it produced, and re-arm a single
-``loop.call_at`` from ``next_deadline()``.  Segments that arrive while the task is
-busy wait in the inbox and are processed as one batch, so a burst costs one task
-wake-up, and the ACKs it triggers coalesce.
+aioquic's three steps on every input: feed the core what arrived (segments from
+the stack's demultiplexer, timer expiry, application calls), hand its events to
+the transport, transmit what it produced, and re-arm a single ``loop.call_at``
+from ``next_deadline()``.  A driver has no task of its own: a receive batch or
+an application call steps it at once (``process_now``), anything else schedules
+one step with ``call_soon`` (``poke``), and its timer handle steps it directly.
+A task per connection cost a ``Task``, a coroutine frame and a wake-up future
+each time something changed, which a connections-per-second load paid on every
+connection (docs/performance.md).  Segments that arrive while a step runs wait
+in the inbox and are processed as one batch, so a burst costs one step, and the
+ACKs it triggers coalesce.
 """
 
 from __future__ import annotations
@@ -36,8 +41,6 @@ from aiotcp.egress import DS_MASK, SendPath
 from aiotcp.io.packet import Packet, format_endpoint
 
 log: Final = logging.getLogger("aiotcp")
-#: States in which the connection's task has one more thing to do and then ends.
-_TASK_ENDS: Final = frozenset({State.CLOSED, State.TIME_WAIT})
 
 
 class EventSink(Protocol):
@@ -57,6 +60,8 @@ class DriverHost(Protocol):
 
     loop: asyncio.AbstractEventLoop
     counters: collections.Counter[str]
+    resolved: asyncio.Future[None]
+    """A future already done: a driver's ``established`` once it has served."""
 
     def forget(self, driver: ConnectionDriver) -> None:
         """The connection is CLOSED and its driver stopped: take it out of the table."""
@@ -82,19 +87,18 @@ class ConnectionDriver:
         self.inbox: list[Segment] = []
         self.sink: EventSink | None = None
         self.established: asyncio.Future[None] = self.loop.create_future()
-        self._wakeup: asyncio.Future[None] | None = None
-        self._dirty = True
+        self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._fired_at: float | None = None
         self._last_now = 0.0
         self._stepping = False
-        self.parked = False
-        """TIME-WAIT without a task: see ``_run``; the stack's one timer keeps 2MSL."""
         self._step_scheduled = False
-        self.task: asyncio.Task[None] | None = self.loop.create_task(
-            self._run(), name=f"aiotcp {self.describe()}"
-        )
+        self.ended = False
+        """The stack forgot it: nothing steps it again."""
+        self.parked = False
+        """TIME-WAIT: its deadline is filed with the stack's TIME-WAIT table, whose one
+        timer keeps 2MSL for all of them, instead of a handle of its own."""
 
     def describe(self) -> str:
         (lip, lport), (rip, rport) = self.conn.local, self.conn.remote
@@ -110,71 +114,34 @@ class ConnectionDriver:
         self.inbox.append(seg)
 
     def process_now(self) -> None:
-        """Run a step right here instead of one loop iteration later in the task.
+        """Run a step right here instead of one loop iteration later.
 
         Latency: a received segment or an application write reaches the wire (or
-        the application) without waiting for the task to be scheduled.  A call from
-        inside a step (a protocol callback writing during event dispatch) needs
-        nothing: that step transmits after dispatching.  The task still owns the
-        timer and the connection's end of life.
+        the application) without waiting for a scheduled step.  A call from inside
+        a step (a protocol callback writing during event dispatch) needs nothing:
+        that step transmits after dispatching.
         """
-        if self._stepping:
+        if self._stepping or self.ended:
             return  # inside a step's event dispatch: its flush, which follows, sends it
-        self.step()
-        if self.parked:
-            self.after_parked_step()
-        elif self._dirty or self.conn.state in _TASK_ENDS:
-            # The task unregisters a closed connection, parks one in TIME-WAIT (or
-            # it would wait for its next timer to do so), or runs again.
-            self.poke()
+        self._guarded_step()
 
     def abort(self) -> None:
-        """RST and CLOSED (RFC 9293 ABORT), from outside a step: the task sends the
-        RST and unregisters the connection on its next run."""
+        """RST and CLOSED (RFC 9293 ABORT), from outside a step: the next step sends
+        the RST and unregisters the connection."""
         self.conn.abort()
         self.poke()
 
     def poke(self) -> None:
-        """Something changed (application call, timer): run a step soon."""
+        """Something changed (application call, option): run a step soon, once."""
         self._dirty = True
-        if self.parked:
-            if not self._step_scheduled:
-                self._step_scheduled = True
-                self.loop.call_soon(self._parked_step)
-            return
-        w = self._wakeup
-        if w is not None and not w.done():
-            w.set_result(None)
+        if not self._step_scheduled and not self.ended:
+            self._step_scheduled = True
+            self.loop.call_soon(self._scheduled_step)
 
-    # -- TIME-WAIT, parked -------------------------------------------------------
-    def _parked_step(self) -> None:
+    def _scheduled_step(self) -> None:
         self._step_scheduled = False
-        if self.parked:
-            self.step()
-            self.after_parked_step()
-
-    def on_parked_deadline(self, deadline: float) -> None:
-        """The stack's TIME-WAIT timer reached this parked connection's deadline."""
-        self._fired_at = deadline
-        self.step()
-        self.after_parked_step()
-
-    def after_parked_step(self) -> None:
-        """A parked connection that closed leaves the stack; one with more to do runs
-        again (its timer was re-filed by the step's ``_rearm``)."""
-        if self.conn.state is State.CLOSED:
-            self.end()
-            self.host.forget(self)
-        elif self._dirty:
-            self.poke()
-
-    def end(self) -> None:
-        """Stop driving the connection (the stack forgets it): cancel the task; a
-        parked connection has none (the stack's TIME-WAIT table lets go of it)."""
-        if self.parked:
-            self.parked = False
-        elif self.task is not None:
-            self.task.cancel()
+        if not self.ended and not self._stepping:
+            self._guarded_step()
 
     def _on_timer(self) -> None:
         # asyncio may fire a timer up to one clock resolution early: remember the
@@ -182,41 +149,51 @@ class ConnectionDriver:
         self._fired_at = self._timer_at
         self._timer = None
         self._timer_at = None
-        self.poke()
+        if not self.ended:
+            self._guarded_step()
 
-    # -- the task ----------------------------------------------------------------
-    async def _run(self) -> None:
-        loop = self.loop
+    def on_parked_deadline(self, deadline: float) -> None:
+        """The stack's TIME-WAIT timer reached this parked connection's deadline."""
+        self._fired_at = deadline
+        if not self.ended:
+            self._guarded_step()
+
+    def _guarded_step(self) -> None:
+        """A step, then what its outcome asks for: another step, TIME-WAIT's parking
+        or the end.  A bug in a step costs its connection (aborted), not the loop
+        or the other connections."""
         try:
-            while True:
-                if not self._dirty and not self.inbox:
-                    self._wakeup = loop.create_future()
-                    await self._wakeup
-                    self._wakeup = None
-                self.step()
-                if self.inbox or self._dirty:
-                    continue
-                if self.conn.state is State.CLOSED:
-                    break
-                if self.conn.state is State.TIME_WAIT:
-                    # Like Linux's timewait sockets: 2MSL needs no task of its own.
-                    # The connection stays in the table, segments still reach it
-                    # (``process_now``), and one stack-wide timer ends it.
-                    self._cancel_timer()
-                    self.parked = True
-                    self.task = None
-                    self._rearm()
-                    return
-        except asyncio.CancelledError:
-            raise
+            self.step()
         except Exception:
             log.exception("aiotcp: connection %s crashed; aborting it", self.describe())
             self.conn.abort()
-            self.step()
-        finally:
-            if not self.parked:
-                self._cancel_timer()
+            self.inbox.clear()
+            try:
+                self.step()
+            except Exception:
+                log.exception("aiotcp: connection %s could not be reset", self.describe())
+                self.end()
                 self.host.forget(self)
+                return
+        state = self.conn.state
+        if state is State.CLOSED:
+            self.end()
+            self.host.forget(self)
+        elif self.inbox or self._dirty:
+            self.poke()
+        elif state is State.TIME_WAIT and not self.parked:
+            # Like Linux's timewait sockets: 2MSL needs no timer handle of its own.
+            # The connection stays in the table, segments still reach it
+            # (``process_now``), and one stack-wide timer ends it.
+            self._cancel_timer()
+            self.parked = True
+            self._rearm()
+
+    def end(self) -> None:
+        """Stop driving the connection (the stack forgets it)."""
+        self.ended = True
+        self.parked = False
+        self._cancel_timer()
 
     def step(self) -> None:
         """Process the inbox and due timers, dispatch events, transmit, re-arm."""
@@ -272,6 +249,8 @@ class ConnectionDriver:
             elif isinstance(ev, Connected):
                 if not self.established.done():
                     self.established.set_result(None)
+                    # Its awaiter and callbacks hold it: an idle connection need not.
+                    self.established = self.host.resolved
             elif isinstance(ev, DataReceived):
                 if sink is not None:
                     sink._on_data()

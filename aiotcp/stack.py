@@ -21,7 +21,7 @@ import socket
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiotcp.control import ControlServer
@@ -75,7 +75,21 @@ class ListenerEntry:
     on_ready: Callable[[], None]
     addr: bytes
     options: TcpOptions
-    """The listener's own options; each SYN's children get a copy with its route MTU."""
+    """The listener's own options; each SYN's children get them with its route MTU."""
+    _by_mtu: dict[int | None, TcpOptions] = field(default_factory=dict)
+    _by_mtu_of: TcpOptions | None = None  # the ``options`` _by_mtu was made from
+
+    def with_mtu(self, mtu: int | None) -> TcpOptions:
+        """The options for children behind a route of ``mtu``, made once per MTU
+        (and again after a ``setsockopt`` replaced ``options``): checking a copy
+        for every SYN showed in connections per second."""
+        if self._by_mtu_of is not self.options or len(self._by_mtu) >= 16:
+            self._by_mtu.clear()
+            self._by_mtu_of = self.options
+        opts = self._by_mtu.get(mtu)
+        if opts is None:
+            opts = self._by_mtu[mtu] = self.options.replace(mtu=mtu)
+        return opts
 
 
 class Stack:
@@ -105,7 +119,9 @@ class Stack:
         self.linger = linger
         self.defaults = TcpOptions().replace(**{**ASYNCIO_DEFAULTS, **default_tcp_options})
         """Options every connection starts from; fixed once the stack is created."""
-        self._option_sets: dict[tuple[tuple[str, Any], ...], TcpOptions] = {}
+        self._option_sets: dict[tuple[Any, ...], TcpOptions] = {}
+        self.resolved: asyncio.Future[None] = self.loop.create_future()
+        self.resolved.set_result(None)
         self.isn_secret = isn_secret or secrets.token_bytes(32)
         self.guard = make_guard(guard, ephemeral_range)
         self.guard.install()
@@ -169,24 +185,25 @@ class Stack:
 
     # -- options ------------------------------------------------------------------
     def options(self, mtu: int | None = None, **overrides: Any) -> TcpOptions:
-        """Per-connection options: the stack's defaults, then the call's ``**tcp_options``.
+        """Per-connection options: the stack's defaults, then the call's ``**tcp_options``,
+        with the route's ``mtu``.
 
-        Each distinct set of overrides is checked once (``replace``) and then only
-        copied: a connections-per-second load repeats the same few.
+        Connections share one ``TcpOptions`` per distinct set (checked once by
+        ``replace``): a connection never changes its options in place
+        (``Connection.set_option`` gives it a new object), so a copy each would
+        only cost memory (344 bytes per idle connection) and time.
         """
-        key = tuple(sorted(overrides.items()))
+        key = (mtu, *sorted(overrides.items()))
         try:
-            template = self._option_sets.get(key)
+            opts = self._option_sets.get(key)
         except TypeError:  # an unhashable value: replace() names the option
-            template = None
-        if template is None:
-            template = self.defaults.replace(**overrides)
+            opts = None
+        if opts is None:
+            changes = overrides if mtu is None else {**overrides, "mtu": mtu}
+            opts = self.defaults.replace(**changes)
             if len(self._option_sets) < 64:
                 with contextlib.suppress(TypeError):
-                    self._option_sets[key] = template
-        opts = template.copy()
-        if mtu is not None:
-            opts.mtu = mtu
+                    self._option_sets[key] = opts
         return opts
 
     # -- receive path ---------------------------------------------------------------
@@ -235,7 +252,9 @@ class Stack:
                 driver.process_now()
 
     def _dispatch(self, pkt: Packet) -> ConnectionDriver | None:
-        """Hand ``pkt`` to its connection (returned) or its listener, or answer it.
+        """Hand ``pkt`` to its connection or its listener (the driver to step with the
+        batch is returned: the connection, or a child the handshake just completed),
+        or answer it.
 
         ``demultiplex`` has already delivered what plainly belongs to a connection.
         """
@@ -258,14 +277,17 @@ class Stack:
             now = self.loop.time()
             if seg.flags & SYN:
                 # The MSS a child offers depends on the route back to this client.
-                entry.listener.options = entry.options.replace(mtu=self._mtu_to(pkt.src))
+                entry.listener.options = entry.with_mtu(self._mtu_to(pkt.src))
             conn = entry.listener.receive(seg, pkt.src, pkt.dst, now)
             opts = entry.options
             for out, src, dst in entry.listener.segments_to_send(now):
                 self.egress.send_segment(out, src, dst, opts.tos & DS_MASK, opts.ttl)
             if conn is not None:
+                # Its first step, with the batch's: the handshake's end reaches the
+                # listener's accept queue.
                 driver = self._adopt(conn)
                 driver.established.add_done_callback(functools.partial(_established, entry))
+                return driver
             return None
         if self.guard.owns(seg.dst_port) or self.guard.silences_free_port(seg.dst_port):
             # RFC 9293 §3.10.7.1: no connection, so answer with a RST — ours, or the
@@ -397,7 +419,7 @@ class Stack:
         conn = Connection((src, local_port), (dst, port), opts, self.isn_secret, now)
         conn.connect(now)
         driver = self._adopt(conn)
-        driver.process_now()  # the SYN leaves now, not after the task's first step
+        driver.process_now()  # the SYN leaves now
         try:
             # Awaited directly: cancelling connect() cancels it, and every reader
             # of ``established`` checks done() first.
