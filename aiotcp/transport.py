@@ -37,6 +37,8 @@ from aiotcp.stream_reader import unread_bytes
 log = logging.getLogger("aiotcp")
 
 DEFAULT_HIGH_WATER = 64 * 1024
+_NOTHING_PENDING = SendBuffer(0)
+"""Every transport's write buffer until it first needs one (only ever read)."""
 MAX_DELIVERY = 64 * 1024  # bytes per data_received call, unless one chunk is larger
 
 
@@ -49,6 +51,7 @@ def _is_buffered(protocol: asyncio.BaseProtocol) -> bool:
 
 
 class TcpTransport(asyncio.Transport):
+    _extra: dict[str, Any]  # asyncio.BaseTransport's, filled on first request here
     _start_tls_compatible = True
     """asyncio's ``loop.start_tls`` upgrades this transport (uvloop's refuses any
     transport but its own: ``aiotcp.tls.start_tls`` works on both)."""
@@ -62,7 +65,9 @@ class TcpTransport(asyncio.Transport):
         self._buffered = _is_buffered(protocol)
         # Bytes the core has no room for yet, kept like the core keeps them: a
         # ``bytes`` write by reference (memoryview), anything mutable copied once.
-        self._pending = SendBuffer(sys.maxsize)
+        # Until the first such write, the shared empty buffer (never written): most
+        # connections never fill the core's, and each buffer costs 190 bytes.
+        self._pending = _NOTHING_PENDING
         self._high = DEFAULT_HIGH_WATER
         self._low = DEFAULT_HIGH_WATER // 4
         self._writing_paused = False
@@ -78,22 +83,27 @@ class TcpTransport(asyncio.Transport):
         self._space_waiters: list[asyncio.Future[None]] = []
         self._poll_fd: int | None = None  # fileno()'s eventfd, made on first request
         self._poll_readable = False
-        self._extra: dict[str, Any] = {
-            "peername": endpoint_address(self._conn.remote),
-            "sockname": endpoint_address(self._conn.local),
-        }
         driver.sink = self
 
     # -- asyncio.BaseTransport ----------------------------------------------------
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "aiotcp":
             return self._conn.info(self._loop.time())
-        if name == "socket" and name not in self._extra:
-            # Made on first request: most programs never ask.
-            self._extra["socket"] = TcpSocket(
-                self, self._extra["sockname"], self._extra["peername"]
-            )
-        return self._extra.get(name, default)
+        extra = self._extra
+        if name not in extra:
+            # Made on first request (most programs never ask): an idle connection
+            # does not keep its addresses as strings twice.
+            if name == "peername":
+                extra[name] = endpoint_address(self._conn.remote)
+            elif name == "sockname":
+                extra[name] = endpoint_address(self._conn.local)
+            elif name == "socket":
+                extra[name] = TcpSocket(
+                    self, self.get_extra_info("sockname"), self.get_extra_info("peername")
+                )
+            else:
+                return default
+        return extra[name]
 
     # -- socket options (aiotcp.socketlike) -------------------------------------------
     def _get_option(self, name: str) -> Any:
@@ -228,6 +238,8 @@ class TcpTransport(asyncio.Transport):
         conn = self._conn
         n = 0 if self._pending else conn.send(data)
         if n < len(data):
+            if self._pending is _NOTHING_PENDING:
+                self._pending = SendBuffer(sys.maxsize)
             self._pending.write(memoryview(data)[n:])
         if len(data) >= conn.mss and not conn.cork:
             # Autocorking, as Linux does for such loops: a large write is likely one
@@ -290,7 +302,7 @@ class TcpTransport(asyncio.Transport):
             return
         self._closing = True
         self._reading_paused = True
-        self._pending.clear()
+        self._pending = _NOTHING_PENDING  # what it held is dropped
         if self._linger == 0 or self._application_left_input_unread():
             self._conn.abort()
         else:
