@@ -283,11 +283,14 @@ class ConnectionDriver:
     def _rearm(self) -> None:
         """Keep one ``call_at`` no later than the core's next deadline.
 
-        A bulk sender pushes its retransmission deadline later with every ACK.
-        Cancelling and re-creating the handle each time cost a ``TimerHandle`` and
-        a heap entry per ACK; instead a handle that fires early only runs a step,
-        which finds nothing due and arms the real deadline (Linux's timers are
-        lazy the same way).  Only an earlier deadline, or none, replaces it.
+        A bulk sender pushes its retransmission deadline later with every ACK, and
+        a request/response connection stops and restarts it with every exchange.
+        Cancelling and re-creating the handle each time cost a ``TimerHandle``, a
+        heap entry and a cancellation per ACK; instead a handle that fires early,
+        or with nothing left to time, only runs a step, which finds nothing due and
+        arms the real deadline if there is one.  Linux's retransmission timer is
+        lazy the same way (``inet_csk_clear_xmit_timer`` leaves it running).  Only
+        an earlier deadline replaces it.
         """
         deadline = self.conn.next_deadline()
         if self.parked:
@@ -295,7 +298,7 @@ class ConnectionDriver:
                 self.host.park(self, deadline)
             return
         armed = self._timer_at
-        if deadline is not None and armed is not None and armed <= deadline:
+        if armed is not None and (deadline is None or armed <= deadline):
             return
         self._cancel_timer()
         if deadline is not None:
