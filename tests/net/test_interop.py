@@ -300,8 +300,8 @@ def test_many_concurrent_connections_then_table_empties(
 def test_time_wait_expires_after_2msl(
     family_hosts: tuple[Host, Host], family: str, loop_kind: LoopKind
 ) -> None:
-    """TIME-WAIT lasts 2·MSL, kept by the stack's one timer: the connection's own task
-    has ended (it is parked, like a Linux timewait socket) and its port is held."""
+    """TIME-WAIT lasts 2·MSL, kept by the stack's one timer: the connection holds no
+    timer of its own (it is parked, like a Linux timewait socket) and its port is held."""
     a, b = family_hosts
 
     async def main() -> None:
