@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import pathlib
 import signal
 import socket
 import subprocess
@@ -180,3 +181,64 @@ def test_kernel_workers_for_comparison(hosts: tuple[Host, Host]) -> None:
     finally:
         for w in started:
             a.stop(w.proc)
+
+
+_PID_SERVER = """
+import asyncio, os, sys
+
+async def handle(reader, writer):
+    await reader.read(1)
+    writer.write(str(os.getpid()).encode())
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "0.0.0.0", 8080, reuse_port=True)
+    print("listening", flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def test_run_workers_forks_processes_that_share_the_port(
+    hosts: tuple[Host, Host], tmp_path: pathlib.Path
+) -> None:
+    """``python -m aiotcp run --workers 2``: the program, unchanged, twice; SIGTERM to
+    the parent ends both and leaves no rule behind."""
+    a, b = hosts
+    script = tmp_path / "pid_server.py"
+    script.write_text(_PID_SERVER)
+    args = ["-m", "aiotcp", "run", "--workers", "2", str(script)]
+    parent = a.python(args, stdout=subprocess.PIPE, text=True)
+    for _ in range(2):
+        assert read_line(parent.stdout, 20).strip() == "listening"
+
+    def pid_of_server() -> str:
+        with socket.create_connection((a.address, PORT), timeout=5) as s:
+            s.sendall(b"?")
+            return s.recv(100).decode()
+
+    pids = {b.call(pid_of_server) for _ in range(40)}
+    assert len(pids) == 2 and str(parent.pid) not in pids
+    a.stop(parent)
+    assert parent.returncode is not None
+    assert a.call(iptables_guard.status) == []
+
+
+def test_serve_workers(hosts: tuple[Host, Host]) -> None:
+    """``aiotcp.serve_workers(main, 2)``: a coroutine function in two processes."""
+    a, b = hosts
+    code = _PID_SERVER.replace(
+        "asyncio.run(main())", "import aiotcp; aiotcp.serve_workers(main, 2)"
+    )
+    parent = a.python(["-c", code], stdout=subprocess.PIPE, text=True)
+    for _ in range(2):
+        assert read_line(parent.stdout, 20).strip() == "listening"
+    seen: set[str] = set()
+    for _ in range(40):
+        with b.entered(), socket.create_connection((a.address, PORT), timeout=5) as s:
+            s.sendall(b"?")
+            seen.add(s.recv(100).decode())
+    assert len(seen) == 2
+    a.stop(parent)
+    assert a.call(iptables_guard.status) == []
