@@ -22,10 +22,13 @@ which go with every process when it ends.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import pathlib
 import statistics
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -56,6 +59,31 @@ def machine_times() -> tuple[float, float, float]:
     return user + nice + system + irq + softirq, idle + iowait, steal
 
 
+def build_connload() -> pathlib.Path:
+    """bench/connload.c, compiled once per source into aiotcp's cache directory."""
+    source = pathlib.Path(__file__).with_name("connload.c")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    cache = os.environ.get("AIOTCP_CACHE_DIR") or pathlib.Path.home() / ".cache" / "aiotcp"
+    binary = pathlib.Path(cache) / f"connload-{digest}"
+    if not binary.exists():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        tmp = binary.with_name(f".{binary.name}.{os.getpid()}")
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(tmp), str(source)], check=True)
+        os.replace(tmp, binary)
+    return binary
+
+
+def client_command(a: Host, args: argparse.Namespace) -> list[str]:
+    """One client process: the C load, or (``--client python``) the checking
+    asyncio clients on uvloop, which cost the machine about twice the CPU."""
+    if args.client == "c":
+        load = [str(build_connload()), a.address, str(PORT), str(args.concurrency)]
+        return [*load, str(args.seconds), "64"]
+    command = [sys.executable, "-m", MODULE, "clients", "--address", a.address]
+    command += ["--port", str(PORT), "--seconds", str(args.seconds), "--size", "64"]
+    return [*command, "--loop", "uvloop", "--concurrency", str(args.concurrency)]
+
+
 def start_worker(a: Host, stack: str, loop: LoopKind) -> subprocess.Popen[str]:
     args = ["-m", MODULE, "worker", "--port", str(PORT), "--stack", stack, "--loop", loop]
     proc = a.python(args, stdout=subprocess.PIPE, text=True)
@@ -70,15 +98,11 @@ def measure(
     servers = [start_worker(a, stack, loop) for _ in range(workers)]
     try:
         time.sleep(0.2)  # the group settles (immediate; margin for a loaded machine)
-        client_args = ["-m", MODULE, "clients", "--address", a.address, "--port", str(PORT)]
-        client_args += ["--seconds", str(args.seconds), "--size", "64", "--loop", "uvloop"]
-        client_args += ["--concurrency", str(args.concurrency), "--timeout", "5"]
+        command = client_command(a, args)
         before = [cpu_seconds(p.pid) for p in servers]
         machine = machine_times()
         started = time.monotonic()
-        clients = [
-            b.python(client_args, stdout=subprocess.PIPE, text=True) for _ in range(args.clients)
-        ]
+        clients = [b.popen(command, stdout=subprocess.PIPE, text=True) for _ in range(args.clients)]
         results = []
         for proc in clients:
             out, _ = proc.communicate(timeout=args.seconds + 60)
@@ -152,6 +176,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="client processes in host B")
     parser.add_argument("--concurrency", type=int, default=32, help="connections per client")
     parser.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both")
+    parser.add_argument(
+        "--client",
+        choices=["c", "python"],
+        default="c",
+        help="the load: bench/connload.c or asyncio",
+    )
     parser.add_argument("--json", help="write the summary here")
     args = parser.parse_args()
     report = run_benchmark(args)
