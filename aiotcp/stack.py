@@ -506,16 +506,16 @@ class Stack:
             group.close()
 
     def _refresh_filter(self) -> None:
-        """Recompile the raw socket's BPF filter, only when the admitted ports changed
-        (an ordinary connect claims a port the ephemeral range already admits)."""
+        """Recompile the raw socket's BPF filter, only when the admitted ports or this
+        worker's shares of shared ports changed (an ordinary connect claims a port
+        the ephemeral range already admits)."""
         ranges = self.guard.port_ranges()
         shares = {port: group.share for port, group in self.groups.items()}
-        if shares != self._filter_shares:
-            self._filter_shares = shares
+        new_ports = ranges != self._filter_ranges
+        if new_ports or shares != self._filter_shares:
+            self._filter_ranges, self._filter_shares = ranges, shares
             self.raw.set_port_ranges(ranges, shares)
-        if ranges != self._filter_ranges:
-            self._filter_ranges = ranges
-            self.raw.set_port_ranges(ranges, shares)
+        if new_ports:
             for icmp in self._icmp_sockets:
                 icmp.set_port_ranges(ranges)
 
