@@ -151,8 +151,10 @@ class PortGroup:
             return
         self._peers[sock] = Peer(slot)
         self.loop.add_reader(sock.fileno(), self._on_message, sock)
+        # A newcomer's state is waiting: taking it in gives up its share first, and
+        # only then do we answer, which is what lets it take that share (``_update``).
+        self._on_message(sock)
         self._send_state(sock)
-        self._on_message(sock)  # what it said before we looked
         if slot is not None:
             self._update(announce=False)
 
@@ -238,7 +240,10 @@ class PortGroup:
         when what we keep changed (or ``announce``), the other members."""
         if self.closed:
             return
-        mine = share_of(self.members(), self.slot) if self.listening else None
+        # A member we reached takes part only once it has answered: it gave up what
+        # the new share takes before answering, so no SYN is ever admitted twice.
+        waiting = any(p.keep is None for p in self._peers.values() if p.slot is not None)
+        mine = share_of(self.members(), self.slot) if self.listening and not waiting else None
         syn = () if mine is None else ((mine[0], mine[1]),)
         keep = frozenset(b for b in self._flows if not in_ranges(b, syn))
         share = FlowShare(syn=syn, keep=to_ranges(keep))

@@ -58,6 +58,25 @@ def test_members_split_the_buckets_and_a_leaver_hands_its_share_over() -> None:
     run(main)
 
 
+def test_a_newcomer_takes_its_share_only_after_the_others_gave_it_up() -> None:
+    """While a member joins, a bucket may have no owner for a moment, never two."""
+
+    async def main() -> None:
+        loop, p = asyncio.get_running_loop(), port()
+        first = PortGroup(loop, p, lambda: None)
+        second = PortGroup(loop, p, lambda: None)
+        assert second.share.syn == ()  # the first has not answered yet
+        assert max(owners([first, second])) == 1
+        for _ in range(5):
+            await asyncio.sleep(0)
+            assert max(owners([first, second])) == 1
+        assert owners([first, second]) == [1] * BUCKETS
+        first.close()
+        second.close()
+
+    run(main)
+
+
 def test_a_member_keeps_the_buckets_of_its_connections_and_peers_hold_their_rsts() -> None:
     async def main() -> None:
         loop, p = asyncio.get_running_loop(), port()
