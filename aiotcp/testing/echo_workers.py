@@ -81,6 +81,7 @@ async def serve(port: int, host: str | None, stack: str) -> None:
             group = aiotcp_stack.groups.get(port)
             info["group"] = group.info() if group is not None else None
             info["rst_withheld"] = aiotcp_stack.counters["reuseport_rst_withheld"]
+            info["counters"] = dict(aiotcp_stack.counters)
         print(json.dumps(info), flush=True)
 
     loop = asyncio.get_running_loop()
