@@ -22,6 +22,7 @@ from aiotcp.streams import (
     open_connection,
     start_server,
 )
+from aiotcp.workers import serve_workers
 
 __version__ = "0.1.0"
 
@@ -40,5 +41,6 @@ __all__ = [
     "new_event_loop",
     "open_connection",
     "run",
+    "serve_workers",
     "start_server",
 ]

@@ -90,13 +90,10 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run a program unchanged, with every loop it makes going over aiotcp."""
-    import asyncio
-    import os
-    import runpy
-
-    from aiotcp.dropin import EventLoopPolicy, hook_uvloop
-    from aiotcp.io.privileges import HINT, MissingPrivilegeError, missing_capabilities
+    """Run a program unchanged, with every loop it makes going over aiotcp (in
+    ``--workers`` processes, which share the ports they listen on with
+    ``reuse_port=True``: ``aiotcp.workers``)."""
+    from aiotcp.io.privileges import HINT, missing_capabilities
 
     if args.module is None and not args.program:
         print("aiotcp run: name a script or -m module", file=sys.stderr)
@@ -105,6 +102,21 @@ def _run(args: argparse.Namespace) -> int:
     if missing:
         print(f"aiotcp run: missing {', '.join(missing)}. {HINT}", file=sys.stderr)
         return 1
+    if args.workers > 1:
+        from aiotcp.workers import fork_workers
+
+        return fork_workers(args.workers, lambda: _run_program(args))
+    return _run_program(args)
+
+
+def _run_program(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    import runpy
+
+    from aiotcp.dropin import EventLoopPolicy, hook_uvloop
+    from aiotcp.io.privileges import MissingPrivilegeError
+
     options: dict[str, object] = {"guard": args.guard}
     if args.pcap:
         options["pcap"] = args.pcap
@@ -169,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--guard", choices=["iptables", "socket"], default="iptables")
     run.add_argument("--pcap", metavar="FILE", help="write every segment to FILE (pcap)")
     run.add_argument("--control", action="store_true", help="serve the state table to `aiotcp ss`")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the program in N processes; servers with reuse_port=True share their ports",
+    )
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
     run.add_argument("program", nargs=argparse.REMAINDER, help="SCRIPT [ARGS...]")
     run.set_defaults(func=_run)

@@ -29,11 +29,12 @@ from aiotcp.core.connection import Connection, reset_for
 from aiotcp.core.flow import FlowKey, flow_key
 from aiotcp.core.listener import Listener
 from aiotcp.core.options import TcpOptions
-from aiotcp.core.segment import SYN
+from aiotcp.core.segment import RST, SYN
 from aiotcp.core.state import State
 from aiotcp.driver import ConnectionDriver, demultiplex
 from aiotcp.egress import DS_MASK, Egress
 from aiotcp.io import exit_hooks, route
+from aiotcp.io.flow_share import FlowShare, flow_bucket
 from aiotcp.io.guards import GuardKind, make_guard
 from aiotcp.io.icmp import Icmp6Socket, IcmpSocket, open_icmp6_socket
 from aiotcp.io.lookup_cache import LookupCache
@@ -42,6 +43,7 @@ from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.ports import DEFAULT_EPHEMERAL_RANGE
 from aiotcp.io.rawsock import RawSocket
 from aiotcp.io.wires import find_wires
+from aiotcp.port_group import PortGroup
 from aiotcp.time_wait import TimeWaitTable
 
 StateObserver = Callable[[ConnectionDriver, State, State], None]
@@ -126,6 +128,9 @@ class Stack:
         self.guard = make_guard(guard, ephemeral_range)
         self.guard.install()
         self._filter_ranges = self.guard.port_ranges()  # what the raw socket admits
+        self.groups: dict[int, PortGroup] = {}
+        """The ``reuse_port`` groups of our shared ports (``aiotcp.port_group``)."""
+        self._filter_shares: dict[int, FlowShare] = {}  # and what it admits of those
         try:
             self.raw = RawSocket(
                 port_ranges=self._filter_ranges,
@@ -281,6 +286,8 @@ class Stack:
             conn = entry.listener.receive(seg, pkt.src, pkt.dst, now)
             opts = entry.options
             for out, src, dst in entry.listener.segments_to_send(now):
+                if out.flags & RST and not self._may_reset(pkt):
+                    continue
                 self.egress.send_segment(out, src, dst, opts.tos & DS_MASK, opts.ttl)
             if conn is not None:
                 # Its first step, with the batch's: the handshake's end reaches the
@@ -294,11 +301,20 @@ class Stack:
             # kernel's would have been dropped by our guard for this free port.
             rst = reset_for(seg)
             self.counters["rst_no_connection"] += 1
-            if rst is not None:
+            if rst is not None and self._may_reset(pkt):
                 self.egress.send_segment(rst, pkt.dst, pkt.src)
         else:
             self.counters["ignored_not_our_port"] += 1
         return None
+
+    def _may_reset(self, pkt: Packet) -> bool:
+        """A segment to a shared port that matches nothing here may be another
+        worker's: answer it only when the group says it cannot be."""
+        group = self.groups.get(pkt.segment.dst_port)
+        if group is None or group.may_reset(_bucket_of(pkt)):
+            return True
+        self.counters["reuseport_rst_withheld"] += 1
+        return False
 
     def _mtu_to(self, addr: bytes) -> int | None:
         """Route MTU towards ``addr`` (cached; a SYN flood from random sources only
@@ -338,6 +354,10 @@ class Stack:
         driver = ConnectionDriver(self, conn, self.egress.path(conn.local[0], conn.remote[0]))
         self.connections[driver.key] = driver
         self._port_users[conn.local[1]] += 1
+        if self.groups:
+            group = self.groups.get(conn.local[1])
+            if group is not None:
+                group.flow_added(_connection_bucket(conn))
         return driver
 
     # -- what the drivers tell the stack (DriverHost) ---------------------------------
@@ -348,9 +368,13 @@ class Stack:
         self.time_wait.left(driver)
         port = driver.conn.local[1]
         self._port_users[port] -= 1
+        group = self.groups.get(port) if self.groups else None
+        if group is not None:
+            group.flow_removed(_connection_bucket(driver.conn))
         if not self._port_users[port]:
             del self._port_users[port]
             if port not in self.listeners:
+                self._leave_group(port)
                 self.guard.release(port)
 
     def park(self, driver: ConnectionDriver, deadline: float) -> None:
@@ -444,6 +468,7 @@ class Stack:
         host: str | None = None,
         backlog: int = 100,
         reuse_address: bool = True,
+        reuse_port: bool = False,
         **tcp_options: Any,
     ) -> ListenerEntry:
         """Passive open on ``port`` (0: an ephemeral one).
@@ -451,6 +476,9 @@ class Stack:
         ``reuse_address`` is ``SO_REUSEADDR`` on the port's reservation, as asyncio
         sets it on listening sockets: a server restarts on a port the kernel still
         has in TIME-WAIT, and still cannot share it with another listener.
+        ``reuse_port`` is ``SO_REUSEPORT``: processes of this user that all listen
+        with it share the port, each taking its part of the new flows
+        (``aiotcp.port_group``; docs/reuseport.md).
         """
         self._check_open()
         if port in self.listeners:
@@ -464,7 +492,13 @@ class Stack:
             route.check_local(address)
             addr = socket.inet_pton(route.family_of(address), address)
         opts = self.options(None, backlog=backlog, **tcp_options)  # before the claim
-        port = self.guard.claim(port, reuse_address=reuse_address)
+        port = self.guard.claim(port, reuse_address=reuse_address, reuse_port=reuse_port)
+        if reuse_port:
+            try:
+                self.groups[port] = PortGroup(self.loop, port, self._refresh_filter)
+            except BaseException:
+                self.guard.release(port)
+                raise
         entry = ListenerEntry(
             Listener((addr, port), opts, self.isn_secret, self.loop.time()), on_ready, addr, opts
         )
@@ -480,17 +514,30 @@ class Stack:
             driver = self.connections.get(conn.key)
             if driver is not None:
                 driver.poke()
+        group = self.groups.get(port)
+        if group is not None:
+            group.stop_listening()  # its connections stay ours, new flows go to the others
         if not self._port_in_use(port):
+            self._leave_group(port)
             self.guard.release(port)
         self._refresh_filter()
 
+    def _leave_group(self, port: int) -> None:
+        group = self.groups.pop(port, None)
+        if group is not None:
+            group.close()
+
     def _refresh_filter(self) -> None:
-        """Recompile the raw socket's BPF filter, only when the admitted ports changed
-        (an ordinary connect claims a port the ephemeral range already admits)."""
+        """Recompile the raw socket's BPF filter, only when the admitted ports or this
+        worker's shares of shared ports changed (an ordinary connect claims a port
+        the ephemeral range already admits)."""
         ranges = self.guard.port_ranges()
-        if ranges != self._filter_ranges:
-            self._filter_ranges = ranges
-            self.raw.set_port_ranges(ranges)
+        shares = {port: group.share for port, group in self.groups.items()}
+        new_ports = ranges != self._filter_ranges
+        if new_ports or shares != self._filter_shares:
+            self._filter_ranges, self._filter_shares = ranges, shares
+            self.raw.set_port_ranges(ranges, shares)
+        if new_ports:
             for icmp in self._icmp_sockets:
                 icmp.set_port_ranges(ranges)
 
@@ -544,6 +591,8 @@ class Stack:
             driver.step()  # sends the RST and tells the transport (connection_lost)
             driver.end()
         self.connections.clear()
+        for port in list(self.groups):
+            self._leave_group(port)
         self.time_wait.close()
         if not self.loop.is_closed():
             for fd in self.raw.filenos():
@@ -585,6 +634,16 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _bucket_of(pkt: Packet) -> int:
+    seg = pkt.segment
+    return flow_bucket(pkt.src, seg.src_port, pkt.dst, seg.dst_port)
+
+
+def _connection_bucket(conn: Connection) -> int:
+    (local_ip, local_port), (remote_ip, remote_port) = conn.local, conn.remote
+    return flow_bucket(remote_ip, remote_port, local_ip, local_port)
 
 
 def _listens_for(addr: bytes, dst: bytes) -> bool:

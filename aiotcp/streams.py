@@ -210,11 +210,13 @@ class Server(asyncio.AbstractServer):
         tcp_options: dict[str, Any],
         reuse_address: bool = True,
         tls: ssl_module.SSLContext | None = None,
+        reuse_port: bool = False,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> None:
         self._stack = stack
         self._reuse_address = reuse_address
+        self._reuse_port = reuse_port
         self._tls = tls
         self._tls_timeouts = (ssl_handshake_timeout, ssl_shutdown_timeout)
         self._loop = stack.loop
@@ -259,8 +261,10 @@ class Server(asyncio.AbstractServer):
     def _get_option(self, name: str) -> Any:
         if name == "linger":
             return self._linger
-        if name in ("reuse_address", "reuse_port"):
+        if name == "reuse_address":
             return self._reuse_address
+        if name == "reuse_port":
+            return self._reuse_port
         if name == "recv_buffer":
             return self._options().recv_buffer_start
         return getattr(self._options(), name)
@@ -295,6 +299,7 @@ class Server(asyncio.AbstractServer):
             host=self._host,
             backlog=self._backlog,
             reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
             **self._tcp_options,
         )
         self._port = entry.listener.local[1]
@@ -394,9 +399,10 @@ async def create_server(
     """Like ``loop.create_server``, over aiotcp.
 
     ``reuse_address`` defaults to True as in asyncio (``SO_REUSEADDR``): a server
-    restarts on a port the kernel still has in TIME-WAIT.  ``reuse_port`` is
-    accepted and means the same here: one aiotcp stack has one listener per port,
-    and sharing a port among processes (SO_REUSEPORT's purpose) is issue 26's.
+    restarts on a port the kernel still has in TIME-WAIT.  ``reuse_port``
+    (``SO_REUSEPORT``): processes of the same user listening on the port with it
+    share it, each serving its part of the new flows, as the kernel splits them
+    among its listeners (``aiotcp.port_group``; docs/reuseport.md).
     ``host`` (a name, an address, a list of them, or None for all addresses of
     ``family``'s families) must come down to one address or to a wildcard
     (``aiotcp.addressing``); ``0.0.0.0`` and ``::`` are one family's, as in asyncio.  ``ssl`` (a
@@ -417,6 +423,7 @@ async def create_server(
         tcp_options,
         reuse_address=reuse_address is not False or bool(reuse_port),
         tls=tls,
+        reuse_port=bool(reuse_port),
         ssl_handshake_timeout=ssl_handshake_timeout,
         ssl_shutdown_timeout=ssl_shutdown_timeout,
     )

@@ -8,6 +8,11 @@ the program never needs a jump longer than classic BPF's 8-bit offsets.  When
 there are more ranges than fit in ``BPF_MAXINSNS``, the closest ranges are merged:
 the filter may then admit a little more than needed (the demultiplexer ignores
 ports it does not own), never less.
+
+A port shared by a ``reuse_port`` group admits only this worker's flows: its
+segments jump (``ja``, whose offset is 32 bits) to a block at the end of the
+program that hashes the 4-tuple into a bucket and admits the worker's buckets
+(``share_block``; ``aiotcp.io.flow_share`` is the same hash in Python).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import functools
 import platform
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+
+from aiotcp.io.flow_share import BUCKETS, FlowShare, Ranges
 
 SO_ATTACH_FILTER = 26
 SO_DETACH_FILTER = 27
@@ -28,19 +35,31 @@ BPF_MAXINSNS = 4096
 BPF_LD_W_ABS = 0x20  # A = u32 at [k]; with k = SKF_AD_OFF + n, an ancillary value
 BPF_LD_H_ABS = 0x28  # A = u16 at [k]
 BPF_LD_B_ABS = 0x30
+BPF_LD_W_IND = 0x40  # A = u32 at [X + k]
 BPF_LDX_B_MSH = 0xB1  # X = 4 * ([k] & 0xf)   (IP header length)
 BPF_LD_H_IND = 0x48  # A = u16 at [X + k]
 BPF_LD_B_IND = 0x50  # A = u8 at [X + k]
 BPF_ALU_AND_K = 0x54
 BPF_ALU_LSH_K = 0x64
 BPF_ALU_ADD_X = 0x0C
+BPF_ALU_XOR_X = 0xAC
+BPF_ALU_MUL_K = 0x24
+BPF_ALU_RSH_K = 0x74
 BPF_MISC_TAX = 0x07  # X = A
+BPF_MISC_TXA = 0x87  # A = X
+BPF_ST = 0x02  # M[k] = A  (scratch memory, 16 words)
+BPF_LD_MEM = 0x60  # A = M[k]
+BPF_JMP_JA = 0x05  # pc += k (32 bits: the one long jump)
 BPF_JMP_JEQ_K = 0x15
 BPF_JMP_JGT_K = 0x25
 BPF_JMP_JGE_K = 0x35
 BPF_JMP_JSET_K = 0x45
 BPF_RET_K = 0x06
 
+SKF_NET_OFF = -0x100000 & 0xFFFFFFFF
+"""Loads at ``SKF_NET_OFF + n`` read the network header's byte n: how an IPv6 raw
+socket's program, whose data starts at the TCP header, reads the addresses."""
+SKF_AD_OFF = -0x1000 & 0xFFFFFFFF
 SKF_AD_IFINDEX = (-0x1000 + 8) & 0xFFFFFFFF  # SKF_AD_OFF + SKF_AD_IFINDEX: ingress device
 SKF_AD_PKTTYPE = (-0x1000 + 4) & 0xFFFFFFFF  # SKF_AD_OFF + SKF_AD_PKTTYPE: skb->pkt_type
 PACKET_HOST = 0
@@ -78,6 +97,7 @@ def tcp_dst_port_filter(
     *,
     only_interface: int | None = None,
     not_interfaces: Iterable[int] = (),
+    shares: Mapping[int, FlowShare] | None = None,
 ) -> list[Insn]:
     """Program for a raw IPv4 socket (data starts at the IP header).
 
@@ -88,7 +108,8 @@ def tcp_dst_port_filter(
     they carry no TCP header to look at.  With
     ``only_interface`` (an ifindex) the socket admits packets from that interface
     alone; ``not_interfaces`` keeps theirs out.  The stack reads each wire's
-    packets on a socket of its own that way (``aiotcp.io.wires``).
+    packets on a socket of its own that way (``aiotcp.io.wires``).  ``shares``:
+    the ports of ``reuse_port`` groups, each with the flows this worker admits.
     """
     prog = _host_frames_from(only_interface, not_interfaces)
     prog += [
@@ -98,7 +119,7 @@ def tcp_dst_port_filter(
         (BPF_LDX_B_MSH, 0, 0, 0),  # X = IP header length
         (BPF_LD_H_IND, 0, 0, 2),  # A = TCP destination port
     ]
-    return _accept_ports_in(prog, ranges)
+    return _accept_ports_in(prog, ranges, shares, ipv6=False)
 
 
 def _host_frames_from(only_interface: int | None, not_interfaces: Iterable[int]) -> list[Insn]:
@@ -123,14 +144,16 @@ def _host_frames_from(only_interface: int | None, not_interfaces: Iterable[int])
     return prog
 
 
-def tcp6_dst_port_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
+def tcp6_dst_port_filter(
+    ranges: Iterable[tuple[int, int]], shares: Mapping[int, FlowShare] | None = None
+) -> list[Insn]:
     """Program for a raw IPv6 TCP socket: the kernel hands it the segment without
     the IPv6 header (data starts at the TCP header, after netfilter and extension
     headers, as TCP itself would get it).  Admits segments to a port in ``ranges``
     in frames addressed to this host (MUST-57)."""
     prog = _host_frames_from(None, ())
     prog.append((BPF_LD_H_ABS, 0, 0, 2))  # TCP destination port
-    return _accept_ports_in(prog, ranges)
+    return _accept_ports_in(prog, ranges, shares, ipv6=True)
 
 
 ICMP_ERROR_TYPES = (3, 11, 12)
@@ -197,15 +220,84 @@ def icmp6_error_filter(ranges: Iterable[tuple[int, int]]) -> list[Insn]:
     return _accept_ports_in(prog, ranges)
 
 
-def _accept_ports_in(prog: list[Insn], ranges: Iterable[tuple[int, int]]) -> list[Insn]:
-    """Append, to a program that left a port in A, an accept for each range."""
-    for lo, hi in merge_ranges(ranges, (BPF_MAXINSNS - len(prog) - 1) // 3):
+def _accept_ports_in(
+    prog: list[Insn],
+    ranges: Iterable[tuple[int, int]],
+    shares: Mapping[int, FlowShare] | None = None,
+    *,
+    ipv6: bool = False,
+) -> list[Insn]:
+    """Append, to a program that left a port in A, an accept for each range; a
+    shared port's segments first jump to its ``share_block``, appended at the end."""
+    shares = shares or {}
+    blocks = [share_block(shares[port], ipv6=ipv6) for port in sorted(shares)]
+    dispatch = 2 * len(blocks)
+    room = BPF_MAXINSNS - len(prog) - dispatch - sum(map(len, blocks)) - 1
+    merged = merge_ranges(ranges, room // 3)
+    start = len(prog) + dispatch + 3 * len(merged) + 1  # the first block
+    for port, block in zip(sorted(shares), blocks, strict=True):
+        ja_at = len(prog) + 1
+        prog += [(BPF_JMP_JEQ_K, 0, 1, port), (BPF_JMP_JA, 0, 0, start - ja_at - 1)]
+        start += len(block)
+    for lo, hi in merged:
         prog += [
             (BPF_JMP_JGE_K, 0, 2, lo),  # port < lo: next range
             (BPF_JMP_JGT_K, 1, 0, hi),  # port > hi: next range
             (BPF_RET_K, 0, 0, ACCEPT),
         ]
     prog.append((BPF_RET_K, 0, 0, DROP))
+    for block in blocks:
+        prog += block
+    return prog
+
+
+_SYN_ACK = 0x12
+_SYN = 0x02
+_FLAGS = 0  # scratch words
+_PORTS = 1
+
+
+def share_block(share: FlowShare, *, ipv6: bool) -> list[Insn]:
+    """The end of a program for a segment to a shared port: its flow's bucket,
+    ``aiotcp.io.flow_share.flow_bucket``'s hash of the addresses and ports, step for
+    step; then accept a bucket of ``share.syn``, or a non-SYN of ``share.keep``.
+
+    IPv4's data starts at the IP header, X holding its length; IPv6's at the TCP
+    header, its addresses read through ``SKF_NET_OFF``.
+    """
+    if ipv6:
+        tcp: list[Insn] = [(BPF_LD_B_ABS, 0, 0, 13), (BPF_ALU_AND_K, 0, 0, _SYN_ACK)]
+        tcp += [(BPF_ST, 0, 0, _FLAGS), (BPF_LD_W_ABS, 0, 0, 0), (BPF_ST, 0, 0, _PORTS)]
+        words = [SKF_NET_OFF + off for off in range(8, 40, 4)]  # source, destination
+    else:
+        tcp = [(BPF_LD_B_IND, 0, 0, 13), (BPF_ALU_AND_K, 0, 0, _SYN_ACK)]
+        tcp += [(BPF_ST, 0, 0, _FLAGS), (BPF_LD_W_IND, 0, 0, 0), (BPF_ST, 0, 0, _PORTS)]
+        words = [12, 16]
+    prog = [*tcp, (BPF_LD_W_ABS, 0, 0, words[0])]
+    for k in words[1:]:
+        prog += [(BPF_MISC_TAX, 0, 0, 0), (BPF_LD_W_ABS, 0, 0, k), (BPF_ALU_XOR_X, 0, 0, 0)]
+    prog += [(BPF_MISC_TAX, 0, 0, 0), (BPF_LD_MEM, 0, 0, _PORTS), (BPF_ALU_XOR_X, 0, 0, 0)]
+    xorshift = [(BPF_MISC_TAX, 0, 0, 0), (BPF_ALU_RSH_K, 0, 0, 16), (BPF_ALU_XOR_X, 0, 0, 0)]
+    multiply = [(BPF_ALU_MUL_K, 0, 0, 0x045D9F3B)]
+    prog += xorshift + multiply + xorshift + multiply + xorshift
+    prog += [(BPF_ALU_AND_K, 0, 0, BUCKETS - 1), (BPF_MISC_TAX, 0, 0, 0)]  # X = bucket
+    prog += _accept_in(share.syn)
+    prog += [
+        (BPF_LD_MEM, 0, 0, _FLAGS),
+        (BPF_JMP_JEQ_K, 0, 1, _SYN),  # a SYN outside our share: not ours
+        (BPF_RET_K, 0, 0, DROP),
+        (BPF_MISC_TXA, 0, 0, 0),
+    ]
+    prog += _accept_in(share.keep)
+    prog.append((BPF_RET_K, 0, 0, DROP))
+    return prog
+
+
+def _accept_in(ranges: Ranges) -> list[Insn]:
+    """Accept when A lies in one of ``ranges``; fall through otherwise."""
+    prog: list[Insn] = []
+    for lo, hi in ranges:
+        prog += [(BPF_JMP_JGE_K, 0, 2, lo), (BPF_JMP_JGT_K, 1, 0, hi), (BPF_RET_K, 0, 0, ACCEPT)]
     return prog
 
 
@@ -285,15 +377,34 @@ def attach_fresh(sock: socket.socket, prog: Sequence[Insn]) -> None:
         pass
 
 
+_LOAD_SIZES = {
+    BPF_LD_W_ABS: 4,
+    BPF_LD_W_IND: 4,
+    BPF_LD_H_ABS: 2,
+    BPF_LD_H_IND: 2,
+    BPF_LD_B_ABS: 1,
+    BPF_LD_B_IND: 1,
+}
+_INDIRECT = (BPF_LD_W_IND, BPF_LD_H_IND, BPF_LD_B_IND)
+
+
 def run(
-    prog: Sequence[Insn], packet: bytes, *, ifindex: int = 0, pkttype: int = PACKET_HOST
+    prog: Sequence[Insn],
+    packet: bytes,
+    *,
+    ifindex: int = 0,
+    pkttype: int = PACKET_HOST,
+    network: bytes | None = None,
 ) -> int:
     """Interpret a program the way the kernel would (tests check the compiler with it),
-    for a packet that came in on interface ``ifindex`` as a frame of ``pkttype``.
+    for a packet that came in on interface ``ifindex`` as a frame of ``pkttype``;
+    ``network`` is what ``SKF_NET_OFF`` loads read (the IPv6 header and what
+    follows, for an IPv6 raw socket's ``packet`` that starts at TCP).
 
     Out-of-bounds loads end the program with 0, as in the kernel.
     """
     a = x = 0
+    mem = [0] * 16
     pc = 0
     while True:
         code, jt, jf, k = prog[pc]
@@ -304,16 +415,29 @@ def run(
             a = ifindex
         elif code == BPF_LD_W_ABS and k == SKF_AD_PKTTYPE:
             a = pkttype
-        elif code in (BPF_LD_H_ABS, BPF_LD_H_IND):
-            off = k + (x if code == BPF_LD_H_IND else 0)
-            if off + 2 > len(packet):
+        elif code in _LOAD_SIZES:
+            size, data, off = _LOAD_SIZES[code], packet, k
+            if code in _INDIRECT:
+                off = (off + x) & 0xFFFFFFFF
+            elif SKF_NET_OFF <= off < SKF_AD_OFF:
+                data, off = (packet if network is None else network), off - SKF_NET_OFF
+            if off + size > len(data):
                 return 0
-            a = (packet[off] << 8) | packet[off + 1]
-        elif code in (BPF_LD_B_ABS, BPF_LD_B_IND):
-            off = k + (x if code == BPF_LD_B_IND else 0)
-            if off >= len(packet):
-                return 0
-            a = packet[off]
+            a = int.from_bytes(data[off : off + size], "big")
+        elif code == BPF_ST:
+            mem[k] = a
+        elif code == BPF_LD_MEM:
+            a = mem[k]
+        elif code == BPF_ALU_XOR_X:
+            a ^= x
+        elif code == BPF_ALU_MUL_K:
+            a = (a * k) & 0xFFFFFFFF
+        elif code == BPF_ALU_RSH_K:
+            a >>= k
+        elif code == BPF_MISC_TXA:
+            a = x
+        elif code == BPF_JMP_JA:
+            pc += k
         elif code == BPF_ALU_AND_K:
             a &= k
         elif code == BPF_ALU_LSH_K:

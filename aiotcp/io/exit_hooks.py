@@ -33,7 +33,17 @@ def _run_all() -> None:
             hook()
 
 
+_terminating = False
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """A second SIGTERM while the cleanups of the first run (a supervisor signals
+    the process group and the parent passes it on too: ``aiotcp.workers``) must not
+    cut them short: it is ignored, and the first ends the process."""
+    global _terminating
+    if _terminating:
+        return
+    _terminating = True
     _run_all()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

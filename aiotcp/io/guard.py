@@ -62,14 +62,15 @@ class Guard:
         self._installed = True
         self._hook_key = exit_hooks.register(self.close)
 
-    def claim(self, port: int = 0, *, reuse_address: bool = False) -> int:
+    def claim(self, port: int = 0, *, reuse_address: bool = False, reuse_port: bool = False) -> int:
         """Own ``port`` (0: an ephemeral one); raises OSError(EADDRINUSE) if taken.
 
         ``reuse_address`` (``SO_REUSEADDR``): a kernel socket in TIME-WAIT on the
-        port does not count as taking it.
+        port does not count as taking it.  ``reuse_port`` (``SO_REUSEPORT``): other
+        processes of this user that ask for it may hold the port too.
         """
         self.install()
-        port = self.reservations.reserve(port, reuse_address=reuse_address)
+        port = self.reservations.reserve(port, reuse_address=reuse_address, reuse_port=reuse_port)
         try:
             self._guard_port(port)
         except BaseException:

@@ -87,7 +87,7 @@ class PortReservations:
     def ports(self) -> list[int]:
         return sorted(self._sockets)
 
-    def reserve(self, port: int, *, reuse_address: bool = False) -> int:
+    def reserve(self, port: int, *, reuse_address: bool = False, reuse_port: bool = False) -> int:
         """Hold ``port``, or an ephemeral port from the range when ``port`` is 0.
 
         Raises ``OSError(EADDRINUSE)`` when the port is taken (by anyone, aiotcp
@@ -96,11 +96,14 @@ class PortReservations:
         with ``SO_REUSEADDR``, as a server does: the kernel's TIME-WAIT sockets on
         the port are no obstacle, a listening socket still is (both guards make the
         reservation a listener, so two stacks cannot hold the port at once).
+        ``reuse_port`` binds with ``SO_REUSEPORT``: processes of the same user that
+        all ask for it hold the port together (a ``reuse_port`` group,
+        ``aiotcp.port_group``), and the kernel still refuses anyone who does not.
         """
         if port:
             if port in self._sockets:
                 raise OSError(errno.EADDRINUSE, f"port {port} is already used by this stack")
-            self._sockets[port] = self._bind(port, reuse_address)
+            self._sockets[port] = self._bind(port, reuse_address, reuse_port)
             return port
         lo, hi = self.ephemeral_range
         size = hi - lo + 1
@@ -118,11 +121,15 @@ class PortReservations:
             return candidate
         raise OSError(errno.EADDRNOTAVAIL, f"no free port in aiotcp's range {lo}-{hi}")
 
-    def _bind(self, port: int, reuse_address: bool = False) -> socket.socket:
+    def _bind(
+        self, port: int, reuse_address: bool = False, reuse_port: bool = False
+    ) -> socket.socket:
         s = dual_stack_socket()
         try:
             if reuse_address:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             s.bind((any_address(s), port))
             if self._prepare is not None:
                 self._prepare(s)

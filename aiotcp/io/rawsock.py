@@ -26,10 +26,11 @@ import contextlib
 import errno
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiotcp.core.segment import Segment, encode
 from aiotcp.io import bpf
+from aiotcp.io.flow_share import FlowShare
 from aiotcp.io.mmsg import MessageRing
 from aiotcp.io.packet import Ipv4Receiver, Ipv6Receiver, Packet
 from aiotcp.io.pcap import PcapWriter
@@ -56,6 +57,8 @@ class RawSocket:
     ) -> None:
         self._wires = list(wires)
         """Interfaces whose packets have a socket of their own (``aiotcp.io.wires``)."""
+        self._shares: Mapping[int, FlowShare] = {}
+        """Ports shared by a ``reuse_port`` group, with this worker's flows."""
         self._wire_socks: list[socket.socket] = []
         self._sock6: socket.socket | None = None
         """IPv6's raw socket, both ways (None where the kernel has no IPv6)."""
@@ -113,8 +116,9 @@ class RawSocket:
 
     def _filter(self, ranges: Iterable[tuple[int, int]], wire: int | None) -> list[bpf.Insn]:
         if wire is not None:
-            return bpf.tcp_dst_port_filter(ranges, only_interface=wire)
-        return bpf.tcp_dst_port_filter(ranges, not_interfaces=[w.index for w in self._wires])
+            return bpf.tcp_dst_port_filter(ranges, only_interface=wire, shares=self._shares)
+        others = [w.index for w in self._wires]
+        return bpf.tcp_dst_port_filter(ranges, not_interfaces=others, shares=self._shares)
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -128,12 +132,16 @@ class RawSocket:
     def socket(self) -> socket.socket:
         return self._sock
 
-    def set_port_ranges(self, ranges: Iterable[tuple[int, int]]) -> None:
-        """Replace the BPF filters: only TCP to these destination ports wakes us up."""
+    def set_port_ranges(
+        self, ranges: Iterable[tuple[int, int]], shares: Mapping[int, FlowShare] | None = None
+    ) -> None:
+        """Replace the BPF filters: only TCP to these destination ports wakes us up,
+        and of a port in ``shares`` only this worker's flows (``aiotcp.io.flow_share``)."""
         ranges = list(ranges)
+        self._shares = dict(shares or {})
         bpf.attach(self._sock, self._filter(ranges, None))
         if self._sock6 is not None:
-            bpf.attach(self._sock6, bpf.tcp6_dst_port_filter(ranges))
+            bpf.attach(self._sock6, bpf.tcp6_dst_port_filter(ranges, self._shares))
         for wire, sock in zip(self._wires, self._wire_socks, strict=True):
             bpf.attach(sock, self._filter(ranges, wire.index))
 
