@@ -51,6 +51,31 @@ def _is_buffered(protocol: asyncio.BaseProtocol) -> bool:
 
 
 class TcpTransport(asyncio.Transport):
+    # Slots, not a __dict__: a server's idle connections each keep one transport.
+    __slots__ = (
+        "__weakref__",
+        "_buffered",
+        "_closing",
+        "_conn",
+        "_driver",
+        "_eof_delivered",
+        "_eof_pending",
+        "_eof_requested",
+        "_high",
+        "_linger",
+        "_lingering",
+        "_loop",
+        "_lost",
+        "_low",
+        "_pending",
+        "_poll_fd",
+        "_poll_readable",
+        "_protocol",
+        "_reading_paused",
+        "_reset",
+        "_space_waiters",
+        "_writing_paused",
+    )
     _extra: dict[str, Any]  # asyncio.BaseTransport's, filled on first request here
     _start_tls_compatible = True
     """asyncio's ``loop.start_tls`` upgrades this transport (uvloop's refuses any
@@ -80,7 +105,7 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._linger: float | None = None  # SO_LINGER: None off, else seconds
         self._lingering: asyncio.TimerHandle | None = None
-        self._space_waiters: list[asyncio.Future[None]] = []
+        self._space_waiters: list[asyncio.Future[None]] | None = None  # sendfile's, made then
         self._poll_fd: int | None = None  # fileno()'s eventfd, made on first request
         self._poll_readable = False
         driver.sink = self
@@ -333,11 +358,13 @@ class TcpTransport(asyncio.Transport):
         if len(self._pending) <= self._low:
             return
         waiter = self._loop.create_future()
+        if self._space_waiters is None:
+            self._space_waiters = []
         self._space_waiters.append(waiter)
         await waiter
 
     def _wake_space_waiters(self, exc: Exception | None) -> None:
-        waiters, self._space_waiters = self._space_waiters, []
+        waiters, self._space_waiters = self._space_waiters or [], None
         for waiter in waiters:
             if not waiter.done():
                 if exc is None:
