@@ -20,10 +20,11 @@ from aiotcp.io.neighbour import NextHop
 from aiotcp.io.pcap import PcapWriter
 from aiotcp.io.rawsock import RawSocket
 
-GSO_RECHECK: Final = 1.0  # seconds between next-hop lookups for a connection without one
+GSO_RECHECK: Final = 1.0  # seconds between next-hop lookups for a path without one
 NEXT_HOP_TTL: Final = 2.0  # seconds a resolved next hop is reused by new connections
 GSO_MAX_PAYLOAD: Final = MAX_IP_PACKET - IP_LEN - 60  # minus the largest TCP header
 DS_MASK: Final = 0xFC
+MAX_PATHS: Final = 4096
 """The TOS byte's Differentiated Services bits; the other two are ECN (RFC 3168)."""
 
 
@@ -44,6 +45,7 @@ class Egress:
         self.pcap = pcap
         self._senders: dict[NextHop, GsoSender] = {}
         self._next_hops: LookupCache[bytes, NextHop] = LookupCache(NEXT_HOP_TTL)
+        self._paths: dict[bytes, SendPath] = {}
 
     def send_segment(
         self, seg: Segment, src: bytes, dst: bytes, tos: int = 0, ttl: int | None = None
@@ -52,8 +54,17 @@ class Egress:
         self.raw.send_segment(seg, src, dst, tos, ttl)
 
     def path(self, src: bytes, dst: bytes) -> SendPath:
-        """The way out for one connection from ``src`` to ``dst``."""
-        return SendPath(self, src, dst)
+        """The way out from ``src`` to ``dst``, shared by every connection between
+        them: nothing in it is a connection's own, and a server's thousands of idle
+        connections from a few clients need not keep one each.  Bounded: past
+        ``MAX_PATHS`` pairs the table starts again (connections keep theirs)."""
+        key = src + dst
+        path = self._paths.get(key)
+        if path is None:
+            if len(self._paths) >= MAX_PATHS:
+                self._paths.clear()
+            path = self._paths[key] = SendPath(self, src, dst)
+        return path
 
     def _send_raw(
         self, segments: list[Segment], src: bytes, dst: bytes, tos: int, ttl: int | None
@@ -91,11 +102,13 @@ class Egress:
         for sender in self._senders.values():
             sender.close()
         self._senders.clear()
+        self._paths.clear()
 
 
 class SendPath:
-    """One connection's way out: the raw IP socket until its next hop is known (the
-    handshake resolves it), then the AF_PACKET sender of that hop, for every segment."""
+    """The way out between two addresses: the raw IP socket until the next hop is
+    known (a handshake resolves it) and for handshakes, then the AF_PACKET sender of
+    that hop, for every segment."""
 
     __slots__ = ("_checked", "_egress", "_sender", "dst", "src")
 
@@ -124,10 +137,17 @@ class SendPath:
         egress = self._egress
         src, dst = self.src, self.dst
         sender = self._sender
-        if sender is None and egress.gso and not handshaking and now - self._checked >= GSO_RECHECK:
-            self._checked = now  # the handshake resolved the neighbour by now
+        if (
+            not handshaking
+            and egress.gso
+            and now - self._checked >= (GSO_RECHECK if sender is None else NEXT_HOP_TTL)
+        ):
+            # The handshake resolved the neighbour by now.  A path is shared by the
+            # connections between two addresses: its next hop is looked up again as
+            # often as a new connection's would be (a peer's new MAC is found).
+            self._checked = now
             sender = self._sender = egress._sender_for(dst, now)
-        if sender is None:
+        if sender is None or handshaking:
             egress._send_raw(segments, src, dst, tos, ttl)
             return
         counters = egress.counters
