@@ -41,6 +41,8 @@ from aiotcp.egress import DS_MASK, SendPath
 from aiotcp.io.packet import Packet, format_endpoint
 
 log: Final = logging.getLogger("aiotcp")
+LAZY_HORIZON: Final = 0.25
+"""Seconds within which an unneeded timer handle is left to fire (``_rearm``)."""
 
 
 class EventSink(Protocol):
@@ -290,7 +292,10 @@ class ConnectionDriver:
         or with nothing left to time, only runs a step, which finds nothing due and
         arms the real deadline if there is one.  Linux's retransmission timer is
         lazy the same way (``inet_csk_clear_xmit_timer`` leaves it running).  Only
-        an earlier deadline replaces it.
+        an earlier deadline replaces it.  With nothing left to time, a handle due
+        within ``LAZY_HORIZON`` stays (a request/response connection arms again
+        sooner); a later one (the handshake's 1 s RTO, a persist or keepalive
+        timer) goes, so an idle connection holds no handle.
         """
         deadline = self.conn.next_deadline()
         if self.parked:
@@ -298,7 +303,9 @@ class ConnectionDriver:
                 self.host.park(self, deadline)
             return
         armed = self._timer_at
-        if armed is not None and (deadline is None or armed <= deadline):
+        if armed is not None and (
+            armed <= deadline if deadline is not None else armed - self._last_now <= LAZY_HORIZON
+        ):
             return
         self._cancel_timer()
         if deadline is not None:
