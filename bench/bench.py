@@ -1,7 +1,8 @@
 """aiotcp against the Linux kernel on the same veth pair, in the same run.
 
 Builds two namespaces. Host B runs bench/server.py: the same asyncio handlers
-(sink, source, echo) served over the kernel and over aiotcp. Host A runs the same
+(sink, source, echo, a keep-alive HTTP responder) served over the kernel and over
+aiotcp. Host A runs the same
 client code twice — over the kernel (``asyncio.open_connection``) and over aiotcp
 — on asyncio's default loop and on uvloop, and prints each result with its ratio
 to the kernel's:
@@ -16,7 +17,10 @@ to the kernel's:
 - connections/s (connect, one 64-byte request/response, close) for ``--seconds``;
 - 64-byte echo round trip p50/p99 in µs;
 - Python memory per idle established connection (1,000 of them; tracemalloc, so
-  for the kernel this leaves out its socket buffers).
+  for the kernel this leaves out its socket buffers);
+- the server's side: ``wrk -t1 -c50`` keep-alive requests/s and latency p50/p99
+  from A against the HTTP handler in B (``wrk_*``; the client side is the
+  kernel's for both).
 
     .venv/bin/python bench/bench.py [--size-mb 200] [--seconds 5] [--repeat 5] [--json F]
         [--quick] [--no-pin] [--steer] [--family ipv4|ipv6|both]
@@ -66,7 +70,7 @@ import allocator  # noqa: E402  (bench/allocator.py, next to this file)
 from options_arg import add_option_argument  # noqa: E402
 
 KERNEL_BASE, AIOTCP_BASE = 9000, 9100
-SINK, SOURCE, ECHO = 0, 1, 2
+SINK, SOURCE, ECHO, HTTP = 0, 1, 2, 3
 WARMUP_BYTES = 32 * 1024 * 1024
 Opener = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 Sample = dict[str, float]
@@ -262,6 +266,43 @@ async def case_idle(open_: Opener, host: str, args: argparse.Namespace, own: int
     return {"idle_bytes_per_conn": await idle_memory(open_, host, own + ECHO, args.idle)}
 
 
+async def case_wrk(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
+    """The server side: ``wrk -t1 -c50`` (kernel sockets, on this client's CPU) against
+    the same keep-alive HTTP handler in B over the kernel and over aiotcp."""
+    seconds = max(1, round(args.seconds))
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{own + HTTP}/"
+    proc = await asyncio.create_subprocess_exec(
+        "wrk", "-t1", "-c50", f"-d{seconds}s", "--latency", url,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return wrk_sample(out.decode())
+
+
+def wrk_sample(text: str) -> Sample:
+    """Requests/s and the latency percentiles from ``wrk --latency``'s report; errors
+    (non-2xx, socket errors) fail the run rather than flatter it."""
+    if "Non-2xx" in text or "Socket errors" in text:
+        raise RuntimeError(f"wrk saw errors:\n{text}")
+    sample: Sample = {}
+    for line in text.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            sample["wrk_req_per_s"] = float(words[1])
+        elif len(words) == 2 and words[0] in ("50%", "99%"):
+            sample[f"wrk_p{words[0][:-1]}_ms"] = _milliseconds(words[1])
+    if "wrk_req_per_s" not in sample:
+        raise RuntimeError(f"no Requests/sec in wrk's report:\n{text}")
+    return sample
+
+
+def _milliseconds(value: str) -> float:
+    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if value.endswith(unit):
+            return float(value[: -len(unit)]) * scale
+    raise ValueError(f"not a wrk duration: {value!r}")
+
+
 async def case_warmup(open_: Opener, host: str, args: argparse.Namespace, own: int) -> Sample:
     """Bulk both ways, not counted: see run_benchmark."""
     await bulk_send(open_, host, KERNEL_BASE + SINK, WARMUP_BYTES)
@@ -280,7 +321,10 @@ CASES: tuple[Case, ...] = (
     case_connections,
     case_echo,
     case_idle,
+    case_wrk,
 )
+SERVER_CASES = (case_wrk,)
+"""Cases that measure the server in B: the client side needs no aiotcp stack."""
 
 
 CASE_NAMES = {case.__name__.removeprefix("case_"): case for case in CASES}
@@ -303,7 +347,7 @@ def measure(kind: LoopKind, stack: str, host: str, args: argparse.Namespace, cas
     own = AIOTCP_BASE if aiotcp_client else KERNEL_BASE
 
     async def with_stack() -> Sample:
-        if not aiotcp_client:
+        if not aiotcp_client or case in SERVER_CASES:
             return await case(open_, host, args, own)
         # A wide port range: connections/s leaves thousands of TIME-WAITs, as it does
         # in the kernel, whose own range is 28,232 ports.
@@ -347,6 +391,8 @@ LOWER_IS_BETTER = (
     "echo_p50_us",
     "echo_p99_us",
     "idle_bytes_per_conn",
+    "wrk_p50_ms",
+    "wrk_p99_ms",
 )
 
 

@@ -1,7 +1,7 @@
 """The benchmark's server side: the same asyncio handlers over the kernel and over aiotcp.
 
-Runs in host B. Ports: kernel sink/source/echo at 9000/9001/9002 (asyncio's
-``start_server``), aiotcp sink/source/echo at 9100/9101/9102 (``aiotcp.start_server``).
+Runs in host B. Ports: kernel sink/source/echo/HTTP at 9000/9001/9002/9003 (asyncio's
+``start_server``), aiotcp's at 9100/9101/9102/9103 (``aiotcp.start_server``).
 Prints "ready" once listening; runs until killed.
 
     python bench/server.py SIZE_BYTES [asyncio|uvloop] [CONGESTION_CONTROL|default]
@@ -23,7 +23,8 @@ import bench  # bench.py: the script's directory is on sys.path
 from aiotcp.testing.loops import LoopKind, loop_factory
 
 KERNEL_BASE, AIOTCP_BASE = 9000, 9100
-SINK, SOURCE, ECHO = 0, 1, 2
+SINK, SOURCE, ECHO, HTTP = 0, 1, 2, 3
+HELLO = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, world!"
 
 
 def handlers(size: int) -> dict[int, aiotcp.streams.ClientConnectedCb]:
@@ -49,7 +50,17 @@ def handlers(size: int) -> dict[int, aiotcp.streams.ClientConnectedCb]:
             await writer.drain()
         writer.close()
 
-    return {SINK: sink, SOURCE: source, ECHO: echo}
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Keep-alive HTTP/1.1 as a minimal asyncio server answers ``wrk``: one fixed
+        response per request head (wrk's GETs have no body)."""
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(HELLO)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    return {SINK: sink, SOURCE: source, ECHO: echo, HTTP: http}
 
 
 def with_congestion_control(
