@@ -21,6 +21,15 @@ Bytes = bytes | bytearray | memoryview
 #: of tiny writes costs neither a chunk each nor a copy of the chunk per write.
 SMALL_WRITE: Final = 4096
 
+# An idle connection keeps no lists of its own: a buffer holds these shared empty
+# ones until something is put in, and again once it is empty (four lists, 224
+# bytes per connection).  Only the methods that add an element replace them
+# first; nothing ever adds to these.
+_NO_CHUNKS: Final[list[Bytes]] = []
+_NO_STARTS: Final[list[int]] = []
+_NO_READY: Final[list[bytes]] = []
+_NO_RANGES: Final[list[_Range]] = []
+
 
 class SendBuffer:
     """Bytes written by the application and not yet acknowledged by the peer.
@@ -38,13 +47,13 @@ class SendBuffer:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._chunks: list[bytes | bytearray | memoryview] = []
+        self._chunks: list[bytes | bytearray | memoryview] = _NO_CHUNKS
         # Where each chunk starts, in bytes written since the buffer began, and where
         # offset 0 (the oldest unacknowledged byte) is on that count.  A segment's
         # chunk is then found by bisection: while SND.UNA waits behind a loss, a
         # window of small writes is thousands of chunks, and walking them from the
         # front for every segment built cost the window's square.
-        self._starts: list[int] = []
+        self._starts: list[int] = _NO_STARTS
         self._base = 0
         self._len = 0
 
@@ -61,6 +70,9 @@ class SendBuffer:
         if not n:
             return 0
         chunks = self._chunks
+        if chunks is _NO_CHUNKS:
+            chunks = self._chunks = []
+            self._starts = []
         at = self._base + self._len
         if n < SMALL_WRITE:
             tail = chunks[-1] if chunks else None
@@ -121,8 +133,7 @@ class SendBuffer:
         return tuple(parts)
 
     def clear(self) -> None:
-        self._chunks.clear()
-        self._starts.clear()
+        self._chunks, self._starts = _NO_CHUNKS, _NO_STARTS
         self._base += self._len
         self._len = 0
 
@@ -134,8 +145,7 @@ class SendBuffer:
         self._len -= n
         self._base += n
         if not self._len:
-            self._chunks.clear()
-            self._starts.clear()
+            self._chunks, self._starts = _NO_CHUNKS, _NO_STARTS
             return
         # Chunks wholly below the new offset 0 go; the first kept one may start below it.
         i = bisect_right(self._starts, self._base) - 1
@@ -186,9 +196,9 @@ class ReceiveBuffer:
         # In-order bytes as the chunks they arrived in: a segment's payload is copied
         # once, out of the receive arena, and a read of everything that is one
         # chunk hands that chunk over as it is (the kernel's socket path copies no more).
-        self._ready: list[bytes] = []  # few chunks at a time; a deque costs 600 B idle
+        self._ready: list[bytes] = _NO_READY  # few chunks at a time (a deque: 600 B idle)
         self._ready_len = 0
-        self._ooo: list[_Range] = []
+        self._ooo: list[_Range] = _NO_RANGES
         self._stamp = 0
         self._reported = 0  # ``_stamp`` when SACK blocks were last handed out
         #: Stream offsets of bytes the last insert found already held out of order
@@ -230,6 +240,8 @@ class ReceiveBuffer:
         self._stamp += 1
         if rel == 0:
             before = self.nxt
+            if self._ready is _NO_READY:
+                self._ready = []
             self._ready.append(bytes(data))
             self._ready_len += len(data)
             self.nxt += len(data)
@@ -244,6 +256,8 @@ class ReceiveBuffer:
             r = ooo.pop(0)
             if r.end > self.nxt:
                 chunk = bytes(memoryview(r.data)[self.nxt - r.start :])  # one copy
+                if self._ready is _NO_READY:
+                    self._ready = []
                 self._ready.append(chunk)
                 self._ready_len += len(chunk)
                 self.nxt = r.end
@@ -261,6 +275,8 @@ class ReceiveBuffer:
                 # the sender retransmits it after the hole is filled.
                 self.ooo_dropped += 1
                 return
+            if ooo is _NO_RANGES:
+                ooo = self._ooo = []
             ooo.insert(i, _Range(start, bytearray(data), self._stamp))
             return
         first = ooo[i]
@@ -292,7 +308,7 @@ class ReceiveBuffer:
         n = total if max_bytes < 0 else min(max_bytes, total)
         if n == total:
             out = ready[0] if len(ready) == 1 else b"".join(ready)
-            ready.clear()
+            self._ready = _NO_READY
             self._ready_len = 0
             return out
         parts = []
@@ -393,7 +409,7 @@ class ReceiveBuffer:
 
     def drop_out_of_order(self) -> None:
         """Forget the ranges beyond a hole: nothing will fill it any more."""
-        self._ooo.clear()
+        self._ooo = _NO_RANGES
 
 
 def _by_stamp(r: _Range) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aiotcp.core import buffers
 from aiotcp.core.buffers import ReceiveBuffer, SendBuffer
 from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
 from aiotcp.core.seq import seq_add, seq_sub
@@ -133,6 +134,7 @@ def test_reassembly_delivers_exact_prefix(chunks: list[tuple[int, int]], limit: 
         assert len(buf.sack_blocks(0, 4)) <= 4
     assert bytes(out) == data[: len(out)]
     assert buf.nxt == len(out)
+    _shared_empties_untouched()
 
 
 @settings(max_examples=300, deadline=None)
@@ -166,7 +168,10 @@ def test_send_buffer_peeks_what_was_written_and_not_consumed(ops: list[tuple]) -
         else:
             assert buf.peek(op[1], op[2]) == bytes(model[op[1] : op[1] + op[2]])
         assert len(buf) == len(model)
+        _shared_empties_untouched()
     assert buf.peek(0, len(model)) == bytes(model)
+    buf.consume(len(model))
+    assert buf._chunks is buffers._NO_CHUNKS  # an emptied buffer keeps no list of its own
 
 
 @settings(max_examples=300, deadline=None)
@@ -196,6 +201,16 @@ def test_out_of_order_ranges_are_the_union_of_what_arrived(
     while run in covered:
         run += 1
     assert buf.read() == STREAM[:run]
+    buf.drop_out_of_order()
+    assert buf._ready is buffers._NO_READY and buf._ooo is buffers._NO_RANGES
+    _shared_empties_untouched()
+
+
+def _shared_empties_untouched() -> None:
+    """The empty lists every idle buffer shares (``aiotcp.core.buffers``) never get
+    an element: a buffer replaces them before it adds one."""
+    assert buffers._NO_CHUNKS == [] and buffers._NO_STARTS == []
+    assert buffers._NO_READY == [] and buffers._NO_RANGES == []
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
