@@ -42,6 +42,9 @@ from aiotcp.io.packet import Packet, format_endpoint
 
 log: Final = logging.getLogger("aiotcp")
 LAZY_HORIZON: Final = 0.25
+_EMPTY_INBOX: Final[list[Segment]] = []
+"""Every empty inbox (``deliver`` replaces it before adding): a step no longer makes
+a new list, and an idle connection keeps none."""
 """Seconds within which an unneeded timer handle is left to fire (``_rearm``)."""
 
 
@@ -86,7 +89,7 @@ class ConnectionDriver:
         """Where the connection's segments leave (``aiotcp.egress``)."""
         self.key = conn.key
         self.loop = host.loop
-        self.inbox: list[Segment] = []
+        self.inbox: list[Segment] = _EMPTY_INBOX
         self.sink: EventSink | None = None
         self.established: asyncio.Future[None] = self.loop.create_future()
         self._dirty = False
@@ -113,7 +116,10 @@ class ConnectionDriver:
         The stack calls ``process_now`` once its whole receive batch is sorted, so a
         burst is still processed as one batch (and its ACKs coalesce).
         """
-        self.inbox.append(seg)
+        if self.inbox is _EMPTY_INBOX:
+            self.inbox = [seg]
+        else:
+            self.inbox.append(seg)
 
     def process_now(self) -> None:
         """Run a step right here instead of one loop iteration later.
@@ -169,7 +175,7 @@ class ConnectionDriver:
         except Exception:
             log.exception("aiotcp: connection %s crashed; aborting it", self.describe())
             self.conn.abort()
-            self.inbox.clear()
+            self.inbox = _EMPTY_INBOX
             try:
                 self.step()
             except Exception:
@@ -214,7 +220,7 @@ class ConnectionDriver:
             self._fired_at = None
         self._last_now = now  # the core never sees time go backwards
         if self.inbox:
-            inbox, self.inbox = self.inbox, []
+            inbox, self.inbox = self.inbox, _EMPTY_INBOX
             last = len(inbox) - 1
             for i, seg in enumerate(inbox):
                 if i < last and conn.ack_superseded(seg, inbox[i + 1]):

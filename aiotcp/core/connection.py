@@ -87,6 +87,10 @@ class AcceptQueue(Protocol):
 
 #: The 16-bit window field; RFC 7323 §2.2: never scaled in SYN segments.
 MAX_UNSCALED_WINDOW: Final = 0xFFFF
+_NO_EVENTS: Final[list[Event]] = []
+_NO_SEGMENTS: Final[list[Segment]] = []
+"""What an idle connection's event and RST queues are: shared empty lists, never
+added to (``_event``, ``_rst``), so it keeps no list of its own (56 bytes each)."""
 #: Bytes the timestamp option (with its 2 NOPs) takes from every segment's payload
 #: (RFC 9293 §3.7.1: the effective send MSS excludes TCP options).
 _TS_OPTION_SPACE: Final = 12
@@ -353,8 +357,9 @@ class Connection:
         self.counters = Counters()
         self.timers = Timers()
         # A list, not a deque: a step makes a few events, and an empty deque is 760
-        # bytes that every idle connection would keep.
-        self._events: list[Event] = []
+        # bytes that every idle connection would keep.  Empty, it is the shared
+        # ``_NO_EVENTS`` (``_event`` replaces it before adding one).
+        self._events: list[Event] = _NO_EVENTS
         self._accept_queue = accept_queue
         self.passive = False
 
@@ -447,7 +452,7 @@ class Connection:
         """Largest super-segment payload the wire below accepts (0: MSS-sized only).
         The runtime sets it once a GSO path exists; see ``Segment.gso_size``."""
         self._probe_pending = False
-        self._rst_out: list[Segment] = []
+        self._rst_out: list[Segment] = _NO_SEGMENTS  # shared while empty, as _events
         self._retries = 0
         self._handshake_retransmitted = False
         self._rtt_seq: int | None = None
@@ -739,7 +744,7 @@ class Connection:
             self.send_buffer.capacity = new.send_buffer
             if self._send_space_wanted and self.send_space > 0:
                 self._send_space_wanted = False
-                self._events.append(SendSpaceAvailable(self.send_space))
+                self._event(SendSpaceAvailable(self.send_space))
         elif name == "recv_buffer":
             if new.recv_buffer is not None:
                 self.recv_buffer.capacity = new.recv_buffer
@@ -803,7 +808,19 @@ class Connection:
         return self._fin_received
 
     def next_event(self) -> Event | None:
-        return self._events.pop(0) if self._events else None
+        events = self._events
+        if not events:
+            return None
+        ev = events.pop(0)
+        if not events:
+            self._events = _NO_EVENTS  # an idle connection keeps no list of its own
+        return ev
+
+    def _event(self, ev: Event) -> None:
+        if self._events is _NO_EVENTS:
+            self._events = [ev]
+        else:
+            self._events.append(ev)
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
@@ -1321,7 +1338,7 @@ class Connection:
             self._arm_user_timeout()
         if self._send_space_wanted and data_acked and self.send_space > 0:
             self._send_space_wanted = False
-            self._events.append(SendSpaceAvailable(self.send_space))
+            self._event(SendSpaceAvailable(self.send_space))
 
     def _maybe_dup_ack(self, seg: Segment, sacked: int) -> None:
         """RFC 5681 §2 duplicate ACK definition (RFC 6675 §2: or one that SACKs new data).
@@ -1390,9 +1407,7 @@ class Connection:
         up = seq_add(seq, pointer)
         if self.rcv_up is None or seq_gt(up, self.rcv_up):
             self.rcv_up = up
-            self._events.append(
-                UrgentDataReceived(self.recv_buffer.nxt + seq_sub(up, self.rcv_nxt))
-            )
+            self._event(UrgentDataReceived(self.recv_buffer.nxt + seq_sub(up, self.rcv_nxt)))
 
     def _process_text_and_fin(self, seg: Segment, data_seq: int, now: float) -> None:
         """Steps seven and eight: segment text and FIN (RFC 9293 §3.10.7.4)."""
@@ -1473,7 +1488,7 @@ class Connection:
                 # A batch of segments makes one event, not one per segment.
                 events[-1] = DataReceived(last.nbytes + advanced)
             else:
-                events.append(DataReceived(advanced))
+                self._event(DataReceived(advanced))
             self._rcv_unacked += advanced
             if (
                 had_holes
@@ -1530,7 +1545,7 @@ class Connection:
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         self._fin_received = True
         self._ack_now = True
-        self._events.append(EofReceived())
+        self._event(EofReceived())
         st = self.state
         if st is State.ESTABLISHED:
             self._set_state(State.CLOSE_WAIT)
@@ -1600,7 +1615,7 @@ class Connection:
         if self._retries == self.options.retries_r1:
             # RFC 9293 §3.8.3 (MUST-20 b, SHLD-9): at R1, advise the layers above
             # and below (route re-validation, "connection stalled" for the user).
-            self._events.append(DeliveryProblem(self._retries, self.soft_error))
+            self._event(DeliveryProblem(self._retries, self.soft_error))
         self.counters.rto_expirations += 1
         self.rtt.on_timeout()
         self._rtt_seq = None  # Karn
@@ -1718,7 +1733,7 @@ class Connection:
         if self._rst_out:
             out.extend(self._rst_out)
             self.counters.rst_out += len(self._rst_out)
-            self._rst_out.clear()
+            self._rst_out = _NO_SEGMENTS
         st = self.state
         if st is State.CLOSED or st is State.LISTEN:
             self.counters.segments_out += len(out)
@@ -2409,7 +2424,7 @@ class Connection:
         if self.options.mtu_probing == 2 and self.mtu_search is None:
             self._start_mtu_search(now)  # Linux's tcp_mtu_probing = 2: from the base MSS up
         self._set_state(State.ESTABLISHED)
-        self._events.append(Connected())
+        self._event(Connected())
         if self._accept_queue is not None:
             self._accept_queue.child_established(self)
         if self.options.keepalive:
@@ -2446,8 +2461,8 @@ class Connection:
             # the application most needs.  What sits beyond a hole can never be.
             self.recv_buffer.drop_out_of_order()
             if notify_reset:
-                self._events.append(ConnectionReset())
-        self._events.append(ConnectionClosed(reason))
+                self._event(ConnectionReset())
+        self._event(ConnectionClosed(reason))
         if self._accept_queue is not None:
             self._accept_queue.child_closed(self)
 
@@ -2456,22 +2471,28 @@ class Connection:
         if old is not new:
             assert (old, new) in TRANSITIONS, f"{old.name} -> {new.name} is not a TCP transition"
             self.state = new
-            self._events.append(StateChanged(old, new))
+            self._event(StateChanged(old, new))
+
+    def _rst(self, rst: Segment) -> None:
+        if self._rst_out is _NO_SEGMENTS:
+            self._rst_out = [rst]
+        else:
+            self._rst_out.append(rst)
 
     def _queue_rst(self, seq: int) -> None:
-        self._rst_out.append(Segment(self.local[1], self.remote[1], seq, 0, RST))
+        self._rst(Segment(self.local[1], self.remote[1], seq, 0, RST))
 
     def _queue_active_reset(self) -> None:
         """Our own reset of a synchronized connection (abort, close with unread data,
         keepalive giving up): <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5), with the ACK
         of RCV.NXT that Linux's ``tcp_send_active_reset`` adds."""
         seq = self._snd_seq_for_ack()
-        self._rst_out.append(Segment(self.local[1], self.remote[1], seq, self.rcv_nxt, RST | ACK))
+        self._rst(Segment(self.local[1], self.remote[1], seq, self.rcv_nxt, RST | ACK))
 
     def _reply_reset(self, seg: Segment) -> None:
         rst = reset_for(seg)
         if rst is not None:
-            self._rst_out.append(rst)
+            self._rst(rst)
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §7: an ACK for suspicious input, rate-limited per second."""

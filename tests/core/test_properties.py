@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiotcp.core import buffers
+from aiotcp.core import connection as connection_module
 from aiotcp.core.buffers import ReceiveBuffer, SendBuffer
 from aiotcp.core.segment import ACK, FIN, PSH, RST, SYN, Segment
 from aiotcp.core.seq import seq_add, seq_sub
@@ -256,6 +257,8 @@ def test_two_endpoints_any_impairment_byte_exact_and_closed(
     assert bytes(link.received[False]) == data_b
     assert link.a.state is State.CLOSED and link.b.state is State.CLOSED
     assert link.a.close_reason is link.b.close_reason is CloseReasonNormal()
+    # The queues every idle connection shares were never added to.
+    assert connection_module._NO_EVENTS == [] and connection_module._NO_SEGMENTS == []
 
 
 def CloseReasonNormal():  # type: ignore[no-untyped-def]

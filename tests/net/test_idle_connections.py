@@ -156,6 +156,7 @@ def test_idle_connections_cost_and_leave_nothing_behind() -> None:
             assert len(stack.time_wait) == 0
             assert stack.guard.reservations.ports() == [PORT]
             assert _live_timers(loop) <= timers_before
+            assert aiotcp.driver._EMPTY_INBOX == []  # shared by every empty inbox
             del writers[:]
             gc.collect()
             print(
