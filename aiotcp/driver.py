@@ -42,10 +42,10 @@ from aiotcp.io.packet import Packet, format_endpoint
 
 log: Final = logging.getLogger("aiotcp")
 LAZY_HORIZON: Final = 0.25
+"""Seconds within which an unneeded timer handle is left to fire (``_rearm``)."""
 _EMPTY_INBOX: Final[list[Segment]] = []
 """Every empty inbox (``deliver`` replaces it before adding): a step no longer makes
 a new list, and an idle connection keeps none."""
-"""Seconds within which an unneeded timer handle is left to fire (``_rearm``)."""
 
 
 class EventSink(Protocol):

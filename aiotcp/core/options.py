@@ -9,7 +9,6 @@ cached, so a test can tweak an option on a live connection.
 from __future__ import annotations
 
 import dataclasses
-import operator
 from dataclasses import dataclass
 
 #: RFC 9293 §3.7.1 (MUST-15): assume this send MSS when the peer sends no MSS option:
@@ -148,12 +147,6 @@ class TcpOptions:
             return max(min(self.mss, self.mtu - (60 if ipv6 else 40)), 88)
         return self.mss
 
-    def copy(self) -> TcpOptions:
-        """An unchecked copy, for values already checked: every connection gets its
-        own options.  One C-level ``attrgetter`` into the generated ``__init__`` is
-        the cheapest way measured (docs/performance.md)."""
-        return TcpOptions(*_FIELD_VALUES(self))
-
     def replace(self, **changes: object) -> TcpOptions:
         """A copy with ``changes``, checked: the way every user-given option enters.
 
@@ -174,9 +167,6 @@ _ACCEPTED: dict[str, tuple[type, ...]] = {
     "float": (int, float),
     "str": (str,),
 }
-_SLOTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TcpOptions))
-#: Every field's value, in ``__init__``'s positional order (all fields are init fields).
-_FIELD_VALUES = operator.attrgetter(*_SLOTS)
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(TcpOptions)}
 
 

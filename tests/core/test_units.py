@@ -167,12 +167,20 @@ def test_options_replace_returns_copy() -> None:
     assert p.nodelay and not o.nodelay
 
 
-def test_options_copy_keeps_every_field_and_is_independent() -> None:
-    o = TcpOptions().replace(nodelay=True, mss=1200, recv_buffer=65536, congestion="reno")
-    c = o.copy()
-    assert c == o and c is not o
-    c.mss = 900
-    assert o.mss == 1200
+def test_set_option_gives_a_connection_new_options_and_leaves_shared_ones_alone() -> None:
+    """Connections share one ``TcpOptions`` per distinct set (``Stack.options``): a
+    live ``setsockopt`` must replace the connection's own reference, never edit the
+    object the others still hold."""
+    from aiotcp.core.connection import Connection
+
+    shared = TcpOptions().replace(nodelay=True, mss=1200, congestion="reno")
+    a = Connection(LOCAL, REMOTE, shared, SECRET, 0.0)
+    b = Connection((LOCAL[0], LOCAL[1] + 1), REMOTE, shared, SECRET, 0.0)
+    a.set_option("nodelay", False, 0.0)
+    a.set_option("congestion", "cubic", 0.0)
+    assert a.options is not shared and not a.options.nodelay
+    assert a.options.congestion == "cubic" and a.options.mss == 1200
+    assert b.options is shared and shared.nodelay and shared.congestion == "reno"
 
 
 def test_advertised_mss_follows_mtu() -> None:
