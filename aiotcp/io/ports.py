@@ -12,6 +12,7 @@ port.
 from __future__ import annotations
 
 import errno
+import os
 import random
 import resource
 import socket
@@ -75,17 +76,19 @@ class PortReservations:
         self.ephemeral_range = (lo, hi)
         self._prepare = prepare
         self._rng = rng or random.Random()
-        self._sockets: dict[int, socket.socket] = {}
+        # Port -> the file descriptor of its socket: a socket object (88 bytes) for
+        # every client connection's port only waited to be closed.
+        self._fds: dict[int, int] = {}
         raise_nofile_limit()
 
     def __contains__(self, port: int) -> bool:
-        return port in self._sockets
+        return port in self._fds
 
     def __len__(self) -> int:
-        return len(self._sockets)
+        return len(self._fds)
 
     def ports(self) -> list[int]:
-        return sorted(self._sockets)
+        return sorted(self._fds)
 
     def reserve(self, port: int, *, reuse_address: bool = False, reuse_port: bool = False) -> int:
         """Hold ``port``, or an ephemeral port from the range when ``port`` is 0.
@@ -101,19 +104,19 @@ class PortReservations:
         ``aiotcp.port_group``), and the kernel still refuses anyone who does not.
         """
         if port:
-            if port in self._sockets:
+            if port in self._fds:
                 raise OSError(errno.EADDRINUSE, f"port {port} is already used by this stack")
-            self._sockets[port] = self._bind(port, reuse_address, reuse_port)
+            self._fds[port] = self._bind(port, reuse_address, reuse_port)
             return port
         lo, hi = self.ephemeral_range
         size = hi - lo + 1
         start = self._rng.randrange(size)
         for i in range(size):
             candidate = lo + (start + i) % size
-            if candidate in self._sockets:
+            if candidate in self._fds:
                 continue
             try:
-                self._sockets[candidate] = self._bind(candidate, reuse_address)
+                self._fds[candidate] = self._bind(candidate, reuse_address)
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     continue
@@ -121,9 +124,7 @@ class PortReservations:
             return candidate
         raise OSError(errno.EADDRNOTAVAIL, f"no free port in aiotcp's range {lo}-{hi}")
 
-    def _bind(
-        self, port: int, reuse_address: bool = False, reuse_port: bool = False
-    ) -> socket.socket:
+    def _bind(self, port: int, reuse_address: bool = False, reuse_port: bool = False) -> int:
         s = dual_stack_socket()
         try:
             if reuse_address:
@@ -136,7 +137,7 @@ class PortReservations:
         except BaseException:
             s.close()
             raise
-        return s
+        return s.detach()
 
     def is_free(self, port: int) -> bool:
         """Could anyone bind ``port`` right now (nobody, aiotcp or not, holds it)?"""
@@ -148,11 +149,11 @@ class PortReservations:
         return True
 
     def release(self, port: int) -> None:
-        s = self._sockets.pop(port, None)
-        if s is not None:
-            s.close()
+        fd = self._fds.pop(port, None)
+        if fd is not None:
+            os.close(fd)
 
     def close(self) -> None:
-        for s in self._sockets.values():
-            s.close()
-        self._sockets.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
