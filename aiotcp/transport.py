@@ -38,6 +38,9 @@ log = logging.getLogger("aiotcp")
 
 DEFAULT_HIGH_WATER = 64 * 1024
 _NOTHING_PENDING = SendBuffer(0)
+_NO_EXTRA: dict[str, Any] = {}
+"""Every transport's ``_extra`` until ``get_extra_info`` caches a value (never
+written: each transport then gets a dict of its own)."""
 """Every transport's write buffer until it first needs one (only ever read)."""
 MAX_DELIVERY = 64 * 1024  # bytes per data_received call, unless one chunk is larger
 
@@ -82,7 +85,7 @@ class TcpTransport(asyncio.Transport):
     transport but its own: ``aiotcp.tls.start_tls`` works on both)."""
 
     def __init__(self, driver: ConnectionDriver, protocol: asyncio.BaseProtocol) -> None:
-        super().__init__()
+        super().__init__(_NO_EXTRA)  # a dict of its own once something is cached
         self._driver = driver
         self._conn = driver.conn
         self._loop = driver.loop
@@ -118,16 +121,21 @@ class TcpTransport(asyncio.Transport):
         if name not in extra:
             # Made on first request (most programs never ask): an idle connection
             # does not keep its addresses as strings twice.
+            value: Any
             if name == "peername":
-                extra[name] = endpoint_address(self._conn.remote)
+                value = endpoint_address(self._conn.remote)
             elif name == "sockname":
-                extra[name] = endpoint_address(self._conn.local)
+                value = endpoint_address(self._conn.local)
             elif name == "socket":
-                extra[name] = TcpSocket(
+                value = TcpSocket(
                     self, self.get_extra_info("sockname"), self.get_extra_info("peername")
                 )
             else:
                 return default
+            if self._extra is _NO_EXTRA:
+                self._extra = {}
+            extra = self._extra
+            extra[name] = value
         return extra[name]
 
     # -- socket options (aiotcp.socketlike) -------------------------------------------

@@ -112,6 +112,8 @@ def test_idle_connections_cost_and_leave_nothing_behind() -> None:
 
             def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 writers.append(writer)
+                if len(writers) % 2:  # half of them cache an address, half keep none
+                    assert writer.get_extra_info("peername")[0] in addrs
                 if len(writers) == n:
                     all_in.set()
 
@@ -157,6 +159,7 @@ def test_idle_connections_cost_and_leave_nothing_behind() -> None:
             assert stack.guard.reservations.ports() == [PORT]
             assert _live_timers(loop) <= timers_before
             assert aiotcp.driver._EMPTY_INBOX == []  # shared by every empty inbox
+            assert aiotcp.transport._NO_EXTRA == {}  # shared until a transport caches
             del writers[:]
             gc.collect()
             print(
