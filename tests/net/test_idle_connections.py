@@ -30,8 +30,9 @@ CLIENT_PROCESSES = 4  # each with its own address (~28,000 ephemeral ports), and
 # here, without the privilege to raise it).  aiotcp's server needs none per connection.
 MSL = 0.5
 
-# Non-blocking connects, 256 in flight: the kernel's SYN-ACK wait is the server's
-# handshake time, which is what this measures the server by.
+# Non-blocking connects, 64 in flight per client: the kernel's SYN-ACK wait is the
+# server's handshake time.  Bursts stay small, because the namespaces share each
+# CPU's receive backlog with the tests running beside this one.
 CLIENT = textwrap.dedent(
     """
     import resource, selectors, socket, sys, time
@@ -43,7 +44,7 @@ CLIENT = textwrap.dedent(
     sel = selectors.EpollSelector()
     socks, started, done, deadline = [], 0, 0, time.monotonic() + 300
     while done < n:
-        while started - done < 256 and started < n:
+        while started - done < 64 and started < n:
             s = socket.socket()
             s.setblocking(False)
             s.bind((addr, 0))
@@ -143,8 +144,10 @@ def test_idle_connections_cost_and_leave_nothing_behind() -> None:
             states = {c.conn.state.name for c in stack.connections.values()}
             assert len(stack.connections) == n and states == {"ESTABLISHED"}
 
-            for writer in writers:  # the server closes first: the TIME-WAITs are ours
+            for i, writer in enumerate(writers):  # the server closes first: its TIME-WAITs
                 writer.close()
+                if i % 500 == 499:
+                    await asyncio.sleep(0.01)  # FINs in bursts of 500, not 50,000
             for client in clients:
                 _tell(client, "close")
             for client in clients:
